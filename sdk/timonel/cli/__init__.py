@@ -1,0 +1,85 @@
+"""The ``timonel`` command: parses flags, calls the SDK, prints. No logic of its own.
+
+Each command group lives in its own module beside this one and is registered in ``_GROUPS``;
+heavy imports (TensorFlow, kfp, cloud SDKs) happen inside the commands, so ``timonel --help``
+stays fast on a machine that only renders manifests.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+import traceback
+from collections.abc import Sequence
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from timonel._version import __version__
+from timonel.errors import TimonelError
+
+#: Exit code for every ``TimonelError``: the input or the target was wrong, not the tool.
+EXIT_USER_ERROR = 2
+
+app = typer.Typer(
+    name="timonel",
+    help="Ship TensorFlow models from Kubeflow Pipelines to TensorFlow Serving on KServe and GKE.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+#: Command modules under ``timonel.cli``; each exposes ``register(app)``.
+_GROUPS: tuple[str, ...] = ()
+
+_debug = False
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        typer.echo(f"timonel {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False,
+        "--version",
+        callback=_show_version,
+        is_eager=True,
+        help="Print the version.",
+    ),
+    debug: bool = typer.Option(False, "--debug", help="Show the full traceback on errors."),
+) -> None:
+    global _debug
+    _debug = debug
+
+
+for _group in _GROUPS:
+    importlib.import_module(f"timonel.cli.{_group}").register(app)
+
+stdout = Console(highlight=False, soft_wrap=True)
+stderr = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; a ``TimonelError`` becomes one line on stderr and exit code 2."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    command = typer.main.get_command(app)
+    try:
+        command.main(args=args, prog_name="timonel")
+    except SystemExit as exc:  # click ends every run, successful or not, with SystemExit
+        return exc.code if isinstance(exc.code, int) else 0
+    except TimonelError as exc:
+        if _debug or "--debug" in args:
+            traceback.print_exc()
+        stderr.print(f"[bold red]error:[/] {escape(str(exc))}")
+        return EXIT_USER_ERROR
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,5 @@
+import sys
+
+from timonel.cli import main
+
+sys.exit(main())

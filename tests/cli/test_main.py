@@ -1,0 +1,71 @@
+"""The command line's contract: version, help, and one-line errors with exit code 2."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+import typer
+
+import timonel
+from timonel import cli
+from timonel.errors import SpecError
+
+
+def run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "timonel", *args], capture_output=True, text=True, timeout=60
+    )
+
+
+def test_version_prints_the_package_version() -> None:
+    result = run("--version")
+    assert result.returncode == 0
+    assert result.stdout.strip() == f"timonel {timonel.__version__}"
+
+
+def test_help_lists_the_global_options() -> None:
+    result = run("--help")
+    assert result.returncode == 0
+    assert "--version" in result.stdout
+    assert "--debug" in result.stdout
+
+
+@pytest.fixture
+def failing_app(monkeypatch: pytest.MonkeyPatch) -> None:
+    app = typer.Typer()
+
+    @app.callback()
+    def root(debug: bool = typer.Option(False, "--debug")) -> None:
+        pass
+
+    @app.command()
+    def boom() -> None:
+        raise SpecError("spec.predictor.minReplicas: [-1] must be >= 0; set it to 0 or more")
+
+    monkeypatch.setattr(cli, "app", app)
+
+
+@pytest.mark.usefixtures("failing_app")
+def test_a_timonel_error_is_one_line_on_stderr_with_exit_code_2(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert cli.main(["boom"]) == cli.EXIT_USER_ERROR
+    err = capsys.readouterr().err
+    assert err.strip() == (
+        "error: spec.predictor.minReplicas: [-1] must be >= 0; set it to 0 or more"
+    )
+    assert "Traceback" not in err
+
+
+@pytest.mark.usefixtures("failing_app")
+def test_debug_shows_the_traceback(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["--debug", "boom"]) == cli.EXIT_USER_ERROR
+    assert "Traceback" in capsys.readouterr().err
+
+
+def test_an_unknown_command_is_a_usage_error() -> None:
+    result = run("no-such-command")
+    assert result.returncode == 2
+    assert "No such command" in result.stderr
