@@ -1,4 +1,4 @@
-"""The main job, end to end on one machine: each step calls the public SDK and prints what it did."""
+"""The main job on one machine: each step calls the public SDK and prints what it did."""
 
 from __future__ import annotations
 
