@@ -5,6 +5,15 @@ import from ``timonel`` only.
 """
 
 from timonel._version import __version__
+from timonel.client import (
+    AsyncClient,
+    Client,
+    ModelMetadata,
+    ModelVersionStatus,
+    Retry,
+    SignatureDef,
+    TensorInfo,
+)
 from timonel.errors import (
     ApiError,
     ModelError,
@@ -20,13 +29,20 @@ from timonel.errors import (
 
 __all__ = [
     "ApiError",
+    "AsyncClient",
+    "Client",
     "ModelError",
+    "ModelMetadata",
+    "ModelVersionStatus",
     "ReleaseError",
+    "Retry",
     "RolloutFailed",
     "ServingError",
+    "SignatureDef",
     "SpecError",
     "Status",
     "StorageError",
+    "TensorInfo",
     "TimonelError",
     "WaitTimeout",
     "__version__",

@@ -1,0 +1,429 @@
+"""``Client`` and ``AsyncClient``: TF Serving's REST and gRPC APIs with numpy in and out.
+
+Both clients build each request with the pure ``RestApi``/``GrpcApi`` (``_rest``, ``_grpc``),
+send it through a transport (``_transports``) and retry UNAVAILABLE with bounded backoff
+(``_retry``). Failures raise ``ServingError`` with TF Serving's code and message, the same for
+both protocols.
+
+Numpy calls need each signature's input and output names and dtypes: the clients ask the server
+for the model's metadata once per (model, version, label) and keep it. That lets REST return
+typed arrays (JSON has no dtypes), lets gRPC accept a single unnamed array, and casts inputs to
+the declared dtype (float64 data to a float32 model) the way the REST server does, so both
+protocols accept the same arrays.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from urllib.parse import urlsplit
+
+import httpx
+import numpy as np
+
+from timonel.client._call import Api, Arrays, Call, JsonExample
+from timonel.client._json_tensor import JSON_DTYPES
+from timonel.client._rest import RestApi
+from timonel.client._retry import Retry
+from timonel.client._transports import (
+    AsyncGrpcTransport,
+    AsyncRestTransport,
+    GrpcTransport,
+    RestTransport,
+)
+from timonel.client._types import (
+    Classifications,
+    ModelMetadata,
+    ModelVersionStatus,
+    Servable,
+    SignatureDef,
+)
+from timonel.errors import ServingError, SpecError
+
+if TYPE_CHECKING:
+    import grpc
+    import grpc.aio
+
+R = TypeVar("R")
+Protocol = Literal["rest", "grpc"]
+_DEFAULT_RETRY = Retry()
+
+
+def _endpoint(url: str, protocol: Protocol | None) -> tuple[Protocol, str, bool]:
+    """(protocol, address, secure) from a URL: ``grpc://`` or ``grpcs://`` mean gRPC."""
+    if "://" not in url:
+        url = f"{'grpc' if protocol == 'grpc' else 'http'}://{url}"
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https", "grpc", "grpcs") or not parts.hostname:
+        raise SpecError(
+            f"cannot use {url!r} as a model server URL; expected http://HOST:PORT for REST or "
+            "grpc://HOST:PORT for gRPC",
+            field="url",
+        )
+    chosen: Protocol = protocol or ("grpc" if parts.scheme.startswith("grpc") else "rest")
+    secure = parts.scheme in ("https", "grpcs")
+    if chosen == "grpc":
+        return chosen, parts.netloc, secure
+    scheme = "https" if secure else "http"
+    return chosen, f"{scheme}://{parts.netloc}{parts.path.rstrip('/')}", secure
+
+
+def _api(protocol: Protocol) -> Api:
+    if protocol == "grpc":
+        from timonel.client._grpc import GrpcApi  # imports TensorFlow's protos
+
+        return GrpcApi()
+    return RestApi()
+
+
+def _pick_signature(metadata: ModelMetadata, servable: Servable) -> SignatureDef:
+    signature = metadata.signatures.get(servable.signature_key)
+    if signature is None:
+        raise ServingError(
+            f'Serving signature name: "{servable.signature_key}" not found in signature def; '
+            f"model {metadata.name} version {metadata.version} has "
+            f"{', '.join(sorted(metadata.signatures)) or 'no signatures'}",
+            code="INVALID_ARGUMENT",
+        )
+    return signature
+
+
+def _cast(value: Any, dtype_name: str) -> np.ndarray[Any, Any]:
+    array = np.asarray(value)
+    wanted = JSON_DTYPES.get(dtype_name)
+    if wanted is None or array.dtype == wanted:
+        return array
+    if np.can_cast(array.dtype, wanted, casting="same_kind") or (
+        array.dtype.kind in "iub" and wanted.kind == "f"
+    ):
+        return array.astype(wanted)
+    return array  # the server reports the mismatch in its own words
+
+
+def _named_inputs(inputs: Any, signature: SignatureDef, servable: Servable) -> Arrays:
+    """Name a bare array after the signature's only input; cast to the declared dtypes."""
+    if not isinstance(inputs, Mapping):
+        if len(signature.inputs) != 1:
+            raise SpecError(
+                f"signature {servable.signature_key!r} of model {servable.model!r} takes "
+                f"{len(signature.inputs)} inputs ({', '.join(sorted(signature.inputs))}); pass a "
+                "dict of arrays by input name",
+                field="inputs",
+            )
+        inputs = {next(iter(signature.inputs)): inputs}
+    return {
+        name: _cast(value, signature.inputs[name].dtype if name in signature.inputs else "")
+        for name, value in inputs.items()
+    }
+
+
+def _json_servable(
+    model: str,
+    body: Mapping[str, Any],
+    signature: str | None,
+    version: int | None,
+    label: str | None,
+) -> tuple[Servable, dict[str, Any]]:
+    sent = dict(body)
+    if signature is not None:
+        sent["signature_name"] = signature
+    name = sent.get("signature_name", "")
+    if not isinstance(name, str):
+        raise ServingError(
+            "JSON Value: 'signature_name' key must be a string value.", code="INVALID_ARGUMENT"
+        )
+    return Servable(model, version, label, name), sent
+
+
+class _Base:
+    """What both clients share: endpoint, protocol, retry policy and the signature cache."""
+
+    def __init__(
+        self, url: str, protocol: Protocol | None, host: str | None, timeout: float, retry: Retry
+    ) -> None:
+        self.protocol, self._address, self._secure = _endpoint(url, protocol)
+        self.url = url
+        self._host = host
+        self._timeout = timeout
+        self._retry = retry
+        self._api = _api(self.protocol)
+        self._metadata: dict[tuple[str, int | None, str | None], ModelMetadata] = {}
+
+    def _cached_signature(self, servable: Servable) -> SignatureDef | None:
+        metadata = self._metadata.get((servable.model, servable.version, servable.label))
+        return None if metadata is None else _pick_signature(metadata, servable)
+
+    def _remember(self, servable: Servable, metadata: ModelMetadata) -> SignatureDef:
+        self._metadata[(servable.model, servable.version, servable.label)] = metadata
+        return _pick_signature(metadata, servable)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.url!r}, protocol={self.protocol!r})"
+
+
+class Client(_Base):
+    """A blocking client for a TF-Serving-compatible server (``timonel serve``, TF Serving,
+    KServe's TF Serving runtime), over REST (``http://host:8501``) or gRPC
+    (``grpc://host:8500`` or ``protocol="grpc"``).
+
+    ``host`` sets the HTTP ``Host`` header and gRPC ``:authority``, which KServe's ingress
+    routes on (``<isvc>.<namespace>.example.com``). ``timeout`` bounds each attempt in seconds;
+    ``retry`` says how UNAVAILABLE replies are retried. ``transport`` (an httpx transport) and
+    ``channel`` (a gRPC channel) replace the network, for tests or custom TLS.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        protocol: Protocol | None = None,
+        host: str | None = None,
+        timeout: float = 30.0,
+        retry: Retry = _DEFAULT_RETRY,
+        transport: httpx.BaseTransport | None = None,
+        channel: grpc.Channel | None = None,
+    ) -> None:
+        super().__init__(url, protocol, host, timeout, retry)
+        self._transport: RestTransport | GrpcTransport
+        if self.protocol == "grpc":
+            self._transport = GrpcTransport(
+                self._address, secure=self._secure, host=host, timeout=timeout, channel=channel
+            )
+        else:
+            self._transport = RestTransport(
+                self._address, host=host, timeout=timeout, transport=transport
+            )
+
+    def _run(self, call: Call[R]) -> R:
+        delays = self._retry.delays()
+        while True:
+            try:
+                return call.parse(self._transport.send(call.request))
+            except ServingError as exc:
+                delay = next(delays, None) if self._retry.retries(exc.code) else None
+                if delay is None:
+                    raise
+            time.sleep(delay)
+
+    def _signature(self, servable: Servable) -> SignatureDef:
+        cached = self._cached_signature(servable)
+        if cached is not None:
+            return cached
+        lookup = Servable(servable.model, servable.version, servable.label)
+        return self._remember(servable, self._run(self._api.metadata(lookup)))
+
+    def predict(
+        self,
+        model: str,
+        inputs: Mapping[str, Any] | Any,
+        *,
+        signature: str = "",
+        version: int | None = None,
+        label: str | None = None,
+    ) -> dict[str, np.ndarray[Any, Any]]:
+        """Run a predict signature on tensors (columnar): arrays by input name in, arrays by
+        output name out, typed as the signature declares. A single array is fine when the
+        signature has one input.
+        """
+        servable = Servable(model, version, label, signature)
+        signature_def = self._signature(servable)
+        named = _named_inputs(inputs, signature_def, servable)
+        return self._run(self._api.predict(servable, named, signature_def))
+
+    def predict_json(
+        self,
+        model: str,
+        body: Mapping[str, Any],
+        *,
+        signature: str | None = None,
+        version: int | None = None,
+        label: str | None = None,
+    ) -> dict[str, Any]:
+        """Send a REST predict body (row ``instances`` or columnar ``inputs``) and return the
+        REST reply (``predictions`` or ``outputs``); over gRPC the body is typed by the signature
+        and the reply converted back, so both protocols answer alike.
+        """
+        servable, sent = _json_servable(model, body, signature, version, label)
+        signature_def = self._signature(servable) if self._api.json_needs_signature else None
+        return self._run(self._api.predict_json(servable, sent, signature_def))
+
+    def classify(
+        self,
+        model: str,
+        examples: list[JsonExample],
+        *,
+        context: JsonExample | None = None,
+        signature: str = "",
+        version: int | None = None,
+        label: str | None = None,
+    ) -> Classifications:
+        """Run a classify signature on examples (feature name → value or list of values)."""
+        servable = Servable(model, version, label, signature)
+        return self._run(self._api.classify(servable, examples, context))
+
+    def regress(
+        self,
+        model: str,
+        examples: list[JsonExample],
+        *,
+        context: JsonExample | None = None,
+        signature: str = "",
+        version: int | None = None,
+        label: str | None = None,
+    ) -> list[float]:
+        """Run a regress signature on examples; one value per example."""
+        servable = Servable(model, version, label, signature)
+        return self._run(self._api.regress(servable, examples, context))
+
+    def model_status(
+        self, model: str, *, version: int | None = None, label: str | None = None
+    ) -> list[ModelVersionStatus]:
+        """The state of each version the server knows (or of one version)."""
+        return self._run(self._api.status(Servable(model, version, label)))
+
+    def metadata(
+        self, model: str, *, version: int | None = None, label: str | None = None
+    ) -> ModelMetadata:
+        """The signatures of the served version (latest unless a version or label is given)."""
+        servable = Servable(model, version, label)
+        metadata = self._run(self._api.metadata(servable))
+        self._metadata[(model, version, label)] = metadata
+        return metadata
+
+    def close(self) -> None:
+        self._transport.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+class AsyncClient(_Base):
+    """``Client`` for asyncio: the same arguments and methods, each a coroutine.
+
+    ``transport`` is an ``httpx.AsyncBaseTransport``, ``channel`` a ``grpc.aio.Channel``.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        protocol: Protocol | None = None,
+        host: str | None = None,
+        timeout: float = 30.0,
+        retry: Retry = _DEFAULT_RETRY,
+        transport: httpx.AsyncBaseTransport | None = None,
+        channel: grpc.aio.Channel | None = None,
+    ) -> None:
+        super().__init__(url, protocol, host, timeout, retry)
+        self._transport: AsyncRestTransport | AsyncGrpcTransport
+        if self.protocol == "grpc":
+            self._transport = AsyncGrpcTransport(
+                self._address, secure=self._secure, host=host, timeout=timeout, channel=channel
+            )
+        else:
+            self._transport = AsyncRestTransport(
+                self._address, host=host, timeout=timeout, transport=transport
+            )
+
+    async def _run(self, call: Call[R]) -> R:
+        delays = self._retry.delays()
+        while True:
+            try:
+                return call.parse(await self._transport.send(call.request))
+            except ServingError as exc:
+                delay = next(delays, None) if self._retry.retries(exc.code) else None
+                if delay is None:
+                    raise
+            await asyncio.sleep(delay)
+
+    async def _signature(self, servable: Servable) -> SignatureDef:
+        cached = self._cached_signature(servable)
+        if cached is not None:
+            return cached
+        lookup = Servable(servable.model, servable.version, servable.label)
+        return self._remember(servable, await self._run(self._api.metadata(lookup)))
+
+    async def predict(
+        self,
+        model: str,
+        inputs: Mapping[str, Any] | Any,
+        *,
+        signature: str = "",
+        version: int | None = None,
+        label: str | None = None,
+    ) -> dict[str, np.ndarray[Any, Any]]:
+        """See ``Client.predict``."""
+        servable = Servable(model, version, label, signature)
+        signature_def = await self._signature(servable)
+        named = _named_inputs(inputs, signature_def, servable)
+        return await self._run(self._api.predict(servable, named, signature_def))
+
+    async def predict_json(
+        self,
+        model: str,
+        body: Mapping[str, Any],
+        *,
+        signature: str | None = None,
+        version: int | None = None,
+        label: str | None = None,
+    ) -> dict[str, Any]:
+        """See ``Client.predict_json``."""
+        servable, sent = _json_servable(model, body, signature, version, label)
+        signature_def = await self._signature(servable) if self._api.json_needs_signature else None
+        return await self._run(self._api.predict_json(servable, sent, signature_def))
+
+    async def classify(
+        self,
+        model: str,
+        examples: list[JsonExample],
+        *,
+        context: JsonExample | None = None,
+        signature: str = "",
+        version: int | None = None,
+        label: str | None = None,
+    ) -> Classifications:
+        """See ``Client.classify``."""
+        servable = Servable(model, version, label, signature)
+        return await self._run(self._api.classify(servable, examples, context))
+
+    async def regress(
+        self,
+        model: str,
+        examples: list[JsonExample],
+        *,
+        context: JsonExample | None = None,
+        signature: str = "",
+        version: int | None = None,
+        label: str | None = None,
+    ) -> list[float]:
+        """See ``Client.regress``."""
+        servable = Servable(model, version, label, signature)
+        return await self._run(self._api.regress(servable, examples, context))
+
+    async def model_status(
+        self, model: str, *, version: int | None = None, label: str | None = None
+    ) -> list[ModelVersionStatus]:
+        """See ``Client.model_status``."""
+        return await self._run(self._api.status(Servable(model, version, label)))
+
+    async def metadata(
+        self, model: str, *, version: int | None = None, label: str | None = None
+    ) -> ModelMetadata:
+        """See ``Client.metadata``."""
+        metadata = await self._run(self._api.metadata(Servable(model, version, label)))
+        self._metadata[(model, version, label)] = metadata
+        return metadata
+
+    async def close(self) -> None:
+        await self._transport.close()
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
