@@ -1,0 +1,220 @@
+"""Kubernetes API requests as plain values: method, path, query, body, content type.
+
+Building a request does no I/O, so every path, query and patch shape is tested without a server
+and the same request runs against ``timonel local`` or a real cluster (``client.Kube.send``).
+Each request also carries the RBAC verb it needs, so a 403 can say exactly which permission is
+missing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from timonel.kube.resources import Kind, kind_of
+
+#: The field manager Timonel's writes are recorded under (``metadata.managedFields``).
+FIELD_MANAGER = "timonel"
+
+JSON = "application/json"
+MERGE_PATCH = "application/merge-patch+json"
+JSON_PATCH = "application/json-patch+json"
+APPLY_PATCH = "application/apply-patch+yaml"
+
+
+@dataclass(frozen=True)
+class Request:
+    """One call to the Kubernetes API."""
+
+    verb: str  # the RBAC verb: get, list, watch, create, update, patch, delete
+    method: str
+    kind: Kind
+    namespace: str | None
+    name: str | None
+    path: str
+    query: tuple[tuple[str, str], ...] = ()
+    body: Any = None
+    content_type: str = JSON
+    headers: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def target(self) -> str:
+        """``inferenceservice default/digits``, for messages."""
+        where = f"{self.namespace}/" if self.namespace else ""
+        return f"{self.kind.kind.lower()} {where}{self.name or '*'}"
+
+
+def _write_query(*, dry_run: bool, field_manager: str | None) -> tuple[tuple[str, str], ...]:
+    query: list[tuple[str, str]] = []
+    if field_manager:
+        query.append(("fieldManager", field_manager))
+    if dry_run:
+        query.append(("dryRun", "All"))
+    return tuple(query)
+
+
+def get_object(kind: Kind, namespace: str | None, name: str) -> Request:
+    return Request("get", "GET", kind, namespace, name, kind.path(namespace, name))
+
+
+def list_objects(
+    kind: Kind,
+    namespace: str | None,
+    *,
+    name: str | None = None,
+    label_selector: str | None = None,
+) -> Request:
+    """List a collection; ``name`` narrows it to one object (a field selector), as watches do."""
+    query: list[tuple[str, str]] = []
+    if name:
+        query.append(("fieldSelector", f"metadata.name={name}"))
+    if label_selector:
+        query.append(("labelSelector", label_selector))
+    return Request("list", "GET", kind, namespace, name, kind.path(namespace), query=tuple(query))
+
+
+def watch_objects(
+    kind: Kind,
+    namespace: str | None,
+    *,
+    name: str | None = None,
+    resource_version: str | None = None,
+    timeout_seconds: int | None = None,
+) -> Request:
+    """A watch from ``resource_version`` on: the server streams one JSON event per line.
+
+    Bookmarks are asked for so a quiet watch still advances its resourceVersion, which keeps a
+    resumed watch inside the server's history window.
+    """
+    query: list[tuple[str, str]] = [("watch", "true"), ("allowWatchBookmarks", "true")]
+    if name:
+        query.append(("fieldSelector", f"metadata.name={name}"))
+    if resource_version:
+        query.append(("resourceVersion", resource_version))
+    if timeout_seconds is not None:
+        query.append(("timeoutSeconds", str(max(1, int(timeout_seconds)))))
+    return Request("watch", "GET", kind, namespace, name, kind.path(namespace), query=tuple(query))
+
+
+def create_object(manifest: dict[str, Any], *, dry_run: bool = False) -> Request:
+    kind = kind_of(manifest)
+    namespace = manifest.get("metadata", {}).get("namespace")
+    return Request(
+        "create",
+        "POST",
+        kind,
+        namespace,
+        manifest.get("metadata", {}).get("name"),
+        kind.path(namespace),
+        query=_write_query(dry_run=dry_run, field_manager=FIELD_MANAGER),
+        body=manifest,
+    )
+
+
+def apply_object(manifest: dict[str, Any], *, dry_run: bool = False, force: bool = True) -> Request:
+    """Server-side apply: the server merges our intent and records which fields we own.
+
+    ``force`` takes ownership of fields another manager set (``kubectl edit``, an earlier
+    canary patch): a deploy states the whole intent, so it wins, as ``kubectl apply
+    --server-side --force-conflicts`` does.
+    """
+    kind = kind_of(manifest)
+    metadata = manifest.get("metadata", {})
+    namespace, name = metadata.get("namespace"), metadata["name"]
+    query = list(_write_query(dry_run=dry_run, field_manager=FIELD_MANAGER))
+    if force:
+        query.append(("force", "true"))
+    return Request(
+        "patch",
+        "PATCH",
+        kind,
+        namespace,
+        name,
+        kind.path(namespace, name),
+        query=tuple(query),
+        body=manifest,
+        content_type=APPLY_PATCH,
+    )
+
+
+def merge_patch(
+    kind: Kind, namespace: str | None, name: str, patch: dict[str, Any], *, dry_run: bool = False
+) -> Request:
+    """A JSON merge patch (RFC 7386): ``None`` removes a field; lists are replaced whole.
+
+    Put ``metadata.resourceVersion`` in the patch to make it conditional: the server answers 409
+    when the object changed since that version was read.
+    """
+    return Request(
+        "patch",
+        "PATCH",
+        kind,
+        namespace,
+        name,
+        kind.path(namespace, name),
+        query=_write_query(dry_run=dry_run, field_manager=FIELD_MANAGER),
+        body=patch,
+        content_type=MERGE_PATCH,
+    )
+
+
+def json_patch(
+    kind: Kind,
+    namespace: str | None,
+    name: str,
+    operations: list[dict[str, Any]],
+    *,
+    dry_run: bool = False,
+) -> Request:
+    """A JSON patch (RFC 6902): a list of ``add``/``remove``/``replace``/``test`` operations."""
+    return Request(
+        "patch",
+        "PATCH",
+        kind,
+        namespace,
+        name,
+        kind.path(namespace, name),
+        query=_write_query(dry_run=dry_run, field_manager=FIELD_MANAGER),
+        body=operations,
+        content_type=JSON_PATCH,
+    )
+
+
+def replace_object(manifest: dict[str, Any], *, dry_run: bool = False) -> Request:
+    """PUT the whole object; with ``metadata.resourceVersion`` set it fails with 409 if stale."""
+    kind = kind_of(manifest)
+    metadata = manifest.get("metadata", {})
+    namespace, name = metadata.get("namespace"), metadata["name"]
+    return Request(
+        "update",
+        "PUT",
+        kind,
+        namespace,
+        name,
+        kind.path(namespace, name),
+        query=_write_query(dry_run=dry_run, field_manager=FIELD_MANAGER),
+        body=manifest,
+    )
+
+
+def delete_object(
+    kind: Kind, namespace: str | None, name: str, *, dry_run: bool = False
+) -> Request:
+    """Delete in the background: the API returns at once; dependents go afterwards."""
+    body: dict[str, Any] = {
+        "apiVersion": "v1",
+        "kind": "DeleteOptions",
+        "propagationPolicy": "Background",
+    }
+    if dry_run:
+        body["dryRun"] = ["All"]
+    return Request(
+        "delete",
+        "DELETE",
+        kind,
+        namespace,
+        name,
+        kind.path(namespace, name),
+        query=_write_query(dry_run=dry_run, field_manager=None),
+        body=body,
+    )

@@ -1,0 +1,282 @@
+"""Waiting for an InferenceService by watching it, never by sleeping between polls.
+
+What "done" means is decided by pure functions of the object (``goal_for``, ``assess``); how the
+object's changes arrive is ``watch_until``, the only part that does I/O:
+
+* It lists the object once (to get it and a resourceVersion), then watches from that version,
+  so no change between the two is missed and each change is judged the moment it arrives.
+* A watch the server ends (its timeout) or the network cuts (an API server restart) is resumed
+  from the last resourceVersion seen; if that version has been compacted away (410 Gone), the
+  object is listed afresh and the watch starts again from there.
+* The deadline ends the wait with ``WaitTimeout`` carrying the last conditions and their
+  messages, so the error says why it is not ready, not only that it is not.
+
+A stale Ready never counts: the goal holds the ``metadata.generation`` of the change just made,
+and the status must report having observed it; in Knative mode the latest created revision must
+also be the latest ready one, and the traffic split must be the one the change asked for.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from timonel.errors import ApiError, ModelError, Status, WaitTimeout
+from timonel.kube.client import Cluster
+from timonel.kube.requests import list_objects, watch_objects
+from timonel.kube.resources import INFERENCE_SERVICE, Kind
+from timonel.kube.status import deployment_mode, is_true, read_status
+
+#: Model states KServe reports when the new model will not load however long one waits.
+_TERMINAL_TRANSITIONS = {"BlockedByFailedLoad", "InvalidSpec"}
+
+#: Longest single watch request; the server ends it and we resume, so a dead peer is noticed.
+_MAX_WATCH_SECONDS = 300
+
+#: Reconnection back-off after a dropped connection (first, cap), in seconds.
+_RECONNECT = (0.05, 1.0)
+
+
+@dataclass(frozen=True)
+class Goal:
+    """What the status must show after a change, decided from the object the change returned.
+
+    ``latest_percent``: in Knative mode, the share the latest revision must receive.
+    ``canaries``: in Standard mode, each canary's name and the share it must receive.
+    ``ready``: whether the new model must be serving (not after a rollback to 0%, where the
+    canary may be the broken thing being rolled away from).
+    """
+
+    generation: int
+    ready: bool = True
+    latest_percent: int | None = None
+    canaries: tuple[tuple[str, int], ...] = ()
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """How far the object is from the goal: done, failed (with why), or what it waits for."""
+
+    done: bool
+    waiting_for: str = ""
+    failure: str | None = None
+
+
+def goal_for(isvc: dict[str, Any]) -> Goal:
+    """The goal for an InferenceService as the API returned it from a write."""
+    generation = int(isvc["metadata"].get("generation") or 1)
+    spec = isvc.get("spec", {})
+    if deployment_mode(isvc) == "Standard":
+        canaries = tuple(
+            (c["predictor"]["name"], int(c.get("trafficPercent") or 0))
+            for c in spec.get("canary") or []
+        )
+        return Goal(generation=generation, canaries=canaries)
+    percent = spec.get("predictor", {}).get("canaryTrafficPercent")
+    component = isvc.get("status", {}).get("components", {}).get("predictor", {})
+    if percent is None or int(percent) >= 100 or not component.get("latestRolledoutRevision"):
+        # KServe ignores the percentage until a first revision has been rolled out.
+        return Goal(generation=generation, latest_percent=100)
+    return Goal(generation=generation, ready=int(percent) > 0, latest_percent=int(percent))
+
+
+def _latest_share(component: dict[str, Any]) -> int:
+    return sum(
+        int(t.get("percent") or 0)
+        for t in component.get("traffic") or []
+        if t.get("latestRevision")
+    )
+
+
+def assess(isvc: dict[str, Any], goal: Goal) -> Verdict:
+    """Judge one observed state of the object against the goal; pure."""
+    status = isvc.get("status", {})
+    observed = int(status.get("observedGeneration") or 0)
+    if observed < goal.generation:
+        return Verdict(
+            False, f"the controller to observe generation {goal.generation} (it saw {observed})"
+        )
+    model_status = status.get("modelStatus", {})
+    if goal.ready and model_status.get("transitionStatus") in _TERMINAL_TRANSITIONS:
+        info = model_status.get("lastFailureInfo") or {}
+        why = info.get("message") or info.get("reason") or model_status["transitionStatus"]
+        return Verdict(False, failure=str(why))
+    if goal.ready and not is_true(isvc, "Ready"):
+        return Verdict(False, "the Ready condition")
+    if deployment_mode(isvc) == "Standard":
+        seen = {c.get("name"): c for c in status.get("canaryStatuses") or []}
+        for name, percent in goal.canaries:
+            entry = seen.get(name, {})
+            if not entry.get("ready") or int(entry.get("trafficPercent") or 0) != percent:
+                return Verdict(False, f"canary {name} to be ready with {percent}% of traffic")
+        if not goal.canaries and seen:
+            return Verdict(False, "the canaries to be removed")
+        return Verdict(True)
+    component = status.get("components", {}).get("predictor", {})
+    if goal.ready and component.get("latestReadyRevision") != component.get(
+        "latestCreatedRevision"
+    ):
+        return Verdict(
+            False,
+            f"revision {component.get('latestCreatedRevision')} to become ready",
+        )
+    if goal.latest_percent is not None and _latest_share(component) != goal.latest_percent:
+        return Verdict(
+            False,
+            f"the latest revision to receive {goal.latest_percent}% of traffic "
+            f"(it has {_latest_share(component)}%)",
+        )
+    return Verdict(True)
+
+
+Judge = Callable[[dict[str, Any] | None], Verdict]
+
+
+def watch_until(
+    cluster: Cluster,
+    name: str,
+    judge: Judge,
+    *,
+    namespace: str | None = None,
+    kind: Kind = INFERENCE_SERVICE,
+    timeout: float,
+    on_change: Callable[[dict[str, Any] | None, Verdict], None] | None = None,
+    clock: Callable[[], float] = time.monotonic,
+) -> dict[str, Any] | None:
+    """Watch one object until ``judge`` says done; return the object (None once deleted).
+
+    ``judge`` sees the object, or None when it does not exist. A verdict with a ``failure`` ends
+    the wait with ``ModelError``; the deadline with ``WaitTimeout``.
+    """
+    namespace = namespace or cluster.namespace
+    deadline = clock() + timeout
+    obj: dict[str, Any] | None = None
+    verdict = Verdict(False, "the first read")
+    version: str | None = None
+    backoff = _RECONNECT[0]
+
+    def observe(new: dict[str, Any] | None) -> Verdict:
+        nonlocal obj
+        obj = new
+        result = judge(new)
+        if on_change is not None:
+            on_change(new, result)
+        if result.failure:
+            raise ModelError(
+                f"{kind.kind.lower()} {namespace}/{name} will not become ready: "
+                f"{result.failure}; fix the model or its storage URI and deploy again, or "
+                f"roll back with `timonel rollback {name}`"
+            )
+        return result
+
+    while True:
+        remaining = deadline - clock()
+        if remaining <= 0:
+            raise _timeout(kind, namespace, name, timeout, obj, verdict)
+        try:
+            if version is None:
+                listed = cluster.send(list_objects(kind, namespace, name=name), timeout=remaining)
+                items = listed.get("items") or []
+                verdict = observe(items[0] if items else None)
+                version = listed.get("metadata", {}).get("resourceVersion") or None
+                if verdict.done:
+                    return obj
+            request = watch_objects(
+                kind,
+                namespace,
+                name=name,
+                resource_version=version,
+                timeout_seconds=min(_MAX_WATCH_SECONDS, math.ceil(remaining)),
+            )
+            for event in cluster.stream(request, timeout=remaining + 1):
+                backoff = _RECONNECT[0]
+                kind_of_event, body = event.get("type"), event.get("object") or {}
+                if kind_of_event == "ERROR":
+                    if int(body.get("code") or 0) == 410:
+                        version = None  # compacted: list afresh
+                        break
+                    raise ApiError(
+                        f"the watch on {kind.kind.lower()} {namespace}/{name} failed: "
+                        f"{body.get('message')}; try again",
+                        status=Status.from_dict(body),
+                    )
+                version = body.get("metadata", {}).get("resourceVersion") or version
+                if kind_of_event == "BOOKMARK":
+                    continue
+                verdict = observe(None if kind_of_event == "DELETED" else body)
+                if verdict.done:
+                    return obj
+                if clock() >= deadline:
+                    break
+        except ApiError as exc:
+            if exc.status.code == 410:
+                version = None
+                continue
+            if exc.status.code not in (503, 504) or clock() + backoff >= deadline:
+                if exc.status.code in (503, 504):
+                    raise _timeout(kind, namespace, name, timeout, obj, verdict) from exc
+                raise
+            time.sleep(backoff)  # reconnecting to a restarting server, not polling the object
+            backoff = min(backoff * 2, _RECONNECT[1])
+
+
+def _timeout(
+    kind: Kind,
+    namespace: str,
+    name: str,
+    timeout: float,
+    obj: dict[str, Any] | None,
+    verdict: Verdict,
+) -> WaitTimeout:
+    conditions = list((obj or {}).get("status", {}).get("conditions") or [])
+    why = read_status(obj).why_not_ready if obj else "it does not exist"
+    return WaitTimeout(
+        f"{kind.kind.lower()} {namespace}/{name} was not ready after {timeout:g}s: still "
+        f"waiting for {verdict.waiting_for or 'it to exist'}; last conditions: {why}. "
+        f"Check `timonel status {name}`, or wait longer with --timeout",
+        conditions=conditions,
+    )
+
+
+def wait_ready(
+    cluster: Cluster,
+    isvc: dict[str, Any],
+    *,
+    timeout: float,
+    on_change: Callable[[dict[str, Any] | None, Verdict], None] | None = None,
+) -> dict[str, Any]:
+    """Wait until the change that returned ``isvc`` is served as it asked."""
+    goal = goal_for(isvc)
+
+    def judge(obj: dict[str, Any] | None) -> Verdict:
+        if obj is None:
+            return Verdict(False, "it to exist (it was deleted)")
+        return assess(obj, goal)
+
+    meta = isvc["metadata"]
+    result = watch_until(
+        cluster,
+        meta["name"],
+        judge,
+        namespace=meta.get("namespace"),
+        timeout=timeout,
+        on_change=on_change,
+    )
+    assert result is not None  # judge is only done on an existing object
+    return result
+
+
+def wait_deleted(
+    cluster: Cluster, name: str, *, namespace: str | None = None, timeout: float
+) -> None:
+    """Wait until the object is gone (its finalizers have run)."""
+    watch_until(
+        cluster,
+        name,
+        lambda obj: Verdict(obj is None, "it to be deleted"),
+        namespace=namespace,
+        timeout=timeout,
+    )

@@ -1,0 +1,255 @@
+"""Readiness is judged on the generation just written, and arrives by watch, resumed when cut."""
+
+from __future__ import annotations
+
+import copy
+import time
+from typing import Any
+
+import pytest
+
+from timonel.errors import ModelError, WaitTimeout
+from timonel.kube.wait import Goal, Verdict, assess, goal_for, wait_deleted, wait_ready
+
+from .fakeapi import Recorded, Reply, status_body
+from .isvcs import V2, canary_70_30, isvc, with_knative_status
+
+
+def knative(
+    obj: dict[str, Any], latest: int, *, created: str = "r2", ready: str = "r2"
+) -> dict[str, Any]:
+    traffic = [{"latestRevision": True, "percent": latest, "revisionName": created}]
+    if latest < 100:
+        traffic.append(
+            {"latestRevision": False, "percent": 100 - latest, "revisionName": "r1", "tag": "prev"}
+        )
+    return with_knative_status(
+        obj, created=created, ready_revision=ready, rolled_out="r1", traffic=traffic
+    )
+
+
+# --- goals -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("obj", "goal"),
+    [
+        (knative(isvc(generation=3), 100), Goal(3, latest_percent=100)),
+        (knative(isvc(percent=30, generation=2), 70), Goal(2, latest_percent=30)),
+        (knative(isvc(percent=0, generation=4), 0), Goal(4, ready=False, latest_percent=0)),
+        (isvc(percent=30), Goal(1, latest_percent=100)),  # nothing rolled out yet: 100% to latest
+        (
+            isvc(
+                mode="Standard",
+                generation=5,
+                canary=[{"predictor": {"name": "canary-1"}, "trafficPercent": 20}],
+            ),
+            Goal(5, canaries=(("canary-1", 20),)),
+        ),
+    ],
+)
+def test_goal_for_the_written_object(obj, goal) -> None:
+    assert goal_for(obj) == goal
+
+
+# --- verdicts --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("obj", "goal", "verdict"),
+    [
+        pytest.param(
+            knative(isvc(generation=2, observed=1), 100),
+            Goal(2, latest_percent=100),
+            Verdict(False, "the controller to observe generation 2 (it saw 1)"),
+            id="a stale Ready never counts",
+        ),
+        pytest.param(
+            knative(isvc(generation=2, ready=False), 100),
+            Goal(2, latest_percent=100),
+            Verdict(False, "the Ready condition"),
+            id="not ready",
+        ),
+        pytest.param(
+            knative(isvc(percent=30, generation=2), 100, created="r3", ready="r2"),
+            Goal(2, latest_percent=30),
+            Verdict(False, "revision r3 to become ready"),
+            id="latest created is not the latest ready",
+        ),
+        pytest.param(
+            knative(isvc(percent=30, generation=2), 100),
+            Goal(2, latest_percent=30),
+            Verdict(False, "the latest revision to receive 30% of traffic (it has 100%)"),
+            id="traffic not split yet",
+        ),
+        pytest.param(canary_70_30(), Goal(2, latest_percent=30), Verdict(True), id="canary done"),
+        pytest.param(
+            knative(isvc(percent=0, generation=3, ready=False), 0, created="r2", ready="r1"),
+            Goal(3, ready=False, latest_percent=0),
+            Verdict(True),
+            id="a rollback to 0% does not wait for the broken canary",
+        ),
+        pytest.param(
+            isvc(mode="Standard", generation=2),
+            Goal(2, canaries=(("canary-1", 20),)),
+            Verdict(False, "canary canary-1 to be ready with 20% of traffic"),
+            id="standard canary not ready",
+        ),
+    ],
+)
+def test_assess(obj, goal, verdict) -> None:
+    assert assess(obj, goal) == verdict
+
+
+def test_a_model_that_will_not_load_fails_at_once() -> None:
+    obj = isvc(ready=False)
+    obj["status"]["modelStatus"] = {
+        "transitionStatus": "BlockedByFailedLoad",
+        "lastFailureInfo": {"reason": "ModelLoadFailed", "message": "no SavedModel found"},
+    }
+    assert assess(obj, Goal(1)) == Verdict(False, failure="no SavedModel found")
+
+
+def test_standard_canaries_must_be_ready_with_their_share() -> None:
+    obj = isvc(mode="Standard", generation=2)
+    obj["status"]["canaryStatuses"] = [{"name": "canary-1", "ready": True, "trafficPercent": 20}]
+    assert assess(obj, Goal(2, canaries=(("canary-1", 20),))) == Verdict(True)
+    assert assess(obj, Goal(2)) == Verdict(False, "the canaries to be removed")
+
+
+# --- watching --------------------------------------------------------------------------------
+
+WRITTEN = knative(isvc(generation=2, observed=1), 100)  # what the write returned
+
+
+def versioned(obj: dict[str, Any], version: int, **status: Any) -> dict[str, Any]:
+    out = copy.deepcopy(obj)
+    out["metadata"]["resourceVersion"] = str(version)
+    out["status"].update(status)
+    return out
+
+
+def listing(*items: dict[str, Any], version: int) -> Reply:
+    return Reply(
+        body={
+            "kind": "InferenceServiceList",
+            "metadata": {"resourceVersion": str(version)},
+            "items": list(items),
+        }
+    )
+
+
+def modified(obj: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "MODIFIED", "object": obj}
+
+
+STALE = versioned(WRITTEN, 10)
+STILL_STALE = versioned(WRITTEN, 11)
+DONE = versioned(WRITTEN, 12, observedGeneration=2)
+
+
+def scripted(*replies: Reply):
+    queue = list(replies)
+
+    def handler(request: Recorded) -> Reply:
+        return queue.pop(0)
+
+    return handler
+
+
+def watch_versions(api) -> list[str | None]:
+    return [r.query.get("resourceVersion") for r in api.requests if r.query.get("watch")]
+
+
+def test_a_cut_watch_resumes_from_the_last_version_seen(fake_api) -> None:
+    api, cluster = fake_api(
+        scripted(
+            listing(STALE, version=10),
+            Reply(events=[modified(STILL_STALE)], cut=True),
+            Reply(
+                events=[
+                    {"type": "BOOKMARK", "object": {"metadata": {"resourceVersion": "13"}}},
+                    modified(DONE),
+                ]
+            ),
+        )
+    )
+    seen: list[Verdict] = []
+    result = wait_ready(cluster, WRITTEN, timeout=10, on_change=lambda obj, v: seen.append(v))
+    assert result["metadata"]["resourceVersion"] == "12"
+    assert watch_versions(api) == ["10", "11"]
+    assert [r.query.get("fieldSelector") for r in api.requests] == ["metadata.name=digits"] * 3
+    assert seen[-1] == Verdict(True) and not seen[0].done
+
+
+@pytest.mark.parametrize(
+    "gone", ["event", "status"], ids=["410 as a watch event", "410 as a reply"]
+)
+def test_a_compacted_version_lists_afresh(fake_api, gone: str) -> None:
+    expired = status_body(410, "Expired", "too old resource version: 10 (50)")
+    api, cluster = fake_api(
+        scripted(
+            listing(STALE, version=10),
+            Reply(events=[{"type": "ERROR", "object": expired}])
+            if gone == "event"
+            else Reply(410, expired),
+            listing(STILL_STALE, version=50),
+            Reply(events=[modified(DONE)]),
+        )
+    )
+    wait_ready(cluster, WRITTEN, timeout=10)
+    assert watch_versions(api) == ["10", "50"]
+    assert [bool(r.query.get("watch")) for r in api.requests] == [False, True, False, True]
+
+
+def test_the_deadline_ends_with_the_last_conditions(fake_api) -> None:
+    waiting = versioned(knative(isvc(generation=2, ready=False), 100), 10)
+    api, cluster = fake_api(
+        lambda r: (
+            listing(waiting, version=10) if not r.query.get("watch") else Reply(events=[], hold=0.2)
+        )
+    )
+    started = time.monotonic()
+    with pytest.raises(WaitTimeout) as caught:
+        wait_ready(cluster, waiting, timeout=0.5)
+    assert time.monotonic() - started < 3
+    assert str(caught.value) == (
+        "inferenceservice ml/digits was not ready after 0.5s: still waiting for the Ready "
+        "condition; last conditions: PredictorReady=False; Ready=False (RevisionMissing: not "
+        "yet). Check `timonel status digits`, or wait longer with --timeout"
+    )
+    assert caught.value.conditions == waiting["status"]["conditions"]
+    assert all(r.query.get("timeoutSeconds") == "1" for r in api.requests if r.query.get("watch"))
+
+
+def test_a_failed_load_ends_the_wait_with_the_reason(fake_api) -> None:
+    failed = versioned(knative(isvc(uri=V2, generation=2, ready=False), 100), 10)
+    failed["status"]["modelStatus"] = {
+        "transitionStatus": "BlockedByFailedLoad",
+        "lastFailureInfo": {"message": "Could not find base path /mnt/models"},
+    }
+    _, cluster = fake_api(scripted(listing(failed, version=10)))
+    with pytest.raises(ModelError) as caught:
+        wait_ready(cluster, failed, timeout=10)
+    assert str(caught.value) == (
+        "inferenceservice ml/digits will not become ready: Could not find base path "
+        "/mnt/models; fix the model or its storage URI and deploy again, or roll back with "
+        "`timonel rollback digits`"
+    )
+
+
+def test_wait_deleted_ends_on_the_deleted_event(fake_api) -> None:
+    api, cluster = fake_api(
+        scripted(
+            listing(STALE, version=10),
+            Reply(events=[modified(STILL_STALE), {"type": "DELETED", "object": STILL_STALE}]),
+        )
+    )
+    wait_deleted(cluster, "digits", namespace="ml", timeout=10)
+    assert len(api.requests) == 2
+
+
+def test_wait_deleted_on_an_absent_object_returns_at_once(fake_api) -> None:
+    api, cluster = fake_api(scripted(listing(version=10)))
+    wait_deleted(cluster, "digits", timeout=10)
+    assert len(api.requests) == 1
