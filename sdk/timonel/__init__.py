@@ -5,6 +5,7 @@ import from ``timonel`` only.
 """
 
 from timonel._version import __version__
+from timonel.admission import admit
 from timonel.client import (
     AsyncClient,
     Client,
@@ -26,26 +27,48 @@ from timonel.errors import (
     TimonelError,
     WaitTimeout,
 )
+from timonel.isvc import from_manifest, render
+from timonel.spec import (
+    Accelerator,
+    Autoscaling,
+    Canary,
+    Model,
+    ReleaseFacts,
+    Resources,
+    ServingSpec,
+    Tuning,
+)
 
 __all__ = [
+    "Accelerator",
     "ApiError",
     "AsyncClient",
+    "Autoscaling",
+    "Canary",
     "Client",
+    "Model",
     "ModelError",
     "ModelMetadata",
     "ModelVersionStatus",
     "ReleaseError",
+    "ReleaseFacts",
+    "Resources",
     "Retry",
     "RolloutFailed",
     "ServingError",
+    "ServingSpec",
     "SignatureDef",
     "SpecError",
     "Status",
     "StorageError",
     "TensorInfo",
     "TimonelError",
+    "Tuning",
     "WaitTimeout",
     "__version__",
+    "admit",
+    "from_manifest",
+    "render",
 ]
 
 # Reprs and docs show the public path (timonel.ServingSpec), not the private module.
