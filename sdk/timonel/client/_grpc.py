@@ -162,10 +162,15 @@ def _feature(name: str, value: Any) -> feature_pb2.Feature:
     values = value if isinstance(value, list) else [value]
     if not values:
         return feature_pb2.Feature()
-    if all(isinstance(v, bool | int) for v in values):
-        return feature_pb2.Feature(int64_list=feature_pb2.Int64List(value=values))
-    if all(isinstance(v, bool | int | float) for v in values):
-        return feature_pb2.Feature(float_list=feature_pb2.FloatList(value=values))
+    try:
+        if all(isinstance(v, bool | int) for v in values):
+            return feature_pb2.Feature(int64_list=feature_pb2.Int64List(value=map(int, values)))
+        if all(isinstance(v, bool | int | float) for v in values):
+            return feature_pb2.Feature(float_list=feature_pb2.FloatList(value=map(float, values)))
+    except ValueError as exc:
+        raise ServingError(
+            f"Feature: {name} has a value outside int64: {values}", code="INVALID_ARGUMENT"
+        ) from exc
     if all(isinstance(v, str | bytes | dict) for v in values):
         return feature_pb2.Feature(
             bytes_list=feature_pb2.BytesList(value=[_bytes(v) for v in values])
