@@ -28,6 +28,17 @@ from timonel.errors import (
     WaitTimeout,
 )
 from timonel.isvc import from_manifest, render
+from timonel.kube.client import Cluster
+from timonel.kube.rollout import (
+    canary,
+    delete,
+    deploy,
+    list_services,
+    promote,
+    rollback,
+    status,
+)
+from timonel.kube.status import ServiceStatus, TrafficTarget
 from timonel.spec import (
     Accelerator,
     Autoscaling,
@@ -46,6 +57,7 @@ __all__ = [
     "Autoscaling",
     "Canary",
     "Client",
+    "Cluster",
     "Model",
     "ModelError",
     "ModelMetadata",
@@ -55,6 +67,7 @@ __all__ = [
     "Resources",
     "Retry",
     "RolloutFailed",
+    "ServiceStatus",
     "ServingError",
     "ServingSpec",
     "SignatureDef",
@@ -63,12 +76,20 @@ __all__ = [
     "StorageError",
     "TensorInfo",
     "TimonelError",
+    "TrafficTarget",
     "Tuning",
     "WaitTimeout",
     "__version__",
     "admit",
+    "canary",
+    "delete",
+    "deploy",
     "from_manifest",
+    "list_services",
+    "promote",
     "render",
+    "rollback",
+    "status",
 ]
 
 # Reprs and docs show the public path (timonel.ServingSpec), not the private module.

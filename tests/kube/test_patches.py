@@ -120,7 +120,11 @@ def standard_canary(uri: str = V2, percent: int = 20, name: str = "canary-1") ->
             {
                 "predictor": {
                     "name": name,
-                    "model": {"modelFormat": {"name": "tensorflow"}, "storageUri": uri},
+                    "model": {
+                        "name": "kserve-container",
+                        "modelFormat": {"name": "tensorflow"},
+                        "storageUri": uri,
+                    },
                 },
                 "trafficPercent": percent,
             }
@@ -136,7 +140,11 @@ def test_standard_canary_adds_one_entry_with_the_stable_model_and_the_new_uri() 
                 {
                     "predictor": {
                         "name": "canary-1",
-                        "model": {"modelFormat": {"name": "tensorflow"}, "storageUri": V2},
+                        "model": {
+                            "modelFormat": {"name": "tensorflow"},
+                            "storageUri": V2,
+                            "name": "kserve-container",
+                        },
                     },
                     "trafficPercent": 20,
                 }

@@ -29,6 +29,7 @@ import re
 from typing import Any
 
 from timonel.errors import ReleaseError, SpecError
+from timonel.isvc import CONTAINER_NAME
 from timonel.kube.status import deployment_mode, implementation, predictor_storage_uri
 
 #: The storage URI that served before the current rollout: where ``rollback`` goes back to.
@@ -110,6 +111,7 @@ def canary_patch(isvc: dict[str, Any], storage_uri: str, percent: int) -> dict[s
                 raise _same_model(isvc, storage_uri)
             model = copy.deepcopy(predictor[key])
             model["storageUri"] = storage_uri
+            model["name"] = CONTAINER_NAME  # the CRD requires it on a canary, refuses it on stable
             entry = {
                 "predictor": {"name": _next_canary_name(isvc), key: model},
                 "trafficPercent": percent,
@@ -149,10 +151,8 @@ def promote_patch(isvc: dict[str, Any]) -> dict[str, Any]:
         canary = isvc["spec"]["canary"][0]["predictor"]
         key = implementation(canary, where="spec.canary[0].predictor")
         _remember(patch, predictor_storage_uri(predictor))
-        patch["spec"] = {
-            "predictor": {"name": canary["name"], key: canary[key]},
-            "canary": [],
-        }
+        model = {field: value for field, value in canary[key].items() if field != "name"}
+        patch["spec"] = {"predictor": {"name": canary["name"], key: model}, "canary": []}
         return patch
     patch["spec"] = {"predictor": {"canaryTrafficPercent": None}}
     return patch

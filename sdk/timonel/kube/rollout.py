@@ -13,11 +13,13 @@ for the generation that write produced (``wait``).
 
 from __future__ import annotations
 
+import contextlib
 import copy
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from timonel.errors import ApiError
+from timonel.isvc import render
 from timonel.kube import patches
 from timonel.kube.client import Cluster
 from timonel.kube.requests import (
@@ -30,6 +32,7 @@ from timonel.kube.requests import (
 from timonel.kube.resources import INFERENCE_SERVICE, kind_of
 from timonel.kube.status import ServiceStatus, read_status
 from timonel.kube.wait import Verdict, wait_deleted, wait_ready
+from timonel.spec import ServingSpec
 
 #: How many times a conditional update is recomputed on 409 before giving up.
 CONFLICT_ATTEMPTS = 5
@@ -40,8 +43,14 @@ DEFAULT_TIMEOUT = 600.0
 Progress = Callable[[dict[str, Any] | None, Verdict], None]
 
 
-def _connect(cluster: Cluster | None) -> Cluster:
-    return cluster if cluster is not None else Cluster.connect()
+@contextlib.contextmanager
+def _session(cluster: Cluster | None) -> Iterator[Cluster]:
+    """The given cluster, or the default one connected (and closed) for this call only."""
+    if cluster is not None:
+        yield cluster
+        return
+    with Cluster.connect() as connected:
+        yield connected
 
 
 def _read(cluster: Cluster, name: str, namespace: str) -> dict[str, Any] | None:
@@ -68,7 +77,7 @@ def _finish(
 
 
 def deploy(
-    manifest: dict[str, Any],
+    spec: ServingSpec | Mapping[str, Any],
     *,
     cluster: Cluster | None = None,
     wait: bool = True,
@@ -76,23 +85,24 @@ def deploy(
     dry_run: bool = False,
     on_change: Progress | None = None,
 ) -> ServiceStatus:
-    """Create or update an InferenceService from its manifest (``timonel.render`` makes one).
+    """Create or update the InferenceService for a ServingSpec (or an already rendered manifest).
 
     ``dry_run`` asks the server to validate and default the change (admission included) without
     storing it. When the storage URI changes, the one served before is remembered so that
-    ``rollback`` can return to it.
+    ``rollback`` can return to it. During a canary, a new storage URI replaces the canary's
+    model (KServe keeps the percentage); promote or roll back first for a plain replacement.
     """
-    cluster = _connect(cluster)
+    manifest = render(spec) if isinstance(spec, ServingSpec) else copy.deepcopy(dict(spec))
     kind_of(manifest)  # refuses a manifest of a kind Timonel does not manage
-    manifest = copy.deepcopy(manifest)
-    metadata = manifest.setdefault("metadata", {})
-    metadata.setdefault("namespace", cluster.namespace)
-    current = _read(cluster, metadata["name"], metadata["namespace"])
-    intent = patches.with_previous(manifest, current)
-    written = cluster.send(apply_object(intent, dry_run=dry_run))
-    return _finish(
-        cluster, written, wait=wait, dry_run=dry_run, timeout=timeout, on_change=on_change
-    )
+    with _session(cluster) as session:
+        metadata = manifest.setdefault("metadata", {})
+        metadata.setdefault("namespace", session.namespace)
+        current = _read(session, metadata["name"], metadata["namespace"])
+        intent = patches.with_previous(manifest, current)
+        written = session.send(apply_object(intent, dry_run=dry_run))
+        return _finish(
+            session, written, wait=wait, dry_run=dry_run, timeout=timeout, on_change=on_change
+        )
 
 
 def _update(
@@ -135,18 +145,21 @@ def canary(
     dry_run: bool = False,
     on_change: Progress | None = None,
 ) -> ServiceStatus:
-    """Send ``percent`` of the traffic to the model at ``storage_uri`` (one update)."""
+    """Send ``percent`` of the traffic to the model at ``storage_uri``, in one update.
+
+    With the storage URI of the canary already running, only the percentage moves (a step of a
+    progressive rollout).
+    """
     patches.check_percent(percent)
-    cluster = _connect(cluster)
-    written = _update(
-        cluster,
+    return _change(
         name,
-        namespace or cluster.namespace,
         lambda isvc: patches.canary_patch(isvc, storage_uri, percent),
+        cluster=cluster,
+        namespace=namespace,
+        wait=wait,
+        timeout=timeout,
         dry_run=dry_run,
-    )
-    return _finish(
-        cluster, written, wait=wait, dry_run=dry_run, timeout=timeout, on_change=on_change
+        on_change=on_change,
     )
 
 
@@ -161,12 +174,15 @@ def promote(
     on_change: Progress | None = None,
 ) -> ServiceStatus:
     """Give the canary all the traffic."""
-    cluster = _connect(cluster)
-    written = _update(
-        cluster, name, namespace or cluster.namespace, patches.promote_patch, dry_run=dry_run
-    )
-    return _finish(
-        cluster, written, wait=wait, dry_run=dry_run, timeout=timeout, on_change=on_change
+    return _change(
+        name,
+        patches.promote_patch,
+        cluster=cluster,
+        namespace=namespace,
+        wait=wait,
+        timeout=timeout,
+        dry_run=dry_run,
+        on_change=on_change,
     )
 
 
@@ -180,34 +196,60 @@ def rollback(
     dry_run: bool = False,
     on_change: Progress | None = None,
 ) -> ServiceStatus:
-    """Send all traffic back to the previous model (the canary's percent to 0, or the release
-    served before the last promotion or deploy)."""
-    cluster = _connect(cluster)
-    written = _update(
-        cluster, name, namespace or cluster.namespace, patches.rollback_patch, dry_run=dry_run
+    """Send all traffic back to the previous model.
+
+    During a canary the canary's share drops to 0 (instant: the old revision is still running);
+    otherwise the release served before the last promotion or deploy is deployed again.
+    """
+    return _change(
+        name,
+        patches.rollback_patch,
+        cluster=cluster,
+        namespace=namespace,
+        wait=wait,
+        timeout=timeout,
+        dry_run=dry_run,
+        on_change=on_change,
     )
-    return _finish(
-        cluster, written, wait=wait, dry_run=dry_run, timeout=timeout, on_change=on_change
-    )
+
+
+def _change(
+    name: str,
+    make_patch: Callable[[dict[str, Any]], dict[str, Any]],
+    *,
+    cluster: Cluster | None,
+    namespace: str | None,
+    wait: bool,
+    timeout: float,
+    dry_run: bool,
+    on_change: Progress | None,
+) -> ServiceStatus:
+    with _session(cluster) as session:
+        written = _update(
+            session, name, namespace or session.namespace, make_patch, dry_run=dry_run
+        )
+        return _finish(
+            session, written, wait=wait, dry_run=dry_run, timeout=timeout, on_change=on_change
+        )
 
 
 def status(
     name: str, *, cluster: Cluster | None = None, namespace: str | None = None
 ) -> ServiceStatus:
     """Readiness, URL, revisions and traffic split of one InferenceService."""
-    cluster = _connect(cluster)
-    return read_status(
-        cluster.send(get_object(INFERENCE_SERVICE, namespace or cluster.namespace, name))
-    )
+    with _session(cluster) as session:
+        request = get_object(INFERENCE_SERVICE, namespace or session.namespace, name)
+        return read_status(session.send(request))
 
 
 def list_services(
     *, cluster: Cluster | None = None, namespace: str | None = None
 ) -> list[ServiceStatus]:
     """Every InferenceService in the namespace, by name."""
-    cluster = _connect(cluster)
-    listed = cluster.send(list_objects(INFERENCE_SERVICE, namespace or cluster.namespace))
-    return sorted((read_status(item) for item in listed.get("items") or []), key=lambda s: s.name)
+    with _session(cluster) as session:
+        request = list_objects(INFERENCE_SERVICE, namespace or session.namespace)
+        items = session.send(request).get("items") or []
+    return sorted((read_status(item) for item in items), key=lambda s: s.name)
 
 
 def delete(
@@ -220,8 +262,8 @@ def delete(
     dry_run: bool = False,
 ) -> None:
     """Delete an InferenceService; with ``wait``, return once it is gone."""
-    cluster = _connect(cluster)
-    namespace = namespace or cluster.namespace
-    cluster.send(delete_object(INFERENCE_SERVICE, namespace, name, dry_run=dry_run))
-    if wait and not dry_run:
-        wait_deleted(cluster, name, namespace=namespace, timeout=timeout)
+    with _session(cluster) as session:
+        namespace = namespace or session.namespace
+        session.send(delete_object(INFERENCE_SERVICE, namespace, name, dry_run=dry_run))
+        if wait and not dry_run:
+            wait_deleted(session, name, namespace=namespace, timeout=timeout)
