@@ -1,0 +1,355 @@
+"""The HTTP face of the local API server: routes, bearer-token auth, content types and watches.
+
+aiohttp, because watches are long-lived streams and every open watch must cost a coroutine, not
+a thread. Each request is parsed here and handed to the :class:`Registry`; every ApiError becomes
+a Kubernetes Status body with its code. Watches read the store's event log after the
+resourceVersion asked for, then wait for the registry's next write.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import re
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import yaml
+from aiohttp import web
+
+from timonel.errors import ApiError
+from timonel.local.apiserver import kinds, patches, statuses, tables
+from timonel.local.apiserver.kinds import EVENTS, NAMESPACES, Kind
+from timonel.local.apiserver.registry import Registry
+from timonel.local.apiserver.selectors import Selector, field_selector, label_selector
+
+#: How long an idle watch with allowWatchBookmarks waits before sending a BOOKMARK.
+BOOKMARK_INTERVAL = 60.0
+#: A watch without timeoutSeconds ends after this long, as the real server's default does.
+DEFAULT_WATCH_TIMEOUT = 1800
+
+_OPEN_PATHS = frozenset({"/healthz", "/livez", "/readyz"})
+_CORE = re.compile(
+    r"^/api/(?P<version>v1)(?:/namespaces/(?P<namespace>[^/]+)(?=/(?:events)(?:/|$)))?"
+    r"/(?P<plural>[a-z]+)(?:/(?P<name>[^/]+))?(?:/(?P<sub>status))?/?$"
+)
+_GROUP = re.compile(
+    r"^/apis/(?P<group>[^/]+)/(?P<version>[^/]+)(?:/namespaces/(?P<namespace>[^/]+))?"
+    r"/(?P<plural>[a-z]+)(?:/(?P<name>[^/]+))?(?:/(?P<sub>status))?/?$"
+)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def _json(body: Any, status: int = 200) -> web.Response:
+    return web.json_response(
+        body, status=status, dumps=lambda o: json.dumps(o, separators=(",", ":"))
+    )
+
+
+def _failure(exc: ApiError) -> web.Response:
+    return _json(statuses.to_body(exc.status), exc.status.code)
+
+
+def _flag(request: web.Request, name: str) -> bool:
+    return request.query.get(name, "").lower() in ("1", "true")
+
+
+class ApiServer:
+    """An aiohttp application serving ``registry`` to clients that present ``token``."""
+
+    def __init__(
+        self,
+        registry: Registry,
+        token: str,
+        *,
+        bookmark_interval: float = BOOKMARK_INTERVAL,
+    ) -> None:
+        self.registry = registry
+        self.token = token
+        self.bookmark_interval = bookmark_interval
+        self._changed = asyncio.Event()
+        self._stopping = asyncio.Event()
+        registry.listeners.append(self._notify)
+
+    def application(self) -> web.Application:
+        app = web.Application(middlewares=[self._errors_and_auth], client_max_size=8 * 2**20)
+        app.router.add_route("*", "/{tail:.*}", self._dispatch)
+        app.on_shutdown.append(self._on_shutdown)
+        return app
+
+    async def _on_shutdown(self, app: web.Application) -> None:
+        self._stopping.set()
+        self._notify()
+
+    def _notify(self) -> None:
+        changed, self._changed = self._changed, asyncio.Event()
+        changed.set()
+
+    @web.middleware
+    async def _errors_and_auth(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        try:
+            if request.path not in _OPEN_PATHS:
+                header = request.headers.get("Authorization", "")
+                given = header[7:].strip() if header.lower().startswith("bearer ") else ""
+                if not given or not hmac.compare_digest(given.encode(), self.token.encode()):
+                    raise statuses.unauthorized()
+            return await handler(request)
+        except ApiError as exc:
+            return _failure(exc)
+
+    # -- routing -------------------------------------------------------------------------------
+
+    async def _dispatch(self, request: web.Request) -> web.StreamResponse:
+        path = request.path
+        if request.method == "GET":
+            document = self._document(path)
+            if document is not None:
+                return _json(document)
+            if path in _OPEN_PATHS:
+                return web.Response(text="ok")
+        match = _GROUP.match(path) or _CORE.match(path)
+        if not match:
+            raise statuses.no_such_path()
+        parts = match.groupdict()
+        kind = kinds.find(parts.get("group") or "", parts["version"], parts["plural"])
+        if kind is None or (parts["namespace"] is not None) != (
+            kind.namespaced and parts["namespace"] is not None
+        ):
+            raise statuses.no_such_path()
+        if parts["sub"] and not (kind.status_subresource and parts["name"]):
+            raise statuses.no_such_path()
+        namespace = parts["namespace"] or ""
+        if kind is EVENTS:
+            return self._events(request)
+        if parts["name"] is None:
+            return await self._collection(request, kind, namespace, parts["namespace"] is None)
+        return await self._item(request, kind, namespace, parts["name"], parts["sub"])
+
+    def _document(self, path: str) -> dict[str, Any] | None:
+        path = path.rstrip("/") or "/"
+        if path == "/version":
+            return kinds.KUBERNETES_VERSION
+        if path == "/api":
+            return kinds.api_versions()
+        if path == "/apis":
+            return kinds.api_group_list()
+        if path == "/api/v1":
+            return kinds.resource_list("v1")
+        pieces = path.split("/")
+        if len(pieces) == 3 and pieces[1] == "apis":
+            return kinds.api_group(pieces[2])
+        if len(pieces) == 4 and pieces[1] == "apis":
+            return kinds.resource_list(f"{pieces[2]}/{pieces[3]}")
+        return None
+
+    def _events(self, request: web.Request) -> web.StreamResponse:
+        if request.method != "GET" or _flag(request, "watch"):
+            raise statuses.method_not_allowed(request.method)
+        version = str(self.registry.store.resource_version())
+        return _json(
+            {
+                "kind": "EventList",
+                "apiVersion": "v1",
+                "metadata": {"resourceVersion": version},
+                "items": [],
+            }
+        )
+
+    async def _collection(
+        self, request: web.Request, kind: Kind, namespace: str, all_namespaces: bool
+    ) -> web.StreamResponse:
+        if request.method == "GET":
+            selector = self._selector(request)
+            scope = None if all_namespaces else namespace
+            if _flag(request, "watch"):
+                return await self._watch(request, kind, scope, selector)
+            items, version = self.registry.list(kind, scope, selector)
+            if "as=Table" in request.headers.get("Accept", ""):
+                return _json(tables.table(kind, items, str(version)))
+            return _json(
+                {
+                    "apiVersion": kind.api_version,
+                    "kind": f"{kind.kind}List",
+                    "metadata": {"resourceVersion": str(version)},
+                    "items": items,
+                }
+            )
+        if request.method == "POST" and (not kind.namespaced or not all_namespaces):
+            body = await self._body(request)
+            created = self.registry.create(
+                kind,
+                namespace,
+                body,
+                manager=self._manager(request),
+                dry_run=self._dry_run(request),
+            )
+            return _json(created, 201)
+        raise statuses.method_not_allowed(request.method)
+
+    async def _item(
+        self, request: web.Request, kind: Kind, namespace: str, name: str, sub: str | None
+    ) -> web.StreamResponse:
+        method = request.method
+        if method == "GET":
+            obj = self.registry.get(kind, namespace, name)
+            if "as=Table" in request.headers.get("Accept", ""):
+                return _json(tables.table(kind, [obj], obj["metadata"]["resourceVersion"]))
+            return _json(obj)
+        if kind is NAMESPACES and method != "GET":
+            raise statuses.method_not_allowed(method)
+        dry_run = self._dry_run(request)
+        if method == "PUT":
+            body = await self._body(request)
+            updated = self.registry.replace(
+                kind,
+                namespace,
+                name,
+                body,
+                manager=self._manager(request),
+                subresource=sub,
+                dry_run=dry_run,
+            )
+            return _json(updated)
+        if method == "PATCH":
+            content_type = request.headers.get("Content-Type", "").split(";")[0].strip()
+            created_before = self.registry.store.get(kind.key, namespace, name) is not None
+            patched = self.registry.patch(
+                kind,
+                namespace,
+                name,
+                await request.read(),
+                content_type,
+                manager=request.query.get("fieldManager")
+                or (None if content_type == patches.APPLY else self._manager(request)),
+                force=_flag(request, "force"),
+                subresource=sub,
+                dry_run=dry_run,
+            )
+            return _json(patched, 200 if created_before else 201)
+        if method == "DELETE" and sub is None:
+            raw = await request.read()
+            options = self._parse(raw, "application/json") if raw.strip() else {}
+            body, gone = self.registry.delete(
+                kind,
+                namespace,
+                name,
+                options if isinstance(options, dict) else {},
+                dry_run=dry_run or bool(options.get("dryRun")),
+            )
+            return _json(body, 200 if gone else 202)
+        raise statuses.method_not_allowed(method)
+
+    # -- watch ---------------------------------------------------------------------------------
+
+    async def _watch(
+        self, request: web.Request, kind: Kind, namespace: str | None, selector: Selector
+    ) -> web.StreamResponse:
+        store = self.registry.store
+        asked = request.query.get("resourceVersion", "")
+        try:
+            timeout = float(request.query.get("timeoutSeconds") or DEFAULT_WATCH_TIMEOUT)
+            since = int(asked) if asked else 0
+        except ValueError as exc:
+            raise statuses.bad_request(f"invalid watch parameter: {exc}") from exc
+        bookmarks = _flag(request, "allowWatchBookmarks")
+        response = web.StreamResponse(headers={"Content-Type": "application/json"})
+        response.enable_chunked_encoding()
+        await response.prepare(request)
+
+        async def send(kind_of_event: str, obj: dict[str, Any]) -> None:
+            line = json.dumps({"type": kind_of_event, "object": obj}, separators=(",", ":"))
+            await response.write(line.encode() + b"\n")
+
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        if since == 0:
+            items, since = self.registry.list(kind, namespace, selector)
+            for obj in items:
+                await send("ADDED", obj)
+        elif since > store.resource_version():
+            error = statuses.too_large_resource_version(since, store.resource_version())
+            await send("ERROR", statuses.to_body(error.status))
+            return response
+        idle_since = loop.time()
+        while not self._stopping.is_set() and loop.time() < deadline:
+            changed = self._changed
+            current = store.resource_version()
+            try:
+                events = store.events_after(kind.key, since)
+            except ApiError as exc:
+                await send("ERROR", statuses.to_body(exc.status))
+                break
+            for event in events:
+                obj = event.object
+                if namespace is None or obj["metadata"].get("namespace") == namespace:
+                    was = event.previous is not None and selector(event.previous)
+                    now = selector(obj)
+                    if event.type == "MODIFIED" and was != now:
+                        await send("ADDED" if now else "DELETED", obj)
+                    elif now or (event.type == "DELETED" and was):
+                        await send(event.type, obj)
+                    idle_since = loop.time()
+                since = event.resource_version
+            since = max(since, current)
+            wait = deadline - loop.time()
+            if bookmarks:
+                wait = min(wait, idle_since + self.bookmark_interval - loop.time())
+            try:
+                await asyncio.wait_for(changed.wait(), timeout=max(wait, 0))
+            except TimeoutError:
+                if bookmarks and loop.time() - idle_since >= self.bookmark_interval:
+                    await send(
+                        "BOOKMARK",
+                        {
+                            "kind": kind.kind,
+                            "apiVersion": kind.api_version,
+                            "metadata": {"resourceVersion": str(since)},
+                        },
+                    )
+                    idle_since = loop.time()
+        await response.write_eof()
+        return response
+
+    # -- request parsing -----------------------------------------------------------------------
+
+    def _selector(self, request: web.Request) -> Selector:
+        labels = label_selector(request.query.get("labelSelector"))
+        fields = field_selector(request.query.get("fieldSelector"))
+        return lambda obj: labels(obj) and fields(obj)
+
+    def _dry_run(self, request: web.Request) -> bool:
+        values = request.query.getall("dryRun", [])
+        for value in values:
+            if value != "All":
+                raise statuses.bad_request(
+                    f'dryRun: Unsupported value: "{value}": supported values: "All"'
+                )
+        return bool(values)
+
+    def _manager(self, request: web.Request) -> str:
+        """fieldManager, or the User-Agent's product name as the real server derives it."""
+        manager = request.query.get("fieldManager")
+        if manager:
+            return manager
+        return request.headers.get("User-Agent", "unknown").split("/")[0][:128] or "unknown"
+
+    async def _body(self, request: web.Request) -> dict[str, Any]:
+        content_type = request.headers.get("Content-Type", "application/json").split(";")[0]
+        if content_type not in ("application/json", "application/yaml", ""):
+            raise statuses.unsupported_media_type(["application/json", "application/yaml"])
+        body = self._parse(await request.read(), content_type)
+        if not isinstance(body, dict):
+            raise statuses.bad_request("the request body must be an object")
+        return body
+
+    def _parse(self, raw: bytes, content_type: str) -> Any:
+        try:
+            if content_type == "application/yaml":
+                return yaml.safe_load(raw)
+            return json.loads(raw)
+        except (ValueError, yaml.YAMLError) as exc:
+            raise statuses.bad_request(
+                f"couldn't get version/kind; json parse error: {exc}"
+            ) from exc

@@ -1,0 +1,90 @@
+"""Starting and stopping the API server: on a running event loop, or in a thread of its own.
+
+The daemon behind ``timonel local up`` calls :func:`start` on its loop; tests and embedders use
+:func:`running`, which serves from a background thread so synchronous clients (the
+``kubernetes`` package, kubectl, KServeClient) can call it from the calling thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from aiohttp import web
+
+from timonel.local.apiserver.http import BOOKMARK_INTERVAL, ApiServer
+from timonel.local.apiserver.registry import Registry
+from timonel.local.apiserver.store import DEFAULT_HISTORY, Store
+from timonel.local.apiserver.validation import validate
+
+#: The SQLite file inside the state directory.
+DATABASE = "cluster.db"
+#: The namespace every cluster has.
+DEFAULT_NAMESPACE = "default"
+
+
+def open_registry(state_dir: Path, *, history: int = DEFAULT_HISTORY) -> Registry:
+    """The registry over ``state_dir``'s database, validating InferenceServices as KServe does."""
+    state_dir.mkdir(parents=True, exist_ok=True)
+    registry = Registry(Store(state_dir / DATABASE, history=history), validator=validate)
+    registry.ensure_namespace(DEFAULT_NAMESPACE)
+    return registry
+
+
+async def start(
+    registry: Registry,
+    token: str,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    bookmark_interval: float = BOOKMARK_INTERVAL,
+) -> tuple[web.AppRunner, int]:
+    """Serve on the running loop; returns the runner (``await runner.cleanup()`` stops) and port."""
+    server = ApiServer(registry, token, bookmark_interval=bookmark_interval)
+    runner = web.AppRunner(server.application(), access_log=None, shutdown_timeout=1.0)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port)
+    await site.start()
+    return runner, int(runner.addresses[0][1])
+
+
+@dataclass(frozen=True)
+class Running:
+    """A server started by :func:`running`."""
+
+    url: str
+    port: int
+    token: str
+    registry: Registry
+
+
+@contextlib.contextmanager
+def running(
+    state_dir: Path,
+    token: str,
+    *,
+    port: int = 0,
+    history: int = DEFAULT_HISTORY,
+    bookmark_interval: float = BOOKMARK_INTERVAL,
+) -> Iterator[Running]:
+    """Serve ``state_dir``'s cluster on 127.0.0.1 from a background thread until the block ends."""
+    registry = open_registry(state_dir, history=history)
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, name="timonel-apiserver", daemon=True)
+    thread.start()
+    try:
+        started = start(registry, token, port=port, bookmark_interval=bookmark_interval)
+        runner, bound = asyncio.run_coroutine_threadsafe(started, loop).result()
+        try:
+            yield Running(f"http://127.0.0.1:{bound}", bound, token, registry)
+        finally:
+            asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result()
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join()
+        loop.close()
+        registry.store.close()

@@ -1,0 +1,136 @@
+"""Validating an InferenceService as a cluster with KServe does: the CRD schema, then the webhook.
+
+The schema is the project's (``timonel/schemas/inferenceservice.yaml``), checked with
+``jsonschema``; its failures become 422 Invalid with one cause per field, worded as the API
+server's OpenAPI validation words them. The webhook is ``timonel.admission.admit``; its denial
+becomes a 403 in the form kube-apiserver gives a validating webhook's answer.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterable
+from typing import Any
+
+import jsonschema
+
+from timonel import admission, schemas
+from timonel.errors import SpecError
+from timonel.local.apiserver import statuses
+from timonel.local.apiserver.kinds import INFERENCE_SERVICES, Kind
+from timonel.local.apiserver.statuses import FieldError
+
+WEBHOOK = "inferenceservice.kserve-webhook-server.validator"
+
+_JSON_TYPES = {
+    bool: "boolean",
+    int: "integer",
+    float: "number",
+    str: "string",
+    list: "array",
+    dict: "object",
+    type(None): "null",
+}
+
+
+@functools.cache
+def _validator() -> jsonschema.protocols.Validator:
+    schema = schemas.load("inferenceservice")
+    cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft7Validator)
+    return cls(schema)
+
+
+def _path(parts: Iterable[Any]) -> str:
+    text = ""
+    for part in parts:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text
+
+
+def _value(value: Any) -> str:
+    """A value as Go's ``field.Error`` prints it: strings quoted, numbers bare."""
+    if isinstance(value, str):
+        return f'"{value}"'
+    if isinstance(value, bool):
+        return str(value).lower()
+    return str(value)
+
+
+def _type_name(value: Any) -> str:
+    return _JSON_TYPES.get(type(value), "object")
+
+
+def _field_errors(error: jsonschema.ValidationError) -> list[FieldError]:
+    path = _path(error.absolute_path)
+    where = path or "<root>"
+    if error.validator == "required":
+        missing = str(error.message).split("'")[1]
+        return [
+            FieldError(
+                f"{path}.{missing}" if path else missing, "FieldValueRequired", "Required value"
+            )
+        ]
+    if error.validator in ("type", "anyOf"):
+        expected = (
+            error.validator_value
+            if error.validator == "type"
+            else ",".join(s.get("type", "") for s in error.validator_value)
+        )
+        actual = _type_name(error.instance)
+        return [
+            FieldError(
+                where,
+                "FieldValueTypeInvalid",
+                f'Invalid value: "{actual}": {where} in body must be of type '
+                f'{expected}: "{actual}"',
+            )
+        ]
+    if error.validator == "enum":
+        allowed = ", ".join(_value(v) for v in error.validator_value)
+        return [
+            FieldError(
+                where,
+                "FieldValueNotSupported",
+                f"Unsupported value: {_value(error.instance)}: supported values: {allowed}",
+            )
+        ]
+    words = {
+        "minimum": f"should be greater than or equal to {error.validator_value}",
+        "maximum": f"should be less than or equal to {error.validator_value}",
+        "pattern": f"should match '{error.validator_value}'",
+    }
+    detail = words.get(str(error.validator), error.message)
+    return [
+        FieldError(
+            where,
+            "FieldValueInvalid",
+            f"Invalid value: {_value(error.instance)}: {where} in body {detail}",
+        )
+    ]
+
+
+def check_schema(obj: dict[str, Any]) -> list[FieldError]:
+    """Every field error the project's schema finds in ``obj``, in path order."""
+    found = sorted(_validator().iter_errors(obj), key=lambda e: [str(p) for p in e.absolute_path])
+    return [fe for error in found for fe in _field_errors(error)]
+
+
+def validate(kind: Kind, new: dict[str, Any], old: dict[str, Any] | None) -> None:
+    """The registry's validator: schema (422), then KServe's webhook (403), for ISVCs."""
+    if kind is not INFERENCE_SERVICES:
+        return
+    name = new["metadata"].get("name", "")
+    errors = check_schema(new)
+    if errors:
+        raise statuses.invalid(kind.resource, name, errors)
+    try:
+        admission.admit(new, old=old)
+    except SpecError as exc:
+        details: dict[str, Any] = {}
+        if exc.field:
+            details["causes"] = [
+                {"reason": "FieldValueForbidden", "message": str(exc), "field": exc.field}
+            ]
+        raise statuses.error(
+            403, "Forbidden", f'admission webhook "{WEBHOOK}" denied the request: {exc}', details
+        ) from exc
