@@ -1,0 +1,379 @@
+"""The local KServe controller: InferenceServices in, ``timonel serve`` processes and status out.
+
+``Controller(api_client, state_dir)`` lists and watches InferenceServices in every namespace
+through the Kubernetes API (``timonel local``'s server, or any API with KServe's CRD), reconciles
+each one as KServe does in Knative mode (``timonel.local.reconcile``), runs one ``timonel serve``
+process per revision that needs one (``timonel.local.supervisor``), and writes ``status`` through
+the status subresource, retrying a conflict on a fresh read. ``start()`` returns at once (the work
+runs on threads); ``stop()`` ends the threads and terminates every process.
+
+Status follows KServe's shape field for field (``conditions``, ``url``, ``address``,
+``components.predictor`` with revisions and ``traffic``, ``modelStatus``, ``observedGeneration``,
+``deploymentMode``). What the local emulation adds, all in places KServe clients ignore:
+
+``status.components.predictor.localEndpoints``
+    One entry per revision that has a process, keyed by revision name::
+
+        {"half-predictor-00002": {"phase": "Ready", "restarts": 0,
+                                  "rest": "http://127.0.0.1:40123", "grpc": "127.0.0.1:40124"}}
+
+    ``phase`` is Pending, Initializing (the storage initializer runs), Starting, Ready or Failed
+    (waiting out a restart back-off). Tests and the local router reach a revision's server here.
+``conditions[type=LocalCPUFallback]``
+    Severity Info: the predictor asks for GPUs, which run on the CPU here.
+``observedGeneration``
+    The InferenceService generation the status reflects, so waiting for
+    ``observedGeneration == metadata.generation`` and ``Ready`` never reads a stale Ready.
+
+Each revision's files (model copy, ``storage-initializer.log``, ``server.log``) live under
+``<state_dir>/revisions/<namespace>/<isvc>/<revision>/``.
+
+InferenceServices in Standard mode (``serving.kserve.io/deploymentMode: Standard``) are left to a
+controller that supports that mode: this one reports that in their ``PredictorReady`` condition.
+"""
+
+from __future__ import annotations
+
+import datetime
+import heapq
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from kubernetes import client as k8s
+from kubernetes.client.rest import ApiException
+from kubernetes.watch.watch import iter_resp_lines
+
+from timonel.errors import TimonelError
+from timonel.local.conditions import FALSE
+from timonel.local.reconcile import (
+    DEFAULT_DOMAIN,
+    ISVC_CONDITIONS,
+    PREDICTOR_READY,
+    Outcome,
+    deployment_mode,
+    reconcile,
+    storage_uri,
+)
+from timonel.local.revisions import RevisionKey, RevisionStore
+from timonel.local.storage_initializer import fetch_model
+from timonel.local.supervisor import Backoff, RevisionSpec, ServeArgs, Supervisor, serve_command
+
+log = logging.getLogger(__name__)
+
+GROUP = "serving.kserve.io"
+VERSION = "v1beta1"
+PLURAL = "inferenceservices"
+
+IsvcKey = tuple[str, str]  # (namespace, name)
+
+
+class Controller:
+    """Reconciles every InferenceService the API holds; see the module docstring."""
+
+    def __init__(
+        self,
+        api_client: k8s.ApiClient,
+        state_dir: Path,
+        *,
+        domain: str = DEFAULT_DOMAIN,
+        initializer: Callable[[str, Path], None] = fetch_model,
+        command: Callable[[ServeArgs], Sequence[str]] = serve_command,
+        backoff: Backoff = Backoff(),
+        progress_deadline: float = 600.0,
+        watch_timeout: int = 300,
+    ) -> None:
+        self._api = k8s.CustomObjectsApi(api_client)
+        self._domain = domain
+        self._watch_timeout = watch_timeout
+        self._store = RevisionStore(Path(state_dir))
+        self._supervisor = Supervisor(
+            self._store,
+            initializer,
+            self._on_revision_change,
+            command=command,
+            backoff=backoff,
+            progress_deadline=progress_deadline,
+        )
+        self._queue = _WorkQueue()
+        self._stopping = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._response_lock = threading.Lock()
+        self._response: Any = None
+
+    # --- lifecycle ---
+
+    def start(self) -> None:
+        """Start watching and reconciling on background threads."""
+        if self._threads:
+            return
+        self._stopping.clear()
+        for target, name in ((self._watch_loop, "isvc watch"), (self._work_loop, "isvc reconcile")):
+            thread = threading.Thread(target=target, name=f"timonel controller {name}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def stop(self) -> None:
+        """Stop the threads and terminate every revision process."""
+        self._stopping.set()
+        self._queue.close()
+        with self._response_lock:
+            response = self._response
+        if response is not None:
+            _shutdown(response)
+        for thread in self._threads:
+            thread.join(timeout=10)
+        self._threads.clear()
+        self._supervisor.stop_all()
+
+    def revision_pid(self, namespace: str, isvc: str, revision: str) -> int | None:
+        """The process id of a revision's server, if one runs (for diagnostics and tests)."""
+        return self._supervisor.pid(RevisionKey(namespace, isvc, revision))
+
+    def running_revisions(self) -> set[RevisionKey]:
+        return self._supervisor.running()
+
+    # --- watch: list, then follow changes from the list's resourceVersion ---
+
+    def _watch_loop(self) -> None:
+        failures = 0
+        while not self._stopping.is_set():
+            try:
+                resource_version = self._relist()
+                failures = 0
+                while not self._stopping.is_set():
+                    resource_version = self._follow(resource_version)
+            except _Expired:
+                continue
+            except Exception as exc:  # the API is down or restarting: list again after a pause
+                failures += 1
+                if not self._stopping.is_set():
+                    log.info("watching InferenceServices failed (%s); retrying", exc)
+                self._stopping.wait(min(5.0, 0.2 * 2**failures))
+
+    def _relist(self) -> str:
+        listing = self._api.list_cluster_custom_object(GROUP, VERSION, PLURAL)
+        present = {
+            (item["metadata"].get("namespace", "default"), item["metadata"]["name"])
+            for item in listing.get("items") or []
+        }
+        for key in present | set(self._store.known()):
+            self._queue.add(key)
+        return str(listing["metadata"].get("resourceVersion") or "")
+
+    def _follow(self, resource_version: str) -> str:
+        """Read one watch request to its end; the resourceVersion to continue from."""
+        response = self._api.list_cluster_custom_object(
+            GROUP,
+            VERSION,
+            PLURAL,
+            watch=True,
+            resource_version=resource_version,
+            allow_watch_bookmarks=True,
+            timeout_seconds=self._watch_timeout,
+            _preload_content=False,
+            _request_timeout=(10, self._watch_timeout + 30),
+        )
+        with self._response_lock:
+            self._response = response
+        try:
+            for line in iter_resp_lines(response):
+                event = json.loads(line)
+                kind = event.get("type")
+                body = event.get("object") or {}
+                if kind == "ERROR":
+                    if body.get("code") == 410:
+                        raise _Expired()
+                    raise TimonelError(f"the InferenceService watch failed: {body.get('message')}")
+                metadata = body.get("metadata") or {}
+                resource_version = str(metadata.get("resourceVersion") or resource_version)
+                if kind in ("ADDED", "MODIFIED", "DELETED"):
+                    self._queue.add((metadata.get("namespace", "default"), metadata["name"]))
+        finally:
+            with self._response_lock:
+                self._response = None
+            response.release_conn()
+        return resource_version
+
+    # --- reconcile ---
+
+    def _on_revision_change(self, key: RevisionKey) -> None:
+        self._queue.add((key.namespace, key.isvc))
+
+    def _work_loop(self) -> None:
+        retries: dict[IsvcKey, int] = {}
+        while not self._stopping.is_set():
+            key = self._queue.get()
+            if key is None:
+                continue
+            try:
+                again = self._reconcile(key)
+            except Exception:
+                log.exception("reconciling InferenceService %s/%s failed", *key)
+                again = True
+            if again and not self._stopping.is_set():
+                retries[key] = retries.get(key, 0) + 1
+                self._queue.add(key, delay=min(10.0, 0.05 * 2 ** retries[key]))
+            else:
+                retries.pop(key, None)
+
+    def _reconcile(self, key: IsvcKey) -> bool:
+        """Reconcile one InferenceService; True when it must be tried again (a conflict)."""
+        namespace, name = key
+        try:
+            isvc = self._api.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)
+        except ApiException as exc:
+            if exc.status == 404:
+                self._forget(namespace, name)
+                return False
+            raise
+        metadata = isvc.get("metadata") or {}
+        if metadata.get("deletionTimestamp"):
+            self._forget(namespace, name)
+            return False
+        if deployment_mode(isvc) != "Knative":
+            return self._write_status(isvc, _standard_mode_status(isvc, _now()))
+        outcome = self._outcome(isvc)
+        self._apply(namespace, name, outcome)
+        return self._write_status(isvc, outcome.status)
+
+    def _outcome(self, isvc: dict[str, Any]) -> Outcome:
+        metadata = isvc["metadata"]
+        namespace, name = metadata.get("namespace", "default"), metadata["name"]
+        stored = self._store.load(namespace, name, str(metadata.get("uid") or ""))
+        observed = {
+            item.revision.name: self._supervisor.observation(
+                RevisionKey(namespace, name, item.revision.name), has_been_ready=item.has_been_ready
+            )
+            for item in stored
+        }
+        outcome = reconcile(
+            isvc, [item.revision for item in stored], observed, now=_now(), domain=self._domain
+        )
+        was_ready = {item.revision.name: item.has_been_ready for item in stored}
+        for revision in outcome.revisions:
+            observation = observed.get(revision.name)
+            ready = observation.has_been_ready if observation else False
+            if revision.name not in was_ready or ready != was_ready[revision.name]:
+                self._store.save(
+                    RevisionKey(namespace, name, revision.name), revision, has_been_ready=ready
+                )
+        return outcome
+
+    def _apply(self, namespace: str, name: str, outcome: Outcome) -> None:
+        """Start the processes the outcome wants and stop the others of this InferenceService."""
+        wanted = {RevisionKey(namespace, name, revision) for revision in outcome.running}
+        for revision in outcome.revisions:
+            key = RevisionKey(namespace, name, revision.name)
+            if key in wanted:
+                uri = storage_uri(revision.template) or ""
+                self._supervisor.ensure(key, RevisionSpec(model_name=name, storage_uri=uri))
+        for key in self._supervisor.running():
+            if key.namespace == namespace and key.isvc == name and key not in wanted:
+                self._supervisor.stop(key)
+
+    def _write_status(self, isvc: dict[str, Any], status: dict[str, Any]) -> bool:
+        if status == isvc.get("status"):
+            return False
+        metadata = isvc["metadata"]
+        body = {**isvc, "status": status}
+        try:
+            self._api.replace_namespaced_custom_object_status(
+                GROUP, VERSION, metadata.get("namespace", "default"), PLURAL, metadata["name"], body
+            )
+        except ApiException as exc:
+            if exc.status == 409:
+                return True  # changed meanwhile: reconcile again on a fresh read
+            if exc.status == 404:
+                return False  # deleted meanwhile: its DELETED event follows
+            raise
+        return False
+
+    def _forget(self, namespace: str, name: str) -> None:
+        """The InferenceService is gone: stop its processes and drop its revisions."""
+        for key in self._supervisor.running():
+            if key.namespace == namespace and key.isvc == name:
+                self._supervisor.stop(key)
+        self._store.delete(namespace, name)
+
+
+def _standard_mode_status(isvc: dict[str, Any], now: str) -> dict[str, Any]:
+    """Standard-mode InferenceServices are not run here; say so where a waiter looks."""
+    status = dict(isvc.get("status") or {})
+    items = [dict(condition) for condition in status.get("conditions") or []]
+    conditions = ISVC_CONDITIONS.manage(items, now)
+    conditions.initialize()
+    if conditions.status_of(PREDICTOR_READY) != FALSE:
+        conditions.mark_false(
+            PREDICTOR_READY,
+            "DeploymentModeNotSupported",
+            "timonel local runs InferenceServices in Knative mode only; set the annotation "
+            "serving.kserve.io/deploymentMode: Knative (canary with canaryTrafficPercent) to run "
+            "this one locally",
+        )
+    status["conditions"] = items
+    status["deploymentMode"] = "Standard"
+    return status
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _shutdown(response: Any) -> None:
+    """Interrupt a blocking read of a watch response from another thread."""
+    try:
+        response.shutdown()
+    except Exception:  # already closed, or an older urllib3 without shutdown()
+        response.close()
+
+
+class _Expired(Exception):
+    """The watch's resourceVersion is too old (410): list again."""
+
+
+class _WorkQueue:
+    """Keys to reconcile, each at most once in the queue, some after a delay."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._ready: list[IsvcKey] = []
+        self._queued: set[IsvcKey] = set()
+        self._delayed: list[tuple[float, IsvcKey]] = []
+        self._closed = False
+
+    def add(self, key: IsvcKey, *, delay: float = 0.0) -> None:
+        with self._cond:
+            if delay > 0:
+                heapq.heappush(self._delayed, (time.monotonic() + delay, key))
+            elif key not in self._queued:
+                self._queued.add(key)
+                self._ready.append(key)
+            self._cond.notify()
+
+    def get(self) -> IsvcKey | None:
+        """The next key, waiting for one; None once the queue is closed."""
+        with self._cond:
+            while not self._closed:
+                now = time.monotonic()
+                while self._delayed and self._delayed[0][0] <= now:
+                    _, key = heapq.heappop(self._delayed)
+                    if key not in self._queued:
+                        self._queued.add(key)
+                        self._ready.append(key)
+                if self._ready:
+                    key = self._ready.pop(0)
+                    self._queued.discard(key)
+                    return key
+                timeout = self._delayed[0][0] - now if self._delayed else None
+                self._cond.wait(timeout)
+            return None
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()

@@ -1,0 +1,396 @@
+"""One ``timonel serve`` process per revision: fetch, start, probe, restart with back-off, stop.
+
+This plays the kubelet for the local controller. Each started revision gets a thread that
+
+1. runs the storage initializer once (the model lands in the revision's ``model/`` folder, as
+   KServe's init container fills ``/mnt/models``);
+2. starts ``python -m timonel serve`` on two free loopback ports, output appended to the
+   revision's ``server.log``;
+3. probes ``GET /v1/models/<isvc>`` (the readiness probe of KServe's TF Serving runtime) until the
+   model is AVAILABLE;
+4. when the process exits, or reports that its model failed to load, records how it ended (exit
+   code and the tail of its log, as ``terminationMessagePolicy: FallbackToLogsOnError`` does) and
+   starts it again after an exponential back-off (CrashLoopBackOff: doubling, capped, reset once
+   a process stayed up).
+
+Every change of state is reported through ``on_change`` so the controller reconciles at once
+instead of polling. ``stop`` and ``stop_all`` terminate processes (SIGTERM, then SIGKILL).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from timonel.errors import TimonelError
+from timonel.local.reconcile import Failure, Phase, RevisionObservation
+from timonel.local.revisions import RevisionKey, RevisionStore
+
+log = logging.getLogger(__name__)
+
+#: Kubernetes keeps at most this much of a log as a termination message (FallbackToLogsOnError).
+TERMINATION_MESSAGE_BYTES = 2048
+TERMINATION_MESSAGE_LINES = 80
+
+#: Fetches ``storage_uri`` into a folder; raises a TimonelError saying why it could not.
+Initializer = Callable[[str, Path], None]
+
+
+@dataclass(frozen=True)
+class ServeArgs:
+    """What KServe's TF Serving runtime passes to the server, with local ports."""
+
+    model_name: str
+    model_base_path: Path
+    grpc_port: int
+    rest_port: int
+
+
+def serve_command(args: ServeArgs) -> list[str]:
+    """``timonel serve`` with the flags of KServe's ``kserve-tensorflow-serving`` runtime."""
+    return [
+        sys.executable,
+        "-m",
+        "timonel",
+        "serve",
+        f"--port={args.grpc_port}",
+        f"--rest_api_port={args.rest_port}",
+        f"--model_name={args.model_name}",
+        f"--model_base_path={args.model_base_path}",
+    ]
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """CrashLoopBackOff: ``initial`` seconds doubling to ``cap``; reset after ``cap`` seconds up."""
+
+    initial: float = 1.0
+    cap: float = 60.0
+
+    def delay(self, failures: int) -> float:
+        return min(self.cap, self.initial * 2 ** max(0, failures - 1))
+
+
+@dataclass(frozen=True)
+class RevisionSpec:
+    """What a revision's process needs: the model name TF Serving registers and the model URI."""
+
+    model_name: str
+    storage_uri: str
+
+
+class Supervisor:
+    """Runs revisions' processes and keeps an observation of each for the reconciler."""
+
+    def __init__(
+        self,
+        store: RevisionStore,
+        initializer: Initializer,
+        on_change: Callable[[RevisionKey], None],
+        *,
+        command: Callable[[ServeArgs], Sequence[str]] = serve_command,
+        backoff: Backoff = Backoff(),
+        probe_interval: float = 0.2,
+        progress_deadline: float = 600.0,
+    ) -> None:
+        self._store = store
+        self._initializer = initializer
+        self._on_change = on_change
+        self._command = command
+        self._backoff = backoff
+        self._probe_interval = probe_interval
+        self._progress_deadline = progress_deadline
+        self._lock = threading.Lock()
+        self._workers: dict[RevisionKey, _Worker] = {}
+        self._observations: dict[RevisionKey, RevisionObservation] = {}
+
+    def observation(self, key: RevisionKey, *, has_been_ready: bool) -> RevisionObservation:
+        """What the revision is doing; a revision with no process is Stopped (or never started)."""
+        with self._lock:
+            found = self._observations.get(key)
+        if found is None:
+            return RevisionObservation(
+                phase=Phase.STOPPED if has_been_ready else Phase.PENDING,
+                has_been_ready=has_been_ready,
+            )
+        if has_been_ready and not found.has_been_ready:
+            return dataclasses.replace(found, has_been_ready=True)
+        return found
+
+    def running(self) -> set[RevisionKey]:
+        with self._lock:
+            return set(self._workers)
+
+    def pid(self, key: RevisionKey) -> int | None:
+        """The server process of a revision, if one runs now."""
+        with self._lock:
+            worker = self._workers.get(key)
+        return worker.pid() if worker else None
+
+    def ensure(self, key: RevisionKey, spec: RevisionSpec) -> None:
+        """Start the revision's process unless it runs already."""
+        with self._lock:
+            if key in self._workers:
+                return
+            worker = _Worker(self, key, spec)
+            self._workers[key] = worker
+            self._observations[key] = RevisionObservation()
+        worker.start()
+
+    def stop(self, key: RevisionKey) -> None:
+        """Terminate the revision's process and forget its state (it was scaled to zero)."""
+        with self._lock:
+            worker = self._workers.pop(key, None)
+        if worker is not None:
+            worker.stop()
+        with self._lock:
+            self._observations.pop(key, None)
+
+    def stop_all(self) -> None:
+        with self._lock:
+            workers = list(self._workers.values())
+            self._workers.clear()
+        for worker in workers:
+            worker.request_stop()
+        for worker in workers:
+            worker.stop()
+        with self._lock:
+            self._observations.clear()
+
+    # --- for the workers ---
+
+    def _report(self, key: RevisionKey, **changes: object) -> None:
+        with self._lock:
+            if key not in self._workers:
+                return
+            current = self._observations.get(key, RevisionObservation())
+            updated = dataclasses.replace(current, **changes)  # type: ignore[arg-type]
+            if updated == current:
+                return
+            self._observations[key] = updated
+        self._on_change(key)
+
+
+class _Worker:
+    """The life of one revision's process, on its own thread."""
+
+    def __init__(self, owner: Supervisor, key: RevisionKey, spec: RevisionSpec) -> None:
+        self._owner = owner
+        self._key = key
+        self._spec = spec
+        self._stopping = threading.Event()
+        self._process: subprocess.Popen[bytes] | None = None
+        self._process_lock = threading.Lock()
+        self._thread = threading.Thread(target=self._run, name=f"revision {key}", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def pid(self) -> int | None:
+        with self._process_lock:
+            process = self._process
+        return process.pid if process is not None and process.poll() is None else None
+
+    def request_stop(self) -> None:
+        self._stopping.set()
+        self._terminate()
+
+    def stop(self) -> None:
+        self.request_stop()
+        self._thread.join(timeout=30)
+
+    def _run(self) -> None:
+        failures = 0
+        restarts = 0
+        while not self._stopping.is_set():
+            failure, uptime = self._attempt(restarts)
+            if self._stopping.is_set():
+                return
+            if failure is None:
+                return
+            if uptime >= self._owner._backoff.cap:
+                failures = 0
+            failures += 1
+            restarts += 1
+            self._owner._report(
+                self._key,
+                phase=Phase.FAILED,
+                last_failure=failure,
+                restarts=restarts,
+                rest="",
+                grpc="",
+            )
+            log.warning("revision %s failed (%s); restarting", self._key, failure.message[-200:])
+            if self._stopping.wait(self._owner._backoff.delay(failures)):
+                return
+
+    def _attempt(self, restarts: int) -> tuple[Failure | None, float]:
+        """Initialize if needed and run the server to its end: (how it ended, seconds it ran)."""
+        store = self._owner._store
+        model_dir = store.model_dir(self._key)
+        if not (model_dir / ".complete").exists():
+            self._owner._report(self._key, phase=Phase.INITIALIZING)
+            failure = self._initialize(model_dir)
+            if failure is not None:
+                return failure, 0.0
+        rest_port, grpc_port = _free_ports(2)
+        args = ServeArgs(self._spec.model_name, model_dir, grpc_port, rest_port)
+        command = list(self._owner._command(args))
+        log_path = store.server_log(self._key)
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        started = time.monotonic()
+        with open(log_path, "ab") as output:
+            output.write(f"--- start {restarts}: {' '.join(command)}\n".encode())
+            output.flush()
+            offset = output.tell()
+            with self._process_lock:
+                if self._stopping.is_set():
+                    return None, 0.0
+                self._process = subprocess.Popen(
+                    command,
+                    stdout=output,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                    env={
+                        **os.environ,
+                        "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2"),
+                    },
+                    start_new_session=True,
+                )
+        self._owner._report(
+            self._key,
+            phase=Phase.STARTING,
+            rest=f"127.0.0.1:{rest_port}",
+            grpc=f"127.0.0.1:{grpc_port}",
+        )
+        failure = self._watch(rest_port, started, log_path, offset)
+        return failure, time.monotonic() - started
+
+    def _initialize(self, model_dir: Path) -> Failure | None:
+        from timonel.local.storage_initializer import run_logged
+
+        log_path = self._owner._store.initializer_log(self._key)
+        try:
+            run_logged(self._owner._initializer, self._spec.storage_uri, model_dir, log_path)
+        except TimonelError as exc:
+            return Failure(str(exc), exit_code=1, in_initializer=True)
+        return None
+
+    def _watch(self, rest_port: int, started: float, log_path: Path, offset: int) -> Failure | None:
+        """Probe until ready, then wait for an exit; a Failure unless we were asked to stop."""
+        ready = False
+        url = f"http://127.0.0.1:{rest_port}/v1/models/{self._spec.model_name}"
+        with httpx.Client(timeout=2.0, trust_env=False) as client:
+            while True:
+                with self._process_lock:
+                    process = self._process
+                if process is None:
+                    return None
+                code = process.poll()
+                if code is not None:
+                    if self._stopping.is_set():
+                        return None
+                    message = _termination_message(log_path, offset, code)
+                    return Failure(message, exit_code=_exit_code(code))
+                if not ready:
+                    state, error = _probe(client, url)
+                    if state == "AVAILABLE":
+                        ready = True
+                        self._mark_ready()
+                    elif error:
+                        self._terminate()
+                        return Failure(error, exit_code=1)
+                    elif time.monotonic() - started > self._owner._progress_deadline:
+                        self._terminate()
+                        return Failure(
+                            f"{self._spec.model_name} was not AVAILABLE after "
+                            f"{self._owner._progress_deadline:.0f} s (Knative's progress "
+                            f"deadline); the server's log is {log_path}",
+                            exit_code=1,
+                        )
+                if self._stopping.wait(self._owner._probe_interval if not ready else 0.5):
+                    return None
+
+    def _mark_ready(self) -> None:
+        self._owner._report(self._key, phase=Phase.READY, has_been_ready=True)
+
+    def _terminate(self) -> None:
+        with self._process_lock:
+            process = self._process
+        if process is None or process.poll() is not None:
+            return
+        try:
+            os.killpg(process.pid, signal.SIGTERM)
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=10)
+        except ProcessLookupError:
+            pass
+
+
+def _probe(client: httpx.Client, url: str) -> tuple[str, str]:
+    """(state of the newest version, load error) from TF Serving's model status endpoint."""
+    try:
+        response = client.get(url)
+        body = response.json()
+    except (httpx.HTTPError, ValueError):
+        return "", ""
+    versions = body.get("model_version_status") if isinstance(body, dict) else None
+    if not versions:
+        return "", ""
+    newest = max(versions, key=lambda item: int(item.get("version") or 0))
+    state = str(newest.get("state", ""))
+    status = newest.get("status") or {}
+    error = str(status.get("error_message") or "")
+    if state == "END" and status.get("error_code") not in (None, "", "OK"):
+        return (
+            state,
+            error or f"model version {newest.get('version')} ended with {status.get('error_code')}",
+        )
+    return state, ""
+
+
+def _termination_message(log_path: Path, offset: int, code: int) -> str:
+    """The tail of this run's log, as Kubernetes keeps it; the exit code if it wrote nothing."""
+    try:
+        with open(log_path, "rb") as handle:
+            handle.seek(0, os.SEEK_END)
+            size = handle.tell()
+            handle.seek(max(offset, size - TERMINATION_MESSAGE_BYTES))
+            tail = handle.read().decode("utf-8", errors="replace")
+    except OSError:
+        tail = ""
+    lines = [line for line in tail.splitlines() if line.strip()]
+    text = "\n".join(lines[-TERMINATION_MESSAGE_LINES:]).strip()
+    return text or f"the server exited with code {code} and wrote nothing to {log_path}"
+
+
+def _exit_code(code: int) -> int:
+    """A negative Popen code (killed by signal N) becomes 128+N, as a container runtime reports."""
+    return 128 - code if code < 0 else code
+
+
+def _free_ports(count: int) -> list[int]:
+    sockets = []
+    try:
+        for _ in range(count):
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sock.bind(("127.0.0.1", 0))
+            sockets.append(sock)
+        return [sock.getsockname()[1] for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()

@@ -1,0 +1,75 @@
+"""A model server with ``timonel serve``'s flags and TF Serving's REST status, without TensorFlow.
+
+The controller's process handling (start, probe, crash, restart, stop) is tested with it in well
+under a second per process; the lifecycle tests run the real ``timonel serve``. It serves the
+highest numeric version folder under ``--model_base_path``: ``GET /v1/models/<name>`` reports it
+AVAILABLE, and ``POST /v1/models/<name>:predict`` answers ``{"predictions": [<version>]}`` so a
+test can tell which release answered. A version folder whose ``saved_model.pb`` starts with
+``corrupt`` makes it exit with code 1 after printing why, as a server that cannot load its model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("command")
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--rest_api_port", type=int, required=True)
+    parser.add_argument("--model_name", required=True)
+    parser.add_argument("--model_base_path", required=True)
+    args = parser.parse_args()
+    base = Path(args.model_base_path)
+    versions = sorted(int(p.name) for p in base.iterdir() if p.is_dir() and p.name.isdigit())
+    if not versions:
+        print(f"No versions of servable {args.model_name} found under base path {base}", flush=True)
+        return 1
+    version = versions[-1]
+    graph = base / str(version) / "saved_model.pb"
+    if graph.read_bytes().startswith(b"corrupt"):
+        print(f"Failed to load servable {args.model_name} version {version}: bad graph", flush=True)
+        return 1
+    status = {
+        "model_version_status": [
+            {"version": str(version), "state": "AVAILABLE", "status": {"error_code": "OK"}}
+        ]
+    }
+
+    class Handler(BaseHTTPRequestHandler):
+        def _send(self, code: int, body: object) -> None:
+            data = json.dumps(body).encode()
+            self.send_response(code)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def do_GET(self) -> None:
+            if self.path == f"/v1/models/{args.model_name}":
+                self._send(200, status)
+            else:
+                self._send(404, {"error": f"no route {self.path}"})
+
+        def do_POST(self) -> None:
+            if self.path == f"/v1/models/{args.model_name}:predict":
+                self._send(200, {"predictions": [version]})
+            else:
+                self._send(404, {"error": f"no route {self.path}"})
+
+        def log_message(self, format: str, *values: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", args.rest_api_port), Handler)
+    print(f"serving {args.model_name} version {version} on {args.rest_api_port}", flush=True)
+    server.serve_forever()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

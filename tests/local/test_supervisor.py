@@ -1,0 +1,166 @@
+"""The revision supervisor: fetch, start, probe, restart with back-off, stop (stand-in server)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+
+import httpx
+import pytest
+
+from timonel.local.reconcile import Phase, RevisionObservation
+from timonel.local.revisions import RevisionKey, RevisionStore
+from timonel.local.storage_initializer import fetch_model
+from timonel.local.supervisor import Backoff, RevisionSpec, ServeArgs, Supervisor
+
+STANDIN = Path(__file__).with_name("standin_server.py")
+KEY = RevisionKey("models", "half", "half-predictor-00001")
+
+
+def standin_command(args: ServeArgs) -> Sequence[str]:
+    return [
+        sys.executable,
+        str(STANDIN),
+        "serve",
+        f"--port={args.grpc_port}",
+        f"--rest_api_port={args.rest_port}",
+        f"--model_name={args.model_name}",
+        f"--model_base_path={args.model_base_path}",
+    ]
+
+
+def write_model(root: Path, version: int = 1, graph: bytes = b"graph") -> Path:
+    folder = root / str(version)
+    folder.mkdir(parents=True)
+    (folder / "saved_model.pb").write_bytes(graph)
+    return root
+
+
+class Changes:
+    """Counts on_change calls and lets a test wait for a condition on the supervisor."""
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+
+    def __call__(self, key: RevisionKey) -> None:
+        self.event.set()
+
+    def wait_for(self, check: Callable[[], bool], timeout: float = 20.0) -> None:
+        deadline = time.monotonic() + timeout
+        while not check():
+            remaining = deadline - time.monotonic()
+            assert remaining > 0, "timed out waiting for the supervisor"
+            self.event.wait(min(remaining, 0.5))
+            self.event.clear()
+
+
+@pytest.fixture
+def changes() -> Changes:
+    return Changes()
+
+
+@pytest.fixture
+def supervisor(tmp_path: Path, changes: Changes) -> Iterator[Supervisor]:
+    running = Supervisor(
+        RevisionStore(tmp_path / "state"),
+        fetch_model,
+        changes,
+        command=standin_command,
+        backoff=Backoff(initial=0.1, cap=1.0),
+        probe_interval=0.05,
+    )
+    yield running
+    running.stop_all()
+
+
+def observe(supervisor: Supervisor) -> RevisionObservation:
+    return supervisor.observation(KEY, has_been_ready=False)
+
+
+def test_revision_starts_from_a_copy_and_answers(
+    supervisor: Supervisor, changes: Changes, tmp_path: Path
+) -> None:
+    model = write_model(tmp_path / "repo" / "half", version=3)
+    supervisor.ensure(KEY, RevisionSpec("half", str(model)))
+    changes.wait_for(lambda: observe(supervisor).phase is Phase.READY)
+
+    seen = observe(supervisor)
+    assert seen.has_been_ready and seen.restarts == 0 and seen.last_failure is None
+    reply = httpx.post(f"http://{seen.rest}/v1/models/half:predict", json={"instances": [1]})
+    assert reply.json() == {"predictions": [3]}
+    state = tmp_path / "state" / "revisions" / "models" / "half" / KEY.revision
+    assert (state / "model" / "3" / "saved_model.pb").read_bytes() == b"graph"
+    assert "copying" in (state / "storage-initializer.log").read_text()
+    assert "serving half version 3" in (state / "server.log").read_text()
+
+
+def test_killed_process_is_restarted(
+    supervisor: Supervisor, changes: Changes, tmp_path: Path
+) -> None:
+    supervisor.ensure(KEY, RevisionSpec("half", str(write_model(tmp_path / "m"))))
+    changes.wait_for(lambda: observe(supervisor).phase is Phase.READY)
+    first = supervisor.pid(KEY)
+    assert first is not None
+
+    os.kill(first, signal.SIGKILL)
+    changes.wait_for(lambda: observe(supervisor).restarts == 1)
+    changes.wait_for(lambda: observe(supervisor).phase is Phase.READY)
+
+    seen = observe(supervisor)
+    assert supervisor.pid(KEY) not in (None, first)
+    assert seen.has_been_ready
+    assert seen.last_failure is not None and seen.last_failure.exit_code == 128 + signal.SIGKILL
+    assert httpx.get(f"http://{seen.rest}/v1/models/half").status_code == 200
+
+
+def test_missing_model_fails_in_the_storage_initializer(
+    supervisor: Supervisor, changes: Changes, tmp_path: Path
+) -> None:
+    missing = tmp_path / "nothing-here"
+    supervisor.ensure(KEY, RevisionSpec("half", str(missing)))
+    changes.wait_for(lambda: observe(supervisor).last_failure is not None)
+
+    failure = observe(supervisor).last_failure
+    assert failure is not None and failure.in_initializer
+    assert failure.message.startswith(f"Failed to fetch model. No model found in {missing}")
+    assert not observe(supervisor).has_been_ready
+
+
+def test_server_that_cannot_load_reports_its_last_words(
+    supervisor: Supervisor, changes: Changes, tmp_path: Path
+) -> None:
+    model = write_model(tmp_path / "m", version=2, graph=b"corrupt bytes")
+    supervisor.ensure(KEY, RevisionSpec("half", str(model)))
+    changes.wait_for(lambda: observe(supervisor).restarts >= 2)
+
+    failure = observe(supervisor).last_failure
+    assert failure is not None and not failure.in_initializer
+    assert failure.exit_code == 1
+    assert failure.message == "Failed to load servable half version 2: bad graph"
+
+
+def test_stop_terminates_the_process(
+    supervisor: Supervisor, changes: Changes, tmp_path: Path
+) -> None:
+    supervisor.ensure(KEY, RevisionSpec("half", str(write_model(tmp_path / "m"))))
+    changes.wait_for(lambda: observe(supervisor).phase is Phase.READY)
+    pid = supervisor.pid(KEY)
+    assert pid is not None
+
+    supervisor.stop(KEY)
+
+    assert supervisor.pid(KEY) is None
+    assert KEY not in supervisor.running()
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
+    assert supervisor.observation(KEY, has_been_ready=True).phase is Phase.STOPPED
+
+
+def test_backoff_doubles_to_its_cap() -> None:
+    backoff = Backoff(initial=1.0, cap=10.0)
+    assert [backoff.delay(n) for n in range(1, 7)] == [1.0, 2.0, 4.0, 8.0, 10.0, 10.0]
