@@ -28,6 +28,7 @@ lint: install
 	$(BIN)/mypy sdk
 
 components: install
+	$(BIN)/python kserve/generate.py
 
 bench: install
 	@set -e; for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b; done

@@ -560,7 +560,8 @@ def plan_cluster(
             "--set kserve.controller.deploymentMode=Knative",
         ),
         "kubectl apply -f kserve/tensorflow-serving-runtime.yaml",
-        "kubectl apply -n models -f kserve/pipeline-rbac.yaml",
+        "kubectl create namespace models",
+        "kubectl apply -f kserve/pipeline-rbac.yaml",
     ]
     notes.append(
         "KServe's Knative mode needs Knative Serving and cert-manager installed first (see "

@@ -13,6 +13,7 @@ own ValidationError never reaches the caller. The only I/O here is at the edges 
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 from pathlib import Path
@@ -473,21 +474,7 @@ class ServingSpec(_Part):
     @classmethod
     def from_yaml(cls, source: str | Path) -> ServingSpec:
         """A spec from YAML text or a YAML file (``-f spec.yaml``)."""
-        where = "spec"
-        if isinstance(source, Path) or ("\n" not in source and Path(source).is_file()):
-            path = Path(source)
-            where = str(path)
-            try:
-                text = path.read_text(encoding="utf-8")
-            except OSError as exc:
-                raise SpecError(f"{path}: cannot read the spec file: {exc.strerror}") from exc
-        else:
-            text = str(source)
-        try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            raise SpecError(f"{where}: not valid YAML: {exc}; fix the syntax") from exc
-        return cls.from_dict(data)
+        return cls.from_dict(load_yaml(source))
 
     def to_yaml(self) -> str:
         """The spec as YAML that ``from_yaml`` reads back, without defaults left unset."""
@@ -529,3 +516,138 @@ class ReleaseFacts(_Part):
                 "--model-size"
             )
         return cls(**data)
+
+
+def load_yaml(source: str | Path) -> Any:
+    """Parsed YAML from text or from a file path, with SpecErrors for unreadable input."""
+    where = "spec"
+    if isinstance(source, Path) or ("\n" not in source and Path(source).is_file()):
+        path = Path(source)
+        where = str(path)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise SpecError(f"{path}: cannot read the spec file: {exc.strerror}") from exc
+    else:
+        text = str(source)
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise SpecError(f"{where}: not valid YAML: {exc}; fix the syntax") from exc
+
+
+#: Flat option names (the ``timonel render`` flags) → the ServingSpec attribute each one sets.
+OPTION_PATHS: dict[str, str] = {
+    "name": "model.name",
+    "storage_uri": "model.storage_uri",
+    "runtime_version": "model.runtime_version",
+    "protocol": "model.protocol",
+    "tensorflow_version": "model.tensorflow_version",
+    "namespace": "namespace",
+    "mode": "mode",
+    "cpu": "resources.cpu",
+    "memory": "resources.memory",
+    "gpu": "accelerator.type",
+    "gpu_count": "accelerator.count",
+    "spot": "accelerator.spot",
+    "autopilot": "accelerator.autopilot",
+    "gpu_sharing": "accelerator.sharing",
+    "max_shared_clients": "accelerator.max_shared_clients",
+    "mig_partition": "accelerator.mig_partition",
+    "min_replicas": "autoscaling.min_replicas",
+    "max_replicas": "autoscaling.max_replicas",
+    "scale_metric": "autoscaling.scale_metric",
+    "scale_target": "autoscaling.scale_target",
+    "container_concurrency": "autoscaling.container_concurrency",
+    "autoscaler_class": "autoscaling.autoscaler_class",
+    "canary_percent": "canary.traffic_percent",
+    "canary_name": "canary.name",
+    "canary_storage_uri": "canary.storage_uri",
+    "service_account": "service_account",
+    "enable_batching": "tuning.batching",
+    "batching_parameters_file": "tuning.batching_parameters_file",
+    "rest_api_timeout_ms": "tuning.rest_api_timeout_ms",
+    "gpu_memory_fraction": "tuning.gpu_memory_fraction",
+    "tag_routing": "tag_routing",
+    "predictor_name": "predictor_name",
+}
+
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGTP]i?B?|B)?\s*$", re.IGNORECASE)
+_SIZE_UNITS = {"": 1, "b": 1, "k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12, "p": 10**15}
+
+
+def parse_size(text: str) -> int:
+    """``1.5GB``, ``3Gi``, ``800M`` or plain bytes → bytes (``i`` means powers of 1024)."""
+    match = _SIZE.match(text)
+    if not match:
+        raise SpecError(
+            f"model size: {text!r} is not a size; write bytes or e.g. 800M, 1.5GB, 3Gi",
+            field="model_size",
+        )
+    unit = (match.group(2) or "").lower().removesuffix("b")
+    scale = 1024 ** ("kmgtp".index(unit[0]) + 1) if unit.endswith("i") else _SIZE_UNITS[unit]
+    return int(float(match.group(1)) * scale)
+
+
+def spec_from_options(
+    options: dict[str, Any],
+    *,
+    base: dict[str, Any] | None = None,
+    model_size: str | None = None,
+    read_release: Any = None,
+) -> tuple[ServingSpec, list[str]]:
+    """A spec from flat options (None = not given) laid over ``base``, and notes on choices made.
+
+    ``base`` is spec data as written in a spec file (``load_yaml``), so flags override what the
+    file says before anything is defaulted.
+
+    ``gpu="auto"`` picks the GPU from ``model_size`` or, without it, from the release manifest
+    at the storage URI, read with ``read_release`` (``ReleaseFacts.read`` by default); that read
+    also supplies the exporting TensorFlow version when none is given. The notes say which GPU
+    was chosen and why.
+    """
+    data = copy.deepcopy(base) if base is not None else {}
+    if not isinstance(data, dict):
+        raise SpecError("spec: expected a mapping of ServingSpec attributes", field="spec")
+    given = {k: v for k, v in options.items() if v is not None}
+    unknown = sorted(set(given) - set(OPTION_PATHS))
+    if unknown:
+        raise SpecError(f"options: unknown option {unknown[0]!r}", field=unknown[0])
+    notes: list[str] = []
+    if given.get("gpu") == "auto":
+        size: int
+        if model_size is not None:
+            size = parse_size(model_size)
+        else:
+            storage_uri = given.get("storage_uri") or data.get("model", {}).get("storage_uri")
+            if not storage_uri:
+                raise SpecError(
+                    "--gpu auto: needs the model's size; give --model-size or a --storage-uri "
+                    "that is a published release",
+                    field="gpu",
+                )
+            facts = (read_release or ReleaseFacts.read)(storage_uri)
+            size = facts.size_bytes
+            if facts.tensorflow_version and "tensorflow_version" not in given:
+                given["tensorflow_version"] = facts.tensorflow_version
+        choice = gke.choose_gpu(size)
+        given["gpu"] = choice.type
+        notes.append(choice.reason)
+    if "accelerator" not in data and not given.get("gpu"):
+        for option in ("gpu_count", "spot", "autopilot", "gpu_sharing", "mig_partition"):
+            if given.get(option):
+                flag = "--" + option.replace("_", "-")
+                raise SpecError(
+                    f"{flag}: describes the GPU; add --gpu TYPE (or --gpu auto)", field=option
+                )
+    for option, value in given.items():
+        if value is False and option in ("spot", "autopilot", "enable_batching", "tag_routing"):
+            continue
+        part, _, attribute = OPTION_PATHS[option].rpartition(".")
+        target = data.setdefault(part, {}) if part else data
+        target[attribute] = value
+    if "model" not in data or "name" not in data["model"]:
+        raise SpecError("NAME: the InferenceService needs a name; give NAME or -f spec.yaml")
+    if "storage_uri" not in data["model"]:
+        raise SpecError("--storage-uri: the model needs a storage URI such as gs://b/m/v1")
+    return ServingSpec(**data), notes
