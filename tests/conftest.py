@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
+import emulators
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -34,3 +36,17 @@ def e2e_kubeconfig() -> Path:
     if not path.is_file():
         pytest.fail(f"TIMONEL_E2E_KUBECONFIG={value} is not a file")
     return path
+
+
+@pytest.fixture(scope="session")
+def gcs_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[emulators.BucketEmulator]:
+    """fake-gcs-server on 127.0.0.1 with one bucket; build URIs with ``.fresh_uri()``."""
+    with emulators.gcs_emulator(tmp_path_factory.mktemp("gcs")) as emulator:
+        yield emulator
+
+
+@pytest.fixture(scope="session")
+def s3_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[emulators.BucketEmulator]:
+    """moto's S3 server on 127.0.0.1 with one bucket; build URIs with ``.fresh_uri()``."""
+    with emulators.s3_emulator(tmp_path_factory.mktemp("s3")) as emulator:
+        yield emulator

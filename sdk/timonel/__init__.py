@@ -39,6 +39,7 @@ from timonel.kube.rollout import (
     status,
 )
 from timonel.kube.status import ServiceStatus, TrafficTarget
+from timonel.manifest import Manifest
 from timonel.spec import (
     Accelerator,
     Autoscaling,
@@ -49,6 +50,7 @@ from timonel.spec import (
     ServingSpec,
     Tuning,
 )
+from timonel.storage import Release, download_release, list_releases, read_manifest
 
 __all__ = [
     "Accelerator",
@@ -58,10 +60,12 @@ __all__ = [
     "Canary",
     "Client",
     "Cluster",
+    "Manifest",
     "Model",
     "ModelError",
     "ModelMetadata",
     "ModelVersionStatus",
+    "Release",
     "ReleaseError",
     "ReleaseFacts",
     "Resources",
@@ -84,9 +88,12 @@ __all__ = [
     "canary",
     "delete",
     "deploy",
+    "download_release",
     "from_manifest",
+    "list_releases",
     "list_services",
     "promote",
+    "read_manifest",
     "render",
     "rollback",
     "status",

@@ -2,6 +2,7 @@
 
     <repo>/<model>/v<N>/timonel.json     the manifest, written last: it publishes the release
     <repo>/<model>/v<N>/<N>/             the SavedModel in TF Serving's layout (saved_model.pb, ...)
+    <repo>/<model>/v<N>/.timonel-claim   written first, exclusively: which content may fill v<N>
 
 A release's URI (``<repo>/<model>/v<N>``) handed to KServe's TensorFlow runtime as
 ``--model_base_path`` shows TF Serving exactly one numeric child, so it serves that version and
@@ -14,6 +15,8 @@ from __future__ import annotations
 import re
 
 MANIFEST_NAME = "timonel.json"
+#: Created (exclusively) before any upload; holds the content digest allowed to fill the release.
+CLAIM_NAME = ".timonel-claim"
 
 _RELEASE_DIR = re.compile(r"^v(\d+)$")
 _VERSION_DIR = re.compile(r"^[+-]?\d+$")
@@ -33,6 +36,13 @@ def model_uri(repo: str, model: str) -> str:
 
 def release_uri(repo: str, model: str, version: int) -> str:
     return join(repo, model, release_dirname(version))
+
+
+def split_release_uri(uri: str) -> tuple[str, int] | None:
+    """``gs://b/r/m/v3`` → ``("gs://b/r/m", 3)``; None when the last segment is not ``v<N>``."""
+    base, _, name = uri.rstrip("/").rpartition("/")
+    version = parse_release_dirname(name)
+    return (base, version) if base and version is not None else None
 
 
 def release_dirname(version: int) -> str:
