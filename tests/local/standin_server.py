@@ -13,8 +13,32 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+
+from timonel.local.supervisor import ServeArgs
+
+
+def standin_command(args: ServeArgs) -> Sequence[str]:
+    """The supervisor's command for this script, with the flags ``timonel serve`` takes."""
+    return [
+        sys.executable,
+        __file__,
+        "serve",
+        f"--port={args.grpc_port}",
+        f"--rest_api_port={args.rest_port}",
+        f"--model_name={args.model_name}",
+        f"--model_base_path={args.model_base_path}",
+    ]
+
+
+def write_model(root: Path, version: int = 1, graph: bytes = b"graph") -> Path:
+    """A version folder the stand-in serves: ``<root>/<version>/saved_model.pb``."""
+    folder = root / str(version)
+    folder.mkdir(parents=True)
+    (folder / "saved_model.pb").write_bytes(graph)
+    return root
 
 
 def main() -> int:

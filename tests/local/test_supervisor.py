@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import os
 import signal
-import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -16,29 +15,11 @@ import pytest
 from timonel.local.reconcile import Phase, RevisionObservation
 from timonel.local.revisions import RevisionKey, RevisionStore
 from timonel.local.storage_initializer import fetch_model
-from timonel.local.supervisor import Backoff, RevisionSpec, ServeArgs, Supervisor
+from timonel.local.supervisor import Backoff, RevisionSpec, Supervisor
 
-STANDIN = Path(__file__).with_name("standin_server.py")
+from .standin_server import standin_command, write_model
+
 KEY = RevisionKey("models", "half", "half-predictor-00001")
-
-
-def standin_command(args: ServeArgs) -> Sequence[str]:
-    return [
-        sys.executable,
-        str(STANDIN),
-        "serve",
-        f"--port={args.grpc_port}",
-        f"--rest_api_port={args.rest_port}",
-        f"--model_name={args.model_name}",
-        f"--model_base_path={args.model_base_path}",
-    ]
-
-
-def write_model(root: Path, version: int = 1, graph: bytes = b"graph") -> Path:
-    folder = root / str(version)
-    folder.mkdir(parents=True)
-    (folder / "saved_model.pb").write_bytes(graph)
-    return root
 
 
 class Changes:

@@ -1,0 +1,327 @@
+"""The controller against the local API server, through the real ``kubernetes`` client.
+
+Revisions run the stand-in server (``standin_server.py``) so the KServe lifecycle (deploy, canary,
+promote, rollback, delete, crash, failures) runs in seconds; ``test_controller_serve.py`` runs the
+same flow on the real ``timonel serve``.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from kubernetes import client
+from kubernetes.client.rest import ApiException
+
+from timonel.local.apiserver.runner import Running, running
+from timonel.local.controller import Controller
+from timonel.local.supervisor import Backoff
+
+from .kubeapi import GROUP, PLURAL, TOKEN, VERSION, api_client
+from .standin_server import standin_command, write_model
+
+NAMESPACE = "default"
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
+    with running(tmp_path_factory.mktemp("cluster"), TOKEN) as srv:
+        yield srv
+
+
+@pytest.fixture(scope="module")
+def controller(server: Running, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Controller]:
+    running_controller = Controller(
+        api_client(server.url),
+        tmp_path_factory.mktemp("controller"),
+        command=standin_command,
+        backoff=Backoff(initial=0.1, cap=1.0),
+        watch_timeout=5,
+    )
+    running_controller.start()
+    yield running_controller
+    running_controller.stop()
+
+
+@pytest.fixture(scope="module")
+def api(server: Running) -> client.CustomObjectsApi:
+    return client.CustomObjectsApi(api_client(server.url))
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A model repository: v1 and v2 of a model as TF Serving version folders, and a broken v3."""
+    root = tmp_path_factory.mktemp("repo")
+    write_model(root / "half" / "v1", version=1)
+    write_model(root / "half" / "v2", version=2)
+    write_model(root / "half" / "v3", version=3, graph=b"corrupt graph")
+    return root
+
+
+def manifest(name: str, uri: str, **predictor: Any) -> dict[str, Any]:
+    model: dict[str, Any] = {"modelFormat": {"name": "tensorflow"}, "storageUri": uri}
+    if "resources" in predictor:
+        model["resources"] = predictor.pop("resources")
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "InferenceService",
+        "metadata": {"name": name, "annotations": {"serving.kserve.io/deploymentMode": "Knative"}},
+        "spec": {"predictor": {"model": model, **predictor}},
+    }
+
+
+def get(api: client.CustomObjectsApi, name: str) -> dict[str, Any]:
+    return dict(api.get_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL, name))
+
+
+def wait_for(
+    api: client.CustomObjectsApi,
+    name: str,
+    check: Callable[[dict[str, Any]], bool],
+    timeout: float = 30.0,
+) -> dict[str, Any]:
+    """Read the InferenceService until ``check`` holds (bounded in time), and return it."""
+    deadline = time.monotonic() + timeout
+    while True:
+        isvc = get(api, name)
+        if check(isvc):
+            return isvc
+        assert time.monotonic() < deadline, f"timed out; last status: {isvc.get('status')}"
+        time.sleep(0.05)
+
+
+def condition(isvc: dict[str, Any], kind: str) -> dict[str, Any]:
+    for item in (isvc.get("status") or {}).get("conditions") or []:
+        if item["type"] == kind:
+            return dict(item)
+    return {}
+
+
+def settled(isvc: dict[str, Any]) -> bool:
+    """Observed the latest generation and Ready, with every traffic target's server ready."""
+    status = isvc.get("status") or {}
+    if status.get("observedGeneration") != isvc["metadata"]["generation"]:
+        return False
+    if condition(isvc, "Ready").get("status") != "True":
+        return False
+    component = status["components"]["predictor"]
+    endpoints = component.get("localEndpoints") or {}
+    return all(
+        endpoints.get(t["revisionName"], {}).get("phase") == "Ready" for t in component["traffic"]
+    )
+
+
+def update(
+    api: client.CustomObjectsApi, name: str, change: Callable[[dict[str, Any]], None]
+) -> None:
+    """Read, change and replace the InferenceService, retrying a conflict on a fresh read."""
+    for _ in range(10):
+        isvc = get(api, name)
+        change(isvc)
+        try:
+            api.replace_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL, name, isvc)
+            return
+        except ApiException as exc:
+            if exc.status != 409:
+                raise
+    raise AssertionError("kept conflicting")
+
+
+def predict(isvc: dict[str, Any], revision: str) -> Any:
+    endpoint = isvc["status"]["components"]["predictor"]["localEndpoints"][revision]["rest"]
+    name = isvc["metadata"]["name"]
+    reply = httpx.post(f"{endpoint}/v1/models/{name}:predict", json={"instances": [1.0]})
+    return reply.json()["predictions"]
+
+
+def traffic(isvc: dict[str, Any]) -> list[tuple[str, int, str]]:
+    return [
+        (t["revisionName"], t["percent"], t.get("tag", ""))
+        for t in isvc["status"]["components"]["predictor"]["traffic"]
+    ]
+
+
+def test_lifecycle_deploy_canary_promote_rollback_delete(
+    api: client.CustomObjectsApi, controller: Controller, repo: Path
+) -> None:
+    name = "life"
+    r1, r2 = f"{name}-predictor-00001", f"{name}-predictor-00002"
+    api.create_namespaced_custom_object(
+        GROUP, VERSION, NAMESPACE, PLURAL, manifest(name, str(repo / "half" / "v1"))
+    )
+    deployed = wait_for(api, name, settled)
+    status = deployed["status"]
+    assert status["url"] == f"http://{name}.default.example.com"
+    assert status["address"] == {"url": f"http://{name}.default.svc.cluster.local"}
+    assert status["deploymentMode"] == "Knative"
+    assert status["modelStatus"]["states"] == {
+        "activeModelState": "Loaded",
+        "targetModelState": "Loaded",
+    }
+    component = status["components"]["predictor"]
+    assert component["url"] == f"http://{name}-predictor.default.example.com"
+    assert component["latestReadyRevision"] == component["latestRolledoutRevision"] == r1
+    assert traffic(deployed) == [(r1, 100, "")]
+    assert predict(deployed, r1) == [1]
+
+    # Canary: the new release and the percent in one update.
+    def canary(isvc: dict[str, Any]) -> None:
+        isvc["spec"]["predictor"]["model"]["storageUri"] = str(repo / "half" / "v2")
+        isvc["spec"]["predictor"]["canaryTrafficPercent"] = 30
+
+    update(api, name, canary)
+    split = wait_for(
+        api,
+        name,
+        lambda i: (
+            settled(i) and i["status"]["components"]["predictor"].get("latestReadyRevision") == r2
+        ),
+    )
+    assert traffic(split) == [(r2, 30, ""), (r1, 70, "prev")]
+    assert split["status"]["components"]["predictor"]["latestRolledoutRevision"] == r1
+    assert predict(split, r2) == [2] and predict(split, r1) == [1]
+
+    # Roll back: percent 0 keeps the new spec and sends everything to the previous revision.
+    update(api, name, lambda i: i["spec"]["predictor"].update(canaryTrafficPercent=0))
+    back = wait_for(api, name, settled)
+    assert traffic(back) == [(r2, 0, ""), (r1, 100, "prev")]
+
+    # Promote: the percent removed gives the latest revision everything; v1's process stops.
+    update(api, name, lambda i: i["spec"]["predictor"].pop("canaryTrafficPercent"))
+    promoted = wait_for(api, name, lambda i: settled(i) and len(traffic(i)) == 1)
+    component = promoted["status"]["components"]["predictor"]
+    assert traffic(promoted) == [(r2, 100, "")]
+    assert component["latestRolledoutRevision"] == r2
+    assert component["previousRolledoutRevision"] == r1
+    wait_for(
+        api, name, lambda i: r1 not in i["status"]["components"]["predictor"]["localEndpoints"]
+    )
+    assert controller.revision_pid(NAMESPACE, name, r1) is None
+    pid = controller.revision_pid(NAMESPACE, name, r2)
+    assert pid is not None
+
+    # Delete: the revision's process ends.
+    api.delete_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL, name)
+    deadline = time.monotonic() + 20
+    while controller.revision_pid(NAMESPACE, name, r2) is not None:
+        assert time.monotonic() < deadline, "the deleted InferenceService's process still runs"
+        time.sleep(0.05)
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
+
+
+def test_killed_revision_process_is_restarted(
+    api: client.CustomObjectsApi, controller: Controller, repo: Path
+) -> None:
+    name = "crash"
+    revision = f"{name}-predictor-00001"
+    api.create_namespaced_custom_object(
+        GROUP, VERSION, NAMESPACE, PLURAL, manifest(name, str(repo / "half" / "v1"))
+    )
+    wait_for(api, name, settled)
+    first = controller.revision_pid(NAMESPACE, name, revision)
+    assert first is not None
+
+    os.kill(first, signal.SIGKILL)
+
+    def restarted(isvc: dict[str, Any]) -> bool:
+        entry = isvc["status"]["components"]["predictor"]["localEndpoints"][revision]
+        return bool(entry["restarts"] == 1 and entry["phase"] == "Ready")
+
+    again = wait_for(api, name, restarted)
+    assert controller.revision_pid(NAMESPACE, name, revision) not in (None, first)
+    assert condition(again, "Ready")["status"] == "True"
+    assert predict(again, revision) == [1]
+    api.delete_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL, name)
+
+
+def test_missing_model_is_reported_as_kserve_does(
+    api: client.CustomObjectsApi, controller: Controller, tmp_path: Path
+) -> None:
+    name = "missing"
+    uri = str(tmp_path / "no-such-model")
+    api.create_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL, manifest(name, uri))
+    failed = wait_for(api, name, lambda i: condition(i, "Ready").get("status") == "False")
+
+    info = failed["status"]["modelStatus"]["lastFailureInfo"]
+    assert info["reason"] == "ModelLoadFailed"
+    assert info["message"].startswith(f"Failed to fetch model. No model found in {uri}")
+    assert failed["status"]["modelStatus"]["transitionStatus"] == "BlockedByFailedLoad"
+    assert condition(failed, "PredictorReady")["reason"] == "RevisionMissing"
+    assert condition(failed, "PredictorReady")["message"] == (
+        f'Configuration "{name}-predictor" does not have any ready Revision.'
+    )
+    assert condition(failed, "PredictorConfigurationReady")["message"].startswith(
+        f'Revision "{name}-predictor-00001" failed with message: Container failed with: '
+        f"Failed to fetch model. No model found in {uri}"
+    )
+    api.delete_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL, name)
+
+
+def test_corrupt_canary_keeps_traffic_on_the_old_revision(
+    api: client.CustomObjectsApi, controller: Controller, repo: Path
+) -> None:
+    name = "corrupt"
+    r1, r2 = f"{name}-predictor-00001", f"{name}-predictor-00002"
+    api.create_namespaced_custom_object(
+        GROUP, VERSION, NAMESPACE, PLURAL, manifest(name, str(repo / "half" / "v1"))
+    )
+    wait_for(api, name, settled)
+
+    def canary(isvc: dict[str, Any]) -> None:
+        isvc["spec"]["predictor"]["model"]["storageUri"] = str(repo / "half" / "v3")
+        isvc["spec"]["predictor"]["canaryTrafficPercent"] = 20
+
+    update(api, name, canary)
+    failed = wait_for(
+        api,
+        name,
+        lambda i: (
+            i["status"].get("observedGeneration") == 2
+            and condition(i, "Ready").get("status") == "False"
+        ),
+    )
+
+    assert traffic(failed) == [(r1, 20, ""), (r1, 80, "prev")]
+    assert condition(failed, "PredictorConfigurationReady")["reason"] == "RevisionFailed"
+    assert condition(failed, "PredictorConfigurationReady")["message"] == (
+        f'Revision "{r2}" failed with message: Container failed with: '
+        f"Failed to load servable {name} version 3: bad graph."
+    )
+    model_status = failed["status"]["modelStatus"]
+    assert model_status["states"] == {
+        "activeModelState": "Loaded",
+        "targetModelState": "FailedToLoad",
+    }
+    assert model_status["lastFailureInfo"] == {
+        "exitCode": 1,
+        "message": f"Failed to load servable {name} version 3: bad graph",
+        "reason": "ModelLoadFailed",
+    }
+    assert predict(failed, r1) == [1]
+    api.delete_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL, name)
+
+
+def test_gpu_request_runs_on_the_cpu_with_a_note(
+    api: client.CustomObjectsApi, controller: Controller, repo: Path
+) -> None:
+    name = "gpu"
+    body = manifest(name, str(repo / "half" / "v1"), resources={"limits": {"nvidia.com/gpu": "1"}})
+    api.create_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL, body)
+    ready = wait_for(api, name, settled)
+
+    note = condition(ready, "LocalCPUFallback")
+    assert (note["status"], note["severity"], note["reason"]) == (
+        "True",
+        "Info",
+        "GPURequestedOnCPU",
+    )
+    assert "nvidia.com/gpu: 1" in note["message"]
+    assert predict(ready, f"{name}-predictor-00001") == [1]
+    api.delete_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL, name)
