@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ssl
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from timonel.local.apiserver import certs
 from timonel.local.apiserver.http import BOOKMARK_INTERVAL, ApiServer
 from timonel.local.apiserver.registry import Registry
 from timonel.local.apiserver.store import DEFAULT_HISTORY, Store
@@ -42,12 +44,13 @@ async def start(
     host: str = "127.0.0.1",
     port: int = 0,
     bookmark_interval: float = BOOKMARK_INTERVAL,
+    ssl_context: ssl.SSLContext | None = None,
 ) -> tuple[web.AppRunner, int]:
     """Serve on the running loop; returns the runner (``await runner.cleanup()`` stops) and port."""
     server = ApiServer(registry, token, bookmark_interval=bookmark_interval)
     runner = web.AppRunner(server.application(), access_log=None, shutdown_timeout=1.0)
     await runner.setup()
-    site = web.TCPSite(runner, host, port)
+    site = web.TCPSite(runner, host, port, ssl_context=ssl_context)
     await site.start()
     return runner, int(runner.addresses[0][1])
 
@@ -60,6 +63,8 @@ class Running:
     port: int
     token: str
     registry: Registry
+    #: The CA certificate clients verify the server with (None: plain HTTP).
+    ca: Path | None = None
 
 
 @contextlib.contextmanager
@@ -70,17 +75,32 @@ def running(
     port: int = 0,
     history: int = DEFAULT_HISTORY,
     bookmark_interval: float = BOOKMARK_INTERVAL,
+    tls: bool = False,
 ) -> Iterator[Running]:
-    """Serve ``state_dir``'s cluster on 127.0.0.1 from a background thread until the block ends."""
+    """Serve ``state_dir``'s cluster on 127.0.0.1 from a background thread until the block ends.
+
+    With ``tls`` the server speaks HTTPS with a certificate from ``state_dir`` (kubectl sends its
+    token only over HTTPS); ``Running.ca`` is the CA to verify it.
+    """
     registry = open_registry(state_dir, history=history)
+    found = certs.ensure(state_dir) if tls else None
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, name="timonel-apiserver", daemon=True)
     thread.start()
     try:
-        started = start(registry, token, port=port, bookmark_interval=bookmark_interval)
+        started = start(
+            registry,
+            token,
+            port=port,
+            bookmark_interval=bookmark_interval,
+            ssl_context=found.server_context() if found else None,
+        )
         runner, bound = asyncio.run_coroutine_threadsafe(started, loop).result()
+        scheme = "https" if found else "http"
         try:
-            yield Running(f"http://127.0.0.1:{bound}", bound, token, registry)
+            yield Running(
+                f"{scheme}://127.0.0.1:{bound}", bound, token, registry, found.ca if found else None
+            )
         finally:
             asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result()
     finally:
