@@ -1,0 +1,169 @@
+"""``timonel deploy | status | canary | promote | rollback | delete | list`` on ``timonel local``.
+
+A controller with stand-in revision servers (no TensorFlow) makes InferenceServices ready, so the
+commands' output and their waits run in about a second each.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from kubernetes import config
+from local.standin_server import standin_command, write_model
+
+from timonel import cli
+from timonel.local.apiserver.runner import Running, running
+from timonel.local.controller import Controller
+from timonel.local.supervisor import Backoff
+
+TOKEN = secrets.token_hex(16)
+
+
+def write_kubeconfig(path: Path, server: str, token: str, namespace: str = "team") -> Path:
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "current-context": "local",
+                "clusters": [{"name": "local", "cluster": {"server": server}}],
+                "users": [{"name": "local", "user": {"token": token}}],
+                "contexts": [
+                    {
+                        "name": "local",
+                        "context": {"cluster": "local", "user": "local", "namespace": namespace},
+                    }
+                ],
+            }
+        )
+    )
+    return path
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
+    with running(tmp_path_factory.mktemp("cluster"), TOKEN) as srv:
+        srv.registry.ensure_namespace("team")
+        yield srv
+
+
+@pytest.fixture(scope="module")
+def kubeconfig(server: Running, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    path = write_kubeconfig(tmp_path_factory.mktemp("kube") / "config", server.url, TOKEN)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("KUBECONFIG", str(path))
+        yield path
+
+
+@pytest.fixture(scope="module")
+def controller(kubeconfig: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    running_controller = Controller(
+        config.new_client_from_config(str(kubeconfig), persist_config=False),
+        tmp_path_factory.mktemp("controller"),
+        command=standin_command,
+        backoff=Backoff(initial=0.1, cap=1.0),
+        watch_timeout=5,
+    )
+    running_controller.start()
+    yield
+    running_controller.stop()
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("repo")
+    write_model(root / "half" / "v1", version=1)
+    write_model(root / "half" / "v2", version=2)
+    return root
+
+
+def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    code = cli.main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def as_json(capsys: pytest.CaptureFixture[str], *args: str) -> Any:
+    code, out, err = run(capsys, *args)
+    assert code == 0, err
+    return json.loads(out)
+
+
+@pytest.mark.usefixtures("kubeconfig")
+def test_dry_run_deploy_stores_nothing(capsys: pytest.CaptureFixture[str], repo: Path) -> None:
+    code, out, _ = run(
+        capsys, "deploy", "dry", "--storage-uri", f"file://{repo}/half/v1", "--dry-run"
+    )
+    assert code == 0
+    assert out.strip() == "team/dry: deployed (dry run: validated by the server, nothing stored)"
+    code, _, err = run(capsys, "status", "dry")
+    assert code == cli.EXIT_USER_ERROR
+    assert err.startswith("error: inferenceservice team/dry was not found in namespace team")
+
+
+@pytest.mark.usefixtures("kubeconfig")
+def test_a_server_side_refusal_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(capsys, "deploy", "bad", "--storage-uri", "ftp://nowhere/m", "--dry-run")
+    assert code == cli.EXIT_USER_ERROR
+    assert err.count("\n") == 1 and err.startswith("error: ")
+    assert "Traceback" not in err
+
+
+@pytest.mark.usefixtures("controller")
+def test_the_lifecycle_through_the_commands(capsys: pytest.CaptureFixture[str], repo: Path) -> None:
+    v1, v2 = f"file://{repo}/half/v1", f"file://{repo}/half/v2"
+    deploy = ("deploy", "half", "--storage-uri", v1, "--tag-routing")
+    code, out, _ = run(capsys, *deploy, "--wait", "--timeout", "60")
+    assert code == 0, out
+    assert out.startswith("team/half: deployed, served\n")
+    assert "half-predictor-00001" in out and "100%" in out
+
+    code, out, _ = run(capsys, *deploy)
+    assert out.strip() == (
+        "team/half: deployed (generation 1); `timonel status half` follows it, or pass --wait"
+    ), "re-applying the same spec changes nothing"
+
+    code, out, err = run(
+        capsys,
+        "canary",
+        "half",
+        "--storage-uri",
+        v2,
+        "--percent",
+        "30",
+        "--wait",
+        "--timeout",
+        "60",
+    )
+    assert code == 0, err
+    status = as_json(capsys, "status", "half", "-o", "json")
+    assert status["ready"] and status["canary_percent"] == 30
+    assert [(t["percent"], t["tag"]) for t in status["traffic"]] == [(30, "latest"), (70, "prev")]
+
+    listed = as_json(capsys, "list", "-o", "json")
+    assert [s["name"] for s in listed] == ["half"]
+    code, out, _ = run(capsys, "list")
+    assert "30/70" in out
+
+    assert run(capsys, "promote", "half", "--wait", "--timeout", "60")[0] == 0
+    status = as_json(capsys, "status", "half", "-o", "json")
+    assert [(t["revision"], t["percent"]) for t in status["traffic"]] == [
+        ("half-predictor-00002", 100)
+    ]
+    assert status["previous_rolledout_revision"] == "half-predictor-00001"
+
+    assert run(capsys, "rollback", "half", "--wait", "--timeout", "60")[0] == 0
+    status = as_json(capsys, "status", "half", "-o", "json")
+    assert status["storage_uri"] == v1
+    assert [t["percent"] for t in status["traffic"]] == [100]
+    assert status["latest_ready_revision"] == "half-predictor-00003"
+
+    code, out, _ = run(capsys, "delete", "half", "--wait", "--timeout", "30")
+    assert out.strip() == "team/half deleted"
+    assert as_json(capsys, "list", "-o", "json") == []
