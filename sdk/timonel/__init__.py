@@ -40,6 +40,7 @@ from timonel.kube.rollout import (
 )
 from timonel.kube.status import ServiceStatus, TrafficTarget
 from timonel.manifest import Manifest
+from timonel.server import ServerOptions, serve
 from timonel.spec import (
     Accelerator,
     Autoscaling,
@@ -71,6 +72,7 @@ __all__ = [
     "Resources",
     "Retry",
     "RolloutFailed",
+    "ServerOptions",
     "ServiceStatus",
     "ServingError",
     "ServingSpec",
@@ -96,6 +98,7 @@ __all__ = [
     "read_manifest",
     "render",
     "rollback",
+    "serve",
     "status",
 ]
 

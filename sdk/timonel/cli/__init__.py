@@ -32,7 +32,7 @@ app = typer.Typer(
 )
 
 #: Command modules under ``timonel.cli``; each exposes ``register(app)``.
-_GROUPS: tuple[str, ...] = ("predict", "render", "local", "cluster")
+_GROUPS: tuple[str, ...] = ("predict", "render", "cluster", "local", "serve")
 
 _debug = False
 

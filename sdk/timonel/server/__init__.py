@@ -1,0 +1,23 @@
+"""A TensorFlow-Serving-compatible model server (``timonel serve``).
+
+Modules, one concept each: ``codec`` (REST JSON ⇄ tensors), ``tensors`` (TensorProto ⇄ numpy),
+``servable`` (one loaded SavedModel version), ``source`` and ``policy`` (which versions exist and
+which to serve), ``manager`` (the lifecycle), ``inference`` (the request path), ``runner`` and
+``batching`` (how calls reach TensorFlow), ``rest`` and ``grpc_service`` (the two APIs),
+``metrics``, ``warmup``, ``options`` and ``app`` (the process).
+
+Only ``ServerOptions`` and ``serve`` are public (re-exported by ``timonel``); importing this package
+does not import TensorFlow.
+"""
+
+from timonel.server.options import ServerOptions
+
+
+def serve(options: ServerOptions) -> None:
+    """Run the model server until SIGTERM/SIGINT; raises ``ServingError`` if startup fails."""
+    from timonel.server.app import serve as run
+
+    run(options)
+
+
+__all__ = ["ServerOptions", "serve"]

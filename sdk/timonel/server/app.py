@@ -1,0 +1,321 @@
+"""The model server process: models first, then ports, then a graceful drain on SIGTERM.
+
+Startup follows TF Serving: the latest version of every configured model loads (and warms up)
+before the gRPC and REST ports open, so an open port means ready; a load that fails for good ends
+startup with ``ServingError`` (the CLI prints ``Failed to start server. Error: <status>``). On
+SIGTERM or SIGINT the listeners close, in-flight requests finish (up to ``drain_seconds``), the
+models unload and ``serve`` returns. Logs are JSON lines on stderr; stdout stays empty.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from timonel.errors import ServingError, SpecError, TimonelError
+from timonel.server.options import ServerOptions
+
+log = logging.getLogger("timonel.server")
+
+
+class JsonLogFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message, and any structured ``fields``."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "ts": round(record.created, 6),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+        }
+        message = record.getMessage()
+        if message:
+            entry["msg"] = message
+        entry.update(getattr(record, "fields", {}))
+        if record.exc_info:
+            entry["exc"] = self.formatException(record.exc_info)
+        return json.dumps(entry, ensure_ascii=False)
+
+
+def configure_logging(level: int = logging.INFO) -> None:
+    """Send the server's logs (including access logs) to stderr as JSON lines."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonLogFormatter())
+    root = logging.getLogger("timonel")
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    root.propagate = False
+
+
+def _model_configs(options: ServerOptions) -> list[Any]:
+    from timonel.tfserving import ModelConfig, read_models_config
+
+    if options.model_config_file:
+        return list(read_models_config(options.model_config_file))
+    base_path = options.model_base_path
+    if not base_path.startswith(("/", "file://")) and "://" not in base_path:
+        base_path = os.path.abspath(base_path)
+    return [ModelConfig(name=options.model_name, base_path=base_path)]
+
+
+class ModelServer:
+    """One server: the manager, the runner, and (once models are up) the two listeners."""
+
+    def __init__(self, options: ServerOptions) -> None:
+        from timonel.server.inference import Inference
+        from timonel.server.manager import ModelManager
+        from timonel.server.metrics import ServerMetrics
+
+        self.options = options
+        self.metrics = ServerMetrics()
+        self._stopping = threading.Event()
+        self.manager = ModelManager(
+            self._load,
+            poll_seconds=options.file_system_poll_wait_seconds,
+            max_load_retries=options.max_num_load_retries,
+            load_retry_seconds=options.load_retry_interval_micros / 1e6,
+            allow_labels_for_unavailable_models=options.allow_version_labels_for_unavailable_models,
+        )
+        self.inference = Inference(
+            self.manager,
+            self._make_runner(),
+            self.metrics,
+            timeout_ms=options.rest_api_timeout_in_ms,
+        )
+        self.monitoring_path = self._monitoring_path()
+        self.grpc_port: int | None = None
+        self.rest_port: int | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop_event: asyncio.Event | None = None
+
+    # ---- setup -----------------------------------------------------------------------------
+
+    def _make_runner(self) -> Any:
+        from timonel.server.runner import DirectRunner
+
+        if not self.options.enable_batching:
+            return DirectRunner(threads=max(4, 2 * (os.cpu_count() or 1)))
+        from timonel.server.batching import BatchScheduler
+        from timonel.tfserving import BatchingParameters, read_batching_parameters
+
+        params = (
+            read_batching_parameters(self.options.batching_parameters_file)
+            if self.options.batching_parameters_file
+            else BatchingParameters(thread_pool_name="model_server_batch_threads")
+        )
+        return BatchScheduler(params, self.metrics)
+
+    def _monitoring_path(self) -> str | None:
+        if not self.options.monitoring_config_file:
+            return None
+        from timonel.tfserving import read_monitoring_config
+
+        config = read_monitoring_config(self.options.monitoring_config_file)
+        return config.prometheus_path if config.prometheus_enabled else None
+
+    def _session_config(self) -> Any:
+        import tensorflow as tf
+
+        return tf.compat.v1.ConfigProto(
+            intra_op_parallelism_threads=self.options.tensorflow_intra_op_parallelism,
+            inter_op_parallelism_threads=self.options.tensorflow_inter_op_parallelism,
+            allow_soft_placement=True,
+        )
+
+    def _load(self, name: str, version: int, path: str) -> Any:
+        """Load one version and run its warmup records; any failure fails the load."""
+        from timonel.server.servable import load_servable
+        from timonel.server.warmup import replay_warmup
+        from timonel.tfserving import read_warmup, warmup_path
+
+        start = time.perf_counter()
+        try:
+            servable = load_servable(name, version, path, session_config=self._session_config())
+        except ServingError:
+            self.metrics.record(self.metrics.load_attempt_count, 1, path, "fail")
+            raise
+        self.metrics.record(self.metrics.load_attempt_count, 1, path, "success")
+        self.metrics.record(self.metrics.load_latency, (time.perf_counter() - start) * 1e6, path)
+        if not self.options.enable_model_warmup:
+            return servable
+        file = warmup_path(path)
+        warm_start = time.perf_counter()
+        try:
+            records = read_warmup(file)
+            if not records:
+                log.info("No warmup data file found at %s", file)
+                return servable
+            count = replay_warmup(servable, records)
+        except ServingError as exc:
+            servable.close()
+            self.metrics.record(
+                self.metrics.model_warmup_latency,
+                (time.perf_counter() - warm_start) * 1e6,
+                path,
+                exc.code,
+            )
+            raise
+        self.metrics.record(
+            self.metrics.model_warmup_latency, (time.perf_counter() - warm_start) * 1e6, path, "OK"
+        )
+        self.metrics.record(self.metrics.model_warmup_records_read, count, path, "OK")
+        log.info(
+            "Finished reading warmup data for model at %s. Number of warmup records read: %d.",
+            file,
+            count,
+        )
+        return servable
+
+    # ---- lifecycle -------------------------------------------------------------------------
+
+    def load_models(self) -> None:
+        """Configure, load, and wait until every model's latest version serves."""
+        try:
+            configs = _model_configs(self.options)
+        except SpecError as exc:
+            raise ServingError(str(exc), code="INVALID_ARGUMENT") from exc
+        self.manager.configure(configs)
+        self.manager.start()
+        if self.options.model_config_file and self.options.model_config_file_poll_wait_seconds > 0:
+            threading.Thread(target=self._watch_config, name="config-poll", daemon=True).start()
+        self.manager.wait_until_available()
+
+    def _watch_config(self) -> None:
+        from timonel.tfserving import read_models_config
+
+        last: Sequence[Any] | None = None
+        while not self._stopping.wait(self.options.model_config_file_poll_wait_seconds):
+            try:
+                configs = read_models_config(self.options.model_config_file)
+                if configs != last:
+                    self.manager.configure(configs)
+                    last = configs
+            except TimonelError as exc:
+                log.error("Failed to reload %s: %s", self.options.model_config_file, exc)
+
+    async def run(self) -> None:
+        """Open the ports and serve until ``stop()``; then drain and close them."""
+        from timonel.server import grpc_service, rest
+
+        self._loop = asyncio.get_running_loop()
+        self._stop_event = asyncio.Event()
+        if self._stopping.is_set():
+            return
+        options = self.options
+        grpc_server = None
+        rest_server = None
+        listener = None
+        try:
+            if options.port:
+                grpc_server = grpc_service.make_server(self.inference)
+                address = _address(options.host, options.port)
+                try:
+                    self.grpc_port = grpc_server.add_insecure_port(address)
+                except RuntimeError as exc:
+                    raise ServingError(
+                        f"Failed to bind gRPC to {address}: {exc}", code="UNAVAILABLE"
+                    ) from exc
+                await grpc_server.start()
+                log.info("Running gRPC ModelServer at %s ...", address)
+            if options.rest_api_port and options.rest_api_port == options.port:
+                log.error(
+                    "--rest_api_port %d is the gRPC --port too; REST API not started",
+                    options.rest_api_port,
+                )
+            elif options.rest_api_port:
+                api = rest.RestApi(
+                    self.inference,
+                    self.metrics,
+                    max_body_bytes=options.rest_api_max_body_bytes,
+                    monitoring_path=self.monitoring_path,
+                )
+                rest_server = rest.make_server(api)
+                try:
+                    listener = await self._loop.create_server(
+                        rest_server, options.host, options.rest_api_port, reuse_address=True
+                    )
+                except OSError as exc:
+                    raise ServingError(
+                        "Failed to start HTTP Server at "
+                        f"{_address(options.host, options.rest_api_port)}: {exc.strerror}",
+                        code="UNAVAILABLE",
+                    ) from exc
+                self.rest_port = listener.sockets[0].getsockname()[1]
+                log.info(
+                    "Exporting HTTP/REST API at:%s ...", _address(options.host, self.rest_port)
+                )
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                self._loop.add_signal_handler(sig, self.stop)
+            await self._stop_event.wait()
+            log.info("Shutting down: draining in-flight requests")
+        finally:
+            await self._drain(grpc_server, rest_server, listener)
+
+    async def _drain(self, grpc_server: Any, rest_server: Any, listener: Any) -> None:
+        grace = self.options.drain_seconds
+        tasks = []
+        if listener is not None:
+            listener.close()
+            tasks.append(rest_server.shutdown(grace))
+        if grpc_server is not None:
+            tasks.append(grpc_server.stop(grace))
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if listener is not None:
+            await listener.wait_closed()
+
+    def stop(self) -> None:
+        """Begin a graceful shutdown (safe from signal handlers and other threads)."""
+        self._stopping.set()
+        self.manager.request_stop()
+        if self._loop is not None and self._stop_event is not None:
+            self._loop.call_soon_threadsafe(self._stop_event.set)
+
+    def close(self) -> None:
+        """Unload models and free the runner's threads."""
+        self._stopping.set()
+        self.inference.runner.close()
+        self.manager.stop()
+
+
+def _address(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def serve(options: ServerOptions) -> None:
+    """Run a TF-Serving-compatible model server until SIGTERM or SIGINT.
+
+    Raises ``ServingError`` when startup fails (a model that will not load, a port in use).
+    """
+    server = ModelServer(options)
+    previous = {
+        sig: signal.signal(sig, lambda *_: server.stop()) for sig in (signal.SIGTERM, signal.SIGINT)
+    }
+    try:
+        try:
+            server.load_models()
+        except ServingError as exc:
+            if exc.code == "CANCELLED":
+                return
+            raise
+        with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+            runner.run(server.run())
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        server.close()
+
+
+def _loop_factory() -> Any:
+    """uvloop when it is installed (it halves the event loop's overhead), else asyncio's loop."""
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return uvloop.new_event_loop

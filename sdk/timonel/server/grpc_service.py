@@ -1,0 +1,316 @@
+"""TF Serving's gRPC API (PredictionService and ModelService) with the real service definitions.
+
+The servicers are the tensorflow-serving-api wheel's own base classes registered on a
+``grpc.aio`` server that shares the event loop with the REST API; TensorFlow calls leave the loop
+through the same runner. Status codes are TF's codes unchanged, and messages longer than 1024
+characters are cut and end in ``...TRUNCATED`` as in ``model_servers/grpc_status_util.cc``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import grpc
+from tensorflow_serving.apis import (
+    classification_pb2,
+    get_model_metadata_pb2,
+    get_model_status_pb2,
+    inference_pb2,
+    model_management_pb2,
+    model_service_pb2_grpc,
+    predict_pb2,
+    prediction_service_pb2_grpc,
+    regression_pb2,
+)
+
+from timonel.errors import ServingError, SpecError
+from timonel.server.examples import serialize_input
+from timonel.server.inference import (
+    Inference,
+    ModelSpec,
+    example_signature,
+    predict_signature,
+    signature_key,
+)
+from timonel.server.servable import CLASSIFY_METHOD, REGRESS_METHOD, Servable
+from timonel.server.tensors import to_numpy, to_proto
+
+access_log = logging.getLogger("timonel.server.access")
+
+_MAX_MESSAGE = 2**31 - 1
+_MAX_DETAILS = 1024
+T = TypeVar("T")
+
+
+def grpc_code(code: str) -> grpc.StatusCode:
+    return getattr(grpc.StatusCode, code, grpc.StatusCode.UNKNOWN)
+
+
+def _details(message: str) -> str:
+    if len(message) <= _MAX_DETAILS:
+        return message
+    return message[: _MAX_DETAILS - len("...TRUNCATED")] + "...TRUNCATED"
+
+
+def model_spec(request: Any) -> ModelSpec:
+    """The ModelSpec of a request, checked as TF Serving checks it."""
+    if not request.HasField("model_spec"):
+        raise ServingError("Missing ModelSpec", code="INVALID_ARGUMENT")
+    spec = request.model_spec
+    if not spec.name:
+        raise ServingError("ModelSpec has no name specified.", code="INVALID_ARGUMENT")
+    choice = spec.WhichOneof("version_choice")
+    version = spec.version.value if choice == "version" else None
+    label = spec.version_label if choice == "version_label" else None
+    return ModelSpec(spec.name, version, label, spec.signature_name)
+
+
+def _fill_spec(target: Any, servable: Servable, signature_name: str | None) -> None:
+    target.name = servable.name
+    target.version.value = servable.version
+    if signature_name is not None:
+        target.signature_name = signature_name
+
+
+class _Calls:
+    """Runs one RPC: metrics, access log, and ServingError → gRPC status."""
+
+    def __init__(self, inference: Inference) -> None:
+        self.inference = inference
+
+    async def handle(
+        self,
+        api: str,
+        request: Any,
+        context: grpc.aio.ServicerContext,
+        body: Callable[[], Awaitable[T]],
+        *,
+        counted: bool = True,
+    ) -> T:
+        start = time.perf_counter()
+        code = "OK"
+        name = request.model_spec.name if hasattr(request, "model_spec") else ""
+        try:
+            return await body()
+        except ServingError as exc:
+            code = exc.code
+            await context.abort(grpc_code(exc.code), _details(str(exc)))
+            raise  # abort raises; this keeps type checkers honest
+        finally:
+            elapsed_us = (time.perf_counter() - start) * 1e6
+            if counted:
+                self.inference.metrics.record_request(name, api, "GRPC", code, elapsed_us)
+            if access_log.isEnabledFor(logging.INFO):
+                access_log.info(
+                    "",
+                    extra={
+                        "fields": {
+                            "proto": "grpc",
+                            "method": api,
+                            "model": name,
+                            "status": code,
+                            "remote": context.peer(),
+                            "latency_ms": round(elapsed_us / 1000, 3),
+                        }
+                    },
+                )
+
+
+class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
+    def __init__(self, inference: Inference) -> None:
+        self.inference = inference
+        self._calls = _Calls(inference)
+
+    async def Predict(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        async def body() -> Any:
+            spec = model_spec(request)
+            async with self.inference.servable(spec) as servable:
+                signature = predict_signature(servable, spec.signature_name, rest=False)
+                inputs = {alias: to_numpy(proto, alias) for alias, proto in request.inputs.items()}
+                outputs = await self.inference.predict(
+                    servable, signature, inputs, list(request.output_filter)
+                )
+                response = predict_pb2.PredictResponse()
+                _fill_spec(response.model_spec, servable, signature.key)
+                for alias, value in outputs.items():
+                    response.outputs[alias].CopyFrom(to_proto(value))
+                return response
+
+        return await self._calls.handle("Predict", request, context, body)
+
+    async def Classify(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        async def body() -> Any:
+            spec = model_spec(request)
+            async with self.inference.servable(spec) as servable:
+                signature = example_signature(servable, spec.signature_name)
+                examples = serialize_input(request.input)
+                results = await self.inference.classify(servable, signature, examples)
+                response = classification_pb2.ClassificationResponse()
+                _fill_spec(response.model_spec, servable, signature.key)
+                _fill_classifications(response.result, results)
+                return response
+
+        return await self._calls.handle("Classify", request, context, body)
+
+    async def Regress(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        async def body() -> Any:
+            spec = model_spec(request)
+            async with self.inference.servable(spec) as servable:
+                signature = example_signature(servable, spec.signature_name)
+                examples = serialize_input(request.input)
+                results = await self.inference.regress(servable, signature, examples)
+                response = regression_pb2.RegressionResponse()
+                _fill_spec(response.model_spec, servable, signature.key)
+                response.result.regressions.extend(
+                    regression_pb2.Regression(value=v) for v in results
+                )
+                return response
+
+        return await self._calls.handle("Regress", request, context, body)
+
+    async def MultiInference(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        async def body() -> Any:
+            if not request.tasks:
+                raise ServingError("Must specify at least one task", code="INVALID_ARGUMENT")
+            specs = [model_spec(task) for task in request.tasks]
+            if len({s.name for s in specs}) > 1:
+                raise ServingError(
+                    "All ModelSpecs in a MultiInferenceRequest must access the same model name.",
+                    code="INVALID_ARGUMENT",
+                )
+            keys = [signature_key(s.signature_name) for s in specs]
+            for index, key in enumerate(keys):
+                if key in keys[:index]:
+                    raise ServingError(
+                        f"Duplicate evaluation of signature: {key}", code="INVALID_ARGUMENT"
+                    )
+            examples = serialize_input(request.input)
+            response = inference_pb2.MultiInferenceResponse()
+            async with self.inference.servable(specs[0]) as servable:
+                for task, spec in zip(request.tasks, specs, strict=True):
+                    signature = example_signature(servable, spec.signature_name)
+                    result = response.results.add()
+                    _fill_spec(result.model_spec, servable, signature.key)
+                    if task.method_name == CLASSIFY_METHOD:
+                        classes = await self.inference.classify(servable, signature, examples)
+                        _fill_classifications(result.classification_result, classes)
+                    elif task.method_name == REGRESS_METHOD:
+                        values = await self.inference.regress(servable, signature, examples)
+                        result.regression_result.regressions.extend(
+                            regression_pb2.Regression(value=v) for v in values
+                        )
+                    else:
+                        raise ServingError(
+                            f"Unsupported signature method_name: {task.method_name}",
+                            code="UNIMPLEMENTED",
+                        )
+            return response
+
+        return await self._calls.handle("MultiInference", request, context, body)
+
+    async def GetModelMetadata(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        async def body() -> Any:
+            spec = model_spec(request)
+            if not request.metadata_field:
+                raise ServingError(
+                    "GetModelMetadataRequest must specify at least one metadata_field",
+                    code="INVALID_ARGUMENT",
+                )
+            for field in request.metadata_field:
+                if field != "signature_def":
+                    raise ServingError(
+                        f"Metadata field {field} is not supported", code="INVALID_ARGUMENT"
+                    )
+            servable = self.inference.manager.resolve(spec.name, spec.version, spec.label)
+            response = get_model_metadata_pb2.GetModelMetadataResponse()
+            _fill_spec(response.model_spec, servable, None)
+            signature_map = get_model_metadata_pb2.SignatureDefMap()
+            for key, value in servable.signature_defs.items():
+                signature_map.signature_def[key].CopyFrom(value)
+            response.metadata["signature_def"].Pack(signature_map)
+            return response
+
+        return await self._calls.handle("GetModelMetadata", request, context, body, counted=False)
+
+
+def _fill_classifications(target: Any, results: list[list[tuple[str, float]]]) -> None:
+    for row in results:
+        classifications = target.classifications.add()
+        for label, score in row:
+            classifications.classes.add(label=label, score=score)
+
+
+class ModelService(model_service_pb2_grpc.ModelServiceServicer):
+    def __init__(self, inference: Inference) -> None:
+        self.inference = inference
+        self._calls = _Calls(inference)
+
+    async def GetModelStatus(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        async def body() -> Any:
+            spec = model_spec(request)
+            statuses = self.inference.manager.status(spec.name, spec.version)
+            response = get_model_status_pb2.GetModelStatusResponse()
+            for status in statuses:
+                entry = response.model_version_status.add()
+                entry.version = status.version
+                entry.state = get_model_status_pb2.ModelVersionStatus.State.Value(
+                    status.state.value
+                )
+                entry.status.error_code = _error_code_number(status.error_code)
+                entry.status.error_message = status.error_message
+            return response
+
+        return await self._calls.handle("GetModelStatus", request, context, body, counted=False)
+
+    async def HandleReloadConfigRequest(
+        self, request: Any, context: grpc.aio.ServicerContext
+    ) -> Any:
+        async def body() -> Any:
+            from timonel.tfserving import ModelConfig
+
+            if request.config.WhichOneof("config") != "model_config_list":
+                raise ServingError(
+                    "ServerModelConfig type not supported by HandleReloadConfigRequest. Only "
+                    "ModelConfigList is currently supported",
+                    code="INVALID_ARGUMENT",
+                )
+            try:
+                models = [
+                    ModelConfig.from_proto(c) for c in request.config.model_config_list.config
+                ]
+            except SpecError as exc:
+                raise ServingError(str(exc), code="INVALID_ARGUMENT") from exc
+            loop = asyncio.get_running_loop()
+            await loop.run_in_executor(None, self.inference.manager.configure, models)
+            return model_management_pb2.ReloadConfigResponse()
+
+        return await self._calls.handle(
+            "HandleReloadConfigRequest", request, context, body, counted=False
+        )
+
+
+def _error_code_number(code: str) -> int:
+    from tensorflow.core.protobuf import error_codes_pb2
+
+    names = set(error_codes_pb2.Code.keys())
+    return int(error_codes_pb2.Code.Value(code)) if code in names else error_codes_pb2.UNKNOWN
+
+
+def make_server(inference: Inference) -> grpc.aio.Server:
+    """A grpc.aio server with both services; the caller binds ports and starts it."""
+    server = grpc.aio.server(
+        options=[
+            ("grpc.max_receive_message_length", _MAX_MESSAGE),
+            ("grpc.max_send_message_length", _MAX_MESSAGE),
+            ("grpc.so_reuseport", 0),
+        ]
+    )
+    prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
+        PredictionService(inference), server
+    )
+    model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelService(inference), server)
+    return server

@@ -1,0 +1,67 @@
+"""The model server's settings: tensorflow_model_server's flags, by the same names.
+
+Defaults are those of the tensorflow/serving Docker image (gRPC on 8500, REST on 8501), except
+that the server listens on 127.0.0.1 unless ``host`` says otherwise. Light: no TensorFlow import.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from timonel.errors import SpecError
+
+#: Largest REST request body accepted by default (a 413 answers anything larger).
+DEFAULT_MAX_BODY_BYTES = 64 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class ServerOptions:
+    """What ``timonel serve`` (and ``timonel.serve``) runs with; see TF Serving's ``main.cc``.
+
+    ``port`` 0 turns gRPC off and ``rest_api_port`` 0 turns REST off, as in TF Serving.
+    ``model_config_file`` wins over ``model_name``/``model_base_path`` when both are given.
+    """
+
+    port: int = 8500
+    rest_api_port: int = 8501
+    host: str = "127.0.0.1"
+    model_name: str = "default"
+    model_base_path: str = ""
+    model_config_file: str = ""
+    model_config_file_poll_wait_seconds: int = 0
+    file_system_poll_wait_seconds: int = 1
+    enable_batching: bool = False
+    batching_parameters_file: str = ""
+    monitoring_config_file: str = ""
+    rest_api_timeout_in_ms: int = 30000
+    allow_version_labels_for_unavailable_models: bool = False
+    enable_model_warmup: bool = True
+    max_num_load_retries: int = 5
+    load_retry_interval_micros: int = 60_000_000
+    rest_api_max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    tensorflow_intra_op_parallelism: int = 0
+    tensorflow_inter_op_parallelism: int = 0
+    #: Seconds a SIGTERM waits for in-flight requests before the server exits anyway.
+    drain_seconds: float = 30.0
+
+    def __post_init__(self) -> None:
+        if not self.model_base_path and not self.model_config_file:
+            raise SpecError(
+                "Both server_options.model_base_path and server_options.model_config_file are "
+                "empty!",
+                field="model_base_path",
+            )
+        if self.batching_parameters_file and not self.enable_batching:
+            raise SpecError(
+                "server_options.batching_parameters_file is set without setting "
+                "server_options.enable_batching to true.",
+                field="batching_parameters_file",
+            )
+        for name in ("port", "rest_api_port"):
+            value = getattr(self, name)
+            if not 0 <= value <= 65535:
+                raise SpecError(f"--{name}={value} is not a TCP port; use 0 to 65535", field=name)
+        if self.rest_api_max_body_bytes < 1:
+            raise SpecError(
+                "--rest_api_max_body_bytes must be 1 or more", field="rest_api_max_body_bytes"
+            )

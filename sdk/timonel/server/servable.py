@@ -1,0 +1,359 @@
+"""One loaded version of a SavedModel, called the way TF Serving calls it.
+
+TF Serving loads a SavedModel into a TensorFlow Session and runs signatures by the tensor names of
+their SignatureDefs. This module does the same through ``tf.compat.v1``: TF1 and TF2 SavedModels
+both load, classify/regress signatures keep their method names, the metadata endpoint can return
+the SignatureDefs unchanged, and each call is one ``Session`` callable (the least Python between
+the request and the kernels). Sessions are thread-safe, so calls run in parallel threads.
+
+Validation and error texts follow ``servables/tensorflow/{predict,classifier,regressor}_util.cc``.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from timonel.errors import ServingError
+
+PREDICT_METHOD = "tensorflow/serving/predict"
+CLASSIFY_METHOD = "tensorflow/serving/classify"
+REGRESS_METHOD = "tensorflow/serving/regress"
+DEFAULT_SIGNATURE = "serving_default"
+_INIT_OP_SIGNATURE = "__saved_model_init_op"
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    """One signature input or output: graph tensor name, TF dtype name, declared shape."""
+
+    name: str
+    dtype: str
+    shape: tuple[int, ...] | None
+
+
+@dataclass(frozen=True)
+class Signature:
+    key: str
+    method_name: str
+    inputs: Mapping[str, TensorInfo]
+    outputs: Mapping[str, TensorInfo]
+    defaults: Mapping[str, np.ndarray]
+
+    @property
+    def input_dtypes(self) -> dict[str, str]:
+        return {alias: info.dtype for alias, info in self.inputs.items()}
+
+
+@dataclass(frozen=True)
+class Call:
+    """One session call that answers a request: feeds and fetches by graph tensor name."""
+
+    feeds: dict[str, np.ndarray]
+    fetches: tuple[str, ...]
+    aliases: tuple[str, ...]
+
+
+def _invalid(message: str) -> ServingError:
+    return ServingError(message, code="INVALID_ARGUMENT")
+
+
+class Servable:
+    """A SavedModel version loaded into its own graph and session."""
+
+    def __init__(self, name: str, version: int, path: str, session: Any, meta_graph: Any) -> None:
+        self.name = name
+        self.version = version
+        self.path = path
+        self._session = session
+        self.signature_defs = meta_graph.signature_def
+        self.signatures = {
+            key: _signature(key, sig)
+            for key, sig in meta_graph.signature_def.items()
+            if key != _INIT_OP_SIGNATURE
+        }
+        self._callables: dict[tuple[tuple[str, ...], tuple[str, ...]], Callable[..., Any]] = {}
+        self._lock = threading.Lock()
+        self._idle = threading.Condition()
+        self._inflight = 0
+
+    def signature(self, key: str) -> Signature | None:
+        return self.signatures.get(key or DEFAULT_SIGNATURE)
+
+    # ---- calls ---------------------------------------------------------------------------
+
+    def prepare_predict(
+        self,
+        signature: Signature,
+        inputs: Mapping[str, np.ndarray],
+        output_filter: Sequence[str] = (),
+    ) -> Call:
+        """Check a predict request against its signature; the session call that answers it."""
+        if signature.method_name not in (PREDICT_METHOD, CLASSIFY_METHOD, REGRESS_METHOD):
+            raise ServingError(
+                "Expected prediction signature method_name to be one of "
+                f"{{{PREDICT_METHOD}, {CLASSIFY_METHOD}, {REGRESS_METHOD}}}. "
+                f"Was: {signature.method_name}",
+                code="INTERNAL",
+            )
+        feeds = check_inputs(signature, inputs)
+        aliases = check_output_filter(signature, output_filter)
+        return Call(feeds, tuple(signature.outputs[a].name for a in aliases), tuple(aliases))
+
+    def prepare_examples(
+        self, signature: Signature, examples: Sequence[bytes], method: str
+    ) -> Call:
+        """The session call of a classify or regress request on serialized tf.Examples."""
+        if signature.method_name != method:
+            kind = "classification" if method == CLASSIFY_METHOD else "regression"
+            raise _invalid(
+                f"Expected {kind} signature method_name to be {method}. "
+                f"Was: {signature.method_name}"
+            )
+        if len(signature.inputs) != 1:
+            raise _invalid("Expected one input Tensor.")
+        (info,) = signature.inputs.values()
+        if info.dtype != "DT_STRING":
+            raise _invalid("Expected input Tensor of DT_STRING.")
+        feeds = {info.name: np.array(list(examples), dtype=object)}
+        if method == REGRESS_METHOD:
+            output = signature.outputs.get("outputs")
+            if len(signature.outputs) != 1 or output is None:
+                raise _invalid("Expected one output Tensor.")
+            return Call(feeds, (output.name,), ("outputs",))
+        aliases = tuple(a for a in ("classes", "scores") if a in signature.outputs)
+        if not aliases:
+            raise _invalid(
+                "Expected classification signature outputs to contain at least one of "
+                "classes or scores."
+            )
+        return Call(feeds, tuple(signature.outputs[a].name for a in aliases), aliases)
+
+    def run(
+        self, feeds: Mapping[str, np.ndarray], fetches: Sequence[str], *, timeout_ms: int = 0
+    ) -> list[np.ndarray]:
+        """One session call: feeds and fetches by graph tensor name. Blocks; thread-safe."""
+        import tensorflow as tf
+
+        feed_names = tuple(feeds)
+        call = self._callable(feed_names, tuple(fetches))
+        options = tf.compat.v1.RunOptions(timeout_in_ms=timeout_ms) if timeout_ms > 0 else None
+        try:
+            return list(call(*(feeds[n] for n in feed_names), options=options))
+        except tf.errors.OpError as exc:
+            raise ServingError(exc.message, code=_code_name(exc.error_code)) from exc
+        except (ValueError, TypeError) as exc:  # arrays TF cannot convert to the feed's type
+            raise _invalid(str(exc)) from exc
+
+    def _callable(self, feeds: tuple[str, ...], fetches: tuple[str, ...]) -> Callable[..., Any]:
+        key = (feeds, fetches)
+        call = self._callables.get(key)
+        if call is None:
+            with self._lock:
+                call = self._callables.get(key)
+                if call is None:
+                    call = self._session.make_callable(
+                        list(fetches), list(feeds), accept_options=True
+                    )
+                    self._callables[key] = call
+        return call
+
+    # ---- in-flight accounting, so an unload never closes a session under a request ----------
+
+    def acquire(self) -> None:
+        with self._idle:
+            self._inflight += 1
+
+    def release(self) -> None:
+        with self._idle:
+            self._inflight -= 1
+            if not self._inflight:
+                self._idle.notify_all()
+
+    def wait_idle(self, timeout: float) -> bool:
+        with self._idle:
+            return self._idle.wait_for(lambda: not self._inflight, timeout)
+
+    def close(self) -> None:
+        self._callables.clear()
+        self._session.close()
+
+
+def _text(value: Any) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+
+
+def classification_results(
+    outputs: Mapping[str, np.ndarray], batch: int
+) -> list[list[tuple[str, float]]]:
+    """``[(label, score), ...]`` per example from a classify signature's outputs."""
+    classes, scores = outputs.get("classes"), outputs.get("scores")
+    reference = scores if scores is not None else classes
+    if reference is None or reference.ndim != 2 or reference.shape[0] != batch:
+        shape = None if reference is None else list(reference.shape)
+        raise _invalid(f"Expected Tensor shape: [{batch} num_classes] but got {shape}")
+    if scores is not None and scores.dtype != np.float32:
+        raise _invalid("Expected scores Tensor of DT_FLOAT.")
+    count = reference.shape[1]
+    labels = (
+        [[_text(v) for v in row] for row in classes.tolist()]
+        if classes is not None
+        else [[""] * count for _ in range(batch)]
+    )
+    values = scores.tolist() if scores is not None else [[0.0] * count for _ in range(batch)]
+    return [list(zip(labels[i], values[i], strict=True)) for i in range(batch)]
+
+
+def regression_results(outputs: Mapping[str, np.ndarray], batch: int) -> list[float]:
+    """One value per example from a regress signature's ``outputs``."""
+    values = outputs["outputs"]
+    if values.dtype != np.float32:
+        raise _invalid("Expected output Tensor of DT_FLOAT.")
+    if values.shape not in ((batch,), (batch, 1)):
+        raise _invalid(
+            "Expected output Tensor shape to be either [batch_size] or [batch_size, 1] "
+            f"but got {list(values.shape)}"
+        )
+    return [float(v) for v in values.reshape(batch).tolist()]
+
+
+def check_inputs(signature: Signature, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Feeds by graph tensor name, after TF Serving's checks of the request's input aliases."""
+    sent, expected = set(inputs), set(signature.inputs)
+    if len(sent) > len(expected) or (len(sent) < len(expected) and not signature.defaults):
+        raise _invalid(
+            f"input size does not match signature: {len(sent)}!={len(expected)} "
+            f"len({{{','.join(sorted(sent))}}}) != len({{{','.join(sorted(expected))}}}). "
+            f"Sent extra: {{{','.join(sorted(sent - expected))}}}. "
+            f"Missing but required: {{{','.join(sorted(expected - sent))}}}."
+        )
+    feeds = {}
+    for alias in sorted(signature.inputs):
+        info = signature.inputs[alias]
+        if alias in inputs:
+            value = inputs[alias]
+        elif alias in signature.defaults:
+            value = signature.defaults[alias]
+        else:
+            raise _invalid(
+                f"Signature input alias: {alias}(feed name: {info.name}) not found in request "
+                "and no default value provided. Inputs expected to be in the request "
+                f"{{{','.join(sorted(sent))}}}, or default input alias set: "
+                f"{','.join(sorted(signature.defaults))}"
+            )
+        _check_dtype(alias, info, value)
+        feeds[info.name] = value
+    if sent - expected:
+        raise _invalid(
+            "Inputs contains invalid name. Used request inputs: "
+            f"{','.join(sorted(sent & expected))}, request input: {','.join(sorted(sent))}"
+        )
+    return feeds
+
+
+def _check_dtype(alias: str, info: TensorInfo, value: np.ndarray) -> None:
+    from timonel.server.codec import NUMPY_DTYPES
+
+    want = NUMPY_DTYPES.get(info.dtype)
+    if want is None:
+        return
+    have = value.dtype
+    ok = have.kind in "OSU" if want is np.object_ else have == np.dtype(want)
+    if not ok:
+        raise _invalid(
+            f"Expects arg[{alias}] to be {_short(info.dtype)} but {_short_numpy(have)} is provided"
+        )
+
+
+def _short(dtype: str) -> str:
+    from timonel.server.codec import type_name
+
+    return type_name(dtype)
+
+
+def _short_numpy(dtype: np.dtype[Any]) -> str:
+    if dtype.kind in "OSU":
+        return "string"
+    return {"float32": "float", "float64": "double"}.get(dtype.name, dtype.name)
+
+
+def check_output_filter(signature: Signature, output_filter: Sequence[str]) -> list[str]:
+    """Output aliases to fetch: the filter, checked, or every output of the signature."""
+    seen: set[str] = set()
+    for alias in output_filter:
+        if alias not in signature.outputs:
+            raise _invalid(
+                f"output tensor alias not found in signature: {alias} Outputs expected to be in "
+                f"the set {{{','.join(sorted(signature.outputs))}}}."
+            )
+        if alias in seen:
+            raise _invalid(f"duplicate output tensor alias: {alias}")
+        seen.add(alias)
+    return list(output_filter) or sorted(signature.outputs)
+
+
+def _signature(key: str, sig: Any) -> Signature:
+    import tensorflow as tf
+
+    def info(tensor: Any) -> TensorInfo:
+        shape = (
+            None
+            if tensor.tensor_shape.unknown_rank
+            else tuple(int(d.size) for d in tensor.tensor_shape.dim)
+        )
+        return TensorInfo(tensor.name, _dt_name(tensor.dtype), shape)
+
+    defaults = {
+        alias: tf.make_ndarray(proto) for alias, proto in getattr(sig, "defaults", {}).items()
+    }
+    return Signature(
+        key=key,
+        method_name=sig.method_name,
+        inputs={alias: info(t) for alias, t in sig.inputs.items()},
+        outputs={alias: info(t) for alias, t in sig.outputs.items()},
+        defaults=defaults,
+    )
+
+
+def _dt_name(dtype: int) -> str:
+    from tensorflow.core.framework import types_pb2
+
+    return str(types_pb2.DataType.Name(dtype))
+
+
+def _code_name(code: int) -> str:
+    from tensorflow.core.protobuf import error_codes_pb2
+
+    try:
+        return str(error_codes_pb2.Code.Name(code))
+    except ValueError:
+        return "UNKNOWN"
+
+
+def load_servable(name: str, version: int, path: str, *, session_config: Any = None) -> Servable:
+    """Load the ``serve`` MetaGraph of the SavedModel at ``path`` into a fresh session.
+
+    Failures become ``ServingError`` with TF's status code and message, which is what the
+    version's status then reports.
+    """
+    import tensorflow as tf
+
+    graph = tf.Graph()
+    session = tf.compat.v1.Session(graph=graph, config=session_config)
+    try:
+        with graph.as_default():
+            meta_graph = tf.compat.v1.saved_model.loader.load(session, ["serve"], path)
+    except tf.errors.OpError as exc:
+        session.close()
+        raise ServingError(exc.message, code=_code_name(exc.error_code)) from exc
+    except (OSError, RuntimeError, ValueError) as exc:
+        session.close()
+        raise ServingError(
+            f"Failed to load SavedModel at {path}: {exc}", code="INVALID_ARGUMENT"
+        ) from exc
+    graph.finalize()
+    return Servable(name, version, path, session, meta_graph)
