@@ -229,11 +229,20 @@ def test_an_unreachable_server_is_a_503_that_names_the_context(tmp_path: Path, f
     assert caught.value.status.code == 503
 
 
-def test_no_configuration_at_all_says_where_it_looked(home: Path) -> None:
+def test_with_no_kubeconfig_the_local_cluster_is_used(
+    home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TIMONEL_LOCAL_HOME", str(tmp_path / "local"))
+    local = tmp_path / "local" / "kubeconfig"
     with pytest.raises(ApiError) as caught:
         resolve_target(env={}, home=home)
     assert str(caught.value) == (
         "no Kubernetes configuration found: no --kubeconfig, no $KUBECONFIG, no "
-        f"{home / '.kube' / 'config'} and not in a pod; point KUBECONFIG at a cluster's "
-        "kubeconfig, or run `timonel local up` for a local cluster"
+        f"{home / '.kube' / 'config'}, not in a pod, and no local cluster ({local}); point "
+        "KUBECONFIG at a cluster's kubeconfig, or run `timonel local up` for a local cluster"
+    )
+    local.parent.mkdir()
+    local.write_text("{}")
+    assert resolve_target(env={}, home=home, context="timonel-local") == Target(
+        str(local), "timonel-local"
     )

@@ -7,7 +7,8 @@ that says what to do: a 403 names the RBAC verb and resource that are missing, a
 credentials, an unreachable server at the context.
 
 Which cluster: an explicit kubeconfig or ``--context``; else ``$KUBECONFIG``; else
-``~/.kube/config``; else the pod's service account (in-cluster, as in a Kubeflow pipeline step).
+``~/.kube/config``; else the pod's service account (in-cluster, as in a Kubeflow pipeline step);
+else the kubeconfig ``timonel local up`` writes (``timonel.local.kubeconfig_path()``).
 """
 
 from __future__ import annotations
@@ -65,7 +66,7 @@ def resolve_target(
     home: Path | None = None,
     account_dir: Path = SERVICE_ACCOUNT_DIR,
 ) -> Target:
-    """Pick the kubeconfig (or in-cluster config) the way kubectl does, then ``timonel local``."""
+    """Pick the kubeconfig (or in-cluster config) as kubectl does; else ``timonel local``'s."""
     env = dict(os.environ) if env is None else env
     home = Path.home() if home is None else home
     chosen = kubeconfig or _default_kubeconfig(env, home)
@@ -73,10 +74,15 @@ def resolve_target(
         return Target(chosen, context)
     if context is None and _in_pod(env, account_dir):
         return Target(None, None, in_cluster=True)
+    from timonel.local import kubeconfig_path
+
+    local = kubeconfig_path()
+    if local.is_file():
+        return Target(str(local), context)
     raise ApiError(
         "no Kubernetes configuration found: no --kubeconfig, no $KUBECONFIG, no "
-        f"{home / '.kube' / 'config'} and not in a pod; point KUBECONFIG at a cluster's "
-        "kubeconfig, or run `timonel local up` for a local cluster",
+        f"{home / '.kube' / 'config'}, not in a pod, and no local cluster ({local}); point "
+        "KUBECONFIG at a cluster's kubeconfig, or run `timonel local up` for a local cluster",
         status=Status(code=0, reason="ConfigError"),
     )
 
