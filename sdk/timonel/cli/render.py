@@ -6,13 +6,13 @@ stderr, so ``timonel render ... | kubectl apply -f -`` works.
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 
 import typer
 
 
-class Output(str, Enum):
+class Output(StrEnum):
     yaml = "yaml"
     json = "json"
 
@@ -43,14 +43,14 @@ def register(app: typer.Typer) -> None:
         ),
         gpu_count: int | None = typer.Option(None, "--gpu-count"),
         spot: bool = typer.Option(False, "--spot", help="Run on Spot GPU nodes."),
-        gpu_sharing: str | None = typer.Option(
-            None, "--gpu-sharing", help="time-sharing or mps."
-        ),
+        gpu_sharing: str | None = typer.Option(None, "--gpu-sharing", help="time-sharing or mps."),
         max_shared_clients: int | None = typer.Option(None, "--max-shared-clients"),
         mig_partition: str | None = typer.Option(
             None, "--mig-partition", help="MIG partition size, e.g. 1g.10gb."
         ),
-        autopilot: bool = typer.Option(False, "--autopilot", help="Target a GKE Autopilot cluster."),
+        autopilot: bool = typer.Option(
+            False, "--autopilot", help="Target a GKE Autopilot cluster."
+        ),
         cpu: str | None = typer.Option(None, "--cpu", help="CPU quantity, e.g. 2 or 500m."),
         memory: str | None = typer.Option(None, "--memory", help="Memory quantity, e.g. 4Gi."),
         min_replicas: int | None = typer.Option(
