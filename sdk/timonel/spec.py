@@ -17,7 +17,7 @@ import copy
 import json
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -46,25 +46,31 @@ _VERSION = re.compile(r"^(\d+)\.(\d+)(?:\.(\d+))?(?:-?(?:rc|dev)\d*)?$")
 _RUNTIME_VERSION = re.compile(r"^\d+\.\d+\.\d+(-rc\d+)?$")
 
 
-def _to_spec_error(exc: ValidationError) -> SpecError:
-    """The first pydantic error as one SpecError that names the attribute."""
+def _to_spec_error(exc: ValidationError, path: str) -> SpecError:
+    """The first pydantic error as one SpecError that names the attribute by its spec path."""
     first = exc.errors()[0]
-    where = ".".join(str(part) for part in first["loc"]) or "spec"
+    where = ".".join(str(part) for part in ([path] if path else []) + list(first["loc"]))
+    where = where or "spec"
     value = first.get("input")
     shown = "" if isinstance(value, dict) else f" (got {value!r})"
     return SpecError(f"{where}: {first['msg']}{shown}", field=where)
 
 
 class _Part(BaseModel):
-    """A frozen, closed spec part whose errors are SpecErrors."""
+    """A frozen, closed spec part whose errors are SpecErrors.
+
+    ``_path`` is where the part sits in a ServingSpec: pydantic builds nested parts through this
+    ``__init__`` too, so an error inside one is reported as ``canary.traffic_percent``.
+    """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
+    _path: ClassVar[str] = ""
 
     def __init__(self, **data: Any) -> None:
         try:
             super().__init__(**data)
         except ValidationError as exc:
-            raise _to_spec_error(exc) from None
+            raise _to_spec_error(exc, self._path) from None
 
 
 def parse_version(text: str, *, field: str) -> tuple[int, int]:
@@ -87,6 +93,8 @@ class Model(_Part):
     ``-gpu`` suffix, which the renderer adds when a GPU is requested; left out, it is the newer of
     ``DEFAULT_RUNTIME_VERSION`` and the TensorFlow that exported the model.
     """
+
+    _path: ClassVar[str] = "model"
 
     name: str
     storage_uri: str
@@ -131,6 +139,8 @@ class Model(_Part):
 class Resources(_Part):
     """CPU and memory for the model server, as Kubernetes quantities; requests equal limits."""
 
+    _path: ClassVar[str] = "resources"
+
     cpu: str = "1"
     memory: str = "2Gi"
 
@@ -148,6 +158,8 @@ class Accelerator(_Part):
     must be offered, the count must be one GKE sells for it, MIG and sharing must exist for it.
     ``autopilot`` adds the GPU count selector Autopilot needs; ``spot`` selects Spot nodes.
     """
+
+    _path: ClassVar[str] = "accelerator"
 
     type: str
     count: int = 1
@@ -191,6 +203,8 @@ class Autoscaling(_Part):
     scales from zero they default to values long enough for a node to be created.
     """
 
+    _path: ClassVar[str] = "autoscaling"
+
     min_replicas: int = 1
     max_replicas: int | None = None
     scale_metric: ScaleMetric | None = None
@@ -233,6 +247,8 @@ class Canary(_Part):
     and ``storage_uri`` and runs ``min_replicas`` fixed replicas.
     """
 
+    _path: ClassVar[str] = "canary"
+
     traffic_percent: int = Field(ge=0, le=100)
     name: str | None = None
     storage_uri: str | None = None
@@ -261,6 +277,8 @@ class Tuning(_Part):
     overrides the runtime's 60 s, ``gpu_memory_fraction`` caps how much GPU memory TF takes (by
     default nearly all of it), and ``warmup`` False skips the release's warmup records.
     """
+
+    _path: ClassVar[str] = "tuning"
 
     batching: bool = False
     batching_parameters_file: str | None = None

@@ -1,0 +1,309 @@
+"""ServingSpec: validated on construction, defaults resolved, read from YAML and from flags."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from timonel.errors import ReleaseError, SpecError
+from timonel.spec import (
+    Accelerator,
+    Autoscaling,
+    Canary,
+    Model,
+    ReleaseFacts,
+    ServingSpec,
+    Tuning,
+    parse_size,
+    spec_from_options,
+)
+
+
+def model(**changes: Any) -> Model:
+    return Model(**{"name": "digits", "storage_uri": "gs://b/digits/v1", **changes})
+
+
+def test_runtime_version_defaults_to_the_current_release_or_the_exporting_tensorflow() -> None:
+    assert model().runtime_version == "2.20.0"
+    assert model(tensorflow_version="2.18.1").runtime_version == "2.20.0"
+    assert model(tensorflow_version="2.21.0").runtime_version == "2.21.0"
+
+
+def test_accelerator_takes_its_type_positionally_and_defaults_shared_clients() -> None:
+    assert Accelerator("nvidia-l4", count=2) == Accelerator(type="nvidia-l4", count=2)
+    assert Accelerator("nvidia-l4", sharing="mps").max_shared_clients == 2
+
+
+def test_autoscaler_class_and_gpu_cold_start_settings_resolve_by_mode() -> None:
+    assert ServingSpec(model=model()).autoscaling.autoscaler_class == "kpa"
+    assert ServingSpec(model=model(), mode="standard").autoscaling.autoscaler_class == "hpa"
+    gpu = ServingSpec(
+        model=model(),
+        accelerator=Accelerator("nvidia-l4"),
+        autoscaling=Autoscaling(min_replicas=0),
+    )
+    assert gpu.autoscaling.progress_deadline == "1800s"
+    assert gpu.autoscaling.scale_down_delay == "10m"
+
+
+@pytest.mark.parametrize(
+    ("build", "field", "message"),
+    [
+        (
+            lambda: model(storage_uri="ftp://h/m"),
+            "model.storage_uri",
+            "StorageURI not supported",
+        ),
+        (
+            lambda: model(runtime_version="2.20.0-gpu"),
+            "model.runtime_version",
+            "names the GPU image; give the version alone",
+        ),
+        (
+            lambda: model(runtime_version="latest"),
+            "model.runtime_version",
+            "'latest' is not a TF Serving release tag; expected MAJOR.MINOR.PATCH",
+        ),
+        (
+            lambda: model(runtime_version="2.15.0", tensorflow_version="2.20.0"),
+            "model.runtime_version",
+            "TF Serving 2.15.0 is older than TensorFlow 2.20.0, which exported the model, and may "
+            'fail to load it with "Op type not registered"; use runtime version 2.20.0 or newer',
+        ),
+        (
+            lambda: model(protocol="http"),
+            "model.protocol",
+            "Input should be 'rest' or 'grpc' (got 'http')",
+        ),
+        (
+            lambda: ServingSpec(model=model(name="Digits")),
+            "model.name",
+            "a InferenceService name must consist of lower case alphanumeric characters",
+        ),
+        (
+            lambda: ServingSpec(model=model(), namespace="Prod"),
+            "namespace",
+            "'Prod' is not valid as a namespace",
+        ),
+        (
+            lambda: ServingSpec(model=model(), resources={"cpu": "two"}),
+            "resources.cpu",
+            "'two' is not a Kubernetes quantity",
+        ),
+        (
+            lambda: ServingSpec(model=model(), resources={"memory": "0Gi"}),
+            "resources.memory",
+            "'0Gi' is zero; give a positive amount",
+        ),
+        (
+            lambda: ServingSpec(model=model(), canary={"traffic_percent": 150}),
+            "canary.traffic_percent",
+            "Input should be less than or equal to 100 (got 150)",
+        ),
+        (
+            lambda: ServingSpec(model=model(), autoscaling={"min_replicas": -1}),
+            "autoscaling.min_replicas",
+            "'MinReplicas' cannot be less than 0",
+        ),
+        (
+            lambda: ServingSpec(model=model(), autoscaling={"scale_metric": "cpu"}),
+            "autoscaling.scale_metric",
+            "[cpu] is not a supported metric; Knative's autoscaler scales on concurrency or rps",
+        ),
+        (
+            lambda: ServingSpec(model=model(), mode="standard", autoscaling={"min_replicas": 0}),
+            "autoscaling.min_replicas",
+            "the HPA autoscaler cannot scale to zero",
+        ),
+        (
+            lambda: ServingSpec(model=model(), autoscaling={"autoscaler_class": "keda"}),
+            "mode",
+            "[keda] is not a supported autoscaler class type in Knative mode; use one of kpa, hpa",
+        ),
+        (
+            lambda: ServingSpec(model=model(), mode="standard", tag_routing=True),
+            "tag_routing",
+            "is a Knative setting that KServe's Standard mode ignores",
+        ),
+        (
+            lambda: ServingSpec(
+                model=model(), annotations={"autoscaling.knative.dev/min-scale": "0"}
+            ),
+            "annotations[autoscaling.knative.dev/min-scale]",
+            "is written from the spec; set autoscaling.min_replicas instead",
+        ),
+        (
+            lambda: ServingSpec(model=model(), labels={"bad key": "x"}),
+            "labels[bad key]",
+            "'bad key' is not a valid key",
+        ),
+        (
+            lambda: ServingSpec(model=model(), canary=Canary(traffic_percent=10, name="v2")),
+            "canary.name",
+            "in Knative mode the canary is the new revision of model.storage_uri",
+        ),
+        (
+            lambda: ServingSpec(
+                model=model(),
+                mode="standard",
+                predictor_name="v1",
+                canary=Canary(traffic_percent=10, name="v2"),
+            ),
+            "canary.storage_uri",
+            "a Standard-mode canary runs beside the stable predictor and needs its own name",
+        ),
+        (
+            lambda: ServingSpec(
+                model=model(),
+                mode="standard",
+                canary=Canary(traffic_percent=10, name="v2", storage_uri="gs://b/d/v2"),
+            ),
+            "predictor_name",
+            "a Standard-mode canary needs the stable predictor named",
+        ),
+        (
+            lambda: ServingSpec(model=model(), predictor_name="v1"),
+            "predictor_name",
+            "only Standard mode names predictors",
+        ),
+        (
+            lambda: ServingSpec(model=model(), tuning=Tuning(gpu_memory_fraction=0.5)),
+            "tuning.gpu_memory_fraction",
+            "caps GPU memory, but no accelerator is set",
+        ),
+        (
+            lambda: Tuning(batching_parameters_file="/mnt/models/b.config"),
+            "tuning.batching_parameters_file",
+            "TF Serving reads the file only with batching on",
+        ),
+        (
+            lambda: ServingSpec(
+                model=model(),
+                accelerator=Accelerator("nvidia-l4"),
+                autoscaling=Autoscaling(min_replicas=0, progress_deadline="2m"),
+            ),
+            "autoscaling.progress_deadline",
+            "2m is too short for a GPU replica that scales from zero",
+        ),
+        (
+            lambda: Autoscaling(scale_down_delay="2h"),
+            "autoscaling.scale_down_delay",
+            "2h exceeds Knative's limit for scale-down-delay; use 0s to 1h",
+        ),
+        (
+            lambda: ServingSpec(model=model(), unknown=1),
+            "unknown",
+            "Extra inputs are not permitted",
+        ),
+        (
+            lambda: Accelerator("nvidia-l4", count=3),
+            "accelerator.count",
+            "GKE offers nvidia-l4 with 1, 2, 4, 8 GPUs per node, not 3",
+        ),
+    ],
+)
+def test_bad_specs_are_refused_on_construction(build: Any, field: str, message: str) -> None:
+    with pytest.raises(SpecError) as info:
+        build()
+    assert info.value.field == field
+    assert message in str(info.value)
+
+
+def test_from_yaml_reads_text_and_files(tmp_path: Path) -> None:
+    text = "model:\n  name: digits\n  storage_uri: gs://b/digits/v1\nmode: standard\n"
+    spec = ServingSpec.from_yaml(text)
+    assert spec.mode == "standard" and spec.model.name == "digits"
+    path = tmp_path / "spec.yaml"
+    path.write_text(spec.to_yaml())
+    assert ServingSpec.from_yaml(path) == spec
+    assert ServingSpec.from_yaml(str(path)) == spec
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("model: [unclosed", "spec: not valid YAML"),
+        ("- a list", "spec: expected a mapping of ServingSpec attributes, got list"),
+        ("mode: knative\n", "model: Field required"),
+    ],
+)
+def test_from_yaml_refuses_bad_documents(text: str, message: str) -> None:
+    with pytest.raises(SpecError, match="^" + message.replace("[", r"\[")):
+        ServingSpec.from_yaml(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "size"),
+    [("123", 123), ("800M", 800 * 10**6), ("1.5GB", 1_500_000_000), ("3Gi", 3 * 2**30)],
+)
+def test_parse_size(text: str, size: int) -> None:
+    assert parse_size(text) == size
+
+
+def test_parse_size_refuses_words() -> None:
+    with pytest.raises(SpecError, match="'big' is not a size"):
+        parse_size("big")
+
+
+def release(tmp_path: Path, **manifest: Any) -> str:
+    folder = tmp_path / "digits" / "v3"
+    folder.mkdir(parents=True)
+    (folder / "timonel.json").write_text(json.dumps(manifest))
+    return str(folder)
+
+
+def test_release_facts_need_only_the_size(tmp_path: Path) -> None:
+    uri = release(tmp_path, size_bytes=42, version=3, files={"a": "b"})
+    assert ReleaseFacts.read(uri) == ReleaseFacts(size_bytes=42)
+    assert ReleaseFacts.read(f"file://{uri}").size_bytes == 42
+
+
+def test_release_facts_say_what_is_missing(tmp_path: Path) -> None:
+    with pytest.raises(ReleaseError, match="no release manifest; give a published release URI"):
+        ReleaseFacts.read(str(tmp_path))
+    uri = release(tmp_path, version=3)
+    with pytest.raises(ReleaseError, match="the release manifest has no size_bytes"):
+        ReleaseFacts.read(uri)
+
+
+def test_options_override_a_spec_file_before_defaults_are_resolved() -> None:
+    base = {"model": {"name": "digits", "storage_uri": "gs://b/d/v1"}, "mode": "knative"}
+    spec, notes = spec_from_options({"mode": "standard", "min_replicas": 2}, base=base)
+    assert spec.mode == "standard" and spec.autoscaling.autoscaler_class == "hpa"
+    assert spec.autoscaling.min_replicas == 2 and notes == []
+
+
+def test_gpu_auto_reads_the_release_manifest_and_says_why(tmp_path: Path) -> None:
+    uri = release(tmp_path, size_bytes=9 * 10**9, tensorflow_version="2.21.0")
+    spec, notes = spec_from_options({"name": "digits", "storage_uri": uri, "gpu": "auto"})
+    assert spec.accelerator == Accelerator("nvidia-l4")
+    assert spec.model.tensorflow_version == "2.21.0"
+    assert spec.model.runtime_version == "2.21.0"
+    assert notes[0].startswith("chose nvidia-l4 (NVIDIA L4, 24 GB): the model is 9.0 GB")
+
+
+def test_gpu_auto_prefers_a_given_size() -> None:
+    spec, _ = spec_from_options(
+        {"name": "d", "storage_uri": "gs://b/d/v1", "gpu": "auto"}, model_size="1GB"
+    )
+    assert spec.accelerator is not None and spec.accelerator.type == "nvidia-tesla-t4"
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"storage_uri": "gs://b/d"}, "NAME: the InferenceService needs a name"),
+        ({"name": "d"}, "--storage-uri: the model needs a storage URI"),
+        (
+            {"name": "d", "storage_uri": "gs://b/d", "spot": True},
+            "--spot: describes the GPU; add --gpu TYPE (or --gpu auto)",
+        ),
+        ({"name": "d", "gpu": "auto"}, "--gpu auto: needs the model's size"),
+    ],
+)
+def test_options_that_cannot_make_a_spec(options: dict[str, Any], message: str) -> None:
+    with pytest.raises(SpecError, match="^" + message.replace("(", r"\(").replace(")", r"\)")):
+        spec_from_options(options)
