@@ -40,6 +40,13 @@ from timonel.kube.rollout import (
 )
 from timonel.kube.status import ServiceStatus, TrafficTarget
 from timonel.manifest import Manifest
+from timonel.packaging import (
+    SavedModelInfo,
+    discard_unpublished,
+    inspect_model,
+    package,
+    publish,
+)
 from timonel.server import ServerOptions, serve
 from timonel.spec import (
     Accelerator,
@@ -72,6 +79,7 @@ __all__ = [
     "Resources",
     "Retry",
     "RolloutFailed",
+    "SavedModelInfo",
     "ServerOptions",
     "ServiceStatus",
     "ServingError",
@@ -90,11 +98,15 @@ __all__ = [
     "canary",
     "delete",
     "deploy",
+    "discard_unpublished",
     "download_release",
     "from_manifest",
+    "inspect_model",
     "list_releases",
     "list_services",
+    "package",
     "promote",
+    "publish",
     "read_manifest",
     "render",
     "rollback",

@@ -7,8 +7,8 @@ attribute names; other parts of Timonel read ``size_bytes`` and ``tensorflow_ver
     {"format": 1, "name": "digits", "version": 3,
      "signature_name": "serving_default",
      "signatures": {"serving_default": {"method_name": "tensorflow/serving/predict",
-                    "inputs": {"inputs": {"dtype": "DT_FLOAT", "shape": [-1, 64]}},
-                    "outputs": {"output_0": {"dtype": "DT_FLOAT", "shape": [-1, 10]}}}},
+                    "inputs": {"inputs": {"dtype": "DT_FLOAT", "shape": [-1, 64], "name": ...}},
+                    "outputs": {"output_0": {"dtype": "DT_FLOAT", "shape": [-1, 10], ...}}}},
      "tensorflow_version": "2.21.0", "size_bytes": 123456,
      "files": [{"path": "3/saved_model.pb", "size": 4567, "sha256": "..."}, ...],
      "content_sha256": "...", "warmup_records": 4,
@@ -153,6 +153,7 @@ def _signature_to_dict(signature: SignatureDef) -> dict[str, Any]:
             key: {
                 "dtype": info.dtype,
                 "shape": None if info.shape is None else list(info.shape),
+                "name": info.name,
             }
             for key, info in sorted(infos.items())
         }
@@ -170,6 +171,7 @@ def _signature_from_dict(data: Mapping[str, Any]) -> SignatureDef:
             key: TensorInfo(
                 dtype=str(info["dtype"]),
                 shape=None if info["shape"] is None else tuple(int(d) for d in info["shape"]),
+                name=str(info.get("name", "")),
             )
             for key, info in infos.items()
         }

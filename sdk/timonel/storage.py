@@ -320,7 +320,7 @@ class Storage:
             if on_file_done:
                 on_file_done(uri)
 
-        _run_parallel(put, files, workers)
+        parallel_map(put, files, workers)
 
     def download(self, uri: str, local: Path, *, progress: ProgressFn | None = None) -> str:
         """Stream a file to ``local`` and return the SHA-256 of what was written."""
@@ -351,7 +351,7 @@ class Storage:
         def get(pair: tuple[str, Path]) -> str:
             return self.download(pair[0], pair[1], progress=report)
 
-        return _run_parallel(get, files, workers)
+        return parallel_map(get, files, workers)
 
 
 @dataclass(frozen=True)
@@ -490,8 +490,9 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _run_parallel(fn: Callable[[_T], _R], items: Sequence[_T], workers: int) -> list[_R]:
-    """``[fn(item) ...]`` on a thread pool; the first error stops what has not started."""
+def parallel_map(fn: Callable[[_T], _R], items: Sequence[_T], workers: int) -> list[_R]:
+    """``[fn(item) for item in items]`` on a thread pool; the first error stops what has not
+    started and is raised once the running calls are done."""
     if workers <= 1 or len(items) <= 1:
         return [fn(item) for item in items]
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="timonel-io") as pool:
@@ -577,6 +578,7 @@ __all__ = [
     "list_releases",
     "normalize_uri",
     "open_storage",
+    "parallel_map",
     "read_manifest",
     "register_backend",
     "sha256_file",

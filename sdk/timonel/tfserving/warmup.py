@@ -37,7 +37,7 @@ _REPLAYABLE = {
 
 
 class TensorSpecLike(Protocol):
-    """A signature input as packaging records it: a TF dtype name and a shape (-1 = any)."""
+    """A signature input: a TF dtype name (``DT_FLOAT`` or ``float32``) and a shape (-1 = any)."""
 
     @property
     def dtype(self) -> str: ...
@@ -279,13 +279,22 @@ def _decode_strings(value: Any) -> Any:
 
 def _numpy_dtype(dtype: str) -> Any:
     import numpy as np
+
+    return np.dtype(_tf_dtype(dtype).as_numpy_dtype)
+
+
+def _tf_dtype(dtype: str) -> Any:
+    """A TF dtype from its name, as signatures spell it (``DT_FLOAT``) or as Python does
+    (``float32``)."""
     import tensorflow as tf
+    from tensorflow.core.framework import types_pb2
 
     try:
-        tf_dtype = tf.dtypes.as_dtype(dtype)
-    except TypeError as exc:
+        if dtype.startswith("DT_"):
+            return tf.dtypes.as_dtype(types_pb2.DataType.Value(dtype))
+        return tf.dtypes.as_dtype(dtype)
+    except (TypeError, ValueError) as exc:
         raise ModelError(f"{dtype!r} is not a TensorFlow dtype") from exc
-    return np.dtype(tf_dtype.as_numpy_dtype)
 
 
 def _predict_request(
@@ -302,6 +311,6 @@ def _predict_request(
     request.model_spec.signature_name = signature_name
     for name, array in tensors.items():
         request.inputs[name].CopyFrom(
-            tf.make_tensor_proto(array, dtype=tf.dtypes.as_dtype(inputs[name].dtype))
+            tf.make_tensor_proto(array, dtype=_tf_dtype(inputs[name].dtype))
         )
     return request
