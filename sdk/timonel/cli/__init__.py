@@ -32,7 +32,7 @@ app = typer.Typer(
 )
 
 #: Command modules under ``timonel.cli``; each exposes ``register(app)``.
-_GROUPS: tuple[str, ...] = ("predict", "render", "cluster", "local", "serve")
+_GROUPS: tuple[str, ...] = ("predict", "render", "cluster", "local", "serve", "packaging")
 
 _debug = False
 
