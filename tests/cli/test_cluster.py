@@ -63,8 +63,9 @@ def kubeconfig(server: Running, tmp_path_factory: pytest.TempPathFactory) -> Ite
 
 @pytest.fixture(scope="module")
 def controller(kubeconfig: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    api_client = config.new_client_from_config(str(kubeconfig), persist_config=False)
     running_controller = Controller(
-        config.new_client_from_config(str(kubeconfig), persist_config=False),
+        api_client,
         tmp_path_factory.mktemp("controller"),
         command=standin_command,
         backoff=Backoff(initial=0.1, cap=1.0),
@@ -73,6 +74,7 @@ def controller(kubeconfig: Path, tmp_path_factory: pytest.TempPathFactory) -> It
     running_controller.start()
     yield
     running_controller.stop()
+    api_client.close()
 
 
 @pytest.fixture(scope="module")
