@@ -45,3 +45,55 @@ def write_mlp(path: Path, *, features: int = 64, hidden: int = 128, classes: int
     model = tf.keras.Model(inputs, outputs)
     model.export(str(path), verbose=False)
     return path
+
+
+def write_half_plus_two_tf1(path: Path, *, offset: float = 2.0) -> Path:
+    """A TF1-style SavedModel (``SavedModelBuilder``) like TF Serving's half_plus_two testdata.
+
+    Signatures:
+
+    - ``serving_default`` (predict): ``x`` float [-1] → ``y = 0.5 * x + offset``.
+    - ``tensorflow/serving/classify`` (classify): serialized tf.Examples with float feature ``x``
+      → ``classes`` (``"low"``, ``"high"``) and ``scores`` (``1 - y/10``, ``y/10``).
+    - ``tensorflow/serving/regress`` (regress): the same Examples → ``outputs`` = y, [-1, 1].
+    - ``text`` (predict): ``text`` string [-1] → ``length`` int32 and ``echo_bytes`` (the
+      same strings; the ``_bytes`` suffix makes the REST API answer them as ``{"b64": ...}``).
+    """
+    import tensorflow as tf
+
+    v1 = tf.compat.v1
+    graph = tf.Graph()
+    with graph.as_default():
+        slope = v1.Variable(0.5, name="slope")
+        bias = v1.Variable(offset, name="offset")
+        x = v1.placeholder(tf.float32, [None], name="x")
+        y = tf.add(tf.multiply(slope, x), bias, name="y")
+        serialized = v1.placeholder(tf.string, [None], name="tf_example")
+        parsed = v1.io.parse_example(serialized, {"x": tf.io.FixedLenFeature([1], tf.float32)})
+        y_examples = tf.add(tf.multiply(slope, parsed["x"]), bias, name="y_examples")
+        scores = tf.concat([1.0 - y_examples / 10.0, y_examples / 10.0], axis=1, name="scores")
+        classes = tf.tile(
+            tf.constant([["low", "high"]]), [tf.shape(serialized)[0], 1], name="classes"
+        )
+        text = v1.placeholder(tf.string, [None], name="text")
+        length = tf.strings.length(text, name="length")
+        echo = tf.identity(text, name="echo")
+        sig = v1.saved_model.signature_def_utils
+        signatures = {
+            "serving_default": sig.predict_signature_def({"x": x}, {"y": y}),
+            "tensorflow/serving/classify": sig.classification_signature_def(
+                serialized, classes, scores
+            ),
+            "tensorflow/serving/regress": sig.regression_signature_def(serialized, y_examples),
+            "text": sig.predict_signature_def(
+                {"text": text}, {"length": length, "echo_bytes": echo}
+            ),
+        }
+        with v1.Session(graph=graph) as session:
+            session.run(v1.global_variables_initializer())
+            builder = v1.saved_model.Builder(str(path))
+            builder.add_meta_graph_and_variables(
+                session, [v1.saved_model.tag_constants.SERVING], signature_def_map=signatures
+            )
+            builder.save()
+    return path

@@ -589,7 +589,9 @@ def encode_predict(outputs: Mapping[str, np.ndarray], request_format: RequestFor
         batch = tensor.shape[0]
     if len(names) == 1:
         return b'{"predictions":' + _tensor_json(outputs[names[0]], names[0]) + b"}"
-    columns = {name: [_tensor_json(row, name) for row in outputs[name]] for name in names}
+    columns = {
+        name: [_tensor_json(outputs[name][i, ...], name) for i in range(batch)] for name in names
+    }
     keys = {name: _key(name) + b":" for name in names}
     rows = [b"{" + b",".join(keys[n] + columns[n][i] for n in names) + b"}" for i in range(batch)]
     return b'{"predictions":[' + b",".join(rows) + b"]}"
@@ -604,15 +606,28 @@ def _tensor_json(tensor: np.ndarray, name: str) -> bytes:
     kind = tensor.dtype.kind
     if kind in "OSU":
         return _string_tensor_json(tensor, as_bytes=name.endswith(_BYTES_SUFFIX))
+    if tensor.dtype not in _WRITABLE:
+        raise invalid(f"Failed to write JSON value for tensor type: {_tf_type_name(tensor.dtype)}")
     if kind == "f" and not np.isfinite(tensor).all():
         return _nonfinite_tensor_json(tensor)
-    if kind == "f" and tensor.dtype not in (np.float32, np.float64):
-        tensor = tensor.astype(np.float32)
-    if kind == "c":
-        raise invalid(f"Failed to write JSON value for tensor type: {tensor.dtype}")
     if tensor.ndim == 0:
-        return orjson.dumps(tensor.item() if kind != "f" else tensor, option=_NUMPY_OPTS)
+        return orjson.dumps(tensor[()], option=_NUMPY_OPTS)
     return orjson.dumps(np.ascontiguousarray(tensor), option=_NUMPY_OPTS)
+
+
+#: Output dtypes TF Serving writes to JSON (``AddSingleValueAndAdvance``).
+_WRITABLE = {
+    np.dtype(t)
+    for t in (
+        np.float32, np.float64, np.int8, np.int16, np.int32, np.uint8,
+        np.int64, np.uint32, np.uint64, np.bool_,
+    )
+}  # fmt: skip
+
+
+def _tf_type_name(dtype: np.dtype[Any]) -> str:
+    names = {"float16": "half", "uint16": "uint16", "complex64": "complex64"}
+    return names.get(dtype.name, dtype.name)
 
 
 def _string_tensor_json(tensor: np.ndarray, *, as_bytes: bool) -> bytes:
@@ -638,7 +653,7 @@ def _nonfinite_tensor_json(tensor: np.ndarray) -> bytes:
         if isinstance(value, list):
             return "[" + ",".join(write(item) for item in value) + "]"
         if math.isfinite(value):
-            return orjson.dumps(np.array(value, dtype=tensor.dtype), option=_NUMPY_OPTS).decode()
+            return orjson.dumps(tensor.dtype.type(value), option=_NUMPY_OPTS).decode()
         return decimal_text(value, dtype)
 
     return write(tensor.tolist()).encode()

@@ -40,6 +40,7 @@ from timonel.server.servable import CLASSIFY_METHOD, REGRESS_METHOD, Servable
 from timonel.server.tensors import to_numpy, to_proto
 
 access_log = logging.getLogger("timonel.server.access")
+log = logging.getLogger("timonel.server")
 
 _MAX_MESSAGE = 2**31 - 1
 _MAX_DETAILS = 1024
@@ -100,6 +101,11 @@ class _Calls:
             code = exc.code
             await context.abort(grpc_code(exc.code), _details(str(exc)))
             raise  # abort raises; this keeps type checkers honest
+        except Exception as exc:  # the edge: a bug must still answer a status, and be logged
+            code = "INTERNAL"
+            log.exception("%s failed", api)
+            await context.abort(grpc.StatusCode.INTERNAL, _details(f"{type(exc).__name__}: {exc}"))
+            raise
         finally:
             elapsed_us = (time.perf_counter() - start) * 1e6
             if counted:

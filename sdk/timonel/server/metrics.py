@@ -1,10 +1,10 @@
 """Prometheus metrics under TF Serving's names, plus the process metrics of prometheus_client.
 
-prometheus_client renames every counter to ``<name>_total`` and adds ``_created`` series; TF
-Serving's exporter writes ``:tensorflow:serving:request_count`` as is, and dashboards and alerts
-written for TF Serving query those exact names. So TF Serving's series are kept here in plain
-dicts and handed to prometheus_client as ready-made families by a collector, which also renders
-the exposition text and adds ``process_*``/``python_*`` metrics.
+prometheus_client writes every counter as ``<name>_total`` (and sorts labels, and adds
+``_created`` series); TF Serving's exporter writes ``:tensorflow:serving:request_count`` as is,
+and dashboards and alerts written for TF Serving query those exact names. So TF Serving's series
+are kept here in plain dicts and written in the text format by hand (a few lines), followed by
+prometheus_client's own ``process_*``/``python_*`` metrics.
 """
 
 from __future__ import annotations
@@ -46,11 +46,11 @@ class _Counter:
     def inc(self, *labels: str, amount: float = 1.0) -> None:
         self.values[labels] = self.values.get(labels, 0.0) + amount
 
-    def family(self) -> Metric:
-        metric = Metric(self.name, self.doc, "counter")
+    def text(self) -> list[str]:
+        lines = [f"# HELP {self.name} {self.doc}", f"# TYPE {self.name} counter"]
         for key, value in list(self.values.items()):
-            metric.add_sample(self.name, dict(zip(self.labels, key, strict=True)), value)
-        return metric
+            lines.append(f"{self.name}{_labels(self.labels, key)} {_number(value)}")
+        return lines
 
 
 class _Histogram:
@@ -69,25 +69,36 @@ class _Histogram:
         row[-2] += value
         row[-1] += 1
 
-    def family(self) -> Metric:
-        metric = Metric(self.name, self.doc, "histogram")
+    def text(self) -> list[str]:
+        lines = [f"# HELP {self.name} {self.doc}", f"# TYPE {self.name} histogram"]
         for key, row in list(self.series.items()):
-            labels = dict(zip(self.labels, key, strict=True))
             cumulative = 0.0
             for bound, count in zip([*self.bounds, float("inf")], row[:-2], strict=False):
                 cumulative += count
-                le = "+Inf" if bound == float("inf") else _float_text(bound)
-                metric.add_sample(f"{self.name}_bucket", {**labels, "le": le}, cumulative)
-            metric.add_sample(f"{self.name}_sum", labels, row[-2])
-            metric.add_sample(f"{self.name}_count", labels, row[-1])
-        return metric
+                le = "+Inf" if bound == float("inf") else _number(bound)
+                labels = _labels((*self.labels, "le"), (*key, le))
+                lines.append(f"{self.name}_bucket{labels} {_number(cumulative)}")
+            lines.append(f"{self.name}_sum{_labels(self.labels, key)} {_number(row[-2])}")
+            lines.append(f"{self.name}_count{_labels(self.labels, key)} {_number(row[-1])}")
+        return lines
 
 
-def _float_text(value: float) -> str:
+def _labels(names: Sequence[str], values: Sequence[str]) -> str:
+    if not names:
+        return ""
+    pairs = ",".join(f'{n}="{_escape(v)}"' for n, v in zip(names, values, strict=True))
+    return "{" + pairs + "}"
+
+
+def _escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+def _number(value: float) -> str:
     return repr(float(value))
 
 
-class ServerMetrics(Collector):
+class ServerMetrics:
     """The metrics one server process records; ``render()`` is the monitoring endpoint's body."""
 
     def __init__(self) -> None:
@@ -170,10 +181,9 @@ class ServerMetrics(Collector):
             "Tracks the number of batching session runs.",
             ["thread_pool_name"],
         )
-        self._registry = CollectorRegistry(auto_describe=False)
-        self._registry.register(self)
+        self._process = CollectorRegistry(auto_describe=False)
         for collector in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
-            self._registry.register(_Borrowed(collector))
+            self._process.register(_Borrowed(collector))
 
     def record_request(
         self, model: str, api: str, entrypoint: str, status: str, latency_us: float
@@ -201,18 +211,16 @@ class ServerMetrics(Collector):
             else:
                 metric.inc(*labels, amount=value)
 
-    def collect(self) -> Iterator[Metric]:
-        with self._lock:
-            families = [
-                value.family()
-                for value in vars(self).values()
-                if isinstance(value, (_Counter, _Histogram))
-            ]
-        yield from families
-
     def render(self) -> bytes:
         """The Prometheus text exposition of every metric."""
-        return generate_latest(self._registry)
+        with self._lock:
+            lines = [
+                line
+                for value in vars(self).values()
+                if isinstance(value, (_Counter, _Histogram))
+                for line in value.text()
+            ]
+        return ("\n".join(lines) + "\n").encode() + generate_latest(self._process)
 
 
 class _Borrowed(Collector):

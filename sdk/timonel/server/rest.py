@@ -35,6 +35,7 @@ from timonel.server.metrics import ServerMetrics
 from timonel.server.status import http_status
 
 access_log = logging.getLogger("timonel.server.access")
+log = logging.getLogger("timonel.server")
 
 _PREDICT = re.compile(
     r"/v1/models/(?P<name>[^/:]+)(?:/versions/(?P<version>\d+)|/labels/(?P<label>[^/:]+))?"
@@ -136,6 +137,14 @@ class RestApi:
         except _BodyTooLarge as exc:
             code = "RESOURCE_EXHAUSTED"
             return web.Response(status=413, body=codec.encode_error(str(exc)), content_type=_JSON)
+        except Exception as exc:  # the edge: a bug must still answer JSON, and be logged
+            code = "INTERNAL"
+            log.exception("%s %s failed", request.method, path)
+            return web.Response(
+                status=500,
+                body=codec.encode_error(f"{type(exc).__name__}: {exc}"),
+                content_type=_JSON,
+            )
         finally:
             elapsed_us = (time.perf_counter() - start) * 1e6
             if api:
