@@ -9,7 +9,13 @@ import pytest
 
 from timonel.errors import ApiError
 from timonel.kube.client import Cluster, Target, resolve_target
-from timonel.kube.requests import apply_object, get_object, list_objects, merge_patch
+from timonel.kube.requests import (
+    apply_object,
+    create_object,
+    get_object,
+    list_objects,
+    merge_patch,
+)
 from timonel.kube.resources import INFERENCE_SERVICE
 
 from .fakeapi import Reply, status_body
@@ -192,10 +198,39 @@ FORBIDDEN = (
                 "request: canary is only supported in Standard deployment mode",
             ),
             merge_patch(INFERENCE_SERVICE, "ml", "digits", {}),
-            "the Kubernetes API refused to patch inferenceservice ml/digits (400 BadRequest: "
-            'admission webhook "inferenceservice.kserve-webhook-server.validator" denied the '
-            "request: canary is only supported in Standard deployment mode); fix what it names "
-            "and try again",
+            "KServe refused to patch inferenceservice ml/digits: admission webhook "
+            '"inferenceservice.kserve-webhook-server.validator" denied the request: canary is '
+            "only supported in Standard deployment mode; fix the spec (`timonel render` checks "
+            "the same rules before deploying) and try again",
+        ),
+        (
+            403,
+            status_body(
+                403,
+                "Forbidden",
+                'admission webhook "inferenceservice.kserve-webhook-server.validator" denied the '
+                "request: 'MinReplicas' cannot be less than 0",
+            ),
+            create_object(isvc()),
+            "KServe refused to create inferenceservice ml/digits: admission webhook "
+            '"inferenceservice.kserve-webhook-server.validator" denied the request: '
+            "'MinReplicas' cannot be less than 0; fix the spec (`timonel render` checks the same "
+            "rules before deploying) and try again",
+        ),
+        (
+            500,
+            status_body(500, "InternalError", "etcd is unavailable"),
+            get_object(INFERENCE_SERVICE, "ml", "digits"),
+            "the Kubernetes API refused to get inferenceservice ml/digits (500 InternalError: "
+            "etcd is unavailable); the server failed, not the request: try again, and check the "
+            "cluster's health if it persists",
+        ),
+        (
+            400,
+            status_body(400, "BadRequest", "the body of the request was in an unknown format"),
+            merge_patch(INFERENCE_SERVICE, "ml", "digits", {}),
+            "the Kubernetes API refused to patch inferenceservice ml/digits (400 BadRequest: the "
+            "body of the request was in an unknown format); fix what it names and try again",
         ),
     ],
 )

@@ -225,6 +225,7 @@ class Cluster:
 
 
 _USER = re.compile(r'User "([^"]+)"')
+_WEBHOOK = "admission webhook"
 
 
 def _parse_status(code: int, reason: str | None, body: Any) -> Status:
@@ -265,6 +266,12 @@ def translate(
             f"Unauthorized: {said}); refresh the token in that kubeconfig (for the local "
             "cluster, `timonel local up` writes a fresh one)"
         )
+    elif _WEBHOOK in status.message:
+        # KServe's validating webhook denies with 403 (controller-runtime's default) or 400.
+        message = (
+            f"KServe refused to {what}: {said}; fix the spec (`timonel render` checks the same "
+            "rules before deploying) and try again"
+        )
     elif code == 403:
         user = _USER.search(status.message)
         who = f"user {user.group(1)}" if user else "this account"
@@ -301,11 +308,14 @@ def translate(
             "spec and try again"
         )
     else:
-        message = (
-            f"the Kubernetes API refused to {what} ({code} {status.reason or reason or ''}"
-            f": {said})".replace(" :", ":")
-            + "; fix what it names and try again"
+        answer = f"{code} {status.reason or reason or ''}".strip()
+        advice = (
+            "the server failed, not the request: try again, and check the cluster's health if "
+            "it persists"
+            if code >= 500
+            else "fix what it names and try again"
         )
+        message = f"the Kubernetes API refused to {what} ({answer}: {said}); {advice}"
     return ApiError(message, status=status)
 
 
