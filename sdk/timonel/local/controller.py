@@ -55,6 +55,7 @@ from timonel.local.reconcile import (
     ISVC_CONDITIONS,
     PREDICTOR_READY,
     Outcome,
+    container_args,
     deployment_mode,
     reconcile,
     storage_uri,
@@ -270,8 +271,12 @@ class Controller:
         for revision in outcome.revisions:
             key = RevisionKey(namespace, name, revision.name)
             if key in wanted:
-                uri = storage_uri(revision.template) or ""
-                self._supervisor.ensure(key, RevisionSpec(model_name=name, storage_uri=uri))
+                spec = RevisionSpec(
+                    model_name=name,
+                    storage_uri=storage_uri(revision.template) or "",
+                    args=container_args(revision.template),
+                )
+                self._supervisor.ensure(key, spec)
         for key in self._supervisor.running():
             if key.namespace == namespace and key.isvc == name and key not in wanted:
                 self._supervisor.stop(key)

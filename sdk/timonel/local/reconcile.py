@@ -184,6 +184,15 @@ def storage_uri(predictor: Mapping[str, Any]) -> str | None:
     return None
 
 
+def container_args(predictor: Mapping[str, Any]) -> tuple[str, ...]:
+    """The serving container's ``args`` (KServe appends them to the runtime's own)."""
+    for implementation in ("model", "tensorflow"):
+        spec = predictor.get(implementation)
+        if isinstance(spec, Mapping) and spec.get("args"):
+            return tuple(str(arg) for arg in spec["args"])
+    return ()
+
+
 def gpu_limits(predictor: Mapping[str, Any]) -> dict[str, str]:
     """GPU limits of the serving container, by resource name (empty: a CPU-only predictor)."""
     containers: list[Mapping[str, Any]] = []

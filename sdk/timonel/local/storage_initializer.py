@@ -62,7 +62,7 @@ def fetch_model(storage_uri: str, dest: Path) -> None:
 
     storage = open_storage(storage_uri)
     if storage.exists(join(storage_uri, MANIFEST_NAME)):
-        from timonel.packaging import download_release
+        from timonel.storage import download_release
 
         download_release(storage_uri, dest)
         return

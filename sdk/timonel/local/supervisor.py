@@ -56,6 +56,8 @@ class ServeArgs:
     model_base_path: Path
     grpc_port: int
     rest_port: int
+    #: The predictor container's own ``args``, which KServe appends to the runtime's.
+    extra: tuple[str, ...] = ()
 
 
 def serve_command(args: ServeArgs) -> list[str]:
@@ -69,6 +71,8 @@ def serve_command(args: ServeArgs) -> list[str]:
         f"--rest_api_port={args.rest_port}",
         f"--model_name={args.model_name}",
         f"--model_base_path={args.model_base_path}",
+        "--rest_api_timeout_in_ms=60000",
+        *args.extra,
     ]
 
 
@@ -85,10 +89,12 @@ class Backoff:
 
 @dataclass(frozen=True)
 class RevisionSpec:
-    """What a revision's process needs: the model name TF Serving registers and the model URI."""
+    """What a revision's process needs: the model name TF Serving registers, the model URI and
+    the container ``args`` of the predictor."""
 
     model_name: str
     storage_uri: str
+    args: tuple[str, ...] = ()
 
 
 class Supervisor:
@@ -246,7 +252,7 @@ class _Worker:
             if failure is not None:
                 return failure, 0.0
         rest_port, grpc_port = _free_ports(2)
-        args = ServeArgs(self._spec.model_name, model_dir, grpc_port, rest_port)
+        args = ServeArgs(self._spec.model_name, model_dir, grpc_port, rest_port, self._spec.args)
         command = list(self._owner._command(args))
         log_path = store.server_log(self._key)
         log_path.parent.mkdir(parents=True, exist_ok=True)
