@@ -245,7 +245,11 @@ class Controller:
     def _outcome(self, isvc: dict[str, Any]) -> Outcome:
         metadata = isvc["metadata"]
         namespace, name = metadata.get("namespace", "default"), metadata["name"]
-        stored = self._store.load(namespace, name, str(metadata.get("uid") or ""))
+        uid = str(metadata.get("uid") or "")
+        if self._store.owner(namespace, name) not in (None, uid):
+            # Deleted and created again under the same name: the old revisions go first.
+            self._forget(namespace, name)
+        stored = self._store.load(namespace, name, uid)
         observed = {
             item.revision.name: self._supervisor.observation(
                 RevisionKey(namespace, name, item.revision.name), has_been_ready=item.has_been_ready

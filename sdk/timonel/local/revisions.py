@@ -80,6 +80,11 @@ class RevisionStore:
             if isvc.is_dir()
         )
 
+    def owner(self, namespace: str, isvc: str) -> str | None:
+        """The uid of the InferenceService whose revisions are on disk under this name."""
+        record = _read_json(self.isvc_dir(namespace, isvc) / _OWNER)
+        return str(record.get("uid")) if record is not None else None
+
     def load(self, namespace: str, isvc: str, uid: str) -> list[StoredRevision]:
         """The revisions of this InferenceService; those of an earlier one with its name go."""
         folder = self.isvc_dir(namespace, isvc)
