@@ -553,9 +553,11 @@ def _fast_array(value: list[Any], dtype: str, body: bytes) -> np.ndarray | None:
         )
         if array.min() < low or array.max() > high:
             return None
-    elif dtype == "DT_FLOAT":
+    else:
+        # A JSON integer beyond the float's exact range is an error; numpy cannot tell it from a
+        # decimal any more, so large magnitudes take the exact path.
         finite = array[np.isfinite(array)]
-        if finite.size and np.abs(finite).max() > _FLOAT_MAX["DT_FLOAT"]:
+        if finite.size and np.abs(finite).max() > _LOSSLESS_INT[dtype]:
             return None
     return array.astype(NUMPY_DTYPES[dtype], copy=False)
 
