@@ -109,6 +109,7 @@ def status(home: Home | None = None) -> LocalStatus:
 
 def _check_free(port: int) -> None:
     with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server binds
         try:
             probe.bind(("127.0.0.1", port))
         except OSError as exc:

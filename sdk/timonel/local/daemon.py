@@ -47,7 +47,8 @@ async def serve(home: Home, *, api_port: int, ingress_port: int | None) -> None:
     registry = open_registry(home.root)
     token = home.token()
     tls = certs.ensure(home.root)
-    runner, port = await start(registry, token, port=api_port, ssl_context=tls.server_context())
+    served = await start(registry, token, port=api_port, ssl_context=tls.server_context())
+    port = served.port
     url = f"https://127.0.0.1:{port}"
     kubeconfig.write(home.kubeconfig, url, token, ca_pem=tls.ca.read_bytes())
     log.info("API server listening on %s", url)
@@ -73,7 +74,7 @@ async def serve(home: Home, *, api_port: int, ingress_port: int | None) -> None:
         home.daemon_file.unlink(missing_ok=True)
         log.info("stopping")
         await loop.run_in_executor(None, controller.stop)
-        await runner.cleanup()
+        await served.close()
         client.close()
         registry.store.close()
         log.info("stopped")

@@ -6,7 +6,23 @@ auth and Kubernetes Status errors. Listens on 127.0.0.1 only.
 """
 
 from timonel.local.apiserver.registry import Registry
-from timonel.local.apiserver.runner import DATABASE, Running, open_registry, running, start
+from timonel.local.apiserver.runner import (
+    DATABASE,
+    Running,
+    Served,
+    open_registry,
+    running,
+    start,
+)
 from timonel.local.apiserver.store import Store
 
-__all__ = ["DATABASE", "Registry", "Running", "Store", "open_registry", "running", "start"]
+__all__ = [
+    "DATABASE",
+    "Registry",
+    "Running",
+    "Served",
+    "Store",
+    "open_registry",
+    "running",
+    "start",
+]

