@@ -325,3 +325,18 @@ def test_gpu_request_runs_on_the_cpu_with_a_note(
     assert "nvidia.com/gpu: 1" in note["message"]
     assert predict(ready, f"{name}-predictor-00001") == [1]
     api.delete_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL, name)
+
+
+def test_standard_mode_is_reported_not_run(
+    api: client.CustomObjectsApi, controller: Controller, repo: Path
+) -> None:
+    name = "standard"
+    body = manifest(name, str(repo / "half" / "v1"))
+    body["metadata"]["annotations"]["serving.kserve.io/deploymentMode"] = "Standard"
+    api.create_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL, body)
+    refused = wait_for(api, name, lambda i: condition(i, "Ready").get("status") == "False")
+
+    assert condition(refused, "Ready")["reason"] == "DeploymentModeNotSupported"
+    assert refused["status"]["modelStatus"]["transitionStatus"] == "InvalidSpec"
+    assert not any(key.isvc == name for key in controller.running_revisions())
+    api.delete_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL, name)

@@ -19,6 +19,7 @@ from timonel.local.reconcile import (
     reconcile,
     revision_template,
     spec_error,
+    unsupported_mode_status,
 )
 
 NOW = "2026-01-02T03:04:05Z"
@@ -504,3 +505,17 @@ def test_condition_set_follows_knative_rules() -> None:
     managed.mark_unknown("Other", "Info only")
     assert managed.get("Other")["severity"] == "Info"
     assert managed.status_of("Ready") == "True"
+
+
+def test_standard_mode_is_refused_with_the_fix() -> None:
+    body = isvc(annotations={"serving.kserve.io/deploymentMode": "Standard"}, generation=3)
+    status = unsupported_mode_status(body, now=NOW)
+
+    ready = next(c for c in status["conditions"] if c["type"] == "Ready")
+    assert ready["status"] == "False"
+    assert ready["reason"] == "DeploymentModeNotSupported"
+    assert "serving.kserve.io/deploymentMode: Knative" in ready["message"]
+    assert status["modelStatus"]["transitionStatus"] == "InvalidSpec"
+    assert status["modelStatus"]["lastFailureInfo"]["reason"] == "InvalidPredictorSpec"
+    assert status["observedGeneration"] == 3
+    assert status["deploymentMode"] == "Standard"

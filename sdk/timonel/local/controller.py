@@ -28,8 +28,9 @@ Status follows KServe's shape field for field (``conditions``, ``url``, ``addres
 Each revision's files (model copy, ``storage-initializer.log``, ``server.log``) live under
 ``<state_dir>/revisions/<namespace>/<isvc>/<revision>/``.
 
-InferenceServices in Standard mode (``serving.kserve.io/deploymentMode: Standard``) are left to a
-controller that supports that mode: this one reports that in their ``PredictorReady`` condition.
+InferenceServices in Standard mode (``serving.kserve.io/deploymentMode: Standard``) are not run:
+their status says so (``PredictorReady`` False, ``modelStatus`` InvalidSpec) so a waiter stops at
+once with the reason.
 """
 
 from __future__ import annotations
@@ -49,16 +50,14 @@ from kubernetes.client.rest import ApiException
 from kubernetes.watch.watch import iter_resp_lines
 
 from timonel.errors import TimonelError
-from timonel.local.conditions import FALSE
 from timonel.local.reconcile import (
     DEFAULT_DOMAIN,
-    ISVC_CONDITIONS,
-    PREDICTOR_READY,
     Outcome,
     container_args,
     deployment_mode,
     reconcile,
     storage_uri,
+    unsupported_mode_status,
 )
 from timonel.local.revisions import RevisionKey, RevisionStore
 from timonel.local.storage_initializer import fetch_model
@@ -237,7 +236,8 @@ class Controller:
             self._forget(namespace, name)
             return False
         if deployment_mode(isvc) != "Knative":
-            return self._write_status(isvc, _standard_mode_status(isvc, _now()))
+            self._forget(namespace, name)
+            return self._write_status(isvc, unsupported_mode_status(isvc, now=_now()))
         outcome = self._outcome(isvc)
         self._apply(namespace, name, outcome)
         return self._write_status(isvc, outcome.status)
@@ -308,25 +308,6 @@ class Controller:
             if key.namespace == namespace and key.isvc == name:
                 self._supervisor.stop(key)
         self._store.delete(namespace, name)
-
-
-def _standard_mode_status(isvc: dict[str, Any], now: str) -> dict[str, Any]:
-    """Standard-mode InferenceServices are not run here; say so where a waiter looks."""
-    status = dict(isvc.get("status") or {})
-    items = [dict(condition) for condition in status.get("conditions") or []]
-    conditions = ISVC_CONDITIONS.manage(items, now)
-    conditions.initialize()
-    if conditions.status_of(PREDICTOR_READY) != FALSE:
-        conditions.mark_false(
-            PREDICTOR_READY,
-            "DeploymentModeNotSupported",
-            "timonel local runs InferenceServices in Knative mode only; set the annotation "
-            "serving.kserve.io/deploymentMode: Knative (canary with canaryTrafficPercent) to run "
-            "this one locally",
-        )
-    status["conditions"] = items
-    status["deploymentMode"] = "Standard"
-    return status
 
 
 def _now() -> str:
