@@ -108,7 +108,7 @@ class Supervisor:
         *,
         command: Callable[[ServeArgs], Sequence[str]] = serve_command,
         backoff: Backoff = Backoff(),
-        probe_interval: float = 0.2,
+        probe_interval: float = 0.1,
         progress_deadline: float = 600.0,
     ) -> None:
         self._store = store
@@ -215,7 +215,7 @@ class _Worker:
 
     def stop(self) -> None:
         self.request_stop()
-        self._thread.join(timeout=30)
+        self._thread.join(timeout=15)
 
     def _run(self) -> None:
         failures = 0
