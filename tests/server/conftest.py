@@ -5,16 +5,14 @@ Servers are module- or session-scoped: each costs a TensorFlow import and a mode
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import tfmodels
-from serverproc import ServerProcess, spawn
+from serverproc import ServerProcess, StartServer, spawn
 
 from timonel.tfserving import MonitoringConfig, write_monitoring_config
-
-StartServer = Callable[..., ServerProcess]
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -80,3 +81,7 @@ def spawn(tmp: Path, *flags: str) -> ServerProcess:
             env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
         )  # fmt: skip
     return ServerProcess(process, grpc_port, rest_port, stdout, stderr)
+
+
+#: The ``server_factory`` fixture: ``start(*flags, ready=True)`` → a running ServerProcess.
+StartServer = Callable[..., ServerProcess]

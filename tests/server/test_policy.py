@@ -44,6 +44,7 @@ def snap(*rows: tuple[int, State, bool]) -> list[VersionSnapshot]:
         (snap((1, A, False), (2, A, True)), (Action.UNLOAD, 1)),
         # A failed new version leaves the old one serving.
         (snap((1, A, False), (2, E, True)), None),
+        (snap((1, E, False), (2, A, False), (3, E, True)), None),
         (snap((1, A, False), (2, L, True)), None),
         # With two unaspired versions serving, the lower one can go.
         (snap((1, A, False), (2, A, False), (3, S, True)), (Action.UNLOAD, 1)),

@@ -241,12 +241,11 @@ class ModelManager:
                     self._publish()
 
     def _next(self, model: _Model) -> tuple[Action, int] | None:
-        snapshots = [
-            VersionSnapshot(r.version, r.state, r.aspired)
-            for r in model.versions.values()
-            if r.state is not State.END
-        ]
-        return next_action(snapshots)
+        # A version that failed stays aspired (in END), as in TF Serving: it keeps the previous
+        # version from being unloaded.
+        return next_action(
+            [VersionSnapshot(r.version, r.state, r.aspired) for r in model.versions.values()]
+        )
 
     def _load(self, model: _Model, record: _Version) -> None:
         name = model.config.name

@@ -1,0 +1,152 @@
+"""The batching scheduler merges concurrent calls, splits results, and enforces its limits."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from typing import Any
+
+import numpy as np
+import pytest
+
+from timonel.errors import ServingError
+from timonel.server.batching import BatchScheduler
+from timonel.server.metrics import ServerMetrics
+from timonel.server.servable import Call
+from timonel.tfserving import BatchingParameters
+
+
+class DoublingServable:
+    """Stands in for a model: doubles its one feed, and records every batch it is given."""
+
+    name = "double"
+
+    def __init__(self, hold: threading.Event | None = None) -> None:
+        self.batches: list[int] = []
+        self.hold = hold
+
+    def run(
+        self, feeds: dict[str, np.ndarray], fetches: Any, *, timeout_ms: int = 0
+    ) -> list[np.ndarray]:
+        if self.hold is not None:
+            self.hold.wait(10)
+        (value,) = feeds.values()
+        self.batches.append(value.shape[0])
+        return [value * 2]
+
+
+def call(*rows: float) -> Call:
+    return Call({"x:0": np.array(rows, dtype=np.float32).reshape(-1, 1)}, ("y:0",), ("y",))
+
+
+def run_all(scheduler: BatchScheduler, servable: Any, calls: list[Call]) -> list[Any]:
+    async def main() -> list[Any]:
+        tasks = [scheduler.run(servable, c, 0) for c in calls]
+        return await asyncio.gather(*tasks, return_exceptions=True)
+
+    try:
+        return asyncio.run(main())
+    finally:
+        scheduler.close()
+
+
+def test_concurrent_calls_within_the_timeout_become_one_batch() -> None:
+    servable = DoublingServable()
+    scheduler = BatchScheduler(
+        BatchingParameters(max_batch_size=8, batch_timeout_micros=100_000, num_batch_threads=1),
+        ServerMetrics(),
+    )
+    results = run_all(scheduler, servable, [call(i) for i in range(6)])
+    assert servable.batches == [6]
+    assert [r[0].ravel().tolist() for r in results] == [[2.0 * i] for i in range(6)]
+
+
+def test_a_full_batch_runs_without_waiting_and_the_rest_follows() -> None:
+    servable = DoublingServable()
+    scheduler = BatchScheduler(
+        BatchingParameters(max_batch_size=4, batch_timeout_micros=50_000, num_batch_threads=1),
+        ServerMetrics(),
+    )
+    results = run_all(scheduler, servable, [call(1, 2), call(3, 4), call(5)])
+    assert servable.batches == [4, 1]
+    assert results[1][0].ravel().tolist() == [6.0, 8.0]
+
+
+def test_with_no_timeout_calls_batch_while_the_model_is_busy() -> None:
+    hold = threading.Event()
+    servable = DoublingServable(hold)
+    scheduler = BatchScheduler(
+        BatchingParameters(max_batch_size=16, num_batch_threads=1), ServerMetrics()
+    )
+
+    async def main() -> list[Any]:
+        first = asyncio.ensure_future(scheduler.run(servable, call(0), 0))
+        await asyncio.sleep(0.05)  # the first call is running alone; the next five queue up
+        rest = [asyncio.ensure_future(scheduler.run(servable, call(i), 0)) for i in range(1, 6)]
+        await asyncio.sleep(0.05)
+        hold.set()
+        return await asyncio.gather(first, *rest)
+
+    try:
+        asyncio.run(main())
+    finally:
+        scheduler.close()
+    assert servable.batches == [1, 5]
+
+
+def test_allowed_batch_sizes_pad_and_the_padding_is_dropped() -> None:
+    servable = DoublingServable()
+    scheduler = BatchScheduler(
+        BatchingParameters(
+            max_batch_size=8,
+            batch_timeout_micros=50_000,
+            allowed_batch_sizes=(2, 4, 8),
+            num_batch_threads=1,
+        ),
+        ServerMetrics(),
+    )
+    results = run_all(scheduler, servable, [call(1), call(2), call(3)])
+    assert servable.batches == [4]
+    assert [r[0].ravel().tolist() for r in results] == [[2.0], [4.0], [6.0]]
+
+
+def test_a_call_larger_than_the_largest_batch_is_refused() -> None:
+    scheduler = BatchScheduler(BatchingParameters(max_batch_size=2), ServerMetrics())
+    (result,) = run_all(scheduler, DoublingServable(), [call(1, 2, 3)])
+    assert isinstance(result, ServingError)
+    assert (result.code, str(result)) == (
+        "INVALID_ARGUMENT",
+        "Task size 3 is larger than maximum input batch size 2",
+    )
+
+
+def test_a_full_queue_answers_unavailable() -> None:
+    scheduler = BatchScheduler(
+        BatchingParameters(
+            max_batch_size=1,
+            batch_timeout_micros=200_000,
+            max_enqueued_batches=1,
+            num_batch_threads=1,
+        ),
+        ServerMetrics(),
+    )
+    results = run_all(scheduler, DoublingServable(), [call(1), call(2), call(3)])
+    errors = [r for r in results if isinstance(r, ServingError)]
+    assert errors and all(e.code == "UNAVAILABLE" for e in errors)
+    assert str(errors[0]) == "The batch scheduling queue to which this task was submitted is full"
+
+
+@pytest.mark.parametrize(
+    "feeds", [{"x:0": np.float32(1.0)}, {"a:0": np.zeros(2), "b:0": np.zeros(3)}]
+)
+def test_calls_that_cannot_batch_run_alone(feeds: dict[str, Any]) -> None:
+    class Echo:
+        name = "echo"
+
+        def run(self, feeds: dict[str, Any], fetches: Any, *, timeout_ms: int = 0) -> list[Any]:
+            return list(feeds.values())
+
+    scheduler = BatchScheduler(BatchingParameters(max_batch_size=4), ServerMetrics())
+    call_ = Call({k: np.asarray(v) for k, v in feeds.items()}, ("y:0",), ("y",))
+    (result,) = run_all(scheduler, Echo(), [call_])
+    assert len(result) == len(feeds)
