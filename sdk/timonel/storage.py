@@ -26,6 +26,7 @@ Uploads and downloads of many files run on a thread pool; downloads hash while t
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import re
 import shutil
@@ -36,7 +37,7 @@ from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, BinaryIO, TypeVar
 
 from fsspec.callbacks import Callback
 
@@ -44,11 +45,13 @@ from timonel.errors import ReleaseError, StorageError, TimonelError
 from timonel.layout import MANIFEST_NAME, join, parse_release_dirname, split_release_uri
 from timonel.manifest import Manifest, parse_manifest
 
-#: Bytes read or sent per request while streaming; a multiple of 256 KiB, as GCS resumable
-#: uploads require.
+#: Bytes read or written at a time while streaming through local files and downloads.
 CHUNK_BYTES = 8 * 2**20
+#: Bytes per part of an S3 multipart upload; each file in flight holds about one part in
+#: memory, so memory is about workers x this, whatever the model's size.
+UPLOAD_CHUNK_BYTES = 8 * 2**20
 #: Files moved at once by ``upload``/``download_many``.
-DEFAULT_WORKERS = 8
+DEFAULT_WORKERS = 4
 
 #: Receives the number of bytes just moved; called from worker threads.
 ProgressFn = Callable[[int], None]
@@ -95,7 +98,7 @@ class Backend:
 
     def put_file(self, fs: Any, local: Path, path: str, progress: ProgressFn) -> None:
         """Upload one file, streaming; the remote file appears whole or not at all."""
-        fs.put_file(str(local), path, chunksize=CHUNK_BYTES, callback=_Progress(progress))
+        fs.put_file(str(local), path, callback=_Progress(progress))
 
 
 class LocalBackend(Backend):
@@ -153,6 +156,28 @@ class GCSBackend(Backend):
             from gcsfs import GCSFileSystem
         return GCSFileSystem(**opts)
 
+    def put_file(self, fs: Any, local: Path, path: str, progress: ProgressFn) -> None:
+        # One streamed single-request upload (uploadType=media) per file, on gcsfs's
+        # authenticated session. gcsfs's own put_file sends resumable chunks, each read whole
+        # into memory (and copied again by the socket buffer), so memory grows with chunk size
+        # times the files in flight; a streamed body keeps it at aiohttp's small buffers, and
+        # takes one request per file. A failed request is retried by gcsfs from the start of the
+        # file, and a failed publish resumes with the files that are missing.
+        bucket, key, _ = fs.split_path(path)
+        size = local.stat().st_size
+        with local.open("rb") as file:
+            fs.call(
+                "POST",
+                f"{fs._location}/upload/storage/v1/b/{{}}/o",
+                bucket,
+                uploadType="media",
+                name=key,
+                data=_CountingReader(file, progress),
+                headers={"Content-Type": "application/octet-stream", "Content-Length": str(size)},
+                json_out=True,
+            )
+        fs.invalidate_cache(path)
+
 
 class S3Backend(Backend):
     credentials_hint = (
@@ -171,7 +196,7 @@ class S3Backend(Backend):
         fs.put_file(
             str(local),
             path,
-            chunksize=CHUNK_BYTES,
+            chunksize=UPLOAD_CHUNK_BYTES,
             max_concurrency=1,
             callback=_Progress(progress),
         )
@@ -550,6 +575,33 @@ def _locked(progress: ProgressFn | None) -> ProgressFn:
     return report
 
 
+class _CountingReader(io.RawIOBase):
+    """A file read by an HTTP client, reporting the bytes it hands out."""
+
+    def __init__(self, file: BinaryIO, progress: ProgressFn) -> None:
+        super().__init__()
+        self._file = file
+        self._progress = progress
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        return self._file.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self._file.tell()
+
+    def readinto(self, buffer: Any) -> int:
+        count = self._file.readinto(buffer)  # type: ignore[attr-defined]
+        if count:
+            self._progress(count)
+        return count or 0
+
+
 class _Progress(Callback):
     """Turns fsspec's progress (gcsfs reports totals, s3fs increments) into byte deltas."""
 
@@ -568,6 +620,7 @@ class _Progress(Callback):
 __all__ = [
     "CHUNK_BYTES",
     "DEFAULT_WORKERS",
+    "UPLOAD_CHUNK_BYTES",
     "Backend",
     "GCSBackend",
     "LocalBackend",

@@ -79,7 +79,7 @@ def register(app: typer.Typer) -> None:
         storage_option: list[str] | None = typer.Option(
             None, "--storage-option", help=_STORAGE_OPTION_HELP
         ),
-        workers: int = typer.Option(8, "--workers", help="Files uploaded at once."),
+        workers: int = typer.Option(4, "--workers", help="Files uploaded at once."),
     ) -> None:
         """Validate a SavedModel, add warmup records and publish it as an immutable release."""
         from rich.progress import (
