@@ -9,6 +9,36 @@ from timonel.isvc import to_yaml
 DEMO_RELEASE = "gs://timonel-demo/digits/v1"
 
 
+def package_release() -> None:
+    """``timonel.package``: a small Keras model becomes release v1 in a model repository folder."""
+    import tempfile
+
+    import tensorflow as tf
+
+    tf.keras.utils.set_random_seed(0)
+    model = tf.keras.Sequential(
+        [tf.keras.Input((64,), name="pixels"), tf.keras.layers.Dense(10, activation="softmax")]
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        repo = f"{tmp}/models"
+        release = timonel.package(model, name="digits", repo=repo)
+        manifest = release.manifest
+        print(f"== package: {release.uri}")
+        print(
+            f"version {manifest.version}, TensorFlow {manifest.tensorflow_version}, "
+            f"{manifest.size_bytes} bytes in {len(manifest.files)} files, "
+            f"{manifest.warmup_records} warmup records"
+        )
+        for kind, tensors in (
+            ("in", manifest.signature.inputs),
+            ("out", manifest.signature.outputs),
+        ):
+            for alias, tensor in tensors.items():
+                print(f"  {kind} {alias}: {tensor.dtype} {list(tensor.shape or [])}")
+        published = timonel.list_releases(f"{repo}/digits")
+        print("published releases:", [r.version for r in published])
+
+
 def show_inference_service(storage_uri: str) -> None:
     """The KServe InferenceService that serves a release: scale-to-zero on a Spot L4."""
     spec = timonel.ServingSpec(
@@ -81,6 +111,7 @@ def serve_locally() -> None:
 
 def main() -> None:
     print(f"timonel {timonel.__version__}")
+    package_release()
     show_inference_service(DEMO_RELEASE)
     serve_locally()
 
