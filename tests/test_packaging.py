@@ -19,6 +19,7 @@ from timonel.layout import CLAIM_NAME, MANIFEST_NAME, join, parse_version_dirnam
 from timonel.manifest import Manifest
 from timonel.packaging import (
     BATCHING_FILE,
+    MODELS_CONFIG_FILE,
     MONITORING_FILE,
     SavedModelInfo,
     discard_unpublished,
@@ -34,6 +35,7 @@ from timonel.tfserving import (
     MonitoringConfig,
     parse_batching_parameters,
     parse_monitoring_config,
+    read_models_config,
     read_warmup,
 )
 
@@ -278,8 +280,11 @@ def test_tf_serving_config_files_ride_along(models: dict[str, Path], tmp_path: P
         warmup=False,
         batching=BatchingParameters(max_batch_size=32, batch_timeout_micros=2000),
         monitoring=MonitoringConfig(),
+        models_config=True,
     )
     folder = Path(release.uri)
+    (served,) = read_models_config(folder / MODELS_CONFIG_FILE)
+    assert (served.name, served.base_path) == ("mlp", "/mnt/models")
     assert parse_batching_parameters((folder / BATCHING_FILE).read_text()).max_batch_size == 32
     assert parse_monitoring_config((folder / MONITORING_FILE).read_text()).prometheus_enabled
     assert release.manifest.warmup_records == 0

@@ -62,12 +62,14 @@ from timonel.storage import (
 from timonel.tfserving import (
     WARMUP_RELPATH,
     BatchingParameters,
+    ModelConfig,
     MonitoringConfig,
     format_batching_parameters,
     predict_requests_from_json,
     read_warmup,
     render_monitoring_config,
     synthesize_predict_requests,
+    write_models_config,
     write_warmup,
 )
 
@@ -93,6 +95,9 @@ WARMUP_BATCH_SIZES = (1, 2, 4, 8)
 #: Names of the TF Serving config files ``package`` can put beside the version folder.
 BATCHING_FILE = "batching_parameters.txt"
 MONITORING_FILE = "monitoring_config.txt"
+MODELS_CONFIG_FILE = "models.config"
+#: Where KServe's storage initializer puts the release: the base path of ``models.config``.
+KSERVE_MODEL_DIR = "/mnt/models"
 #: How many next versions an automatically numbered publish tries when others take them first.
 _AUTO_VERSION_ATTEMPTS = 5
 
@@ -246,6 +251,7 @@ def package(
     warmup: bool = True,
     batching: BatchingParameters | None = None,
     monitoring: MonitoringConfig | None = None,
+    models_config: bool = False,
     source: str | None = None,
     storage_options: Mapping[str, Any] | None = None,
     workers: int = DEFAULT_WORKERS,
@@ -257,8 +263,9 @@ def package(
     ``examples`` is a JSON file of TF Serving REST predict bodies (``{"instances": ...}`` or
     ``{"inputs": ...}``, or a list of them), one warmup record each; without it the warmup is
     synthesized from the signature, or the SavedModel's own warmup file is kept.
-    ``warmup=False`` publishes no warmup file. ``batching`` and ``monitoring`` are written
-    beside the version folder as TF Serving config files.
+    ``warmup=False`` publishes no warmup file. ``batching``, ``monitoring`` and
+    ``models_config`` write TF Serving config files beside the version folder; the
+    ``models.config`` serves the model under ``name`` from KServe's ``/mnt/models``.
     """
     _check_name(name)
     with ExitStack() as stack:
@@ -295,6 +302,10 @@ def package(
         if monitoring is not None:
             (scratch / MONITORING_FILE).write_text(render_monitoring_config(monitoring))
             extra_files[MONITORING_FILE] = scratch / MONITORING_FILE
+        if models_config:
+            served = ModelConfig(name=name, base_path=KSERVE_MODEL_DIR)
+            write_models_config(scratch / MODELS_CONFIG_FILE, [served])
+            extra_files[MODELS_CONFIG_FILE] = scratch / MODELS_CONFIG_FILE
 
         return publish(
             model_files,

@@ -96,11 +96,12 @@ def test_package_ships_checked_config_files(
     batching.write_text("max_batch_size { value: 8 }\n")
     code, _, _ = run(
         capsys, "package", str(half), "--name", "half", "--repo", str(tmp_path / "r"),
-        "--batching-parameters", str(batching), "--monitoring", "--no-warmup",
+        "--batching-parameters", str(batching), "--monitoring", "--no-warmup", "--models-config",
     )  # fmt: skip
     assert code == 0
     assert (tmp_path / "r" / "half" / "v1" / "batching_parameters.txt").is_file()
     assert (tmp_path / "r" / "half" / "v1" / "monitoring_config.txt").is_file()
+    assert (tmp_path / "r" / "half" / "v1" / "models.config").is_file()
 
 
 @pytest.mark.parametrize(

@@ -76,6 +76,9 @@ def register(app: typer.Typer) -> None:
         monitoring: bool = typer.Option(
             False, "--monitoring", help="Ship a monitoring config enabling Prometheus metrics."
         ),
+        models_config: bool = typer.Option(
+            False, "--models-config", help="Ship a models.config serving it from /mnt/models."
+        ),
         storage_option: list[str] | None = typer.Option(
             None, "--storage-option", help=_STORAGE_OPTION_HELP
         ),
@@ -115,6 +118,7 @@ def register(app: typer.Typer) -> None:
                 warmup=warmup,
                 batching=batching,
                 monitoring=MonitoringConfig() if monitoring else None,
+                models_config=models_config,
                 storage_options=storage_options(storage_option),
                 workers=workers,
                 progress=lambda count: bar.advance(task, count),
