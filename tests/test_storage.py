@@ -229,3 +229,22 @@ def test_an_unreachable_bucket_is_a_storage_error(tmp_path: Path) -> None:
     )
     with pytest.raises(StorageError, match=r"cannot list s3://nowhere/m: .*AWS_ACCESS_KEY_ID"):
         storage.list_names("s3://nowhere/m")
+
+
+def test_a_registered_scheme_gets_releases_like_the_others(tmp_path: Path) -> None:
+    import fsspec
+
+    from timonel.storage import Backend, register_backend
+
+    class MemoryBackend(Backend):
+        def filesystem(self, options: dict[str, Any]) -> Any:
+            return fsspec.filesystem("memory", **options)
+
+    register_backend("memory", MemoryBackend())
+    repo = Repo("memory://timonel-test-repo", {})
+    uri = repo.write_release("m", 1, FILES)
+    assert repo.storage.create_exclusive(join(uri, "claim"), b"x")
+    assert not repo.storage.create_exclusive(join(uri, "claim"), b"y")
+    assert [r.version for r in list_releases("memory://timonel-test-repo/m")] == [1]
+    dest = download_release(uri, tmp_path / "dest")
+    assert (dest / "1" / "saved_model.pb").read_bytes() == b"graph"

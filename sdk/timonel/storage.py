@@ -270,15 +270,6 @@ class Storage:
             except FileNotFoundError:
                 return None
 
-    def size(self, uri: str) -> int | None:
-        path = self._path(uri)
-        with _translate("check", uri, self.backend):
-            try:
-                info = self.fs.info(path)
-            except FileNotFoundError:
-                return None
-        return int(info["size"]) if info.get("type") == "file" else None
-
     def list_names(self, uri: str) -> list[str]:
         """Names of the direct children of a folder (files and folders); [] if it is absent."""
         path = self._path(uri)
