@@ -10,8 +10,8 @@ models unload and ``serve`` returns. Logs are JSON lines on stderr; stdout stays
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
+import logging.handlers
 import os
 import signal
 import sys
@@ -19,6 +19,8 @@ import threading
 import time
 from collections.abc import Sequence
 from typing import Any
+
+import orjson
 
 from timonel.errors import ServingError, SpecError, TimonelError
 from timonel.server.options import ServerOptions
@@ -41,7 +43,12 @@ class JsonLogFormatter(logging.Formatter):
         entry.update(getattr(record, "fields", {}))
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
-        return json.dumps(entry, ensure_ascii=False)
+        return orjson.dumps(entry, default=str).decode()
+
+
+#: Access log lines are written in batches (by count, and by ``flush_access_log`` every half
+#: second): one write per request costs a system call per request.
+ACCESS_LOG_BUFFER = 256
 
 
 def configure_logging(level: int = logging.INFO) -> None:
@@ -52,6 +59,18 @@ def configure_logging(level: int = logging.INFO) -> None:
     root.handlers[:] = [handler]
     root.setLevel(level)
     root.propagate = False
+    access = logging.getLogger("timonel.server.access")
+    access.handlers[:] = [
+        logging.handlers.MemoryHandler(
+            ACCESS_LOG_BUFFER, flushLevel=logging.ERROR, target=handler, flushOnClose=True
+        )
+    ]
+    access.propagate = False
+
+
+def flush_access_log() -> None:
+    for handler in logging.getLogger("timonel.server.access").handlers:
+        handler.flush()
 
 
 def _model_configs(options: ServerOptions) -> list[Any]:
@@ -253,10 +272,18 @@ class ModelServer:
                 )
             for sig in (signal.SIGTERM, signal.SIGINT):
                 self._loop.add_signal_handler(sig, self.stop)
+            flusher = asyncio.ensure_future(self._flush_logs())
             await self._stop_event.wait()
+            flusher.cancel()
             log.info("Shutting down: draining in-flight requests")
         finally:
             await self._drain(grpc_server, rest_server, listener)
+            flush_access_log()
+
+    async def _flush_logs(self) -> None:
+        while True:
+            await asyncio.sleep(0.5)
+            flush_access_log()
 
     async def _drain(self, grpc_server: Any, rest_server: Any, listener: Any) -> None:
         grace = self.options.drain_seconds

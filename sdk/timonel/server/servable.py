@@ -3,16 +3,21 @@
 TF Serving loads a SavedModel into a TensorFlow Session and runs signatures by the tensor names of
 their SignatureDefs. This module does the same through ``tf.compat.v1``: TF1 and TF2 SavedModels
 both load, classify/regress signatures keep their method names, the metadata endpoint can return
-the SignatureDefs unchanged, and each call is one ``Session`` callable (the least Python between
-the request and the kernels). Sessions are thread-safe, so calls run in parallel threads.
+the SignatureDefs unchanged. Sessions are thread-safe, so calls run in parallel threads.
+
+Each call goes straight to ``TF_SessionRun`` with cached feed/fetch endpoints
+(``BaseSession._call_tf_sessionrun``, the step ``Session.run`` ends in): ``Session.run`` and
+``make_callable`` with feeds re-validate and re-convert every feed in Python, which costs more than
+running a small model. This leans on TF's private session API, pinned with tensorflow 2.21.
 
 Validation and error texts follow ``servables/tensorflow/{predict,classifier,regressor}_util.cc``.
 """
 
 from __future__ import annotations
 
+import functools
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -76,7 +81,7 @@ class Servable:
             for key, sig in meta_graph.signature_def.items()
             if key != _INIT_OP_SIGNATURE
         }
-        self._callables: dict[tuple[tuple[str, ...], tuple[str, ...]], Callable[..., Any]] = {}
+        self._callables: dict[tuple[tuple[str, ...], tuple[str, ...]], Any] = {}
         self._lock = threading.Lock()
         self._idle = threading.Condition()
         self._inflight = 0
@@ -136,31 +141,50 @@ class Servable:
     def run(
         self, feeds: Mapping[str, np.ndarray], fetches: Sequence[str], *, timeout_ms: int = 0
     ) -> list[np.ndarray]:
-        """One session call: feeds and fetches by graph tensor name. Blocks; thread-safe."""
-        import tensorflow as tf
+        """One session call: feeds and fetches by graph tensor name. Blocks; thread-safe.
 
-        feed_names = tuple(feeds)
-        call = self._callable(feed_names, tuple(fetches))
-        options = tf.compat.v1.RunOptions(timeout_in_ms=timeout_ms) if timeout_ms > 0 else None
+        Arrays must already have the feeds' dtypes (``check_inputs`` and the codec see to it):
+        they go to ``TF_SessionRun`` as they are.
+        """
+        import tensorflow as tf
+        from tensorflow.python.client import pywrap_tf_session
+
+        feed_outputs, fetch_outputs = self._endpoints(tuple(feeds), tuple(fetches))
+        options = _run_options(timeout_ms)
+        buffer = pywrap_tf_session.TF_NewBufferFromString(options) if options else None
         try:
-            return list(call(*(feeds[n] for n in feed_names), options=options))
+            return list(
+                self._session._call_tf_sessionrun(
+                    buffer,
+                    dict(zip(feed_outputs, feeds.values(), strict=True)),
+                    fetch_outputs,
+                    [],
+                    None,
+                )
+            )
         except tf.errors.OpError as exc:
             raise ServingError(exc.message, code=_code_name(exc.error_code)) from exc
-        except (ValueError, TypeError) as exc:  # arrays TF cannot convert to the feed's type
+        except (ValueError, TypeError) as exc:  # arrays TF cannot turn into tensors
             raise _invalid(str(exc)) from exc
+        finally:
+            if buffer is not None:
+                pywrap_tf_session.TF_DeleteBuffer(buffer)
 
-    def _callable(self, feeds: tuple[str, ...], fetches: tuple[str, ...]) -> Callable[..., Any]:
+    def _endpoints(
+        self, feeds: tuple[str, ...], fetches: tuple[str, ...]
+    ) -> tuple[list[Any], list[Any]]:
+        """The C API outputs (``TF_Output``) of feed and fetch tensors, cached per combination."""
         key = (feeds, fetches)
-        call = self._callables.get(key)
-        if call is None:
+        endpoints = self._callables.get(key)
+        if endpoints is None:
+            graph = self._session.graph
             with self._lock:
-                call = self._callables.get(key)
-                if call is None:
-                    call = self._session.make_callable(
-                        list(fetches), list(feeds), accept_options=True
-                    )
-                    self._callables[key] = call
-        return call
+                endpoints = (
+                    [graph.get_tensor_by_name(name)._as_tf_output() for name in feeds],
+                    [graph.get_tensor_by_name(name)._as_tf_output() for name in fetches],
+                )
+                self._callables[key] = endpoints
+        return endpoints
 
     # ---- in-flight accounting, so an unload never closes a session under a request ----------
 
@@ -323,6 +347,16 @@ def _dt_name(dtype: int) -> str:
     from tensorflow.core.framework import types_pb2
 
     return str(types_pb2.DataType.Name(dtype))
+
+
+@functools.cache
+def _run_options(timeout_ms: int) -> bytes:
+    """Serialized ``RunOptions`` carrying the call timeout (empty: no options)."""
+    if timeout_ms <= 0:
+        return b""
+    from tensorflow.core.protobuf import config_pb2
+
+    return bytes(config_pb2.RunOptions(timeout_in_ms=timeout_ms).SerializeToString())
 
 
 def _code_name(code: int) -> str:
