@@ -2,20 +2,31 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import types
+
+import pytest
 
 import timonel
 
 
-def test_all_is_sorted_and_complete() -> None:
+def test_all_is_sorted_and_every_name_resolves() -> None:
+    assert sorted(timonel.__all__) == list(timonel.__all__)
+    for name in timonel.__all__:
+        assert getattr(timonel, name) is not None, name
+
+
+def test_the_package_exposes_nothing_beyond_all() -> None:
+    for name in timonel.__all__:
+        getattr(timonel, name)
     public = {
         name
         for name, value in vars(timonel).items()
         if not name.startswith("_") and not isinstance(value, types.ModuleType)
     }
-    exported = set(timonel.__all__) - {"__version__"}
-    assert sorted(timonel.__all__) == list(timonel.__all__)
-    assert public == exported
+    assert public == set(timonel.__all__) - {"__version__"}
+    assert set(timonel.__all__) <= set(dir(timonel))
 
 
 def test_exported_members_report_the_public_module() -> None:
@@ -25,10 +36,41 @@ def test_exported_members_report_the_public_module() -> None:
             assert member.__module__ == "timonel", name
 
 
-def test_importing_timonel_does_not_import_tensorflow() -> None:
-    import subprocess
-    import sys
+def test_an_unknown_name_is_an_attribute_error() -> None:
+    with pytest.raises(AttributeError, match="has no attribute 'Deploy'"):
+        _ = timonel.Deploy  # type: ignore[attr-defined]
 
-    code = "import sys, timonel; print('tensorflow' in sys.modules)"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "False"
+
+def imported_after(code: str) -> set[str]:
+    probe = f"import sys; {code}; print(' '.join(sorted(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    return set(out.stdout.split())
+
+
+def test_importing_timonel_loads_no_heavy_dependency() -> None:
+    loaded = imported_after("import timonel")
+    assert not {"tensorflow", "numpy", "kubernetes", "httpx", "kfp"} & loaded
+
+
+def test_rendering_does_not_load_tensorflow_or_kubernetes() -> None:
+    loaded = imported_after("import timonel; timonel.render")
+    assert not {"tensorflow", "kubernetes", "kfp"} & loaded
+
+
+def test_type_checking_imports_mirror_the_lazy_exports() -> None:
+    import ast
+    import inspect
+
+    tree = ast.parse(inspect.getsource(timonel))
+    guarded = next(
+        node
+        for node in tree.body
+        if isinstance(node, ast.If) and getattr(node.test, "id", "") == "_TYPE_CHECKING"
+    )
+    imported = {
+        alias.name: node.module
+        for node in guarded.body
+        if isinstance(node, ast.ImportFrom)
+        for alias in node.names
+    }
+    assert imported == timonel._EXPORTS
