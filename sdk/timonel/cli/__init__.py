@@ -31,8 +31,8 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
-#: Command modules under ``timonel.cli``; each exposes ``register(app)``.
-_GROUPS: tuple[str, ...] = ("predict", "render", "cluster", "local", "serve", "packaging")
+#: Command modules under ``timonel.cli``, in the order of the flow; each exposes ``register(app)``.
+_GROUPS: tuple[str, ...] = ("packaging", "render", "cluster", "serve", "predict", "local")
 
 _debug = False
 
