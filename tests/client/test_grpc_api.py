@@ -17,8 +17,8 @@ from tensorflow_serving.apis import (
 )
 
 from timonel import ServingError
+from timonel._tensor_proto import to_tensor_proto
 from timonel.client._grpc import GrpcApi, model_spec, to_example
-from timonel.client._tensor_proto import to_tensor_proto
 from timonel.client._types import ModelVersionStatus, Servable, SignatureDef, TensorInfo
 
 API = GrpcApi()

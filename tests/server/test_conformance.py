@@ -29,8 +29,8 @@ from tensorflow_serving.apis import (
     regression_pb2,
 )
 
+from timonel._tensor_proto import from_tensor_proto, to_tensor_proto
 from timonel.server.status import http_status
-from timonel.server.tensors import to_numpy, to_proto
 from timonel.tfserving import ModelConfig, VersionPolicy, write_models_config
 
 pytestmark = pytest.mark.slow
@@ -327,11 +327,11 @@ def _grpc_call(server: ServerProcess, case: Case) -> Answer:
                 request = predict_pb2.PredictRequest()
                 _fill_spec(request.model_spec, case)
                 for alias, value in case.inputs.items():
-                    request.inputs[alias].CopyFrom(to_proto(value))
+                    request.inputs[alias].CopyFrom(to_tensor_proto(value))
                 reply = predictions.Predict(request, timeout=30)
                 return Answer(
                     "OK",
-                    outputs={a: to_numpy(t).tolist() for a, t in reply.outputs.items()},
+                    outputs={a: from_tensor_proto(t).tolist() for a, t in reply.outputs.items()},
                 )
             request_class = (
                 classification_pb2.ClassificationRequest
@@ -552,7 +552,7 @@ def test_grpc_output_filter(server: ServerProcess) -> None:
     request = predict_pb2.PredictRequest(output_filter=["length"])
     request.model_spec.name = "tf1"
     request.model_spec.signature_name = "text"
-    request.inputs["text"].CopyFrom(to_proto(np.array([b"abc"], dtype=object)))
+    request.inputs["text"].CopyFrom(to_tensor_proto(np.array([b"abc"], dtype=object)))
     with server.channel() as channel:
         reply = prediction_service_pb2_grpc.PredictionServiceStub(channel).Predict(
             request, timeout=30

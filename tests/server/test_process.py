@@ -18,7 +18,7 @@ import pytest
 from serverproc import ServerProcess, StartServer, spawn
 from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
-from timonel.server.tensors import to_proto
+from timonel._tensor_proto import to_tensor_proto
 from timonel.tfserving import BatchingParameters, write_batching_parameters
 
 pytestmark = pytest.mark.slow
@@ -110,7 +110,7 @@ def test_sigterm_finishes_in_flight_requests_then_exits_cleanly(
     def grpc_call() -> None:
         request = predict_pb2.PredictRequest()
         request.model_spec.name = "hpt"
-        request.inputs["x"].CopyFrom(to_proto(np.array([2.0], dtype=np.float32)))
+        request.inputs["x"].CopyFrom(to_tensor_proto(np.array([2.0], dtype=np.float32)))
         with server.channel() as channel:
             stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
             grpc_replies.append(stub.Predict(request, timeout=30))

@@ -1,6 +1,7 @@
 """TF Serving's gRPC API as pure functions: a ``Call`` per client method, no I/O.
 
-Requests are the real ``tensorflow_serving.apis`` protos; tensors travel through ``_tensor_proto``.
+Requests are the real ``tensorflow_serving.apis`` protos; tensors travel through
+``timonel._tensor_proto``.
 This module imports TensorFlow's protos, so the client imports it only when gRPC is chosen.
 """
 
@@ -27,8 +28,8 @@ from tensorflow_serving.apis import (
     regression_pb2,
 )
 
+from timonel._tensor_proto import from_tensor_proto, to_tensor_proto
 from timonel.client._call import Arrays, Call, JsonExample
-from timonel.client._tensor_proto import from_tensor_proto, to_tensor_proto
 from timonel.client._types import (
     Classifications,
     ModelMetadata,

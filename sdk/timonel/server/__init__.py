@@ -1,6 +1,6 @@
 """A TensorFlow-Serving-compatible model server (``timonel serve``).
 
-Modules, one concept each: ``codec`` (REST JSON ⇄ tensors), ``tensors`` (TensorProto ⇄ numpy),
+Modules, one concept each: ``codec`` (REST JSON ⇄ tensors),
 ``servable`` (one loaded SavedModel version), ``source`` and ``policy`` (which versions exist and
 which to serve), ``manager`` (the lifecycle), ``inference`` (the request path), ``runner`` and
 ``batching`` (how calls reach TensorFlow), ``rest`` and ``grpc_service`` (the two APIs),

@@ -27,6 +27,7 @@ from tensorflow_serving.apis import (
     regression_pb2,
 )
 
+from timonel._tensor_proto import request_inputs, to_tensor_proto
 from timonel.errors import ServingError, SpecError
 from timonel.server.examples import serialize_input
 from timonel.server.inference import (
@@ -37,7 +38,6 @@ from timonel.server.inference import (
     signature_key,
 )
 from timonel.server.servable import CLASSIFY_METHOD, REGRESS_METHOD, Servable
-from timonel.server.tensors import to_numpy, to_proto
 
 access_log = logging.getLogger("timonel.server.access")
 log = logging.getLogger("timonel.server")
@@ -136,14 +136,13 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
             spec = model_spec(request)
             async with self.inference.servable(spec) as servable:
                 signature = predict_signature(servable, spec.signature_name, rest=False)
-                inputs = {alias: to_numpy(proto, alias) for alias, proto in request.inputs.items()}
                 outputs = await self.inference.predict(
-                    servable, signature, inputs, list(request.output_filter)
+                    servable, signature, request_inputs(request.inputs), list(request.output_filter)
                 )
                 response = predict_pb2.PredictResponse()
                 _fill_spec(response.model_spec, servable, signature.key)
                 for alias, value in outputs.items():
-                    response.outputs[alias].CopyFrom(to_proto(value))
+                    response.outputs[alias].CopyFrom(to_tensor_proto(value, typed_fields=True))
                 return response
 
         return await self._calls.handle("Predict", request, context, body)

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from timonel._tensor_proto import request_inputs
 from timonel.errors import ServingError
 from timonel.server.examples import serialize_input
 from timonel.server.inference import example_signature, predict_signature
@@ -21,7 +22,6 @@ from timonel.server.servable import (
     classification_results,
     regression_results,
 )
-from timonel.server.tensors import to_numpy
 
 
 def replay_warmup(servable: Servable, logs: Sequence[Any]) -> int:
@@ -48,8 +48,9 @@ def replay_warmup(servable: Servable, logs: Sequence[Any]) -> int:
 
 def _predict(servable: Servable, request: Any) -> None:
     signature = predict_signature(servable, request.model_spec.signature_name, rest=False)
-    inputs = {alias: to_numpy(proto, alias) for alias, proto in request.inputs.items()}
-    call = servable.prepare_predict(signature, inputs, list(request.output_filter))
+    call = servable.prepare_predict(
+        signature, request_inputs(request.inputs), list(request.output_filter)
+    )
     servable.run(call.feeds, call.fetches)
 
 

@@ -1,4 +1,5 @@
-"""numpy ⇄ TensorProto: every dtype round-trips, and TensorFlow agrees with both directions."""
+"""numpy ⇄ TensorProto: every dtype round-trips in both layouts (``tensor_content`` and the typed
+``*_val`` fields), and TensorFlow agrees with both directions."""
 
 from __future__ import annotations
 
@@ -12,7 +13,13 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from tensorflow.core.framework import tensor_pb2
 
-from timonel.client._tensor_proto import NUMPY_DTYPES, from_tensor_proto, to_tensor_proto
+from timonel import ServingError
+from timonel._tensor_proto import (
+    NUMPY_DTYPES,
+    from_tensor_proto,
+    request_inputs,
+    to_tensor_proto,
+)
 
 # numpy's own dtypes, and the ml_dtypes ones (bfloat16, float8, int4...) hypothesis cannot draw
 _NATIVE = [d for d in NUMPY_DTYPES.values() if d.kind != "O" and d.type.__module__ == "numpy"]
@@ -52,10 +59,28 @@ def test_byte_strings_round_trip_as_object_arrays(array: np.ndarray[Any, Any]) -
     assert tf.make_ndarray(to_tensor_proto(array)).tolist() == array.tolist()
 
 
+@settings(max_examples=100, deadline=None)
+@given(st.sampled_from(_NATIVE).flatmap(lambda dtype: hnp.arrays(dtype, _shapes)))
+def test_typed_fields_round_trip_and_tensorflow_reads_them(array: np.ndarray[Any, Any]) -> None:
+    proto = to_tensor_proto(array, typed_fields=True)
+    assert not proto.tensor_content
+    assert _same(from_tensor_proto(proto), array)
+    assert _same(tf.make_ndarray(proto), array)
+
+
+@pytest.mark.parametrize("typed_fields", [False, True], ids=["content", "typed"])
 @pytest.mark.parametrize("dtype", _EXOTIC, ids=str)
-def test_ml_dtypes_round_trip(dtype: np.dtype[Any]) -> None:
+def test_ml_dtypes_round_trip(dtype: np.dtype[Any], typed_fields: bool) -> None:
     array = np.arange(6).reshape(2, 3).astype(dtype)
-    assert _same(from_tensor_proto(to_tensor_proto(array)), array)
+    assert _same(from_tensor_proto(to_tensor_proto(array, typed_fields=typed_fields)), array)
+
+
+def test_replies_fill_the_typed_field_tf_serving_writes() -> None:
+    proto = to_tensor_proto(np.array([[1.5, 2.5]], np.float32), typed_fields=True)
+    assert list(proto.float_val) == [1.5, 2.5]
+    assert [d.size for d in proto.tensor_shape.dim] == [1, 2]
+    half = to_tensor_proto(np.array([1.0], np.float16), typed_fields=True)
+    assert list(half.half_val) == [0x3C00]
 
 
 def test_str_values_are_sent_as_utf8_bytes() -> None:
@@ -119,3 +144,23 @@ def test_an_unsupported_numpy_dtype_says_what_to_do() -> None:
 def test_too_many_values_are_refused() -> None:
     with pytest.raises(ValueError, match=r"shape \[1\] holds 2 values in float_val"):
         from_tensor_proto(_typed("float32", [1], float_val=[1.0, 2.0]))
+
+
+@pytest.mark.parametrize(
+    "proto",
+    [
+        _typed("float32", [1], float_val=[1.0, 2.0]),
+        _typed("float32", [-1], float_val=[1.0]),
+        tensor_pb2.TensorProto(dtype=tf.resource.as_datatype_enum),
+        tensor_pb2.TensorProto(
+            dtype=tf.float32.as_datatype_enum,
+            tensor_shape={"dim": [{"size": 3}]},
+            tensor_content=b"\0" * 4,
+        ),
+    ],
+    ids=["too many values", "unknown dimension", "resource dtype", "short content"],
+)
+def test_a_request_tensor_that_does_not_parse_is_tf_servings_invalid_argument(proto: Any) -> None:
+    with pytest.raises(ServingError, match=r"^tensor parsing error: x$") as info:
+        request_inputs({"x": proto})
+    assert info.value.code == "INVALID_ARGUMENT"
