@@ -510,24 +510,21 @@ class ReleaseFacts(_Part):
 
     @classmethod
     def read(cls, release_uri: str) -> ReleaseFacts:
-        """Read ``<release>/timonel.json`` through fsspec (file, gs://, s3://)."""
-        import fsspec
-
+        """Read ``<release>/timonel.json`` through ``timonel.storage`` (file, gs://, s3://)."""
         from timonel.layout import MANIFEST_NAME, join
+        from timonel.storage import normalize_uri, open_storage
 
-        uri = join(release_uri, MANIFEST_NAME)
-        try:
-            with fsspec.open(uri, "rt", encoding="utf-8") as handle:
-                data = json.load(handle)
-        except FileNotFoundError as exc:
+        uri = join(normalize_uri(release_uri), MANIFEST_NAME)
+        text = open_storage(uri).read_bytes(uri)
+        if text is None:
             raise ReleaseError(
                 f"{uri}: no release manifest; give a published release URI "
                 "(<repo>/<model>/v<N>) or the model size with --model-size"
-            ) from exc
+            )
+        try:
+            data = json.loads(text)
         except json.JSONDecodeError as exc:
             raise ReleaseError(f"{uri}: the release manifest is not JSON: {exc}") from exc
-        except (OSError, ValueError, ImportError) as exc:
-            raise StorageError(f"{uri}: cannot read the release manifest: {exc}") from exc
         if not isinstance(data, dict) or "size_bytes" not in data:
             raise ReleaseError(
                 f"{uri}: the release manifest has no size_bytes; republish the release or give "

@@ -69,3 +69,25 @@ def test_an_unknown_command_is_a_usage_error() -> None:
     result = run("no-such-command")
     assert result.returncode == 2
     assert "No such command" in result.stderr
+
+
+def test_library_logs_stay_out_of_a_failing_command(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import logging
+
+    root = logging.getLogger()
+    monkeypatch.setattr(root, "handlers", [])
+
+    def noisy() -> None:
+        logging.getLogger("gcsfs").error("_request out of retries on exception")
+        raise SpecError("the bucket cannot be read; check the credentials")
+
+    app = typer.Typer()
+    app.command()(noisy)
+    app.callback()(lambda: None)
+    monkeypatch.setattr(cli, "app", app)
+    assert cli.main(["noisy"]) == cli.EXIT_USER_ERROR
+    assert capsys.readouterr().err.strip() == (
+        "error: the bucket cannot be read; check the credentials"
+    )

@@ -8,6 +8,7 @@ stays fast on a machine that only renders manifests.
 from __future__ import annotations
 
 import importlib
+import logging
 import sys
 import traceback
 from collections.abc import Sequence
@@ -65,9 +66,19 @@ stdout = Console(highlight=False, soft_wrap=True)
 stderr = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
+def _route_library_logs(*, debug: bool) -> None:
+    """Libraries (gcsfs, botocore, kubernetes) log their retries and tracebacks to stderr; the CLI
+    reports the error they end in as one line, so their logs show only with ``--debug``."""
+    if debug:
+        logging.basicConfig(level=logging.WARNING, format="%(name)s %(levelname)s %(message)s")
+    elif not logging.getLogger().handlers:
+        logging.getLogger().addHandler(logging.NullHandler())
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; a ``TimonelError`` becomes one line on stderr and exit code 2."""
     args = list(sys.argv[1:] if argv is None else argv)
+    _route_library_logs(debug="--debug" in args)
     command = typer.main.get_command(app)
     try:
         command.main(args=args, prog_name="timonel")
