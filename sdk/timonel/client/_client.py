@@ -23,8 +23,8 @@ from urllib.parse import urlsplit
 import httpx
 import numpy as np
 
+from timonel._json_tensor import NUMPY_DTYPES
 from timonel.client._call import Api, Arrays, Call, JsonExample
-from timonel.client._json_tensor import JSON_DTYPES
 from timonel.client._rest import RestApi
 from timonel.client._retry import Retry
 from timonel.client._transports import (
@@ -92,7 +92,7 @@ def _pick_signature(metadata: ModelMetadata, servable: Servable) -> SignatureDef
 
 def _cast(value: Any, dtype_name: str) -> np.ndarray[Any, Any]:
     array = np.asarray(value)
-    wanted = JSON_DTYPES.get(dtype_name)
+    wanted = NUMPY_DTYPES.get(dtype_name)
     if wanted is None or array.dtype == wanted:
         return array
     if np.can_cast(array.dtype, wanted, casting="same_kind") or (

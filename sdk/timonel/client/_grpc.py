@@ -28,6 +28,7 @@ from tensorflow_serving.apis import (
     regression_pb2,
 )
 
+from timonel._json_tensor import decode_predict, encode_predict
 from timonel._tensor_proto import from_tensor_proto, to_tensor_proto
 from timonel.client._call import Arrays, Call, JsonExample
 from timonel.client._types import (
@@ -103,10 +104,8 @@ class GrpcApi:
     ) -> Call[dict[str, Any]]:
         if signature is None:
             raise ValueError("gRPC needs the signature to type a JSON body")
-        # The server's codec decodes and encodes REST bodies exactly as TF Serving does, so a
-        # JSON body sent over gRPC fails and answers with the same text as over REST.
-        from timonel.server.codec import decode_predict, encode_predict
-
+        # The REST codec decodes and encodes bodies exactly as TF Serving does, so a JSON body
+        # sent over gRPC fails and answers with the same text as over REST.
         dtypes = {name: info.dtype for name, info in signature.inputs.items()}
         decoded = decode_predict(body, dtypes)
         request = predict_request(servable, decoded.tensors)

@@ -11,8 +11,8 @@ from typing import Any
 
 from tensorflow.core.example import example_pb2, feature_pb2
 
+from timonel._json_tensor import Example, ExampleInput
 from timonel.errors import ServingError
-from timonel.server.codec import Example, ExampleInput
 
 
 def serialize_json_examples(examples: ExampleInput) -> list[bytes]:

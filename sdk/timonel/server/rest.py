@@ -22,8 +22,9 @@ from urllib.parse import unquote
 import orjson
 from aiohttp import web
 
+from timonel import _json_tensor as json_tensor
+from timonel._status import http_status
 from timonel.errors import ServingError
-from timonel.server import codec
 from timonel.server.examples import serialize_json_examples
 from timonel.server.inference import (
     Inference,
@@ -32,7 +33,6 @@ from timonel.server.inference import (
     predict_signature,
 )
 from timonel.server.metrics import ServerMetrics
-from timonel.server.status import http_status
 
 access_log = logging.getLogger("timonel.server.access")
 log = logging.getLogger("timonel.server")
@@ -132,17 +132,21 @@ class RestApi:
         except ServingError as exc:
             code = exc.code
             return web.Response(
-                status=http_status(exc.code), body=codec.encode_error(str(exc)), content_type=_JSON
+                status=http_status(exc.code),
+                body=json_tensor.encode_error(str(exc)),
+                content_type=_JSON,
             )
         except _BodyTooLarge as exc:
             code = "RESOURCE_EXHAUSTED"
-            return web.Response(status=413, body=codec.encode_error(str(exc)), content_type=_JSON)
+            return web.Response(
+                status=413, body=json_tensor.encode_error(str(exc)), content_type=_JSON
+            )
         except Exception as exc:  # the edge: a bug must still answer JSON, and be logged
             code = "INTERNAL"
             log.exception("%s %s failed", request.method, path)
             return web.Response(
                 status=500,
-                body=codec.encode_error(f"{type(exc).__name__}: {exc}"),
+                body=json_tensor.encode_error(f"{type(exc).__name__}: {exc}"),
                 content_type=_JSON,
             )
         finally:
@@ -173,20 +177,22 @@ class RestApi:
         spec = _model_spec(found)
         async with self.inference.servable(spec) as servable:
             body = await self._read_body(request)
-            doc = codec.parse_json(body)
-            signature_name = codec.signature_name(doc)
+            doc = json_tensor.parse_json(body)
+            signature_name = json_tensor.signature_name(doc)
             if found.kind == "predict":
                 signature = predict_signature(servable, signature_name, rest=True)
-                decoded = codec.decode_predict(doc, signature.input_dtypes, body)
+                decoded = json_tensor.decode_predict(doc, signature.input_dtypes, body)
                 outputs = await self.inference.predict(servable, signature, decoded.tensors)
-                return codec.encode_predict(outputs, decoded.format)
+                return json_tensor.encode_predict(outputs, decoded.format)
             signature = example_signature(servable, signature_name)
-            examples = serialize_json_examples(codec.decode_examples(doc, found.kind))
+            examples = serialize_json_examples(json_tensor.decode_examples(doc, found.kind))
             if found.kind == "classify":
-                return codec.encode_classify(
+                return json_tensor.encode_classify(
                     await self.inference.classify(servable, signature, examples)
                 )
-            return codec.encode_regress(await self.inference.regress(servable, signature, examples))
+            return json_tensor.encode_regress(
+                await self.inference.regress(servable, signature, examples)
+            )
 
     async def _read_body(self, request: web.BaseRequest) -> bytes:
         length = request.content_length

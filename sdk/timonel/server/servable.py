@@ -280,13 +280,13 @@ def check_inputs(signature: Signature, inputs: Mapping[str, np.ndarray]) -> dict
 
 
 def _check_dtype(alias: str, info: TensorInfo, value: np.ndarray) -> None:
-    from timonel.server.codec import NUMPY_DTYPES
+    from timonel._json_tensor import NUMPY_DTYPES
 
     want = NUMPY_DTYPES.get(info.dtype)
     if want is None:
         return
     have = value.dtype
-    ok = have.kind in "OSU" if want is np.object_ else have == np.dtype(want)
+    ok = have.kind in "OSU" if want.kind == "O" else have == want
     if not ok:
         raise _invalid(
             f"Expects arg[{alias}] to be {_short(info.dtype)} but {_short_numpy(have)} is provided"
@@ -294,7 +294,7 @@ def _check_dtype(alias: str, info: TensorInfo, value: np.ndarray) -> None:
 
 
 def _short(dtype: str) -> str:
-    from timonel.server.codec import type_name
+    from timonel._json_tensor import type_name
 
     return type_name(dtype)
 

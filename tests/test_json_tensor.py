@@ -1,4 +1,5 @@
-"""JSON ⇄ tensors: table tests of TF Serving's texts, and properties checked with hypothesis."""
+"""JSON ⇄ tensors: table tests of TF Serving's texts, properties checked with hypothesis, and the
+client's single-tensor conversions."""
 
 from __future__ import annotations
 
@@ -13,18 +14,18 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
+from timonel import _json_tensor as json_tensor
+from timonel._json_tensor import RequestFormat, from_json, to_json
 from timonel.errors import ServingError
-from timonel.server import codec
-from timonel.server.codec import RequestFormat
 
 FLOAT = {"x": "DT_FLOAT"}
 
 
-def decode(body: Any, dtypes: dict[str, str] = FLOAT) -> codec.PredictInputs:
+def decode(body: Any, dtypes: dict[str, str] = FLOAT) -> json_tensor.PredictInputs:
     raw = body if isinstance(body, bytes) else orjson.dumps(body)
-    doc = codec.parse_json(raw)
-    codec.signature_name(doc)
-    return codec.decode_predict(doc, dtypes, raw)
+    doc = json_tensor.parse_json(raw)
+    json_tensor.signature_name(doc)
+    return json_tensor.decode_predict(doc, dtypes, raw)
 
 
 @pytest.mark.parametrize(
@@ -268,7 +269,7 @@ def test_row_objects_batch_each_named_input() -> None:
     ],
 )
 def test_encode_predict(outputs: dict[str, np.ndarray], fmt: RequestFormat, body: bytes) -> None:
-    assert codec.encode_predict(outputs, fmt) == body
+    assert json_tensor.encode_predict(outputs, fmt) == body
 
 
 @pytest.mark.parametrize(
@@ -284,7 +285,7 @@ def test_encode_predict(outputs: dict[str, np.ndarray], fmt: RequestFormat, body
 )
 def test_encode_predict_errors(outputs: dict[str, np.ndarray], message: str) -> None:
     with pytest.raises(ServingError, match=None) as caught:
-        codec.encode_predict(outputs, RequestFormat.ROW)
+        json_tensor.encode_predict(outputs, RequestFormat.ROW)
     assert str(caught.value) == message
 
 
@@ -302,20 +303,20 @@ def test_encode_predict_errors(outputs: dict[str, np.ndarray], message: str) -> 
     ],
 )
 def test_decimal_text_is_write_decimal(value: float, dtype: str, text: str) -> None:
-    assert codec.decimal_text(value, dtype) == text
+    assert json_tensor.decimal_text(value, dtype) == text
 
 
 def test_examples_become_features() -> None:
-    decoded = codec.decode_examples(
+    decoded = json_tensor.decode_examples(
         {"context": {"c": "k"}, "examples": [{"x": 1.5, "n": [1, True], "s": {"b64": "YQ=="}}]},
         "classify",
     )
-    assert decoded.context == {"c": codec.Feature("bytes", (b"k",))}
+    assert decoded.context == {"c": json_tensor.Feature("bytes", (b"k",))}
     assert decoded.examples == [
         {
-            "x": codec.Feature("float", (1.5,)),
-            "n": codec.Feature("int64", (1, 1)),
-            "s": codec.Feature("bytes", (b"a",)),
+            "x": json_tensor.Feature("float", (1.5,)),
+            "n": json_tensor.Feature("int64", (1, 1)),
+            "s": json_tensor.Feature("bytes", (b"a",)),
         }
     ]
 
@@ -337,13 +338,13 @@ def test_examples_become_features() -> None:
 )
 def test_example_errors(doc: dict[str, Any], message: str) -> None:
     with pytest.raises(ServingError) as caught:
-        codec.decode_examples(doc, "regress")
+        json_tensor.decode_examples(doc, "regress")
     assert str(caught.value) == message
 
 
 def test_classify_and_regress_bodies() -> None:
-    assert codec.encode_classify([[("a", 0.25)]]) == b'{"results":[[["a",0.25]]]}'
-    assert codec.encode_regress([0.1, 2.0]) == b'{"results":[0.1,2.0]}'
+    assert json_tensor.encode_classify([[("a", 0.25)]]) == b'{"results":[[["a",0.25]]]}'
+    assert json_tensor.encode_regress([0.1, 2.0]) == b'{"results":[0.1,2.0]}'
 
 
 # ---- properties -----------------------------------------------------------------------------
@@ -384,11 +385,11 @@ def _same(a: np.ndarray, b: np.ndarray) -> bool:
 @given(numeric, st.sampled_from(list(RequestFormat)))
 def test_numeric_tensors_round_trip(array: np.ndarray, fmt: RequestFormat) -> None:
     dtype = _DTYPE_NAMES[array.dtype]
-    body = codec.encode_predict({"x": array}, fmt)
-    reply = codec.parse_json(body)
+    body = json_tensor.encode_predict({"x": array}, fmt)
+    reply = json_tensor.parse_json(body)
     key = "predictions" if fmt is RequestFormat.ROW else "outputs"
     request = json.dumps({fmt.value: reply[key]}).encode()  # NaN/Infinity as bare tokens
-    decoded = codec.decode_predict(codec.parse_json(request), {"x": dtype}, request)
+    decoded = json_tensor.decode_predict(json_tensor.parse_json(request), {"x": dtype}, request)
     assert decoded.format is fmt
     assert _same(decoded.tensors["x"], array)
 
@@ -400,9 +401,11 @@ def test_strings_round_trip(values: list[bytes], as_bytes: bool) -> None:
     if not as_bytes:
         values = [v.decode("utf-8", "replace").encode() for v in values]
     array = np.array([*values, b""], dtype=object)[:-1]
-    body = codec.encode_predict({name: array}, RequestFormat.COLUMNAR)
+    body = json_tensor.encode_predict({name: array}, RequestFormat.COLUMNAR)
     request = body.replace(b'"outputs"', b'"inputs"', 1)
-    decoded = codec.decode_predict(codec.parse_json(request), {name: "DT_STRING"}, request)
+    decoded = json_tensor.decode_predict(
+        json_tensor.parse_json(request), {name: "DT_STRING"}, request
+    )
     assert decoded.tensors[name].tolist() == values
 
 
@@ -421,11 +424,11 @@ nested = st.recursive(
 @given(nested, st.sampled_from(["DT_FLOAT", "DT_DOUBLE", "DT_INT32", "DT_INT64"]))
 def test_fast_path_agrees_with_the_exact_walk(value: Any, dtype: str) -> None:
     body = orjson.dumps({"inputs": value})
-    doc = codec.parse_json(body)
+    doc = json_tensor.parse_json(body)
 
     def run(raw: bytes) -> Any:
         try:
-            return codec.decode_predict(doc, {"x": dtype}, raw).tensors["x"]
+            return json_tensor.decode_predict(doc, {"x": dtype}, raw).tensors["x"]
         except ServingError as exc:
             return str(exc)
 
@@ -438,7 +441,7 @@ def test_fast_path_agrees_with_the_exact_walk(value: Any, dtype: str) -> None:
 @given(st.binary(max_size=40))
 def test_any_body_parses_or_fails_with_a_serving_error(body: bytes) -> None:
     try:
-        codec.parse_json(body)
+        json_tensor.parse_json(body)
     except ServingError as exc:
         assert exc.code == "INVALID_ARGUMENT"
         assert str(exc).startswith(("JSON Parse error: ", "JSON Value: "))
@@ -449,3 +452,76 @@ def test_b64_accepts_unpadded_input() -> None:
         {"inputs": [{"b64": base64.b64encode(b"ab").decode().rstrip("=")}]}, {"x": "DT_STRING"}
     )
     assert got.tensors["x"].tolist() == [b"ab"]
+
+
+# ---- single tensors, as the client sends and reads them ------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("array", "binary", "expected"),
+    [
+        (np.array([0.1, 2.0], np.float32), False, [0.1, 2.0]),
+        (np.array([[1, 2], [3, 4]], np.int64), False, [[1, 2], [3, 4]]),
+        (np.array(3.5), False, 3.5),
+        (np.array([True, False]), False, [True, False]),
+        (np.array(["héllo"]), False, ["héllo"]),
+        (np.array([b"ab"], dtype=object), False, [{"b64": "YWI="}]),
+        (np.array([b"\xff\x00"], dtype=object), False, [{"b64": "/wA="}]),
+        (np.array([["ab"]]), True, [[{"b64": "YWI="}]]),
+        (
+            np.array(["a", "b", "c", "d"]).reshape(2, 2),
+            False,
+            [["a", "b"], ["c", "d"]],
+        ),
+        (np.array([np.nan], np.float32), False, [float("nan")]),
+    ],
+)
+def test_arrays_become_rest_json(array: np.ndarray[Any, Any], binary: bool, expected: Any) -> None:
+    encoded = to_json(array, binary=binary)
+    if array.dtype.kind == "f" and np.isnan(array).any():
+        assert np.isnan(encoded[0])
+    else:
+        assert encoded == expected
+
+
+def test_complex_tensors_cannot_travel_over_rest() -> None:
+    with pytest.raises(ServingError, match="cannot carry complex64 tensors; use gRPC") as info:
+        to_json(np.array([1j], np.complex64))
+    assert info.value.code == "UNIMPLEMENTED"
+
+
+@pytest.mark.parametrize(
+    ("value", "dtype", "expected"),
+    [
+        ([2.5, 3.0], "DT_FLOAT", np.array([2.5, 3.0], np.float32)),
+        ([[1, 2]], "DT_INT64", np.array([[1, 2]], np.int64)),
+        ([1, 2], "DT_DOUBLE", np.array([1.0, 2.0])),
+        (True, "DT_BOOL", np.array(True)),
+        (["a", {"b64": "/wA="}], "DT_STRING", np.array([b"a", b"\xff\x00"], dtype=object)),
+        ([["a"], ["b"]], "DT_STRING", np.array([[b"a"], [b"b"]], dtype=object)),
+    ],
+)
+def test_rest_json_becomes_arrays_of_the_signature_dtype(
+    value: Any, dtype: str, expected: np.ndarray[Any, Any]
+) -> None:
+    decoded = from_json(value, dtype)
+    assert decoded.dtype == expected.dtype
+    assert decoded.tolist() == expected.tolist()
+
+
+@pytest.mark.parametrize(
+    ("value", "dtype", "code", "message"),
+    [
+        ([1.5], "DT_INT32", "INVALID_ARGUMENT", r"JSON Value: \[1.5\] is not of expected type"),
+        (["x"], "DT_FLOAT", "INVALID_ARGUMENT", r"JSON Value: \['x'\] is not of expected type"),
+        ([{"b64": "%%"}], "DT_STRING", "INVALID_ARGUMENT", "Unable to base64 decode"),
+        ([{"c": "x"}], "DT_STRING", "INVALID_ARGUMENT", 'one "b64" key'),
+        ([1], "DT_HALF", "UNIMPLEMENTED", "to type: DT_HALF is not supported"),
+    ],
+)
+def test_bad_json_values_raise_serving_errors(
+    value: Any, dtype: str, code: str, message: str
+) -> None:
+    with pytest.raises(ServingError, match=message) as info:
+        from_json(value, dtype)
+    assert info.value.code == code

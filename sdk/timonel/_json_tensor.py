@@ -1,10 +1,12 @@
 """JSON ⇄ tensors for TF Serving's REST API, as TF Serving's ``util/json_tensor.cc`` does it.
 
-Pure functions over bytes, parsed JSON and numpy arrays; no TensorFlow import, so the property
-tests run without it. Signatures are described by their TF dtype names (``DT_FLOAT``...).
+Pure functions over bytes, parsed JSON and numpy arrays; no TensorFlow import. The server decodes
+request bodies and encodes replies with it; the client uses the same functions for its numpy calls
+(``to_json``, ``from_json``) and to speak REST's JSON over gRPC (``decode_predict``,
+``encode_predict``). Signatures are described by their TF dtype names (``DT_FLOAT``...).
 
-Decoding has two paths. The fast path hands a list of numbers to numpy in one call and is taken
-only when numpy's answer is provably the one TF Serving's element-by-element walk would give
+Decoding a request has two paths. The fast path hands a list of numbers to numpy in one call and is
+taken only when numpy's answer is provably the one TF Serving's element-by-element walk would give
 (numeric dtype, rectangular, no booleans in the body). Everything else, including every error, goes
 through the exact walk, so error texts are TF Serving's word for word.
 
@@ -28,19 +30,22 @@ import orjson
 
 from timonel.errors import ServingError
 
-#: TF dtype names → numpy dtypes the JSON side can produce (DT_STRING holds bytes objects).
-NUMPY_DTYPES: dict[str, Any] = {
-    "DT_FLOAT": np.float32,
-    "DT_DOUBLE": np.float64,
-    "DT_INT32": np.int32,
-    "DT_INT16": np.int16,
-    "DT_INT8": np.int8,
-    "DT_UINT8": np.uint8,
-    "DT_INT64": np.int64,
-    "DT_UINT32": np.uint32,
-    "DT_UINT64": np.uint64,
-    "DT_BOOL": np.bool_,
-    "DT_STRING": np.object_,
+#: TF dtype names → numpy dtypes the REST API carries (DT_STRING holds bytes objects).
+NUMPY_DTYPES: dict[str, np.dtype[Any]] = {
+    name: np.dtype(numpy)
+    for name, numpy in (
+        ("DT_FLOAT", np.float32),
+        ("DT_DOUBLE", np.float64),
+        ("DT_INT32", np.int32),
+        ("DT_INT16", np.int16),
+        ("DT_INT8", np.int8),
+        ("DT_UINT8", np.uint8),
+        ("DT_INT64", np.int64),
+        ("DT_UINT32", np.uint32),
+        ("DT_UINT64", np.uint64),
+        ("DT_BOOL", np.bool_),
+        ("DT_STRING", np.object_),
+    )
 }
 
 #: ``DataTypeString`` of TensorFlow, used in error messages.
@@ -514,7 +519,7 @@ def _is_lossless(value: int | float, dtype: str) -> bool:
 
 def _to_array(flat: list[Any], shape: Sequence[int], dtype: str) -> np.ndarray:
     np_dtype = NUMPY_DTYPES[dtype]
-    if np_dtype is np.object_:
+    if np_dtype.kind == "O":
         array = np.empty(len(flat), dtype=object)
         array[:] = flat
         return array.reshape(shape)
@@ -768,3 +773,96 @@ def _float32_text(value: float) -> str:
 def encode_error(message: str) -> bytes:
     """TF Serving's error body: ``{"error": "<message>"}``."""
     return orjson.dumps({"error": message})
+
+
+# --------------------------------------------------------------------------------------------
+# Single tensors, for the client's numpy calls
+
+
+def to_json(value: Any, *, binary: bool = False) -> Any:
+    """An array as REST JSON: nested lists; bytes as ``{"b64": ...}`` (binary-safe), str as
+    plain strings. ``binary`` makes str values ``{"b64": ...}`` too. float32 values print in
+    their shortest round-tripping form (``0.1``, not ``0.10000000149011612``), as TF Serving
+    prints them.
+    """
+    array = np.asarray(value)
+    if array.dtype.kind == "c":
+        raise ServingError(
+            f"TF Serving's REST API cannot carry {array.dtype} tensors; use gRPC for them",
+            code="UNIMPLEMENTED",
+        )
+    if array.dtype.kind in "OSU":
+        flat = [_string_to_json(item, binary) for item in array.reshape(-1)]
+        return _nest(flat, array.shape)
+    if array.dtype in (np.float32, np.float16):
+        # numpy's str() of a float32 is its shortest round-tripping text; reading it as a
+        # Python float keeps that text through json.dumps.
+        return array.astype(str).astype(np.float64).tolist()
+    return array.tolist()
+
+
+def _string_to_json(item: Any, binary: bool) -> Any:
+    if isinstance(item, np.bytes_ | np.str_):
+        item = item.item()
+    if isinstance(item, str) and not binary:
+        return item
+    if isinstance(item, str | bytes):
+        raw = item.encode() if isinstance(item, str) else item
+        return {"b64": base64.b64encode(raw).decode()}
+    raise TypeError(f"a string tensor holds bytes or str, not {type(item).__name__} ({item!r})")
+
+
+def _nest(flat: list[Any], shape: tuple[int, ...]) -> Any:
+    if not shape:
+        return flat[0]
+    if len(shape) == 1:
+        return flat
+    step = len(flat) // shape[0] if shape[0] else 0
+    return [_nest(flat[i * step : (i + 1) * step], shape[1:]) for i in range(shape[0])]
+
+
+def from_json(value: Any, dtype_name: str) -> np.ndarray:
+    """A reply's JSON value as an array of the signature's dtype (``DT_STRING`` → object of
+    bytes). Laxer than request decoding: the server already checked what it sent.
+    """
+    dtype = NUMPY_DTYPES.get(dtype_name)
+    if dtype is None:
+        raise ServingError(
+            f"Conversion of JSON Value: {value!r} to type: {dtype_name} is not supported by "
+            "TF Serving's REST API; use gRPC for this tensor",
+            code="UNIMPLEMENTED",
+        )
+    if dtype.kind == "O":
+        return _strings_from_json(value)
+    try:
+        array = np.array(value, dtype=dtype)
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise invalid(f"JSON Value: {value!r} is not of expected type: {dtype_name}") from exc
+    if dtype.kind in "iub" and np.asarray(value).dtype.kind == "f":
+        raise invalid(f"JSON Value: {value!r} is not of expected type: {dtype_name}")
+    return array
+
+
+def _strings_from_json(value: Any) -> np.ndarray:
+    shape = _dense_shape(value)
+    flat: list[Any] = []
+    _flatten_strings(value, flat)
+    if len(flat) != math.prod(shape):
+        raise invalid(f"string values {value!r} do not form a rectangular tensor")
+    array = np.empty(len(flat), dtype=object)
+    array[:] = flat
+    return array.reshape(shape)
+
+
+def _flatten_strings(value: Any, out: list[Any]) -> None:
+    if isinstance(value, list):
+        for item in value:
+            _flatten_strings(item, out)
+    elif isinstance(value, dict):
+        if set(value) != {"b64"} or not isinstance(value["b64"], str):
+            raise invalid(f'JSON Value: {value!r} is not a string or an object with one "b64" key')
+        out.append(_b64_decode(value))
+    elif isinstance(value, str):
+        out.append(value.encode())
+    else:
+        raise invalid(f"JSON Value: {value!r} Type: {type(value).__name__} is not of type: string")
