@@ -3,7 +3,9 @@
 Both clients build each request with the pure ``RestApi``/``GrpcApi`` (``_rest``, ``_grpc``),
 send it through a transport (``_transports``) and retry UNAVAILABLE with bounded backoff
 (``_retry``). Failures raise ``ServingError`` with TF Serving's code and message, the same for
-both protocols.
+both protocols. Each method is written once, as a plan: a generator that yields the ``Call``s it
+needs and the waits between retries, and receives the replies; ``Client`` runs plans blocking,
+``AsyncClient`` awaits them.
 
 Numpy calls need each signature's input and output names and dtypes: the clients ask the server
 for the model's metadata once per (model, version, label) and keep it. That lets REST return
@@ -16,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Mapping
+from collections.abc import Generator, Mapping
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 from urllib.parse import urlsplit
 
@@ -47,6 +49,9 @@ if TYPE_CHECKING:
     import grpc.aio
 
 R = TypeVar("R")
+#: a client method: yields each call it needs (and receives its parsed reply, or its
+#: ServingError thrown in) or a float (seconds to wait before retrying), then returns its answer
+Plan = Generator[Call[Any] | float, Any, R]
 Protocol = Literal["rest", "grpc"]
 _DEFAULT_RETRY = Retry()
 
@@ -138,7 +143,8 @@ def _json_servable(
 
 
 class _Base:
-    """What both clients share: endpoint, protocol, retry policy and the signature cache."""
+    """What both clients share: endpoint, protocol, retry policy, the signature cache, and every
+    method as a plan."""
 
     def __init__(
         self, url: str, protocol: Protocol | None, host: str | None, timeout: float, retry: Retry
@@ -151,13 +157,41 @@ class _Base:
         self._api = _api(self.protocol)
         self._metadata: dict[tuple[str, int | None, str | None], ModelMetadata] = {}
 
-    def _cached_signature(self, servable: Servable) -> SignatureDef | None:
+    def _signature(self, servable: Servable) -> Plan[SignatureDef]:
         metadata = self._metadata.get((servable.model, servable.version, servable.label))
-        return None if metadata is None else _pick_signature(metadata, servable)
-
-    def _remember(self, servable: Servable, metadata: ModelMetadata) -> SignatureDef:
-        self._metadata[(servable.model, servable.version, servable.label)] = metadata
+        if metadata is None:
+            lookup = Servable(servable.model, servable.version, servable.label)
+            metadata = yield from self._metadata_plan(lookup)
         return _pick_signature(metadata, servable)
+
+    def _metadata_plan(self, servable: Servable) -> Plan[ModelMetadata]:
+        metadata = yield from self._call(self._api.metadata(servable))
+        self._metadata[(servable.model, servable.version, servable.label)] = metadata
+        return metadata
+
+    def _predict(self, servable: Servable, inputs: Mapping[str, Any] | Any) -> Plan[Arrays]:
+        signature_def = yield from self._signature(servable)
+        named = _named_inputs(inputs, signature_def, servable)
+        return (yield from self._call(self._api.predict(servable, named, signature_def)))
+
+    def _predict_json(self, servable: Servable, body: dict[str, Any]) -> Plan[dict[str, Any]]:
+        signature_def = None
+        if self._api.json_needs_signature:
+            signature_def = yield from self._signature(servable)
+        return (yield from self._call(self._api.predict_json(servable, body, signature_def)))
+
+    def _call(self, call: Call[R]) -> Plan[R]:
+        """One call, tried again after a wait while it fails with a code ``retry`` retries."""
+        delays = self._retry.delays()
+        while True:
+            try:
+                reply: R = yield call
+                return reply
+            except ServingError as exc:
+                delay = next(delays, None) if self._retry.retries(exc.code) else None
+                if delay is None:
+                    raise
+            yield delay
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.url!r}, protocol={self.protocol!r})"
@@ -196,23 +230,23 @@ class Client(_Base):
                 self._address, host=host, timeout=timeout, transport=transport
             )
 
-    def _run(self, call: Call[R]) -> R:
-        delays = self._retry.delays()
+    def _run(self, plan: Plan[R]) -> R:
+        """Send the calls and sleep the waits the plan yields, until it answers."""
+        reply: Any = None
+        failure: ServingError | None = None
         while True:
             try:
-                return call.parse(self._transport.send(call.request))
+                step = plan.throw(failure) if failure else plan.send(reply)
+            except StopIteration as done:
+                return done.value
+            reply, failure = None, None
+            if not isinstance(step, Call):
+                time.sleep(step)
+                continue
+            try:
+                reply = step.parse(self._transport.send(step.request))
             except ServingError as exc:
-                delay = next(delays, None) if self._retry.retries(exc.code) else None
-                if delay is None:
-                    raise
-            time.sleep(delay)
-
-    def _signature(self, servable: Servable) -> SignatureDef:
-        cached = self._cached_signature(servable)
-        if cached is not None:
-            return cached
-        lookup = Servable(servable.model, servable.version, servable.label)
-        return self._remember(servable, self._run(self._api.metadata(lookup)))
+                failure = exc
 
     def predict(
         self,
@@ -227,10 +261,7 @@ class Client(_Base):
         output name out, typed as the signature declares. A single array is fine when the
         signature has one input.
         """
-        servable = Servable(model, version, label, signature)
-        signature_def = self._signature(servable)
-        named = _named_inputs(inputs, signature_def, servable)
-        return self._run(self._api.predict(servable, named, signature_def))
+        return self._run(self._predict(Servable(model, version, label, signature), inputs))
 
     def predict_json(
         self,
@@ -245,9 +276,9 @@ class Client(_Base):
         REST reply (``predictions`` or ``outputs``); over gRPC the body is typed by the signature
         and the reply converted back, so both protocols answer alike.
         """
-        servable, sent = _json_servable(model, body, signature, version, label)
-        signature_def = self._signature(servable) if self._api.json_needs_signature else None
-        return self._run(self._api.predict_json(servable, sent, signature_def))
+        return self._run(
+            self._predict_json(*_json_servable(model, body, signature, version, label))
+        )
 
     def classify(
         self,
@@ -261,7 +292,7 @@ class Client(_Base):
     ) -> Classifications:
         """Run a classify signature on examples (feature name → value or list of values)."""
         servable = Servable(model, version, label, signature)
-        return self._run(self._api.classify(servable, examples, context))
+        return self._run(self._call(self._api.classify(servable, examples, context)))
 
     def regress(
         self,
@@ -275,22 +306,19 @@ class Client(_Base):
     ) -> list[float]:
         """Run a regress signature on examples; one value per example."""
         servable = Servable(model, version, label, signature)
-        return self._run(self._api.regress(servable, examples, context))
+        return self._run(self._call(self._api.regress(servable, examples, context)))
 
     def model_status(
         self, model: str, *, version: int | None = None, label: str | None = None
     ) -> list[ModelVersionStatus]:
         """The state of each version the server knows (or of one version)."""
-        return self._run(self._api.status(Servable(model, version, label)))
+        return self._run(self._call(self._api.status(Servable(model, version, label))))
 
     def metadata(
         self, model: str, *, version: int | None = None, label: str | None = None
     ) -> ModelMetadata:
         """The signatures of the served version (latest unless a version or label is given)."""
-        servable = Servable(model, version, label)
-        metadata = self._run(self._api.metadata(servable))
-        self._metadata[(model, version, label)] = metadata
-        return metadata
+        return self._run(self._metadata_plan(Servable(model, version, label)))
 
     def close(self) -> None:
         self._transport.close()
@@ -330,23 +358,23 @@ class AsyncClient(_Base):
                 self._address, host=host, timeout=timeout, transport=transport
             )
 
-    async def _run(self, call: Call[R]) -> R:
-        delays = self._retry.delays()
+    async def _run(self, plan: Plan[R]) -> R:
+        """``Client._run``, awaiting the transport and the waits."""
+        reply: Any = None
+        failure: ServingError | None = None
         while True:
             try:
-                return call.parse(await self._transport.send(call.request))
+                step = plan.throw(failure) if failure else plan.send(reply)
+            except StopIteration as done:
+                return done.value
+            reply, failure = None, None
+            if not isinstance(step, Call):
+                await asyncio.sleep(step)
+                continue
+            try:
+                reply = step.parse(await self._transport.send(step.request))
             except ServingError as exc:
-                delay = next(delays, None) if self._retry.retries(exc.code) else None
-                if delay is None:
-                    raise
-            await asyncio.sleep(delay)
-
-    async def _signature(self, servable: Servable) -> SignatureDef:
-        cached = self._cached_signature(servable)
-        if cached is not None:
-            return cached
-        lookup = Servable(servable.model, servable.version, servable.label)
-        return self._remember(servable, await self._run(self._api.metadata(lookup)))
+                failure = exc
 
     async def predict(
         self,
@@ -358,10 +386,7 @@ class AsyncClient(_Base):
         label: str | None = None,
     ) -> dict[str, np.ndarray[Any, Any]]:
         """See ``Client.predict``."""
-        servable = Servable(model, version, label, signature)
-        signature_def = await self._signature(servable)
-        named = _named_inputs(inputs, signature_def, servable)
-        return await self._run(self._api.predict(servable, named, signature_def))
+        return await self._run(self._predict(Servable(model, version, label, signature), inputs))
 
     async def predict_json(
         self,
@@ -374,8 +399,7 @@ class AsyncClient(_Base):
     ) -> dict[str, Any]:
         """See ``Client.predict_json``."""
         servable, sent = _json_servable(model, body, signature, version, label)
-        signature_def = await self._signature(servable) if self._api.json_needs_signature else None
-        return await self._run(self._api.predict_json(servable, sent, signature_def))
+        return await self._run(self._predict_json(servable, sent))
 
     async def classify(
         self,
@@ -389,7 +413,7 @@ class AsyncClient(_Base):
     ) -> Classifications:
         """See ``Client.classify``."""
         servable = Servable(model, version, label, signature)
-        return await self._run(self._api.classify(servable, examples, context))
+        return await self._run(self._call(self._api.classify(servable, examples, context)))
 
     async def regress(
         self,
@@ -403,21 +427,19 @@ class AsyncClient(_Base):
     ) -> list[float]:
         """See ``Client.regress``."""
         servable = Servable(model, version, label, signature)
-        return await self._run(self._api.regress(servable, examples, context))
+        return await self._run(self._call(self._api.regress(servable, examples, context)))
 
     async def model_status(
         self, model: str, *, version: int | None = None, label: str | None = None
     ) -> list[ModelVersionStatus]:
         """See ``Client.model_status``."""
-        return await self._run(self._api.status(Servable(model, version, label)))
+        return await self._run(self._call(self._api.status(Servable(model, version, label))))
 
     async def metadata(
         self, model: str, *, version: int | None = None, label: str | None = None
     ) -> ModelMetadata:
         """See ``Client.metadata``."""
-        metadata = await self._run(self._api.metadata(Servable(model, version, label)))
-        self._metadata[(model, version, label)] = metadata
-        return metadata
+        return await self._run(self._metadata_plan(Servable(model, version, label)))
 
     async def close(self) -> None:
         await self._transport.close()

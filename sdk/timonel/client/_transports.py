@@ -9,7 +9,9 @@ connections as UNAVAILABLE (which the client retries). The HTTP transport is inj
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
 
@@ -22,6 +24,8 @@ if TYPE_CHECKING:
     import grpc.aio
 
     from timonel.client._grpc import GrpcRequest
+
+H = TypeVar("H", httpx.Client, httpx.AsyncClient)
 
 #: gRPC's 4 MB receive default is too small for real tensors; TF Serving allows 2 GB
 _GRPC_MESSAGE_LIMIT = 2**31 - 1
@@ -61,9 +65,22 @@ def _http_error(exc: httpx.HTTPError, url: str, timeout: float) -> ServingError:
     )
 
 
-def _http_client_options(host: str | None, timeout: float) -> dict[str, Any]:
+def _http_client(cls: type[H], url: str, host: str | None, timeout: float, transport: Any) -> H:
     headers = {"Host": host} if host else {}
-    return {"headers": headers, "timeout": httpx.Timeout(timeout)}
+    return cls(base_url=url, transport=transport, headers=headers, timeout=httpx.Timeout(timeout))
+
+
+def _build(http: httpx.Client | httpx.AsyncClient, request: HttpRequest) -> httpx.Request:
+    content, headers = _encode(request)
+    return http.build_request(request.method, request.path, content=content, headers=headers)
+
+
+@contextmanager
+def _http_errors(url: httpx.URL, timeout: float) -> Iterator[None]:
+    try:
+        yield
+    except httpx.HTTPError as exc:
+        raise _http_error(exc, str(url), timeout) from exc
 
 
 class RestTransport:
@@ -78,20 +95,12 @@ class RestTransport:
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         self._timeout = timeout
-        self._http = httpx.Client(
-            base_url=url, transport=transport, **_http_client_options(host, timeout)
-        )
+        self._http = _http_client(httpx.Client, url, host, timeout, transport)
 
     def send(self, request: HttpRequest) -> Any:
-        content, headers = _encode(request)
-        url = str(self._http.base_url.join(request.path))
-        try:
-            reply = self._http.request(
-                request.method, request.path, content=content, headers=headers
-            )
-        except httpx.HTTPError as exc:
-            raise _http_error(exc, url, self._timeout) from exc
-        return _decode(reply)
+        built = _build(self._http, request)
+        with _http_errors(built.url, self._timeout):
+            return _decode(self._http.send(built))
 
     def close(self) -> None:
         self._http.close()
@@ -109,20 +118,12 @@ class AsyncRestTransport:
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self._timeout = timeout
-        self._http = httpx.AsyncClient(
-            base_url=url, transport=transport, **_http_client_options(host, timeout)
-        )
+        self._http = _http_client(httpx.AsyncClient, url, host, timeout, transport)
 
     async def send(self, request: HttpRequest) -> Any:
-        content, headers = _encode(request)
-        url = str(self._http.base_url.join(request.path))
-        try:
-            reply = await self._http.request(
-                request.method, request.path, content=content, headers=headers
-            )
-        except httpx.HTTPError as exc:
-            raise _http_error(exc, url, self._timeout) from exc
-        return _decode(reply)
+        built = _build(self._http, request)
+        with _http_errors(built.url, self._timeout):
+            return _decode(await self._http.send(built))
 
     async def close(self) -> None:
         await self._http.aclose()
@@ -155,6 +156,16 @@ def _rpc_error(exc: Any, target: str, timeout: float) -> ServingError:
     return ServingError(details, code=code)
 
 
+def _channel(channels: Any, target: str, secure: bool, host: str | None) -> Any:
+    """A channel from ``grpc`` or ``grpc.aio`` (``channels``), with ``grpc_options``."""
+    import grpc
+
+    options = grpc_options(host)
+    if secure:
+        return channels.secure_channel(target, grpc.ssl_channel_credentials(), options)
+    return channels.insecure_channel(target, options)
+
+
 def _stubs(channel: Any) -> dict[str, Any]:
     from tensorflow_serving.apis import model_service_pb2_grpc, prediction_service_pb2_grpc
 
@@ -181,15 +192,8 @@ class GrpcTransport:
         self._grpc = grpc
         self._target = target
         self._timeout = timeout
-        if channel is None:
-            options = grpc_options(host)
-            channel = (
-                grpc.secure_channel(target, grpc.ssl_channel_credentials(), options)
-                if secure
-                else grpc.insecure_channel(target, options)
-            )
-        self._channel = channel
-        self._stubs = _stubs(channel)
+        self._channel = channel or _channel(grpc, target, secure, host)
+        self._stubs = _stubs(self._channel)
 
     def send(self, request: GrpcRequest) -> Any:
         method = getattr(self._stubs[request.service], request.method)
@@ -223,14 +227,9 @@ class AsyncGrpcTransport:
 
     def _open(self) -> dict[str, Any]:
         if self._stubs is None:
-            import grpc
+            import grpc.aio
 
-            options = grpc_options(self._host)
-            self._channel = (
-                grpc.aio.secure_channel(self._target, grpc.ssl_channel_credentials(), options)
-                if self._secure
-                else grpc.aio.insecure_channel(self._target, options)
-            )
+            self._channel = _channel(grpc.aio, self._target, self._secure, self._host)
             self._stubs = _stubs(self._channel)
         return self._stubs
 
