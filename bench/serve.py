@@ -20,22 +20,22 @@ import json
 import os
 import platform
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-import httpx
 import psutil
 
 BENCH = Path(__file__).resolve().parent
+sys.path.insert(0, str(BENCH.parent / "tests"))
+
+import serving  # noqa: E402  (tests/serving.py: starts and stops servers)
+
 PARTS = BENCH / "serve_parts"
 README = BENCH / "README.md"
 PLOT = BENCH / "serve.png"
@@ -50,7 +50,7 @@ max_enqueued_batches { value: 64 }
 """
 PEERS = ("timonel REST", "timonel gRPC", "timonel REST batching", "KServe", "in-process")
 BEGIN, END = "<!-- bench/serve.py: begin -->", "<!-- bench/serve.py: end -->"
-ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+ENV = serving.ENV
 
 
 def ensure_tool(name: str) -> str:
@@ -71,52 +71,17 @@ def ensure_tool(name: str) -> str:
     return found
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def tree_rss(pid: int) -> int:
     process = psutil.Process(pid)
     return sum(p.memory_info().rss for p in [process, *process.children(recursive=True)])
 
 
-@contextmanager
-def server(command: list[str], ready: str, log: Path) -> Iterator[subprocess.Popen[bytes]]:
-    """Start a server in its own process group; yield once ``ready`` answers 200; stop it."""
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            command, stdout=out, stderr=subprocess.STDOUT, env=ENV, start_new_session=True
-        )
-        try:
-            deadline = time.monotonic() + 180
-            while True:
-                if process.poll() is not None:
-                    raise SystemExit(
-                        f"{command[:4]} exited with {process.returncode}:\n"
-                        f"{log.read_text()[-3000:]}"
-                    )
-                if time.monotonic() > deadline:
-                    raise SystemExit(
-                        f"{command[:4]} was not ready after 180 s:\n{log.read_text()[-3000:]}"
-                    )
-                try:
-                    reply = httpx.get(ready, timeout=2)
-                    if reply.status_code == 200 and "LOADING" not in reply.text:
-                        break
-                except httpx.HTTPError:
-                    pass
-                time.sleep(0.5)
-            yield process
-        finally:
-            if process.poll() is None:
-                os.killpg(process.pid, signal.SIGTERM)
-                try:
-                    process.wait(20)
-                except subprocess.TimeoutExpired:
-                    os.killpg(process.pid, signal.SIGKILL)
-                    process.wait()
+def server(
+    command: list[str], ready: str, log: Path
+) -> AbstractContextManager[subprocess.Popen[bytes]]:
+    """Start a server in its own process group; ready once ``ready`` answers 200 and no
+    version is LOADING; stopped on exit."""
+    return serving.running(command, log, serving.answers(ready, without="LOADING"), timeout=180)
 
 
 def wrk(url: str, body: Path, clients: int) -> dict[str, float]:
@@ -185,7 +150,7 @@ def measure(model: str, work: Path) -> dict[str, Any]:
             points["in-process"][record.pop("concurrency")] = summary(record)
     print("  in-process done", flush=True)
 
-    grpc_port, rest_port = free_port(), free_port()
+    grpc_port, rest_port = serving.free_port(), serving.free_port()
     timonel = [
         sys.executable,
         "-m",
@@ -224,7 +189,7 @@ def measure(model: str, work: Path) -> dict[str, Any]:
         rss["timonel serve --enable_batching"] = tree_rss(process.pid)
     print("  timonel serve --enable_batching done", flush=True)
 
-    kserve_port = free_port()
+    kserve_port = serving.free_port()
     kserve = [
         sys.executable,
         str(PARTS / "kserve_model.py"),

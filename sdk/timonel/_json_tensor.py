@@ -286,19 +286,28 @@ def decode_predict(
             "'inputs' or 'instances' keys to exist "
         )
     if has_instances:
-        instances = doc["instances"]
-        if not isinstance(instances, list):
-            raise invalid(
-                f"JSON Value: {value_text(doc)} Excepting 'instances' to be an list/array"
-            )
-        if not instances:
-            raise invalid(f"JSON Value: {value_text(doc)} No values in 'instances' array")
+        instances = _nonempty_list(
+            doc,
+            "instances",
+            not_list="Excepting 'instances' to be an list/array",
+            empty="No values in 'instances' array",
+        )
         return PredictInputs(_decode_instances(instances, input_dtypes, body), RequestFormat.ROW)
     if has_inputs:
         return PredictInputs(
             _decode_inputs(doc["inputs"], input_dtypes, body), RequestFormat.COLUMNAR
         )
     raise invalid("Missing 'inputs' or 'instances' key")
+
+
+def _nonempty_list(doc: Mapping[str, Any], key: str, *, not_list: str, empty: str) -> list[Any]:
+    """``doc[key]``, refused with TF Serving's words when it is not a list or is empty."""
+    value = doc[key]
+    if not isinstance(value, list):
+        raise invalid(f"JSON Value: {value_text(doc)} {not_list}")
+    if not value:
+        raise invalid(f"JSON Value: {value_text(doc)} {empty}")
+    return value
 
 
 def _is_b64(value: Any) -> bool:
@@ -698,13 +707,12 @@ def decode_examples(doc: Mapping[str, Any], method: str) -> ExampleInput:
             f"JSON Value: {value_text(doc)} When method is {method}, key 'examples' is expected "
             "and was not found"
         )
-    examples = doc["examples"]
-    if not isinstance(examples, list):
-        raise invalid(
-            f"JSON Value: {value_text(doc)} Expecting 'examples' value to be an list/array"
-        )
-    if not examples:
-        raise invalid(f"JSON Value: {value_text(doc)} 'examples' value is an empty array")
+    examples = _nonempty_list(
+        doc,
+        "examples",
+        not_list="Expecting 'examples' value to be an list/array",
+        empty="'examples' value is an empty array",
+    )
     return ExampleInput([_example(item) for item in examples], context)
 
 

@@ -39,7 +39,6 @@ from timonel.server.inference import (
 )
 from timonel.server.servable import CLASSIFY_METHOD, REGRESS_METHOD, Servable
 
-access_log = logging.getLogger("timonel.server.access")
 log = logging.getLogger("timonel.server")
 
 _MAX_MESSAGE = 2**31 - 1
@@ -107,23 +106,17 @@ class _Calls:
             await context.abort(grpc.StatusCode.INTERNAL, _details(f"{type(exc).__name__}: {exc}"))
             raise
         finally:
-            elapsed_us = (time.perf_counter() - start) * 1e6
-            if counted:
-                self.inference.metrics.record_request(name, api, "GRPC", code, elapsed_us)
-            if access_log.isEnabledFor(logging.INFO):
-                access_log.info(
-                    "",
-                    extra={
-                        "fields": {
-                            "proto": "grpc",
-                            "method": api,
-                            "model": name,
-                            "status": code,
-                            "remote": context.peer(),
-                            "latency_ms": round(elapsed_us / 1000, 3),
-                        }
-                    },
-                )
+            self.inference.finished(
+                start,
+                model=name,
+                api=api,
+                entrypoint="GRPC",
+                code=code,
+                counted=counted,
+                proto="grpc",
+                method=api,
+                remote=context.peer(),
+            )
 
 
 class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
@@ -148,34 +141,42 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
         return await self._calls.handle("Predict", request, context, body)
 
     async def Classify(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
-        async def body() -> Any:
-            spec = model_spec(request)
-            async with self.inference.servable(spec) as servable:
-                signature = example_signature(servable, spec.signature_name)
-                examples = serialize_input(request.input)
-                results = await self.inference.classify(servable, signature, examples)
-                response = classification_pb2.ClassificationResponse()
-                _fill_spec(response.model_spec, servable, signature.key)
-                _fill_classifications(response.result, results)
-                return response
-
-        return await self._calls.handle("Classify", request, context, body)
+        response = classification_pb2.ClassificationResponse()
+        return await self._calls.handle(
+            "Classify", request, context, lambda: self._examples(request, response, CLASSIFY_METHOD)
+        )
 
     async def Regress(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
-        async def body() -> Any:
-            spec = model_spec(request)
-            async with self.inference.servable(spec) as servable:
-                signature = example_signature(servable, spec.signature_name)
-                examples = serialize_input(request.input)
-                results = await self.inference.regress(servable, signature, examples)
-                response = regression_pb2.RegressionResponse()
-                _fill_spec(response.model_spec, servable, signature.key)
-                response.result.regressions.extend(
-                    regression_pb2.Regression(value=v) for v in results
-                )
-                return response
+        response = regression_pb2.RegressionResponse()
+        return await self._calls.handle(
+            "Regress", request, context, lambda: self._examples(request, response, REGRESS_METHOD)
+        )
 
-        return await self._calls.handle("Regress", request, context, body)
+    async def _examples(self, request: Any, response: Any, method: str) -> Any:
+        """A Classify or Regress request run, and its results written into ``response``."""
+        spec = model_spec(request)
+        async with self.inference.servable(spec) as servable:
+            signature = example_signature(servable, spec.signature_name)
+            examples = serialize_input(request.input)
+            _fill_spec(response.model_spec, servable, signature.key)
+            await self._fill_result(response.result, servable, signature, examples, method)
+            return response
+
+    async def _fill_result(
+        self, target: Any, servable: Servable, signature: Any, examples: list[bytes], method: str
+    ) -> None:
+        """A classification or regression ``Result`` of ``examples`` on ``signature``."""
+        if method == CLASSIFY_METHOD:
+            classes = await self.inference.classify(servable, signature, examples)
+            for row in classes:
+                classifications = target.classifications.add()
+                for label, score in row:
+                    classifications.classes.add(label=label, score=score)
+        elif method == REGRESS_METHOD:
+            values = await self.inference.regress(servable, signature, examples)
+            target.regressions.extend(regression_pb2.Regression(value=v) for v in values)
+        else:
+            raise ServingError(f"Unsupported signature method_name: {method}", code="UNIMPLEMENTED")
 
     async def MultiInference(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
         async def body() -> Any:
@@ -200,19 +201,12 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
                     signature = example_signature(servable, spec.signature_name)
                     result = response.results.add()
                     _fill_spec(result.model_spec, servable, signature.key)
-                    if task.method_name == CLASSIFY_METHOD:
-                        classes = await self.inference.classify(servable, signature, examples)
-                        _fill_classifications(result.classification_result, classes)
-                    elif task.method_name == REGRESS_METHOD:
-                        values = await self.inference.regress(servable, signature, examples)
-                        result.regression_result.regressions.extend(
-                            regression_pb2.Regression(value=v) for v in values
-                        )
-                    else:
-                        raise ServingError(
-                            f"Unsupported signature method_name: {task.method_name}",
-                            code="UNIMPLEMENTED",
-                        )
+                    target = (
+                        result.regression_result
+                        if task.method_name == REGRESS_METHOD
+                        else result.classification_result
+                    )
+                    await self._fill_result(target, servable, signature, examples, task.method_name)
             return response
 
         return await self._calls.handle("MultiInference", request, context, body)
@@ -240,13 +234,6 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
             return response
 
         return await self._calls.handle("GetModelMetadata", request, context, body, counted=False)
-
-
-def _fill_classifications(target: Any, results: list[list[tuple[str, float]]]) -> None:
-    for row in results:
-        classifications = target.classifications.add()
-        for label, score in row:
-            classifications.classes.add(label=label, score=score)
 
 
 class ModelService(model_service_pb2_grpc.ModelServiceServicer):

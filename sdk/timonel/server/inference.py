@@ -8,10 +8,12 @@ only translate their wire formats and error codes.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -29,6 +31,8 @@ from timonel.server.servable import (
     classification_results,
     regression_results,
 )
+
+access_log = logging.getLogger("timonel.server.access")
 
 
 @dataclass(frozen=True)
@@ -109,6 +113,28 @@ class Inference:
         values = await self._run(servable, call, "Regress")
         self.metrics.record_examples(servable.name, len(examples))
         return regression_results(dict(zip(call.aliases, values, strict=True)), len(examples))
+
+    def finished(
+        self,
+        start: float,
+        *,
+        model: str,
+        api: str,
+        entrypoint: str,
+        code: str,
+        counted: bool = True,
+        **fields: Any,
+    ) -> None:
+        """One request answered (``start`` from ``time.perf_counter``): its request metrics, when
+        ``counted``, and its access-log line with the front end's ``fields``."""
+        elapsed_us = (time.perf_counter() - start) * 1e6
+        if counted:
+            self.metrics.record_request(model, api, entrypoint, code, elapsed_us)
+        if access_log.isEnabledFor(logging.INFO):
+            entry = {**fields, "model": model, "status": code}
+            access_log.info(
+                "", extra={"fields": {**entry, "latency_ms": round(elapsed_us / 1e3, 3)}}
+            )
 
     async def _run(self, servable: Servable, call: Call, api: str) -> list[np.ndarray]:
         start = time.perf_counter()

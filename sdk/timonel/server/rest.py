@@ -34,7 +34,6 @@ from timonel.server.inference import (
 )
 from timonel.server.metrics import ServerMetrics
 
-access_log = logging.getLogger("timonel.server.access")
 log = logging.getLogger("timonel.server")
 
 _PREDICT = re.compile(
@@ -150,24 +149,18 @@ class RestApi:
                 content_type=_JSON,
             )
         finally:
-            elapsed_us = (time.perf_counter() - start) * 1e6
-            if api:
-                self.metrics.record_request(model, api, "REST", code, elapsed_us)
-            if access_log.isEnabledFor(logging.INFO):
-                access_log.info(
-                    "",
-                    extra={
-                        "fields": {
-                            "proto": "http",
-                            "method": request.method,
-                            "path": path,
-                            "model": model,
-                            "status": code,
-                            "remote": request.remote,
-                            "latency_ms": round(elapsed_us / 1000, 3),
-                        }
-                    },
-                )
+            self.inference.finished(
+                start,
+                model=model,
+                api=api,
+                entrypoint="REST",
+                code=code,
+                counted=bool(api),
+                proto="http",
+                method=request.method,
+                path=path,
+                remote=request.remote,
+            )
 
     async def _dispatch(self, request: web.BaseRequest, found: Route) -> bytes:
         if found.kind == "status":
