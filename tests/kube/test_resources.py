@@ -51,15 +51,15 @@ def test_paths(kind, namespace, name, path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("kind", "api_version", "rbac"),
+    ("kind", "api_version", "group_resource"),
     [
         (INFERENCE_SERVICE, "serving.kserve.io/v1beta1", "inferenceservices.serving.kserve.io"),
         (POD, "v1", "pods"),
         (LEASE, "coordination.k8s.io/v1", "leases.coordination.k8s.io"),
     ],
 )
-def test_api_version_and_rbac_name(kind, api_version, rbac) -> None:
-    assert (kind.api_version, kind.rbac_resource) == (api_version, rbac)
+def test_api_version_and_group_resource(kind, api_version, group_resource) -> None:
+    assert (kind.api_version, kind.group_resource) == (api_version, group_resource)
 
 
 def test_every_kind_is_found_from_its_manifest() -> None:

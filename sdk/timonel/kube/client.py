@@ -277,7 +277,7 @@ def translate(
         who = f"user {user.group(1)}" if user else "this account"
         group = kind.group or '""'
         message = (
-            f"forbidden: {who} may not `{request.verb}` {kind.rbac_resource}{namespace} "
+            f"forbidden: {who} may not `{request.verb}` {kind.group_resource}{namespace} "
             f"({said}); grant it a Role rule with apiGroups: [{group}], "
             f"resources: [{kind.plural}], verbs: [{request.verb}] and bind it to the account"
         )

@@ -1,6 +1,7 @@
 """The Kubernetes kinds Timonel touches, in one registry keyed by group/version/kind/plural.
 
-Paths, RBAC messages and watch requests are derived from these entries, so a kind is described
+Paths, RBAC messages, watch requests, the local API server's routes, discovery documents, Status
+errors and ``kubectl get`` columns are all derived from these entries, so a kind is described
 once: adding a kind is one line here, not a new branch elsewhere.
 """
 
@@ -12,14 +13,35 @@ from timonel.errors import SpecError
 
 
 @dataclass(frozen=True)
+class PrinterColumn:
+    """A ``kubectl get`` column, as a CRD's ``additionalPrinterColumns`` entry declares it."""
+
+    name: str
+    type: str  # string, integer, date
+    json_path: str  # the simple JSONPath forms CRDs use: ``.a.b``, ``[?(@.k=='v')]``
+
+
+#: The column every kind shows last when it declares none of its own.
+AGE = PrinterColumn("Age", "date", ".metadata.creationTimestamp")
+
+
+@dataclass(frozen=True)
 class Kind:
-    """One API resource: where it lives on the server and what RBAC calls it."""
+    """One API resource: where it lives on the server, what RBAC calls it, how it is listed."""
 
     group: str
     version: str
     kind: str
     plural: str
     namespaced: bool = True
+    #: What kubectl accepts besides the plural and singular (``isvc``).
+    short_names: tuple[str, ...] = ()
+    #: Whether ``/status`` is a subresource (then writes to the object keep its status).
+    status_subresource: bool = False
+    #: Discovery categories (``all``: included in ``kubectl get all``).
+    categories: tuple[str, ...] = ()
+    #: Columns after Name in ``kubectl get``, as the kind's CRD (or kube-apiserver) prints them.
+    printer_columns: tuple[PrinterColumn, ...] = (AGE,)
 
     @property
     def api_version(self) -> str:
@@ -27,9 +49,19 @@ class Kind:
         return f"{self.group}/{self.version}" if self.group else self.version
 
     @property
-    def rbac_resource(self) -> str:
-        """How RBAC rules name it: ``inferenceservices.serving.kserve.io``, ``pods``."""
+    def singular(self) -> str:
+        """``inferenceservice``: the kind in lower case, as every built-in and CRD names it."""
+        return self.kind.lower()
+
+    @property
+    def group_resource(self) -> str:
+        """How RBAC rules and errors name it: ``inferenceservices.serving.kserve.io``, ``pods``."""
         return f"{self.plural}.{self.group}" if self.group else self.plural
+
+    @property
+    def group_kind(self) -> str:
+        """``InferenceService.serving.kserve.io``, as invalid-object errors name it."""
+        return f"{self.kind}.{self.group}" if self.group else self.kind
 
     def path(self, namespace: str | None = None, name: str | None = None) -> str:
         """The collection path, or the object path when ``name`` is given."""
@@ -46,13 +78,54 @@ class Kind:
         return f"{collection}/{name}" if name else collection
 
 
-INFERENCE_SERVICE = Kind("serving.kserve.io", "v1beta1", "InferenceService", "inferenceservices")
+INFERENCE_SERVICE = Kind(
+    "serving.kserve.io",
+    "v1beta1",
+    "InferenceService",
+    "inferenceservices",
+    short_names=("isvc",),
+    status_subresource=True,
+    categories=("all",),
+    # KServe's CRD additionalPrinterColumns, so `kubectl get isvc` reads as on a cluster.
+    printer_columns=(
+        PrinterColumn("URL", "string", ".status.url"),
+        PrinterColumn("Ready", "string", ".status.conditions[?(@.type=='Ready')].status"),
+        PrinterColumn(
+            "Prev", "integer", ".status.components.predictor.traffic[?(@.tag=='prev')].percent"
+        ),
+        PrinterColumn(
+            "Latest",
+            "integer",
+            ".status.components.predictor.traffic[?(@.latestRevision==true)].percent",
+        ),
+        PrinterColumn(
+            "PrevRolledoutRevision",
+            "string",
+            ".status.components.predictor.traffic[?(@.tag=='prev')].revisionName",
+        ),
+        PrinterColumn(
+            "LatestReadyRevision",
+            "string",
+            ".status.components.predictor.traffic[?(@.latestRevision==true)].revisionName",
+        ),
+        AGE,
+    ),
+)
 SERVING_RUNTIME = Kind("serving.kserve.io", "v1alpha1", "ServingRuntime", "servingruntimes")
 DEPLOYMENT = Kind("apps", "v1", "Deployment", "deployments")
 SERVICE = Kind("", "v1", "Service", "services")
 POD = Kind("", "v1", "Pod", "pods")
-EVENT = Kind("", "v1", "Event", "events")
+EVENT = Kind("", "v1", "Event", "events", short_names=("ev",))
 LEASE = Kind("coordination.k8s.io", "v1", "Lease", "leases")
+NAMESPACE = Kind(
+    "",
+    "v1",
+    "Namespace",
+    "namespaces",
+    namespaced=False,
+    short_names=("ns",),
+    printer_columns=(PrinterColumn("Status", "string", ".status.phase"), AGE),
+)
 
 KINDS: tuple[Kind, ...] = (
     INFERENCE_SERVICE,
@@ -62,6 +135,7 @@ KINDS: tuple[Kind, ...] = (
     POD,
     EVENT,
     LEASE,
+    NAMESPACE,
 )
 
 _BY_API_VERSION_KIND = {(k.api_version, k.kind): k for k in KINDS}

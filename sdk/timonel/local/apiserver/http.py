@@ -19,10 +19,11 @@ import yaml
 from aiohttp import web
 
 from timonel.errors import ApiError
-from timonel.local.apiserver import kinds, patches, statuses, tables
-from timonel.local.apiserver.kinds import EVENTS, NAMESPACES, Kind
+from timonel.kube.resources import EVENT, NAMESPACE, Kind
+from timonel.local.apiserver import discovery, patches, statuses, tables
 from timonel.local.apiserver.registry import Registry
 from timonel.local.apiserver.selectors import Selector, field_selector, label_selector
+from timonel.local.apiserver.store import resource_key
 
 #: How long an idle watch with allowWatchBookmarks waits before sending a BOOKMARK.
 BOOKMARK_INTERVAL = 60.0
@@ -113,7 +114,7 @@ class ApiServer:
         if not match:
             raise statuses.no_such_path()
         parts = match.groupdict()
-        kind = kinds.find(parts.get("group") or "", parts["version"], parts["plural"])
+        kind = discovery.find(parts.get("group") or "", parts["version"], parts["plural"])
         if kind is None or (parts["namespace"] is not None) != (
             kind.namespaced and parts["namespace"] is not None
         ):
@@ -121,7 +122,7 @@ class ApiServer:
         if parts["sub"] and not (kind.status_subresource and parts["name"]):
             raise statuses.no_such_path()
         namespace = parts["namespace"] or ""
-        if kind is EVENTS:
+        if kind is EVENT:
             return self._events(request)
         if parts["name"] is None:
             return await self._collection(request, kind, namespace, parts["namespace"] is None)
@@ -130,18 +131,18 @@ class ApiServer:
     def _document(self, path: str) -> dict[str, Any] | None:
         path = path.rstrip("/") or "/"
         if path == "/version":
-            return kinds.KUBERNETES_VERSION
+            return discovery.KUBERNETES_VERSION
         if path == "/api":
-            return kinds.api_versions()
+            return discovery.api_versions()
         if path == "/apis":
-            return kinds.api_group_list()
+            return discovery.api_group_list()
         if path == "/api/v1":
-            return kinds.resource_list("v1")
+            return discovery.resource_list("v1")
         pieces = path.split("/")
         if len(pieces) == 3 and pieces[1] == "apis":
-            return kinds.api_group(pieces[2])
+            return discovery.api_group(pieces[2])
         if len(pieces) == 4 and pieces[1] == "apis":
-            return kinds.resource_list(f"{pieces[2]}/{pieces[3]}")
+            return discovery.resource_list(f"{pieces[2]}/{pieces[3]}")
         return None
 
     def _events(self, request: web.Request) -> web.StreamResponse:
@@ -197,7 +198,7 @@ class ApiServer:
             if "as=Table" in request.headers.get("Accept", ""):
                 return _json(tables.table(kind, [obj], obj["metadata"]["resourceVersion"]))
             return _json(obj)
-        if kind is NAMESPACES and method != "GET":
+        if kind is NAMESPACE and method != "GET":
             raise statuses.method_not_allowed(method)
         dry_run = self._dry_run(request)
         if method == "PUT":
@@ -214,7 +215,7 @@ class ApiServer:
             return _json(updated)
         if method == "PATCH":
             content_type = request.headers.get("Content-Type", "").split(";")[0].strip()
-            created_before = self.registry.store.get(kind.key, namespace, name) is not None
+            existed = self.registry.store.get(resource_key(kind), namespace, name) is not None
             patched = self.registry.patch(
                 kind,
                 namespace,
@@ -227,7 +228,7 @@ class ApiServer:
                 subresource=sub,
                 dry_run=dry_run,
             )
-            return _json(patched, 200 if created_before else 201)
+            return _json(patched, 200 if existed else 201)
         if method == "DELETE" and sub is None:
             raw = await request.read()
             options = self._parse(raw, "application/json") if raw.strip() else {}
@@ -295,7 +296,7 @@ class ApiServer:
             changed = self._changed
             current = store.resource_version()
             try:
-                events = store.events_after(kind.key, since)
+                events = store.events_after(resource_key(kind), since)
             except ApiError as exc:
                 await send("ERROR", statuses.to_body(exc.status))
                 break

@@ -20,11 +20,11 @@ from typing import Any
 
 import yaml
 
+from timonel.kube.resources import NAMESPACE, Kind
 from timonel.local.apiserver import fieldmanager, patches, statuses
-from timonel.local.apiserver.kinds import NAMESPACES, Kind
 from timonel.local.apiserver.selectors import Selector
 from timonel.local.apiserver.statuses import FieldError
-from timonel.local.apiserver.store import Store
+from timonel.local.apiserver.store import Store, resource_key
 
 #: Checks an object before it is stored: (kind, new object, old object or None) → raises ApiError.
 Validator = Callable[[Kind, dict[str, Any], dict[str, Any] | None], None]
@@ -63,15 +63,15 @@ class Registry:
     # -- reads ---------------------------------------------------------------------------------
 
     def get(self, kind: Kind, namespace: str, name: str) -> dict[str, Any]:
-        obj = self.store.get(kind.key, namespace, name)
+        obj = self.store.get(resource_key(kind), namespace, name)
         if obj is None:
-            raise statuses.not_found(kind.resource, name)
+            raise statuses.not_found(kind, name)
         return obj
 
     def list(
         self, kind: Kind, namespace: str | None, selector: Selector
     ) -> tuple[list[dict[str, Any]], int]:
-        items, version = self.store.objects(kind.key, namespace)
+        items, version = self.store.objects(resource_key(kind), namespace)
         return [obj for obj in items if selector(obj)], version
 
     # -- writes --------------------------------------------------------------------------------
@@ -104,14 +104,14 @@ class Registry:
             suffix = "".join(random.choices(_GENERATE_ALPHABET, k=5))
             meta["name"] = f"{meta['generateName']}{suffix}"
         self._check_name(kind, meta.get("name", ""))
-        if self.store.get(kind.key, namespace, meta["name"]) is not None:
-            raise statuses.already_exists(kind.resource, meta["name"])
+        if self.store.get(resource_key(kind), namespace, meta["name"]) is not None:
+            raise statuses.already_exists(kind, meta["name"])
         for key in (*_SERVER_METADATA, "deletionTimestamp", "deletionGracePeriodSeconds"):
             meta.pop(key, None)
         meta.update(uid=str(uuid.uuid4()), creationTimestamp=fieldmanager.now())
         if kind.namespaced:
             meta["namespace"] = namespace
-        if kind is NAMESPACES:
+        if kind is NAMESPACE:
             obj["spec"] = {"finalizers": ["kubernetes"]}
             obj["status"] = {"phase": "Active"}
             meta.setdefault("labels", {})["kubernetes.io/metadata.name"] = meta["name"]
@@ -147,7 +147,7 @@ class Registry:
             )
         if not meta.get("resourceVersion"):
             raise statuses.invalid(
-                kind.resource,
+                kind,
                 name,
                 [
                     FieldError(
@@ -223,14 +223,14 @@ class Registry:
         pre = options.get("preconditions") or {}
         if pre.get("uid") and pre["uid"] != meta["uid"]:
             raise statuses.conflict(
-                kind.resource,
+                kind,
                 name,
                 f"Precondition failed: UID in precondition: {pre['uid']}, UID in object meta: "
                 f"{meta['uid']}",
             )
         if pre.get("resourceVersion") and pre["resourceVersion"] != meta["resourceVersion"]:
             raise statuses.conflict(
-                kind.resource,
+                kind,
                 name,
                 "Precondition failed: ResourceVersion in precondition: "
                 f"{pre['resourceVersion']}, ResourceVersion in object meta: "
@@ -246,7 +246,7 @@ class Registry:
             return (marked if dry_run else self._write(kind, marked, "MODIFIED", obj)), False
         if not dry_run:
             self._write(kind, obj, "DELETED", obj)
-        return statuses.success(kind.resource, name, meta["uid"]), True
+        return statuses.success(kind, name, meta["uid"]), True
 
     # -- internals -----------------------------------------------------------------------------
 
@@ -294,15 +294,15 @@ class Registry:
                 f"the name of the object ({meta['name']}) does not match the name on the URL "
                 f"({name})"
             )
-        old = self.store.get(kind.key, namespace, name)
+        old = self.store.get(resource_key(kind), namespace, name)
         if old is None and subresource:
-            raise statuses.not_found(kind.resource, name)
+            raise statuses.not_found(kind, name)
         if old is not None and meta.get("resourceVersion") not in (
             None,
             "",
             old["metadata"]["resourceVersion"],
         ):
-            raise statuses.conflict(kind.resource, name, statuses.MODIFIED)
+            raise statuses.conflict(kind, name, statuses.MODIFIED)
         new, conflicts = fieldmanager.apply(
             old,
             applied,
@@ -312,7 +312,7 @@ class Registry:
             subresource=subresource,
         )
         if conflicts:
-            raise statuses.apply_conflict(kind.resource, name, conflicts)
+            raise statuses.apply_conflict(kind, name, conflicts)
         new["apiVersion"], new["kind"] = kind.api_version, kind.kind
         if old is None:
             new["metadata"]["name"] = name
@@ -340,7 +340,7 @@ class Registry:
             meta.get("resourceVersion", old["metadata"]["resourceVersion"])
             != old["metadata"]["resourceVersion"]
         ):
-            raise statuses.conflict(kind.resource, old["metadata"]["name"], statuses.MODIFIED)
+            raise statuses.conflict(kind, old["metadata"]["name"], statuses.MODIFIED)
         if subresource == "status":
             status = new.get("status")
             managed = meta.get("managedFields")
@@ -395,7 +395,7 @@ class Registry:
     ) -> dict[str, Any]:
         if not obj["metadata"].get("managedFields"):
             obj["metadata"].pop("managedFields", None)
-        stored = self.store.write(kind.key, obj, type=event, previous=old)
+        stored = self.store.write(resource_key(kind), obj, type=event, previous=old)
         for listener in self.listeners:
             listener()
         return stored
@@ -429,13 +429,13 @@ class Registry:
                 "the namespace of the provided object does not match the namespace sent on the "
                 "request"
             )
-        if self.store.get(NAMESPACES.key, "", namespace) is None:
-            raise statuses.not_found(NAMESPACES.resource, namespace)
+        if self.store.get(resource_key(NAMESPACE), "", namespace) is None:
+            raise statuses.not_found(NAMESPACE, namespace)
 
     def _check_name(self, kind: Kind, name: str) -> None:
         if not name:
             raise statuses.invalid(
-                kind.resource,
+                kind,
                 "",
                 [
                     FieldError(
@@ -445,7 +445,7 @@ class Registry:
                     )
                 ],
             )
-        if kind is NAMESPACES:
+        if kind is NAMESPACE:
             pattern, what = _LABEL, "RFC 1123 label"
             example = "'my-name',  or '123-abc'"
             regex = "[a-z0-9]([-a-z0-9]*[a-z0-9])?"
@@ -463,7 +463,7 @@ class Registry:
             )
         if not pattern.match(name):
             raise statuses.invalid(
-                kind.resource,
+                kind,
                 name,
                 [
                     FieldError(
@@ -477,5 +477,5 @@ class Registry:
 
     def ensure_namespace(self, name: str) -> None:
         """Create a namespace if it does not exist (the server does this for ``default``)."""
-        if self.store.get(NAMESPACES.key, "", name) is None:
-            self.create(NAMESPACES, "", {"metadata": {"name": name}}, manager="kube-apiserver")
+        if self.store.get(resource_key(NAMESPACE), "", name) is None:
+            self.create(NAMESPACE, "", {"metadata": {"name": name}}, manager="kube-apiserver")

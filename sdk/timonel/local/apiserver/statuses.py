@@ -11,33 +11,17 @@ from dataclasses import dataclass
 from typing import Any
 
 from timonel.errors import ApiError, Status
+from timonel.kube.resources import Kind
 
 
-@dataclass(frozen=True)
-class Resource:
-    """What messages name: ``inferenceservices.serving.kserve.io``, ``InferenceService``."""
-
-    group: str
-    plural: str
-    kind: str
-
-    @property
-    def qualified(self) -> str:
-        """``plural.group``, or the bare plural for the core group (``namespaces``)."""
-        return f"{self.plural}.{self.group}" if self.group else self.plural
-
-    @property
-    def qualified_kind(self) -> str:
-        """``Kind.group``, as invalid-object messages name it."""
-        return f"{self.kind}.{self.group}" if self.group else self.kind
-
-    def details(self, name: str, **extra: Any) -> dict[str, Any]:
-        details: dict[str, Any] = {"name": name}
-        if self.group:
-            details["group"] = self.group
-        details["kind"] = self.plural
-        details.update(extra)
-        return details
+def _details(kind: Kind, name: str, **extra: Any) -> dict[str, Any]:
+    """A Status's ``details``: the object's name, group and (as the server spells it) plural."""
+    details: dict[str, Any] = {"name": name}
+    if kind.group:
+        details["group"] = kind.group
+    details["kind"] = kind.plural
+    details.update(extra)
+    return details
 
 
 def error(code: int, reason: str, message: str, details: dict[str, Any] | None = None) -> ApiError:
@@ -61,14 +45,14 @@ def to_body(status: Status) -> dict[str, Any]:
     return body
 
 
-def success(resource: Resource, name: str, uid: str) -> dict[str, Any]:
+def success(kind: Kind, name: str, uid: str) -> dict[str, Any]:
     """The body of a completed delete of a custom resource."""
     return {
         "kind": "Status",
         "apiVersion": "v1",
         "metadata": {},
         "status": "Success",
-        "details": resource.details(name, uid=uid),
+        "details": _details(kind, name, uid=uid),
     }
 
 
@@ -76,31 +60,29 @@ def unauthorized() -> ApiError:
     return error(401, "Unauthorized", "Unauthorized")
 
 
-def not_found(resource: Resource, name: str) -> ApiError:
-    return error(
-        404, "NotFound", f'{resource.qualified} "{name}" not found', resource.details(name)
-    )
+def not_found(kind: Kind, name: str) -> ApiError:
+    return error(404, "NotFound", f'{kind.group_resource} "{name}" not found', _details(kind, name))
 
 
 def no_such_path() -> ApiError:
     return error(404, "NotFound", "the server could not find the requested resource")
 
 
-def already_exists(resource: Resource, name: str) -> ApiError:
+def already_exists(kind: Kind, name: str) -> ApiError:
     return error(
         409,
         "AlreadyExists",
-        f'{resource.qualified} "{name}" already exists',
-        resource.details(name),
+        f'{kind.group_resource} "{name}" already exists',
+        _details(kind, name),
     )
 
 
-def conflict(resource: Resource, name: str, why: str) -> ApiError:
+def conflict(kind: Kind, name: str, why: str) -> ApiError:
     return error(
         409,
         "Conflict",
-        f'Operation cannot be fulfilled on {resource.qualified} "{name}": {why}',
-        resource.details(name),
+        f'Operation cannot be fulfilled on {kind.group_resource} "{name}": {why}',
+        _details(kind, name),
     )
 
 
@@ -109,9 +91,7 @@ MODIFIED = (
 )
 
 
-def apply_conflict(
-    resource: Resource, name: str, conflicts: list[tuple[str, str, str]]
-) -> ApiError:
+def apply_conflict(kind: Kind, name: str, conflicts: list[tuple[str, str, str]]) -> ApiError:
     """409 from server-side apply: ``conflicts`` are (manager, apiVersion, .dotted.field)."""
     lines = [f'conflict with "{m}" using {v}: {f}' for m, v, f in conflicts]
     if len(lines) == 1:
@@ -122,7 +102,7 @@ def apply_conflict(
         {"reason": "FieldManagerConflict", "message": f'conflict with "{m}" using {v}', "field": f}
         for m, v, f in conflicts
     ]
-    return error(409, "Conflict", message, resource.details(name, causes=causes))
+    return error(409, "Conflict", message, _details(kind, name, causes=causes))
 
 
 @dataclass(frozen=True)
@@ -140,14 +120,12 @@ class FieldError:
         return {"reason": self.reason, "message": self.detail, "field": self.field}
 
 
-def invalid(resource: Resource, name: str, errors: list[FieldError]) -> ApiError:
+def invalid(kind: Kind, name: str, errors: list[FieldError]) -> ApiError:
     """422: the object failed validation; one cause per field error."""
     listed = str(errors[0]) if len(errors) == 1 else "[" + ", ".join(map(str, errors)) + "]"
-    details: dict[str, Any] = {"name": name, "group": resource.group, "kind": resource.kind}
+    details: dict[str, Any] = {"name": name, "group": kind.group, "kind": kind.kind}
     details["causes"] = [e.cause() for e in errors]
-    return error(
-        422, "Invalid", f'{resource.qualified_kind} "{name}" is invalid: {listed}', details
-    )
+    return error(422, "Invalid", f'{kind.group_kind} "{name}" is invalid: {listed}', details)
 
 
 def bad_request(message: str) -> ApiError:

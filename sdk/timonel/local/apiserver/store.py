@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from timonel.kube.resources import Kind
 from timonel.local.apiserver import statuses
 
 #: How many past events are kept for watches that resume from an older resourceVersion.
@@ -31,6 +32,11 @@ CREATE TABLE IF NOT EXISTS events (
     body TEXT NOT NULL, previous TEXT);
 INSERT OR IGNORE INTO counters VALUES ('resourceVersion', 0), ('compacted', 0);
 """
+
+
+def resource_key(kind: Kind) -> str:
+    """How the store names a kind's objects: ``serving.kserve.io/inferenceservices``."""
+    return f"{kind.group}/{kind.plural}" if kind.group else kind.plural
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,9 @@
 """Server-side printing: the ``Table`` that ``kubectl get`` asks for with ``Accept: ...;as=Table``.
 
 A real API server builds an InferenceService's columns from the CRD's additionalPrinterColumns;
-they are copied here (the JSONPath forms they use are the only ones evaluated) so ``kubectl get
-isvc`` shows URL, READY, PREV, LATEST... as it does on a cluster with KServe.
+the registry of kinds (``timonel.kube.resources``) carries them, and the JSONPath forms they use
+are the only ones evaluated here, so ``kubectl get isvc`` shows URL, READY, PREV, LATEST... as it
+does on a cluster with KServe.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
-from timonel.local.apiserver.kinds import INFERENCE_SERVICES, NAMESPACES, Kind
+from timonel.kube.resources import Kind
 
 _NAME_COLUMN = {
     "name": "Name",
@@ -23,35 +24,6 @@ _NAME_COLUMN = {
     "definition. Cannot be updated. More info: "
     "https://kubernetes.io/docs/concepts/overview/working-with-objects/names#names",
     "priority": 0,
-}
-
-#: (column name, type, JSONPath) per kind, after Name.
-_COLUMNS: dict[Kind, list[tuple[str, str, str]]] = {
-    INFERENCE_SERVICES: [
-        ("URL", "string", ".status.url"),
-        ("Ready", "string", ".status.conditions[?(@.type=='Ready')].status"),
-        ("Prev", "integer", ".status.components.predictor.traffic[?(@.tag=='prev')].percent"),
-        (
-            "Latest",
-            "integer",
-            ".status.components.predictor.traffic[?(@.latestRevision==true)].percent",
-        ),
-        (
-            "PrevRolledoutRevision",
-            "string",
-            ".status.components.predictor.traffic[?(@.tag=='prev')].revisionName",
-        ),
-        (
-            "LatestReadyRevision",
-            "string",
-            ".status.components.predictor.traffic[?(@.latestRevision==true)].revisionName",
-        ),
-        ("Age", "date", ".metadata.creationTimestamp"),
-    ],
-    NAMESPACES: [
-        ("Status", "string", ".status.phase"),
-        ("Age", "date", ".metadata.creationTimestamp"),
-    ],
 }
 
 _STEP = re.compile(r"\.(\w+)|\[\?\(@\.(\w+)==('([^']*)'|true|false)\)\]")
@@ -120,7 +92,7 @@ def _cell(kind: str, value: Any, now: datetime) -> Any:
 
 def table(kind: Kind, items: list[dict[str, Any]], resource_version: str) -> dict[str, Any]:
     """A meta.k8s.io/v1 Table of ``items`` with the kind's printer columns."""
-    columns = _COLUMNS.get(kind, [("Age", "date", ".metadata.creationTimestamp")])
+    columns = kind.printer_columns
     now = datetime.now(UTC)
     return {
         "kind": "Table",
@@ -129,15 +101,15 @@ def table(kind: Kind, items: list[dict[str, Any]], resource_version: str) -> dic
         "columnDefinitions": [
             _NAME_COLUMN,
             *(
-                {"name": name, "type": type_, "format": "", "description": "", "priority": 0}
-                for name, type_, _ in columns
+                {"name": c.name, "type": c.type, "format": "", "description": "", "priority": 0}
+                for c in columns
             ),
         ],
         "rows": [
             {
                 "cells": [
                     obj["metadata"]["name"],
-                    *(_cell(type_, evaluate(path, obj), now) for _, type_, path in columns),
+                    *(_cell(c.type, evaluate(c.json_path, obj), now) for c in columns),
                 ],
                 "object": {
                     "kind": "PartialObjectMetadata",

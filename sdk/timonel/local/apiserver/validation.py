@@ -16,8 +16,8 @@ import jsonschema
 
 from timonel import admission, schemas
 from timonel.errors import SpecError
+from timonel.kube.resources import INFERENCE_SERVICE, Kind
 from timonel.local.apiserver import statuses
-from timonel.local.apiserver.kinds import INFERENCE_SERVICES, Kind
 from timonel.local.apiserver.statuses import FieldError
 
 WEBHOOK = "inferenceservice.kserve-webhook-server.validator"
@@ -117,12 +117,12 @@ def check_schema(obj: dict[str, Any]) -> list[FieldError]:
 
 def validate(kind: Kind, new: dict[str, Any], old: dict[str, Any] | None) -> None:
     """The registry's validator: schema (422), then KServe's webhook (403), for ISVCs."""
-    if kind is not INFERENCE_SERVICES:
+    if kind is not INFERENCE_SERVICE:
         return
     name = new["metadata"].get("name", "")
     errors = check_schema(new)
     if errors:
-        raise statuses.invalid(kind.resource, name, errors)
+        raise statuses.invalid(kind, name, errors)
     try:
         admission.admit(new, old=old)
     except SpecError as exc:

@@ -1,0 +1,118 @@
+"""Which kinds the local API server serves, and the discovery documents that describe them.
+
+The kinds themselves come from ``timonel.kube.resources`` (the one registry of kinds); this module
+picks the served ones and answers ``/api``, ``/apis``, ``/apis/<group>[/<version>]`` and
+``/version`` from them, so a client's RESTMapper (kubectl, the ``kubernetes`` client) finds the
+same names as on a cluster with KServe installed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from timonel.kube.resources import EVENT, INFERENCE_SERVICE, NAMESPACE, Kind
+
+#: The Kubernetes version the server reports; the API surface is that of this minor version.
+KUBERNETES_VERSION = {
+    "major": "1",
+    "minor": "31",
+    "gitVersion": "v1.31.0-timonel",
+    "gitCommit": "",
+    "gitTreeState": "clean",
+    "buildDate": "2024-08-13T07:28:49Z",
+    "goVersion": "go1.22.5",
+    "compiler": "gc",
+    "platform": "linux/amd64",
+}
+
+#: The served kinds. Events are always an empty list, so ``kubectl describe`` has something to
+#: show; namespaces are read-only apart from ``default`` and the ones the registry creates.
+SERVED: tuple[Kind, ...] = (INFERENCE_SERVICE, NAMESPACE, EVENT)
+
+_VERBS = ["delete", "get", "list", "patch", "create", "update", "watch"]
+
+
+def _api_resources(kind: Kind) -> list[dict[str, Any]]:
+    main: dict[str, Any] = {
+        "name": kind.plural,
+        "singularName": kind.singular,
+        "namespaced": kind.namespaced,
+        "kind": kind.kind,
+        "verbs": _VERBS,
+    }
+    if kind.short_names:
+        main["shortNames"] = list(kind.short_names)
+    if kind.categories:
+        main["categories"] = list(kind.categories)
+    found = [main]
+    if kind.status_subresource:
+        found.append(
+            {
+                "name": f"{kind.plural}/status",
+                "singularName": "",
+                "namespaced": kind.namespaced,
+                "kind": kind.kind,
+                "verbs": ["get", "patch", "update"],
+            }
+        )
+    return found
+
+
+def api_versions() -> dict[str, Any]:
+    """``/api``: the core group's versions."""
+    return {
+        "kind": "APIVersions",
+        "versions": ["v1"],
+        "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": ""}],
+    }
+
+
+def _group(group: str, version: str) -> dict[str, Any]:
+    gv = {"groupVersion": f"{group}/{version}", "version": version}
+    return {
+        "kind": "APIGroup",
+        "apiVersion": "v1",
+        "name": group,
+        "versions": [gv],
+        "preferredVersion": gv,
+    }
+
+
+def api_group_list() -> dict[str, Any]:
+    """``/apis``: every named group."""
+    groups = sorted({(k.group, k.version) for k in SERVED if k.group})
+    return {
+        "kind": "APIGroupList",
+        "apiVersion": "v1",
+        "groups": [
+            {k: v for k, v in _group(g, ver).items() if k not in ("kind", "apiVersion")}
+            for g, ver in groups
+        ],
+    }
+
+
+def api_group(group: str) -> dict[str, Any] | None:
+    """``/apis/<group>``, or None for a group that is not served."""
+    versions = sorted({k.version for k in SERVED if k.group and k.group == group})
+    return _group(group, versions[0]) if versions else None
+
+
+def resource_list(group_version: str) -> dict[str, Any] | None:
+    """``/api/v1`` or ``/apis/<group>/<version>``, or None when not served."""
+    kinds = [k for k in SERVED if k.api_version == group_version]
+    if not kinds:
+        return None
+    return {
+        "kind": "APIResourceList",
+        "apiVersion": "v1",
+        "groupVersion": group_version,
+        "resources": [r for k in kinds for r in _api_resources(k)],
+    }
+
+
+def find(group: str, version: str, plural: str) -> Kind | None:
+    """The served kind at ``/apis/<group>/<version>/.../<plural>`` (group "" for ``/api``)."""
+    for kind in SERVED:
+        if (kind.group, kind.version, kind.plural) == (group, version, plural):
+            return kind
+    return None
