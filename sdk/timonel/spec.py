@@ -23,7 +23,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from timonel import admission, gke
-from timonel.errors import ReleaseError, SpecError, StorageError
+from timonel.errors import ReleaseError, SpecError
 
 Mode = Literal["knative", "standard"]
 Protocol = Literal["rest", "grpc"]
