@@ -91,3 +91,37 @@ def test_library_logs_stay_out_of_a_failing_command(
     assert capsys.readouterr().err.strip() == (
         "error: the bucket cannot be read; check the credentials"
     )
+
+
+def test_a_bad_flag_is_one_line_that_points_at_help() -> None:
+    result = run("render", "digits", "--storage-uri", "gs://b/digits/v1", "-o", "xml")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "error: Invalid value for '-o' / '--output': Value error, 'xml' is not one of 'yaml', "
+        "'json'; see `timonel render --help`"
+    ]
+
+
+def test_an_unexpected_failure_is_one_line_that_asks_for_a_report(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = typer.Typer()
+
+    @app.command()
+    def broken() -> None:
+        raise KeyError("revision")
+
+    app.callback()(lambda: None)
+    monkeypatch.setattr(cli, "app", app)
+    assert cli.main(["broken"]) == 1
+    assert capsys.readouterr().err.strip() == (
+        "error: unexpected KeyError: 'revision'; this is a bug in timonel: run the command again "
+        "with --debug and report the traceback"
+    )
+
+
+def test_no_command_prints_the_help() -> None:
+    result = run()
+    assert result.returncode == 2
+    assert "Usage: timonel" in result.stdout
+    assert result.stderr == ""

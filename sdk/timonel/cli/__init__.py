@@ -76,20 +76,44 @@ def _route_library_logs(*, debug: bool) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; a ``TimonelError`` becomes one line on stderr and exit code 2."""
+    """Run the command line. Whatever goes wrong ends as one line on stderr, never a traceback
+    (``--debug`` shows it): a ``TimonelError`` or a bad flag exits with 2, a bug with 1.
+    """
     args = list(sys.argv[1:] if argv is None else argv)
-    _route_library_logs(debug="--debug" in args)
+    debug = "--debug" in args
+    _route_library_logs(debug=debug)
     command = typer.main.get_command(app)
     try:
-        command.main(args=args, prog_name="timonel")
-    except SystemExit as exc:  # click ends every run, successful or not, with SystemExit
+        result = command.main(args=args, prog_name="timonel", standalone_mode=False)
+    except SystemExit as exc:  # commands that hand over to argparse or exit on their own
         return exc.code if isinstance(exc.code, int) else 0
     except TimonelError as exc:
-        if _debug or "--debug" in args:
-            traceback.print_exc()
-        stderr.print(f"[bold red]error:[/] {escape(str(exc))}")
-        return EXIT_USER_ERROR
-    return 0
+        return _fail(str(exc), EXIT_USER_ERROR, debug=debug)
+    except typer.TyperException as exc:  # click's bad flags and arguments: usage errors
+        code = int(getattr(exc, "exit_code", EXIT_USER_ERROR))
+        reason = exc.format_message().rstrip(".")
+        if not reason:  # a bare group: its help is already printed
+            return code
+        context = getattr(exc, "ctx", None)
+        where = context.command_path if context is not None else "timonel"
+        return _fail(f"{reason}; see `{where} --help`", code, debug=debug)
+    except (typer.Abort, KeyboardInterrupt):
+        stderr.print("aborted")
+        return 130
+    except Exception as exc:
+        message = (
+            f"unexpected {type(exc).__name__}: {exc}; this is a bug in timonel: run the command "
+            "again with --debug and report the traceback"
+        )
+        return _fail(message, 1, debug=debug)
+    return result if isinstance(result, int) else 0
+
+
+def _fail(message: str, code: int, *, debug: bool) -> int:
+    if debug:
+        traceback.print_exc()
+    stderr.print(f"[bold red]error:[/] {escape(message)}")
+    return code
 
 
 if __name__ == "__main__":  # pragma: no cover
