@@ -285,6 +285,41 @@ def test_gpu_auto_reads_the_release_manifest_and_says_why(tmp_path: Path) -> Non
     assert notes[0].startswith("chose nvidia-l4 (NVIDIA L4, 24 GB): the model is 9.0 GB")
 
 
+def test_checking_a_release_reads_its_tensorflow_version(tmp_path: Path) -> None:
+    uri = release(tmp_path, size_bytes=10**6, tensorflow_version="2.21.0")
+    spec, notes = spec_from_options({"name": "d", "storage_uri": uri}, check_release=True)
+    assert spec.model.tensorflow_version == "2.21.0"
+    assert spec.model.runtime_version == "2.21.0"
+    assert spec.accelerator is None and notes == []
+
+
+def test_checking_a_release_refuses_an_older_runtime(tmp_path: Path) -> None:
+    uri = release(tmp_path, size_bytes=10**6, tensorflow_version="2.21.0")
+    with pytest.raises(SpecError, match=r"TF Serving 2\.20\.0 is older than TensorFlow 2\.21\.0"):
+        spec_from_options(
+            {"name": "d", "storage_uri": uri, "runtime_version": "2.20.0"}, check_release=True
+        )
+
+
+def test_checking_a_release_refuses_an_unpublished_one(tmp_path: Path) -> None:
+    folder = tmp_path / "d" / "v1"
+    folder.mkdir(parents=True)
+    with pytest.raises(ReleaseError, match="no release manifest"):
+        spec_from_options({"name": "d", "storage_uri": str(folder)}, check_release=True)
+
+
+def test_checking_skips_what_is_not_a_release_or_already_known(tmp_path: Path) -> None:
+    def unreachable(uri: str) -> ReleaseFacts:
+        raise AssertionError(f"read {uri}")
+
+    for options in (
+        {"name": "d", "storage_uri": str(tmp_path)},
+        {"name": "d", "storage_uri": "gs://b/d/v1", "tensorflow_version": "2.20.0"},
+    ):
+        spec_from_options(options, check_release=True, read_release=unreachable)
+    spec_from_options({"name": "d", "storage_uri": "gs://b/d/v1"}, read_release=unreachable)
+
+
 def test_gpu_auto_prefers_a_given_size() -> None:
     spec, _ = spec_from_options(
         {"name": "d", "storage_uri": "gs://b/d/v1", "gpu": "auto"}, model_size="1GB"

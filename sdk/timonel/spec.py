@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from timonel import admission, gke
 from timonel.errors import ReleaseError, SpecError
+from timonel.layout import split_release_uri
 
 Mode = Literal["knative", "standard"]
 Protocol = Literal["rest", "grpc"]
@@ -610,6 +611,7 @@ def spec_from_options(
     base: dict[str, Any] | None = None,
     model_size: str | None = None,
     read_release: Any = None,
+    check_release: bool = False,
 ) -> tuple[ServingSpec, list[str]]:
     """A spec from flat options (None = not given) laid over ``base``, and notes on choices made.
 
@@ -619,7 +621,9 @@ def spec_from_options(
     ``gpu="auto"`` picks the GPU from ``model_size`` or, without it, from the release manifest
     at the storage URI, read with ``read_release`` (``ReleaseFacts.read`` by default); that read
     also supplies the exporting TensorFlow version when none is given. The notes say which GPU
-    was chosen and why.
+    was chosen and why. ``check_release`` reads the manifest of a release URI (``.../v<N>``) even
+    without ``gpu="auto"``: the release must be published, and the runtime is checked against the
+    TensorFlow that exported it (``deploy`` does this; ``render`` stays offline).
     """
     data = copy.deepcopy(base) if base is not None else {}
     if not isinstance(data, dict):
@@ -629,22 +633,28 @@ def spec_from_options(
     if unknown:
         raise SpecError(f"options: unknown option {unknown[0]!r}", field=unknown[0])
     notes: list[str] = []
+    model: dict[str, Any] = data["model"] if isinstance(data.get("model"), dict) else {}
+    storage_uri = given.get("storage_uri") or model.get("storage_uri")
+    wants_size = given.get("gpu") == "auto" and model_size is None
+    knows_tensorflow = "tensorflow_version" in given or "tensorflow_version" in model
+    facts: ReleaseFacts | None = None
+    if storage_uri and (
+        wants_size or (check_release and not knows_tensorflow and split_release_uri(storage_uri))
+    ):
+        facts = (read_release or ReleaseFacts.read)(storage_uri)
+        if facts.tensorflow_version and not knows_tensorflow:
+            given["tensorflow_version"] = facts.tensorflow_version
     if given.get("gpu") == "auto":
-        size: int
         if model_size is not None:
             size = parse_size(model_size)
-        else:
-            storage_uri = given.get("storage_uri") or data.get("model", {}).get("storage_uri")
-            if not storage_uri:
-                raise SpecError(
-                    "--gpu auto: needs the model's size; give --model-size or a --storage-uri "
-                    "that is a published release",
-                    field="gpu",
-                )
-            facts = (read_release or ReleaseFacts.read)(storage_uri)
+        elif facts is not None:
             size = facts.size_bytes
-            if facts.tensorflow_version and "tensorflow_version" not in given:
-                given["tensorflow_version"] = facts.tensorflow_version
+        else:
+            raise SpecError(
+                "--gpu auto: needs the model's size; give --model-size or a --storage-uri "
+                "that is a published release",
+                field="gpu",
+            )
         choice = gke.choose_gpu(size)
         given["gpu"] = choice.type
         notes.append(choice.reason)
