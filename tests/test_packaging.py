@@ -333,8 +333,9 @@ def test_what_is_not_servable_is_refused_with_the_reason(
     bare.v = tf.Variable(1.0)
     with pytest.raises(ModelError, match="has no serving signature; export it with one"):
         package(bare, name="b", repo=repo)
-    with pytest.raises(SpecError, match="model name 'a/b' cannot be a folder"):
-        package(models["two"], name="a/b", repo=repo)
+    for bad in ("a/b", "Half_Plus", "2half"):
+        with pytest.raises(SpecError, match=f"model name '{bad}' cannot name an InferenceService"):
+            package(models["two"], name=bad, repo=repo)
 
 
 def test_discard_an_unfinished_release_to_publish_other_content(

@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from timonel._version import __version__
+from timonel.admission import check_name
 from timonel.client import SignatureDef, TensorInfo
 from timonel.errors import ModelError, ReleaseError, ServingError, SpecError
 from timonel.layout import (
@@ -594,12 +595,16 @@ def _replay(loaded: Any, requests: Sequence[Any], signature_name: str) -> None:
 
 
 def _check_name(name: str) -> None:
-    if not name or "/" in name or ":" in name or name.startswith("."):
+    """The model's name becomes its InferenceService's name (and TF Serving's model name), so it
+    follows KServe's name rule from the start rather than failing at deploy time."""
+    try:
+        check_name(name, mode="Knative", field="name")
+    except SpecError as exc:
         raise SpecError(
-            f"model name {name!r} cannot be a folder of a model repository; use letters, digits, "
-            "'-', '_' or '.', not starting with '.'",
+            f"model name {name!r} cannot name an InferenceService, which serves it under the same "
+            f"name: {exc}",
             field="name",
-        )
+        ) from exc
 
 
 def _now() -> str:
