@@ -81,7 +81,7 @@ def write_status(cluster: Cluster, name: str, status: dict[str, Any]) -> None:
 @pytest.mark.slow
 def test_the_waiter_resumes_after_the_api_server_restarts(tmp_path: Path) -> None:
     state = tmp_path / "state"
-    with running(state, TOKEN) as first:
+    with running(state, TOKEN, tls=True) as first:
         port = first.port
         config = write_kubeconfig(tmp_path / "kubeconfig", first)
         cluster = RecordingCluster.connect(kubeconfig=config)
@@ -99,7 +99,7 @@ def test_the_waiter_resumes_after_the_api_server_restarts(tmp_path: Path) -> Non
         waiter.start()
         assert cluster.watching.wait(10)
     # the first server is gone, mid-watch; the same state comes back on the same port
-    with running(state, TOKEN, port=port):
+    with running(state, TOKEN, port=port, tls=True):
         obj = get(cluster, "half")
         write_status(cluster, "half", ready_status(obj, "half-predictor-00001"))
         waiter.join(30)

@@ -14,6 +14,7 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 
@@ -48,23 +49,64 @@ async def start(
 ) -> Served:
     """Serve on the running loop until ``await served.close()``."""
     app = ApiServer(registry, token, bookmark_interval=bookmark_interval).application()
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
+    # handler_cancellation: a request whose client left is cancelled at once, so a watch ends
+    # when its client disconnects instead of writing its next event to a closed connection.
+    runner = web.AppRunner(
+        app, access_log=None, shutdown_timeout=_CLOSE_GRACE, handler_cancellation=True
+    )
     await runner.setup()
     assert runner.server is not None  # set by setup()
-    # Created here rather than by aiohttp's TCPSite to bound the TLS close handshake: a client
-    # that vanishes without close_notify would otherwise hold its connection for 30 s.
+    connections = _Connections(runner.server)
+    # Created here rather than by aiohttp's TCPSite to bound the TLS close handshake (a client
+    # that vanishes without close_notify would otherwise hold its connection for 30 s) and to
+    # know every connection, so close() can end them all.
     server = await asyncio.get_running_loop().create_server(
-        runner.server,
+        connections,
         host,
         port,
         ssl=ssl_context,
         ssl_shutdown_timeout=_TLS_SHUTDOWN if ssl_context else None,
     )
-    return Served(runner, server, int(server.sockets[0].getsockname()[1]))
+    return Served(runner, server, int(server.sockets[0].getsockname()[1]), connections)
 
 
 #: Seconds a closing TLS connection waits for the client's close_notify.
 _TLS_SHUTDOWN = 0.2
+#: Seconds ``close`` lets requests, watches and connections end before it aborts them.
+_CLOSE_GRACE = 1.0
+
+
+class _Connections:
+    """The protocol factory of the server: aiohttp's, plus the connections in their handshake.
+
+    aiohttp closes the connections it knows (those past their TLS handshake) when it shuts down;
+    one still in its handshake would stay open past the end of the event loop. The factory runs
+    in the task that accepts the connection and performs its handshake, so that task is kept
+    until it finishes, and cancelling it closes the connection.
+    """
+
+    def __init__(self, server: web.Server) -> None:
+        self.server = server
+        self._accepting: set[asyncio.Task[Any]] = set()
+
+    def __call__(self) -> asyncio.BaseProtocol:
+        task = asyncio.current_task()
+        if task is not None:
+            self._accepting.add(task)
+            task.add_done_callback(self._accepting.discard)
+        return self.server()
+
+    def transports(self) -> list[asyncio.BaseTransport]:
+        """The transports of the connections past their handshake."""
+        found = (handler.transport for handler in self.server.connections)
+        return [transport for transport in found if transport is not None]
+
+    async def end_handshakes(self) -> None:
+        """Close the connections still in their TLS handshake."""
+        pending = list(self._accepting)
+        for task in pending:
+            task.cancel()  # asyncio closes the transport of a cancelled accept
+        await asyncio.gather(*pending, return_exceptions=True)
 
 
 @dataclass(frozen=True)
@@ -74,13 +116,28 @@ class Served:
     runner: web.AppRunner
     server: asyncio.Server
     port: int
+    connections: _Connections
 
     async def close(self) -> None:
-        """Stop accepting, end watches and requests, close connections (TLS ones included)."""
+        """Stop accepting, end watches and requests, and close every connection (TLS or not).
+
+        Returns once every accepted socket is closed: connections get ``_CLOSE_GRACE`` seconds to
+        end well (requests finish, TLS close_notify), then the rest are aborted.
+        """
+        # Waiting for the connections is wait_closed() started before close(): Python 3.11
+        # returns at once when it is called after close().
+        all_closed = asyncio.ensure_future(self.server.wait_closed())
+        await asyncio.sleep(0)
         self.server.close()
+        open_transports = self.connections.transports()
         await self.runner.cleanup()
-        await self.server.wait_closed()
-        await asyncio.sleep(_TLS_SHUTDOWN * 2)
+        await self.connections.end_handshakes()
+        try:
+            await asyncio.wait_for(asyncio.shield(all_closed), _CLOSE_GRACE)
+        except TimeoutError:
+            for transport in open_transports:
+                transport.abort()  # type: ignore[attr-defined]
+            await all_closed
 
 
 @dataclass(frozen=True)
