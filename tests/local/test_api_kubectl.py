@@ -18,6 +18,7 @@ from timonel.local.apiserver import Running, running
 
 from .kubeapi import GROUP, PLURAL, TOKEN, VERSION, isvc
 
+ROOT = Path(__file__).resolve().parents[2]
 KUBECTL = shutil.which("kubectl", path=str(Path(sys.executable).parent)) or "kubectl"
 
 
@@ -148,3 +149,34 @@ def test_kubectl_without_the_token_is_refused(config: Path, created: str, tmp_pa
     result = kubectl(anonymous, "get", "isvc")
     assert result.returncode == 1
     assert "You must be logged in to the server" in result.stderr
+
+
+def test_kubectl_apply_and_create_validate_through_the_server(
+    server: Running, config: Path, api: client.CustomObjectsApi, tmp_path: Path
+) -> None:
+    example = ROOT / "kserve" / "examples" / "cpu.yaml"
+    server.registry.ensure_namespace("models")
+    applied = kubectl(config, "apply", "-f", str(example))
+    assert applied.returncode == 0, applied.stderr
+    assert applied.stdout.strip() == "inferenceservice.serving.kserve.io/digits created"
+    again = kubectl(config, "apply", "-f", str(example))
+    assert again.stdout.strip() == "inferenceservice.serving.kserve.io/digits unchanged"
+
+    changed = tmp_path / "cpu.yaml"
+    changed.write_text(example.read_text().replace("maxReplicas: 4", "maxReplicas: 6"))
+    configured = kubectl(config, "apply", "-f", str(changed))
+    assert configured.stdout.strip() == "inferenceservice.serving.kserve.io/digits configured"
+    stored = api.get_namespaced_custom_object(GROUP, VERSION, "models", PLURAL, "digits")
+    assert stored["spec"]["predictor"]["maxReplicas"] == 6
+
+    copy = tmp_path / "copy.yaml"
+    copy.write_text(example.read_text().replace("name: digits", "name: digits-copy"))
+    created = kubectl(config, "create", "-f", str(copy))
+    assert created.returncode == 0, created.stderr
+    assert created.stdout.strip() == "inferenceservice.serving.kserve.io/digits-copy created"
+
+    refused = tmp_path / "refused.yaml"
+    refused.write_text(copy.read_text().replace("minReplicas: 1", "minReplicas: -1"))
+    invalid = kubectl(config, "apply", "-f", str(refused))
+    assert invalid.returncode == 1
+    assert "spec.predictor.minReplicas" in invalid.stderr

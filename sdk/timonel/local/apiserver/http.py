@@ -20,7 +20,7 @@ from aiohttp import web
 
 from timonel.errors import ApiError
 from timonel.kube.resources import EVENT, NAMESPACE, Kind
-from timonel.local.apiserver import discovery, patches, statuses, tables
+from timonel.local.apiserver import discovery, openapi, patches, statuses, tables
 from timonel.local.apiserver.registry import Registry
 from timonel.local.apiserver.selectors import Selector, field_selector, label_selector
 from timonel.local.apiserver.store import resource_key
@@ -108,6 +108,11 @@ class ApiServer:
             document = self._document(path)
             if document is not None:
                 return _json(document)
+            if path.startswith("/openapi/v3/"):
+                body = openapi.group_version(path)
+                if body is None:
+                    raise statuses.no_such_path()
+                return web.Response(body=body, content_type="application/json")
             if path in _OPEN_PATHS:
                 return web.Response(text="ok")
         match = _GROUP.match(path) or _CORE.match(path)
@@ -132,6 +137,8 @@ class ApiServer:
         path = path.rstrip("/") or "/"
         if path == "/version":
             return discovery.KUBERNETES_VERSION
+        if path == "/openapi/v3":
+            return openapi.root()
         if path == "/api":
             return discovery.api_versions()
         if path == "/apis":
