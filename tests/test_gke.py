@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from timonel import gke
@@ -209,4 +211,33 @@ def test_plan_for_autopilot_needs_no_node_pool() -> None:
 
 def test_plan_refuses_inverted_node_bounds() -> None:
     with pytest.raises(SpecError, match="expected 0 <= min <= max and max >= 1"):
-        gke.plan_cluster("c", "l", Accelerator("nvidia-l4"), min_nodes=3, max_nodes=1)
+        gke.plan_cluster("c", "us-east1", Accelerator("nvidia-l4"), min_nodes=3, max_nodes=1)
+
+
+@pytest.mark.parametrize(
+    ("cluster", "location", "message"),
+    [
+        ("C_1", "us-east1", "--cluster 'C_1': GKE cluster names are lower case letters"),
+        ("c" * 41, "us-east1", "have at most 40 characters"),
+        ("serve", "nowhere", "--location 'nowhere': expected a region such as us-central1"),
+    ],
+)
+def test_plan_refuses_names_gke_refuses(cluster: str, location: str, message: str) -> None:
+    with pytest.raises(SpecError, match=re.escape(message)):
+        gke.plan_cluster(cluster, location, Accelerator("nvidia-l4"))
+
+
+def test_plan_installs_what_knative_mode_runs_on_before_kserve() -> None:
+    text = gke.plan_cluster("serve", "us-central1-a", Accelerator("nvidia-l4")).render()
+    order = [
+        "helm install cert-manager",
+        "helm install knative-operator",
+        "kind: KnativeServing",
+        "kubectl wait --for=condition=Ready knativeserving/knative-serving",
+        "helm install kserve-crd",
+        "--set kserve.controller.deploymentMode=Knative",
+        "kubectl apply -f kserve/tensorflow-serving-runtime.yaml",
+        "kubectl create namespace models --dry-run=client -o yaml",
+    ]
+    positions = [text.index(step) for step in order]
+    assert positions == sorted(positions)

@@ -13,6 +13,7 @@ partitions are further labels on the node pool that the pod selects.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -432,7 +433,42 @@ def choose_gpu(model_size_bytes: int) -> GpuChoice:
 
 #: The KServe release whose CRDs ``shared/kserve/`` holds, installed by the plan.
 KSERVE_VERSION = "v0.20.0"
+#: What KServe's Knative mode runs on, at the versions KServe's own installer pins
+#: (kserve-deps.env): cert-manager for its webhook certificates, Knative Serving via its operator.
+CERT_MANAGER_VERSION = "v1.17.0"
+KNATIVE_OPERATOR_VERSION = "v1.21.1"
+KNATIVE_SERVING_VERSION = "1.21.1"
 CPU_MACHINE_TYPE = "e2-standard-4"
+#: The namespace the pipeline RBAC in ``kserve/pipeline-rbac.yaml`` grants.
+SERVING_NAMESPACE = "models"
+
+#: GKE's rule for cluster names: lower case, digits and '-', at most 40, starting with a letter.
+_CLUSTER_NAME = re.compile(r"^[a-z](?:[-a-z0-9]{0,38}[a-z0-9])?$")
+#: A region (us-central1) or a zone (us-central1-a).
+_LOCATION = re.compile(r"^[a-z]+(?:-[a-z]+)+[0-9]+(?:-[a-z])?$")
+
+_KNATIVE_SERVING = f"""kubectl apply -f - <<'EOF'
+apiVersion: v1
+kind: Namespace
+metadata:
+  name: knative-serving
+---
+apiVersion: operator.knative.dev/v1beta1
+kind: KnativeServing
+metadata:
+  name: knative-serving
+  namespace: knative-serving
+spec:
+  version: "{KNATIVE_SERVING_VERSION}"
+  ingress:
+    kourier:
+      enabled: true
+  config:
+    network:
+      ingress-class: kourier.ingress.networking.knative.dev
+    autoscaler:
+      allow-zero-initial-scale: "true"
+EOF"""
 
 
 @dataclass(frozen=True)
@@ -472,6 +508,18 @@ def plan_cluster(
     GPU with node labels and Autopilot creates the nodes.
     """
     gpu = CATALOG[accelerator.type]
+    if not _CLUSTER_NAME.match(cluster):
+        raise SpecError(
+            f"--cluster {cluster!r}: GKE cluster names are lower case letters, digits and '-', "
+            "start with a letter and have at most 40 characters, e.g. serving-gpu",
+            field="cluster",
+        )
+    if not _LOCATION.match(location):
+        raise SpecError(
+            f"--location {location!r}: expected a region such as us-central1 or a zone such as "
+            "us-central1-a (`gcloud compute regions list` lists them)",
+            field="location",
+        )
     if not 0 <= min_nodes <= max_nodes or max_nodes < 1:
         raise SpecError(
             f"--min-nodes {min_nodes} / --max-nodes {max_nodes}: expected 0 <= min <= max and "
@@ -542,11 +590,31 @@ def plan_cluster(
             "GKE taints the GPU nodes nvidia.com/gpu:NoSchedule, so only pods that request a "
             "GPU land there; the pool shrinks to zero when no GPU pod is left."
         )
+    operator_chart = (
+        "https://github.com/knative/operator/releases/download/"
+        f"knative-{KNATIVE_OPERATOR_VERSION}/knative-operator-{KNATIVE_OPERATOR_VERSION}.tgz"
+    )
     commands += [
         _join(
             f"gcloud container clusters get-credentials {cluster}",
             f"--project={project}",
             f"--location={location}",
+        ),
+        _join(
+            "helm install cert-manager cert-manager",
+            "--repo https://charts.jetstack.io",
+            f"--version {CERT_MANAGER_VERSION}",
+            "--namespace cert-manager --create-namespace",
+            "--set crds.enabled=true --wait",
+        ),
+        _join(
+            f"helm install knative-operator {operator_chart}",
+            "--namespace knative-operator --create-namespace --wait",
+        ),
+        _KNATIVE_SERVING,
+        _join(
+            "kubectl wait --for=condition=Ready knativeserving/knative-serving",
+            "--namespace knative-serving --timeout=300s",
         ),
         _join(
             "helm install kserve-crd oci://ghcr.io/kserve/charts/kserve-crd",
@@ -557,15 +625,20 @@ def plan_cluster(
             "helm install kserve oci://ghcr.io/kserve/charts/kserve",
             f"--version {KSERVE_VERSION}",
             "--namespace kserve",
-            "--set kserve.controller.deploymentMode=Knative",
+            "--set kserve.controller.deploymentMode=Knative --wait",
         ),
+        "# from a Timonel checkout: the TF Serving runtime and the pipeline's RBAC",
         "kubectl apply -f kserve/tensorflow-serving-runtime.yaml",
-        "kubectl create namespace models",
+        _join(
+            f"kubectl create namespace {SERVING_NAMESPACE} --dry-run=client -o yaml",
+            "| kubectl apply -f -",
+        ),
         "kubectl apply -f kserve/pipeline-rbac.yaml",
     ]
     notes.append(
-        "KServe's Knative mode needs Knative Serving and cert-manager installed first (see "
-        f"KServe {KSERVE_VERSION}'s install guide); Standard mode needs neither but cannot "
-        "scale to zero without KEDA."
+        f"KServe {KSERVE_VERSION} runs in Knative mode (scale-to-zero, revision canaries) on "
+        f"Knative Serving {KNATIVE_SERVING_VERSION} with Kourier and cert-manager "
+        f"{CERT_MANAGER_VERSION}; Standard mode needs neither but cannot scale to zero without "
+        "KEDA."
     )
     return ClusterPlan(commands=tuple(commands), notes=tuple(notes))
