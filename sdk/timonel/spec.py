@@ -47,14 +47,36 @@ _VERSION = re.compile(r"^(\d+)\.(\d+)(?:\.(\d+))?(?:-?(?:rc|dev)\d*)?$")
 _RUNTIME_VERSION = re.compile(r"^\d+\.\d+\.\d+(-rc\d+)?$")
 
 
+#: What to do about pydantic's error kinds, added to its message (which says only what is wrong).
+_FIXES = {
+    "less_than": "lower it",
+    "less_than_equal": "lower it",
+    "greater_than": "raise it",
+    "greater_than_equal": "raise it",
+    "literal_error": "use one of the values listed",
+    "enum": "use one of the values listed",
+    "extra_forbidden": "remove it, or check its spelling against the ServingSpec fields",
+    "missing": "add it",
+    "int_parsing": "give a whole number",
+    "int_type": "give a whole number",
+    "bool_parsing": "give true or false",
+    "string_type": "give a string",
+}
+
+
 def _to_spec_error(exc: ValidationError, path: str) -> SpecError:
-    """The first pydantic error as one SpecError that names the attribute by its spec path."""
+    """The first pydantic error as one SpecError that names the attribute by its spec path (and
+    its command-line flag) and says what to do."""
     first = exc.errors()[0]
     where = ".".join(str(part) for part in ([path] if path else []) + list(first["loc"]))
     where = where or "spec"
     value = first.get("input")
     shown = "" if isinstance(value, dict) else f" (got {value!r})"
-    return SpecError(f"{where}: {first['msg']}{shown}", field=where)
+    flag = next((f" (--{o.replace('_', '-')})" for o, p in OPTION_PATHS.items() if p == where), "")
+    fix = _FIXES.get(first["type"])
+    return SpecError(
+        f"{where}{flag}: {first['msg']}{shown}" + (f"; {fix}" if fix else ""), field=where
+    )
 
 
 class _Part(BaseModel):

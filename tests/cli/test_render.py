@@ -130,7 +130,8 @@ def test_a_spec_file_with_flag_overrides(
     [
         (
             ["render", "digits", "--storage-uri", "gs://b/d", "--canary-percent", "150"],
-            "error: canary.traffic_percent: Input should be less than or equal to 100 (got 150)",
+            "error: canary.traffic_percent (--canary-percent): Input should be less than or "
+            "equal to 100 (got 150); lower it",
         ),
         (
             [

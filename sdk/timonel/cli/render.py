@@ -26,7 +26,9 @@ def register(app: typer.Typer) -> None:
         storage_uri: str | None = typer.Option(
             None, "--storage-uri", help="Release URI: gs://, s3://, pvc://, https:// ..."
         ),
-        namespace: str | None = typer.Option(None, "--namespace", "-n"),
+        namespace: str | None = typer.Option(
+            None, "--namespace", "-n", help="Namespace of the InferenceService (default: default)."
+        ),
         mode: str | None = typer.Option(None, "--mode", help="knative (default) or standard."),
         runtime_version: str | None = typer.Option(
             None, "--runtime-version", help="TF Serving release, e.g. 2.20.0 (no -gpu suffix)."
@@ -41,10 +43,14 @@ def register(app: typer.Typer) -> None:
         model_size: str | None = typer.Option(
             None, "--model-size", help="Model size for --gpu auto (e.g. 1.5GB); default: release."
         ),
-        gpu_count: int | None = typer.Option(None, "--gpu-count"),
+        gpu_count: int | None = typer.Option(
+            None, "--gpu-count", help="GPUs per replica; checked against what GKE offers."
+        ),
         spot: bool = typer.Option(False, "--spot", help="Run on Spot GPU nodes."),
         gpu_sharing: str | None = typer.Option(None, "--gpu-sharing", help="time-sharing or mps."),
-        max_shared_clients: int | None = typer.Option(None, "--max-shared-clients"),
+        max_shared_clients: int | None = typer.Option(
+            None, "--max-shared-clients", help="Pods that share one GPU (with --gpu-sharing)."
+        ),
         mig_partition: str | None = typer.Option(
             None, "--mig-partition", help="MIG partition size, e.g. 1g.10gb."
         ),
@@ -56,11 +62,15 @@ def register(app: typer.Typer) -> None:
         min_replicas: int | None = typer.Option(
             None, "--min-replicas", help="0 scales to zero (Knative mode)."
         ),
-        max_replicas: int | None = typer.Option(None, "--max-replicas"),
+        max_replicas: int | None = typer.Option(
+            None, "--max-replicas", help="Upper bound of autoscaling (0: no bound in Knative)."
+        ),
         scale_metric: str | None = typer.Option(
             None, "--scale-metric", help="concurrency | rps (Knative), cpu | memory (Standard)."
         ),
-        scale_target: int | None = typer.Option(None, "--scale-target"),
+        scale_target: int | None = typer.Option(
+            None, "--scale-target", help="Target per replica for --scale-metric (percent for cpu)."
+        ),
         canary_percent: int | None = typer.Option(
             None, "--canary-percent", help="Share of traffic for the new model, 0-100."
         ),
@@ -76,12 +86,18 @@ def register(app: typer.Typer) -> None:
         tag_routing: bool = typer.Option(
             False, "--tag-routing", help="Per-revision URLs (latest-/prev-) in Knative mode."
         ),
-        service_account: str | None = typer.Option(None, "--service-account"),
-        enable_batching: bool = typer.Option(False, "--enable-batching"),
+        service_account: str | None = typer.Option(
+            None,
+            "--service-account",
+            help="Kubernetes service account that reads the bucket (Workload Identity).",
+        ),
+        enable_batching: bool = typer.Option(
+            False, "--enable-batching", help="TF Serving server-side batching."
+        ),
         spec_file: Path | None = typer.Option(
             None, "-f", "--file", help="ServingSpec YAML; flags override it."
         ),
-        output: Output = typer.Option(Output.yaml, "-o", "--output"),
+        output: Output = typer.Option(Output.yaml, "-o", "--output", help="yaml or json."),
     ) -> None:
         """Write the KServe InferenceService for a model to stdout."""
         from timonel import isvc
@@ -138,9 +154,13 @@ def register(app: typer.Typer) -> None:
         max_nodes: int = typer.Option(3, "--max-nodes", help="GPU pool maximum per zone."),
         spot: bool = typer.Option(False, "--spot", help="Spot GPU nodes."),
         autopilot: bool = typer.Option(False, "--autopilot", help="An Autopilot cluster."),
-        gpu_sharing: str | None = typer.Option(None, "--gpu-sharing"),
-        max_shared_clients: int | None = typer.Option(None, "--max-shared-clients"),
-        mig_partition: str | None = typer.Option(None, "--mig-partition"),
+        gpu_sharing: str | None = typer.Option(None, "--gpu-sharing", help="time-sharing or mps."),
+        max_shared_clients: int | None = typer.Option(
+            None, "--max-shared-clients", help="Pods that share one GPU (with --gpu-sharing)."
+        ),
+        mig_partition: str | None = typer.Option(
+            None, "--mig-partition", help="MIG partition size, e.g. 1g.10gb."
+        ),
         project: str = typer.Option("PROJECT_ID", "--project", help="Google Cloud project ID."),
     ) -> None:
         """Print the gcloud/kubectl commands for a GKE cluster with a GPU pool (not run)."""
