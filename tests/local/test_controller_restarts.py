@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ from timonel.local.supervisor import Backoff
 from .kubeapi import GROUP, PLURAL, TOKEN, VERSION, api_client
 from .standin_server import standin_command, write_model
 from .test_controller import NAMESPACE, manifest, predict, settled, wait_for
+from .test_supervisor import stalled_initializer
 
 
 def make_controller(url: str, state: Path) -> Controller:
@@ -110,3 +112,32 @@ def test_recreated_isvc_starts_over_with_new_revisions(tmp_path: Path) -> None:
             assert predict(ready, "again-predictor-00001") == [2]
         finally:
             controller.stop()
+
+
+def test_stop_is_prompt_while_a_storage_copy_stalls(tmp_path: Path) -> None:
+    with running(tmp_path / "cluster", TOKEN) as server:
+        api = client.CustomObjectsApi(api_client(server.url))
+        controller = Controller(
+            api_client(server.url),
+            tmp_path / "controller",
+            initializer=stalled_initializer,
+            command=standin_command,
+            watch_timeout=5,
+        )
+        controller.start()
+        try:
+            api.create_namespaced_custom_object(
+                GROUP, VERSION, NAMESPACE, PLURAL, manifest("stalled", "gs://unreachable/m/v1")
+            )
+            wait_for(
+                api,
+                "stalled",
+                lambda i: (
+                    (i.get("status") or {}).get("modelStatus", {}).get("transitionStatus")
+                    == "InProgress"
+                ),
+            )
+        finally:
+            started = time.monotonic()
+            controller.stop()
+        assert time.monotonic() - started < 3.0

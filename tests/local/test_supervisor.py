@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -14,7 +16,7 @@ import pytest
 
 from timonel.local.reconcile import Phase, RevisionObservation
 from timonel.local.revisions import RevisionKey, RevisionStore
-from timonel.local.storage_initializer import fetch_model
+from timonel.local.storage_initializer import InitializerArgs, initializer_command
 from timonel.local.supervisor import Backoff, RevisionSpec, Supervisor
 
 from .standin_server import standin_command, write_model
@@ -49,7 +51,7 @@ def changes() -> Changes:
 def supervisor(tmp_path: Path, changes: Changes) -> Iterator[Supervisor]:
     running = Supervisor(
         RevisionStore(tmp_path / "state"),
-        fetch_model,
+        initializer_command,
         changes,
         command=standin_command,
         backoff=Backoff(initial=0.1, cap=1.0),
@@ -145,3 +147,75 @@ def test_stop_terminates_the_process(
 def test_backoff_doubles_to_its_cap() -> None:
     backoff = Backoff(initial=1.0, cap=10.0)
     assert [backoff.delay(n) for n in range(1, 7)] == [1.0, 2.0, 4.0, 8.0, 10.0, 10.0]
+
+
+def stalled_initializer(args: InitializerArgs) -> list[str]:
+    """A storage initializer stuck on an unreachable bucket: it never finishes on its own."""
+    return [sys.executable, "-c", "import time; time.sleep(600)"]
+
+
+def test_stop_ends_a_stalled_storage_initializer_at_once(changes: Changes, tmp_path: Path) -> None:
+    supervisor = Supervisor(RevisionStore(tmp_path), stalled_initializer, changes)
+    supervisor.ensure(KEY, RevisionSpec("half", "gs://unreachable/half/v1"))
+    changes.wait_for(lambda: observe(supervisor).phase is Phase.INITIALIZING)
+    time.sleep(0.2)  # the copy has started
+
+    started = time.monotonic()
+    supervisor.stop_all()
+    assert time.monotonic() - started < 2.0
+    assert KEY not in supervisor.running()
+
+
+SUPERVISING = """
+import sys, time
+from pathlib import Path
+from local.standin_server import standin_command
+from timonel.local.revisions import RevisionKey, RevisionStore
+from timonel.local.storage_initializer import InitializerArgs, initializer_command
+from timonel.local.supervisor import RevisionSpec, Supervisor
+
+key = RevisionKey("models", "half", "half-predictor-00001")
+supervisor = Supervisor(
+    RevisionStore(Path(sys.argv[1])), initializer_command, lambda _: None, command=standin_command
+)
+supervisor.ensure(key, RevisionSpec("half", sys.argv[2]))
+while supervisor.observation(key, has_been_ready=False).phase.value != "Ready":
+    time.sleep(0.05)
+print(supervisor.pid(key), flush=True)
+time.sleep(600)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
+def test_revision_processes_die_with_a_killed_supervisor(tmp_path: Path) -> None:
+    model = write_model(tmp_path / "repo" / "half")
+    tests = Path(__file__).resolve().parents[1]
+    parent = subprocess.Popen(
+        [sys.executable, "-c", SUPERVISING, str(tmp_path / "state"), str(model)],
+        stdout=subprocess.PIPE,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join([str(tests), *sys.path])},
+    )
+    try:
+        assert parent.stdout is not None
+        revision = int(parent.stdout.readline())
+        os.kill(revision, 0)  # it runs
+    finally:
+        parent.kill()
+        parent.wait()
+        parent.stdout.close()  # type: ignore[union-attr]
+    deadline = time.monotonic() + 5
+    try:
+        while _alive(revision):
+            assert time.monotonic() < deadline, f"revision {revision} outlived its supervisor"
+            time.sleep(0.05)
+    finally:
+        if _alive(revision):
+            os.killpg(revision, signal.SIGKILL)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"

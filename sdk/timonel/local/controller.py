@@ -60,8 +60,15 @@ from timonel.local.reconcile import (
     unsupported_mode_status,
 )
 from timonel.local.revisions import RevisionKey, RevisionStore
-from timonel.local.storage_initializer import fetch_model
-from timonel.local.supervisor import Backoff, RevisionSpec, ServeArgs, Supervisor, serve_command
+from timonel.local.storage_initializer import initializer_command
+from timonel.local.supervisor import (
+    Backoff,
+    Initializer,
+    RevisionSpec,
+    ServeArgs,
+    Supervisor,
+    serve_command,
+)
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +88,7 @@ class Controller:
         state_dir: Path,
         *,
         domain: str = DEFAULT_DOMAIN,
-        initializer: Callable[[str, Path], None] = fetch_model,
+        initializer: Initializer = initializer_command,
         command: Callable[[ServeArgs], Sequence[str]] = serve_command,
         backoff: Backoff = Backoff(),
         progress_deadline: float = 600.0,

@@ -6,17 +6,25 @@ the reason KServe reports (``modelStatus.lastFailureInfo``). Here ``run_logged``
 one revision: it fetches into a temporary folder, logs what it did, and publishes the folder
 (with a ``.complete`` marker) only when the copy finished, so a revision never serves half a model.
 
-``fetch_model`` is the default fetch. A Timonel release (a folder with ``timonel.json``) is
-downloaded with ``timonel.storage.download_release``, which verifies every file against the
-manifest's checksums; anything else is copied file by file as it is, as KServe's initializer
-copies it, through ``timonel.storage`` (plain paths, ``file://``, ``gs://``, ``s3://``).
+``fetch_model`` is the fetch. A Timonel release (a folder with ``timonel.json``) is downloaded
+with ``timonel.storage.download_release``, which verifies every file against the manifest's
+checksums; anything else is copied file by file as it is, as KServe's initializer copies it. Every
+bucket is reached through ``timonel.storage`` (plain paths, ``file://``, ``gs://``, ``s3://``).
+
+Like KServe's init container, it runs as a process of its own (``initializer_command``, run by the
+supervisor): a copy stalled on an unreachable bucket is then ended by terminating the process, so
+stopping a revision or the whole local cluster never waits for the network. The process exits with
+code 1 and the reason on stderr (its termination message) when the copy fails.
 """
 
 from __future__ import annotations
 
+import argparse
 import datetime
 import shutil
-from collections.abc import Callable
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from timonel.errors import StorageError, TimonelError
@@ -24,6 +32,27 @@ from timonel.layout import MANIFEST_NAME, join
 
 #: Written into a model folder once its copy is complete.
 COMPLETE_MARKER = ".complete"
+
+
+@dataclass(frozen=True)
+class InitializerArgs:
+    """What the storage initializer of one revision is given."""
+
+    storage_uri: str
+    model_dir: Path
+    log_path: Path
+
+
+def initializer_command(args: InitializerArgs) -> list[str]:
+    """This module as a process: copy ``storage_uri`` into ``model_dir``, log to ``log_path``."""
+    return [
+        sys.executable,
+        "-m",
+        __name__,
+        args.storage_uri,
+        str(args.model_dir),
+        str(args.log_path),
+    ]
 
 
 def run_logged(
@@ -76,5 +105,23 @@ def fetch_model(storage_uri: str, dest: Path) -> None:
     storage.download_many([(join(storage_uri, name), dest / name) for name in sorted(files)])
 
 
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog=f"python -m {__name__}")
+    parser.add_argument("storage_uri")
+    parser.add_argument("model_dir", type=Path)
+    parser.add_argument("log_path", type=Path)
+    args = parser.parse_args(argv)
+    try:
+        run_logged(fetch_model, args.storage_uri, args.model_dir, args.log_path)
+    except TimonelError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    return 0
+
+
 def _now() -> str:
     return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

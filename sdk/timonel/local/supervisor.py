@@ -2,8 +2,8 @@
 
 This plays the kubelet for the local controller. Each started revision gets a thread that
 
-1. runs the storage initializer once (the model lands in the revision's ``model/`` folder, as
-   KServe's init container fills ``/mnt/models``);
+1. runs the storage initializer once, as a process of its own (the model lands in the revision's
+   ``model/`` folder, as KServe's init container fills ``/mnt/models``);
 2. starts ``python -m timonel serve`` on two free loopback ports, output appended to the
    revision's ``server.log``;
 3. probes ``GET /v1/models/<isvc>`` (the readiness probe of KServe's TF Serving runtime) until the
@@ -14,12 +14,20 @@ This plays the kubelet for the local controller. Each started revision gets a th
    a process stayed up).
 
 Every change of state is reported through ``on_change`` so the controller reconciles at once
-instead of polling. ``stop`` and ``stop_all`` terminate processes (SIGTERM, then SIGKILL).
+instead of polling. ``stop`` and ``stop_all`` terminate processes (SIGTERM, then SIGKILL), the
+storage initializer's included, so a stop never waits for a copy stalled on the network.
+
+On Linux every process is started with a parent-death signal (``PR_SET_PDEATHSIG``): if the
+process running the supervisor is killed outright (SIGKILL, a crash), its revisions die with it
+instead of living on in their own sessions. The kernel sends it when the thread that started the
+child ends; each revision's thread outlives its processes, so that is the supervisor's death.
 """
 
 from __future__ import annotations
 
+import ctypes
 import dataclasses
+import functools
 import logging
 import os
 import signal
@@ -31,12 +39,13 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 import httpx
 
-from timonel.errors import TimonelError
 from timonel.local.reconcile import Failure, Phase, RevisionObservation
 from timonel.local.revisions import RevisionKey, RevisionStore
+from timonel.local.storage_initializer import COMPLETE_MARKER, InitializerArgs
 
 log = logging.getLogger(__name__)
 
@@ -44,8 +53,11 @@ log = logging.getLogger(__name__)
 TERMINATION_MESSAGE_BYTES = 2048
 TERMINATION_MESSAGE_LINES = 80
 
-#: Fetches ``storage_uri`` into a folder; raises a TimonelError saying why it could not.
-Initializer = Callable[[str, Path], None]
+#: The command of a revision's storage initializer (``initializer_command``, or a stand-in).
+Initializer = Callable[[InitializerArgs], Sequence[str]]
+
+#: ``prctl`` option: the signal a process gets when its parent (thread) ends.
+_PR_SET_PDEATHSIG = 1
 
 
 @dataclass(frozen=True)
@@ -197,7 +209,8 @@ class _Worker:
         self._key = key
         self._spec = spec
         self._stopping = threading.Event()
-        self._process: subprocess.Popen[bytes] | None = None
+        self._process: subprocess.Popen[bytes] | None = None  # the server
+        self._initializing: subprocess.Popen[bytes] | None = None  # the storage initializer
         self._process_lock = threading.Lock()
         self._thread = threading.Thread(target=self._run, name=f"revision {key}", daemon=True)
 
@@ -246,10 +259,10 @@ class _Worker:
         """Initialize if needed and run the server to its end: (how it ended, seconds it ran)."""
         store = self._owner._store
         model_dir = store.model_dir(self._key)
-        if not (model_dir / ".complete").exists():
+        if not (model_dir / COMPLETE_MARKER).exists():
             self._owner._report(self._key, phase=Phase.INITIALIZING)
             failure = self._initialize(model_dir)
-            if failure is not None:
+            if failure is not None or self._stopping.is_set():
                 return failure, 0.0
         rest_port, grpc_port = _free_ports(2)
         args = ServeArgs(self._spec.model_name, model_dir, grpc_port, rest_port, self._spec.args)
@@ -264,17 +277,7 @@ class _Worker:
             with self._process_lock:
                 if self._stopping.is_set():
                     return None, 0.0
-                self._process = subprocess.Popen(
-                    command,
-                    stdout=output,
-                    stderr=subprocess.STDOUT,
-                    stdin=subprocess.DEVNULL,
-                    env={
-                        **os.environ,
-                        "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2"),
-                    },
-                    start_new_session=True,
-                )
+                self._process = _spawn(command, stdout=output, stderr=subprocess.STDOUT)
         self._owner._report(
             self._key,
             phase=Phase.STARTING,
@@ -285,14 +288,22 @@ class _Worker:
         return failure, time.monotonic() - started
 
     def _initialize(self, model_dir: Path) -> Failure | None:
-        from timonel.local.storage_initializer import run_logged
-
+        """Run the storage initializer to its end; a Failure with its termination message."""
         log_path = self._owner._store.initializer_log(self._key)
-        try:
-            run_logged(self._owner._initializer, self._spec.storage_uri, model_dir, log_path)
-        except TimonelError as exc:
-            return Failure(str(exc), exit_code=1, in_initializer=True)
-        return None
+        args = InitializerArgs(self._spec.storage_uri, model_dir, log_path)
+        command = list(self._owner._initializer(args))
+        with self._process_lock:
+            if self._stopping.is_set():
+                return None
+            process = _spawn(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            self._initializing = process
+        _, said = process.communicate()
+        if self._stopping.is_set() or process.returncode == 0:
+            return None
+        message = said.decode("utf-8", errors="replace").strip() or (
+            f"the storage initializer exited with code {process.returncode}; its log is {log_path}"
+        )
+        return Failure(message, exit_code=_exit_code(process.returncode), in_initializer=True)
 
     def _watch(self, rest_port: int, started: float, log_path: Path, offset: int) -> Failure | None:
         """Probe until ready, then wait for an exit; a Failure unless we were asked to stop."""
@@ -334,17 +345,64 @@ class _Worker:
 
     def _terminate(self) -> None:
         with self._process_lock:
-            process = self._process
-        if process is None or process.poll() is not None:
-            return
-        try:
-            os.killpg(process.pid, signal.SIGTERM)
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=10)
-        except ProcessLookupError:
-            pass
+            processes = [self._initializing, self._process]
+        for process in processes:
+            if process is not None and process.poll() is None:
+                _end(process)
+
+
+def _end(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM to the process's session, then SIGKILL if it is still there after 10 s."""
+    try:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=10)
+    except ProcessLookupError:
+        pass
+
+
+def _spawn(
+    command: Sequence[str], *, stdout: IO[bytes] | int, stderr: int
+) -> subprocess.Popen[bytes]:
+    """Start a revision's process in its own session, set to die with this one."""
+    return subprocess.Popen(
+        command,
+        stdout=stdout,
+        stderr=stderr,
+        stdin=subprocess.DEVNULL,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2")},
+        start_new_session=True,
+        preexec_fn=_death_signal(),
+    )
+
+
+def _death_signal() -> Callable[[], None] | None:
+    """For ``preexec_fn``: ask Linux to SIGKILL the child when its parent thread ends.
+
+    ``prctl`` is looked up in the parent, so the child makes two system calls before it execs; a
+    parent that died before ``prctl`` took effect is caught by the ``getppid`` check.
+    """
+    prctl = _prctl()
+    if prctl is None:
+        return None
+    parent = os.getpid()
+
+    def set_death_signal() -> None:
+        prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+        if os.getppid() != parent:
+            os._exit(1)
+
+    return set_death_signal
+
+
+@functools.cache
+def _prctl() -> Callable[[int, int], int] | None:
+    if not sys.platform.startswith("linux"):
+        return None
+    prctl: Callable[[int, int], int] = ctypes.CDLL(None, use_errno=True).prctl
+    return prctl
 
 
 def _probe(client: httpx.Client, url: str) -> tuple[str, str]:
