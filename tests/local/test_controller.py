@@ -340,3 +340,29 @@ def test_standard_mode_is_reported_not_run(
     assert refused["status"]["modelStatus"]["transitionStatus"] == "InvalidSpec"
     assert not any(key.isvc == name for key in controller.running_revisions())
     api.delete_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL, name)
+
+
+def test_stop_annotation_stops_the_revisions_and_removing_it_starts_over(
+    api: client.CustomObjectsApi, controller: Controller, repo: Path
+) -> None:
+    name = "paused"
+    api.create_namespaced_custom_object(
+        GROUP, VERSION, NAMESPACE, PLURAL, manifest(name, str(repo / "half" / "v1"))
+    )
+    wait_for(api, name, settled)
+    assert controller.revision_pid(NAMESPACE, name, f"{name}-predictor-00001") is not None
+
+    stop = {"metadata": {"annotations": {"serving.kserve.io/stop": "true"}}}
+    api.patch_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL, name, stop)
+    stopped = wait_for(api, name, lambda i: condition(i, "Stopped").get("status") == "True")
+    assert condition(stopped, "Ready")["reason"] == "Stopped"
+    assert "components" not in stopped["status"] and "url" not in stopped["status"]
+    assert not any(key.isvc == name for key in controller.running_revisions())
+
+    resume = {"metadata": {"annotations": {"serving.kserve.io/stop": None}}}
+    api.patch_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL, name, resume)
+    resumed = wait_for(api, name, settled)
+    assert condition(resumed, "Stopped")["status"] == "False"
+    assert traffic(resumed) == [(f"{name}-predictor-00001", 100, "")]
+    assert predict(resumed, f"{name}-predictor-00001") == [1]
+    api.delete_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL, name)

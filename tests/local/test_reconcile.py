@@ -16,9 +16,11 @@ from timonel.local.reconcile import (
     RevisionObservation,
     deployment_mode,
     gpu_limits,
+    is_stopped,
     reconcile,
     revision_template,
     spec_error,
+    stopped_status,
     unsupported_mode_status,
 )
 
@@ -519,3 +521,43 @@ def test_standard_mode_is_refused_with_the_fix() -> None:
     assert status["modelStatus"]["lastFailureInfo"]["reason"] == "InvalidPredictorSpec"
     assert status["observedGeneration"] == 3
     assert status["deploymentMode"] == "Standard"
+
+
+def test_a_stopped_isvc_keeps_only_its_mode_and_says_stopped() -> None:
+    served = reconcile(isvc(), [rev(1, V1)], {R1: READY}, now=NOW)
+    stop = {"serving.kserve.io/stop": "true"}
+    status = stopped_status(isvc(annotations=stop, generation=2, status=served.status), now=NOW)
+
+    assert status == {
+        "deploymentMode": "Knative",
+        "observedGeneration": 2,
+        "conditions": [
+            {
+                "type": "IngressReady",
+                "status": "False",
+                "reason": "Stopped",
+                "lastTransitionTime": NOW,
+            },
+            {"type": "PredictorReady", "status": "False", "lastTransitionTime": NOW},
+            {"type": "Ready", "status": "False", "reason": "Stopped", "lastTransitionTime": NOW},
+            {"type": "Stopped", "status": "True", "severity": "Info", "lastTransitionTime": NOW},
+        ],
+    }
+    later = stopped_status(isvc(annotations=stop, generation=3, status=status), now="later")
+    assert later == {**status, "observedGeneration": 3}
+
+    resumed = reconcile(isvc(generation=4, status=status), [], {}, now=NOW).status
+    assert {c["type"]: c["status"] for c in resumed["conditions"]}["Stopped"] == "False"
+
+
+@pytest.mark.parametrize(
+    ("annotations", "stopped"),
+    [
+        ({}, False),
+        ({"serving.kserve.io/stop": "true"}, True),
+        ({"serving.kserve.io/stop": "True"}, True),
+        ({"serving.kserve.io/stop": "false"}, False),
+    ],
+)
+def test_is_stopped(annotations: dict[str, str], stopped: bool) -> None:
+    assert is_stopped(isvc(annotations=annotations)) is stopped

@@ -28,6 +28,10 @@ Status follows KServe's shape field for field (``conditions``, ``url``, ``addres
 Each revision's files (model copy, ``storage-initializer.log``, ``server.log``) live under
 ``<state_dir>/revisions/<namespace>/<isvc>/<revision>/``.
 
+An InferenceService annotated ``serving.kserve.io/stop: "true"`` has its revisions stopped and
+dropped, as KServe deletes its Knative Service; removing the annotation starts it again from a
+first revision.
+
 InferenceServices in Standard mode (``serving.kserve.io/deploymentMode: Standard``) are not run:
 their status says so (``PredictorReady`` False, ``modelStatus`` InvalidSpec) so a waiter stops at
 once with the reason.
@@ -55,7 +59,9 @@ from timonel.local.reconcile import (
     Outcome,
     container_args,
     deployment_mode,
+    is_stopped,
     reconcile,
+    stopped_status,
     storage_uri,
     unsupported_mode_status,
 )
@@ -245,6 +251,9 @@ class Controller:
         if deployment_mode(isvc) != "Knative":
             self._forget(namespace, name)
             return self._write_status(isvc, unsupported_mode_status(isvc, now=_now()))
+        if is_stopped(isvc):
+            self._forget(namespace, name)  # KServe deletes the Knative Service and its revisions
+            return self._write_status(isvc, stopped_status(isvc, now=_now()))
         outcome = self._outcome(isvc)
         self._apply(namespace, name, outcome)
         return self._write_status(isvc, outcome.status)

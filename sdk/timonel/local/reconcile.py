@@ -30,6 +30,11 @@ Where the local emulation adds to KServe's shape (all documented in ``timonel.lo
 - ``status.observedGeneration`` is the InferenceService generation this status reflects (KServe
   copies the Knative Service's generation instead, which lags behind traffic-only changes).
 - A condition ``LocalCPUFallback`` (severity Info) says when a GPU request runs on the CPU here.
+- ``serving.kserve.io/stop: "true"`` is handled as KServe's predictor reconciler handles it in
+  Knative mode (``stopped_status``): the workload goes (here: the revisions and their processes)
+  and the status keeps only ``deploymentMode``, with ``Stopped`` True and ``PredictorReady`` and
+  ``IngressReady`` False. KServe writes ``Stopped`` False on every later reconcile; here it is
+  written only when the InferenceService resumes from a stop.
 - A spec KServe's controller cannot reconcile (an unsupported ``storageUri`` scheme, a
   ``canaryTrafficPercent`` outside 0..100) is only a Warning event ``InternalError`` in KServe; here
   the same text goes to ``PredictorReady`` and ``modelStatus.lastFailureInfo`` (``InvalidSpec``),
@@ -53,6 +58,8 @@ KNATIVE_MODES = frozenset({"Knative", "Serverless"})
 STANDARD_MODES = frozenset({"Standard", "RawDeployment"})
 DEPLOYMENT_MODE_ANNOTATION = "serving.kserve.io/deploymentMode"
 TAG_ROUTING_ANNOTATION = "serving.kserve.io/enable-tag-routing"
+#: ``"true"`` stops the InferenceService: its workload is deleted, its spec kept.
+STOP_ANNOTATION = "serving.kserve.io/stop"
 
 #: Knative's default domain, which KServe's URLs carry when nothing else is configured.
 DEFAULT_DOMAIN = "example.com"
@@ -85,6 +92,8 @@ PREDICTOR_ROUTE_READY = "PredictorRouteReady"
 PREDICTOR_CONFIGURATION_READY = "PredictorConfigurationReady"
 ROUTES_READY = "RoutesReady"
 LATEST_DEPLOYMENT_READY = "LatestDeploymentReady"
+#: KServe's condition of a stopped InferenceService, and the reason it gives the others.
+STOPPED = "Stopped"
 #: The one condition type of our own: a GPU request served on the CPU.
 LOCAL_CPU_FALLBACK = "LocalCPUFallback"
 
@@ -160,6 +169,12 @@ def deployment_mode(isvc: Mapping[str, Any], default: str = "Knative") -> str:
     if value in STANDARD_MODES:
         return "Standard"
     return default
+
+
+def is_stopped(isvc: Mapping[str, Any]) -> bool:
+    """Whether the stop annotation is set (``true``, in any case, as KServe reads it)."""
+    annotations = isvc.get("metadata", {}).get("annotations") or {}
+    return str(annotations.get(STOP_ANNOTATION, "")).lower() == "true"
 
 
 def predictor_service_name(isvc_name: str) -> str:
@@ -286,6 +301,32 @@ def unsupported_mode_status(isvc: Mapping[str, Any], *, now: str) -> dict[str, A
     return status
 
 
+def stopped_status(isvc: Mapping[str, Any], *, now: str) -> dict[str, Any]:
+    """The status of a stopped InferenceService, as KServe writes it in Knative mode.
+
+    Everything but ``deploymentMode`` is cleared; ``PredictorReady`` is False, ``Stopped`` True,
+    and ``IngressReady`` (so ``Ready``) False with reason Stopped. Once stopped, the conditions
+    stay as they are (KServe returns early); ``observedGeneration`` follows the generation.
+    """
+    metadata = isvc.get("metadata") or {}
+    previous: Mapping[str, Any] = isvc.get("status") or {}
+    was_stopped = any(
+        c.get("type") == STOPPED and c.get("status") == TRUE
+        for c in previous.get("conditions") or []
+    )
+    status: dict[str, Any] = {"deploymentMode": previous.get("deploymentMode") or "Knative"}
+    status["conditions"] = copy.deepcopy(list(previous["conditions"])) if was_stopped else []
+    conditions = ISVC_CONDITIONS.manage(status["conditions"], now)
+    if not was_stopped:
+        conditions.initialize()
+        conditions.mark_false(PREDICTOR_READY, "")
+        conditions.mark_info(STOPPED, TRUE, "", "")
+        conditions.mark_false(INGRESS_READY, STOPPED)
+    if metadata.get("generation") is not None:
+        status["observedGeneration"] = int(metadata["generation"])
+    return status
+
+
 # --- one pass -------------------------------------------------------------------------------
 
 
@@ -345,6 +386,8 @@ def _reconcile_once(
     status: dict[str, Any] = copy.deepcopy(dict(isvc.get("status") or {}))
     conditions = ISVC_CONDITIONS.manage(status.setdefault("conditions", []), now)
     conditions.initialize()
+    if conditions.get(STOPPED) is not None:
+        conditions.mark_info(STOPPED, FALSE, "", "")  # resumed after a stop
     status["deploymentMode"] = "Knative"
     if metadata.get("generation") is not None:
         status["observedGeneration"] = int(metadata["generation"])
