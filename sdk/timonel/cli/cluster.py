@@ -9,6 +9,7 @@ flags of a write: ``--wait``, ``--timeout``, ``--dry-run``, ``--context``.
 from __future__ import annotations
 
 import contextlib
+import functools
 import inspect
 from collections.abc import Callable, Iterator
 from enum import StrEnum
@@ -204,18 +205,16 @@ def register(app: typer.Typer) -> None:
         """Send a share of the traffic to a new release (its URI and share in one update)."""
         from timonel.kube import rollout
 
-        with _connect(context, namespace) as cluster, _progress(name, wait) as on_change:
-            result = rollout.canary(
-                name,
-                storage_uri,
-                percent,
-                cluster=cluster,
-                wait=wait,
-                timeout=timeout,
-                dry_run=dry_run,
-                on_change=on_change,
-            )
-        _report(f"canary at {percent}%", result, dry_run=dry_run, waited=wait)
+        _change(
+            f"canary at {percent}%",
+            name,
+            functools.partial(rollout.canary, name, storage_uri, percent),
+            namespace=namespace,
+            context=context,
+            wait=wait,
+            timeout=timeout,
+            dry_run=dry_run,
+        )
 
     @app.command()
     def promote(
@@ -229,16 +228,16 @@ def register(app: typer.Typer) -> None:
         """Give the canary all the traffic."""
         from timonel.kube import rollout
 
-        with _connect(context, namespace) as cluster, _progress(name, wait) as on_change:
-            result = rollout.promote(
-                name,
-                cluster=cluster,
-                wait=wait,
-                timeout=timeout,
-                dry_run=dry_run,
-                on_change=on_change,
-            )
-        _report("promoted", result, dry_run=dry_run, waited=wait)
+        _change(
+            "promoted",
+            name,
+            functools.partial(rollout.promote, name),
+            namespace=namespace,
+            context=context,
+            wait=wait,
+            timeout=timeout,
+            dry_run=dry_run,
+        )
 
     @app.command()
     def rollback(
@@ -252,16 +251,16 @@ def register(app: typer.Typer) -> None:
         """Send all traffic back to the previous release."""
         from timonel.kube import rollout
 
-        with _connect(context, namespace) as cluster, _progress(name, wait) as on_change:
-            result = rollout.rollback(
-                name,
-                cluster=cluster,
-                wait=wait,
-                timeout=timeout,
-                dry_run=dry_run,
-                on_change=on_change,
-            )
-        _report("rolled back", result, dry_run=dry_run, waited=wait)
+        _change(
+            "rolled back",
+            name,
+            functools.partial(rollout.rollback, name),
+            namespace=namespace,
+            context=context,
+            wait=wait,
+            timeout=timeout,
+            dry_run=dry_run,
+        )
 
     @app.command()
     def delete(
@@ -308,6 +307,25 @@ def register(app: typer.Typer) -> None:
                 _split(service),
             )
         stdout.print(table)
+
+
+def _change(
+    what: str,
+    name: str,
+    change: Callable[..., ServiceStatus],
+    *,
+    namespace: str | None,
+    context: str | None,
+    wait: bool,
+    timeout: float,
+    dry_run: bool,
+) -> None:
+    """Run one of canary/promote/rollback on the context's cluster, with progress, and report."""
+    with _connect(context, namespace) as cluster, _progress(name, wait) as on_change:
+        result = change(
+            cluster=cluster, wait=wait, timeout=timeout, dry_run=dry_run, on_change=on_change
+        )
+    _report(what, result, dry_run=dry_run, waited=wait)
 
 
 def _report(what: str, status: ServiceStatus, *, dry_run: bool, waited: bool) -> None:

@@ -118,22 +118,15 @@ def apply_object(manifest: dict[str, Any], *, dry_run: bool = False, force: bool
     canary patch): a deploy states the whole intent, so it wins, as ``kubectl apply
     --server-side --force-conflicts`` does.
     """
-    kind = kind_of(manifest)
     metadata = manifest.get("metadata", {})
-    namespace, name = metadata.get("namespace"), metadata["name"]
-    query = list(_write_query(dry_run=dry_run, field_manager=FIELD_MANAGER))
-    if force:
-        query.append(("force", "true"))
-    return Request(
-        "patch",
-        "PATCH",
-        kind,
-        namespace,
-        name,
-        kind.path(namespace, name),
-        query=tuple(query),
-        body=manifest,
-        content_type=APPLY_PATCH,
+    return _patch(
+        kind_of(manifest),
+        metadata.get("namespace"),
+        metadata["name"],
+        manifest,
+        APPLY_PATCH,
+        dry_run=dry_run,
+        force=force,
     )
 
 
@@ -145,17 +138,7 @@ def merge_patch(
     Put ``metadata.resourceVersion`` in the patch to make it conditional: the server answers 409
     when the object changed since that version was read.
     """
-    return Request(
-        "patch",
-        "PATCH",
-        kind,
-        namespace,
-        name,
-        kind.path(namespace, name),
-        query=_write_query(dry_run=dry_run, field_manager=FIELD_MANAGER),
-        body=patch,
-        content_type=MERGE_PATCH,
-    )
+    return _patch(kind, namespace, name, patch, MERGE_PATCH, dry_run=dry_run)
 
 
 def json_patch(
@@ -167,6 +150,20 @@ def json_patch(
     dry_run: bool = False,
 ) -> Request:
     """A JSON patch (RFC 6902): a list of ``add``/``remove``/``replace``/``test`` operations."""
+    return _patch(kind, namespace, name, operations, JSON_PATCH, dry_run=dry_run)
+
+
+def _patch(
+    kind: Kind,
+    namespace: str | None,
+    name: str,
+    body: Any,
+    content_type: str,
+    *,
+    dry_run: bool,
+    force: bool = False,
+) -> Request:
+    query = _write_query(dry_run=dry_run, field_manager=FIELD_MANAGER)
     return Request(
         "patch",
         "PATCH",
@@ -174,9 +171,9 @@ def json_patch(
         namespace,
         name,
         kind.path(namespace, name),
-        query=_write_query(dry_run=dry_run, field_manager=FIELD_MANAGER),
-        body=operations,
-        content_type=JSON_PATCH,
+        query=(*query, ("force", "true")) if force else query,
+        body=body,
+        content_type=content_type,
     )
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import contextlib
 import copy
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 from timonel.errors import ApiError
 from timonel.isvc import render
@@ -133,17 +133,25 @@ def _update(
     )
 
 
+class ChangeOptions(TypedDict, total=False):
+    """Keyword options of ``canary``, ``promote`` and ``rollback``.
+
+    ``cluster`` (default: the kubeconfig's, connected for this call), ``namespace`` (default:
+    the cluster's), ``wait`` for the change to be served (default True) up to ``timeout``
+    seconds, ``dry_run`` (the server validates, nothing is stored), ``on_change`` called with
+    each observed state while waiting.
+    """
+
+    cluster: Cluster | None
+    namespace: str | None
+    wait: bool
+    timeout: float
+    dry_run: bool
+    on_change: Progress | None
+
+
 def canary(
-    name: str,
-    storage_uri: str,
-    percent: int,
-    *,
-    cluster: Cluster | None = None,
-    namespace: str | None = None,
-    wait: bool = True,
-    timeout: float = DEFAULT_TIMEOUT,
-    dry_run: bool = False,
-    on_change: Progress | None = None,
+    name: str, storage_uri: str, percent: int, **options: Unpack[ChangeOptions]
 ) -> ServiceStatus:
     """Send ``percent`` of the traffic to the model at ``storage_uri``, in one update.
 
@@ -151,78 +159,33 @@ def canary(
     progressive rollout).
     """
     patches.check_percent(percent)
-    return _change(
-        name,
-        lambda isvc: patches.canary_patch(isvc, storage_uri, percent),
-        cluster=cluster,
-        namespace=namespace,
-        wait=wait,
-        timeout=timeout,
-        dry_run=dry_run,
-        on_change=on_change,
-    )
+    return _change(name, lambda isvc: patches.canary_patch(isvc, storage_uri, percent), **options)
 
 
-def promote(
-    name: str,
-    *,
-    cluster: Cluster | None = None,
-    namespace: str | None = None,
-    wait: bool = True,
-    timeout: float = DEFAULT_TIMEOUT,
-    dry_run: bool = False,
-    on_change: Progress | None = None,
-) -> ServiceStatus:
+def promote(name: str, **options: Unpack[ChangeOptions]) -> ServiceStatus:
     """Give the canary all the traffic."""
-    return _change(
-        name,
-        patches.promote_patch,
-        cluster=cluster,
-        namespace=namespace,
-        wait=wait,
-        timeout=timeout,
-        dry_run=dry_run,
-        on_change=on_change,
-    )
+    return _change(name, patches.promote_patch, **options)
 
 
-def rollback(
-    name: str,
-    *,
-    cluster: Cluster | None = None,
-    namespace: str | None = None,
-    wait: bool = True,
-    timeout: float = DEFAULT_TIMEOUT,
-    dry_run: bool = False,
-    on_change: Progress | None = None,
-) -> ServiceStatus:
+def rollback(name: str, **options: Unpack[ChangeOptions]) -> ServiceStatus:
     """Send all traffic back to the previous model.
 
     During a canary the canary's share drops to 0 (instant: the old revision is still running);
     otherwise the release served before the last promotion or deploy is deployed again.
     """
-    return _change(
-        name,
-        patches.rollback_patch,
-        cluster=cluster,
-        namespace=namespace,
-        wait=wait,
-        timeout=timeout,
-        dry_run=dry_run,
-        on_change=on_change,
-    )
+    return _change(name, patches.rollback_patch, **options)
 
 
 def _change(
     name: str,
     make_patch: Callable[[dict[str, Any]], dict[str, Any]],
     *,
-    cluster: Cluster | None,
-    namespace: str | None,
-    wait: bool,
-    timeout: float,
-    dry_run: bool,
-    on_change: Progress | None,
+    cluster: Cluster | None = None,
+    namespace: str | None = None,
+    wait: bool = True,
+    timeout: float = DEFAULT_TIMEOUT,
+    dry_run: bool = False,
+    on_change: Progress | None = None,
 ) -> ServiceStatus:
     with _session(cluster) as session:
         written = _update(
