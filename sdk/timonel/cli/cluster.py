@@ -216,51 +216,11 @@ def register(app: typer.Typer) -> None:
             dry_run=dry_run,
         )
 
-    @app.command()
-    def promote(
-        name: str = typer.Argument(..., help="InferenceService name."),
-        namespace: str | None = _NAMESPACE,
-        context: str | None = _CONTEXT,
-        wait: bool = _WAIT,
-        timeout: float = _TIMEOUT,
-        dry_run: bool = _DRY_RUN,
-    ) -> None:
-        """Give the canary all the traffic."""
-        from timonel.kube import rollout
-
-        _change(
-            "promoted",
-            name,
-            functools.partial(rollout.promote, name),
-            namespace=namespace,
-            context=context,
-            wait=wait,
-            timeout=timeout,
-            dry_run=dry_run,
-        )
-
-    @app.command()
-    def rollback(
-        name: str = typer.Argument(..., help="InferenceService name."),
-        namespace: str | None = _NAMESPACE,
-        context: str | None = _CONTEXT,
-        wait: bool = _WAIT,
-        timeout: float = _TIMEOUT,
-        dry_run: bool = _DRY_RUN,
-    ) -> None:
-        """Send all traffic back to the previous release."""
-        from timonel.kube import rollout
-
-        _change(
-            "rolled back",
-            name,
-            functools.partial(rollout.rollback, name),
-            namespace=namespace,
-            context=context,
-            wait=wait,
-            timeout=timeout,
-            dry_run=dry_run,
-        )
+    for command, done, help_text in (
+        ("promote", "promoted", "Give the canary all the traffic."),
+        ("rollback", "rolled back", "Send all traffic back to the previous release."),
+    ):
+        app.command(command, help=help_text)(_traffic_command(command, done))
 
     @app.command()
     def delete(
@@ -307,6 +267,33 @@ def register(app: typer.Typer) -> None:
                 _split(service),
             )
         stdout.print(table)
+
+
+def _traffic_command(function: str, done: str) -> Callable[..., None]:
+    """``timonel promote`` or ``timonel rollback``: the same flags, one rollout function each."""
+
+    def command(
+        name: str = typer.Argument(..., help="InferenceService name."),
+        namespace: str | None = _NAMESPACE,
+        context: str | None = _CONTEXT,
+        wait: bool = _WAIT,
+        timeout: float = _TIMEOUT,
+        dry_run: bool = _DRY_RUN,
+    ) -> None:
+        from timonel.kube import rollout
+
+        _change(
+            done,
+            name,
+            functools.partial(getattr(rollout, function), name),
+            namespace=namespace,
+            context=context,
+            wait=wait,
+            timeout=timeout,
+            dry_run=dry_run,
+        )
+
+    return command
 
 
 def _change(
