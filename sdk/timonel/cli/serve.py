@@ -39,7 +39,9 @@ _FLAGS: dict[str, str] = {
     "load_retry_interval_micros": "Wait between load retries.",
     "rest_api_max_body_bytes": "Largest REST request body; larger bodies get 413.",
     "tensorflow_intra_op_parallelism": "Threads inside one op (0: TensorFlow's choice).",
-    "tensorflow_inter_op_parallelism": "Ops run in parallel (0: TensorFlow's choice).",
+    "tensorflow_inter_op_parallelism": (
+        "Ops run in parallel (0: TensorFlow's choice; -1: in the request's own thread)."
+    ),
 }
 
 

@@ -70,6 +70,17 @@ class BatchScheduler:
         )
         self._queues: dict[tuple[Any, ...], _Queue] = {}
         self._busy = 0
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def bind(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+
+    def run_blocking(self, servable: Servable, call: Call, timeout_ms: int) -> list[np.ndarray]:
+        """``run`` from another thread: the call joins the loop's batches and this thread waits."""
+        if self._loop is None:
+            raise ServingError("The batch scheduler is not running yet", code="UNAVAILABLE")
+        future = asyncio.run_coroutine_threadsafe(self.run(servable, call, timeout_ms), self._loop)
+        return future.result()
 
     async def run(self, servable: Servable, call: Call, timeout_ms: int) -> list[np.ndarray]:
         size = _batch_dim(call)

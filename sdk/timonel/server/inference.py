@@ -1,19 +1,20 @@
 """Predict, classify and regress, shared by the REST and gRPC front ends.
 
 A request names a model (and maybe a version or label) and a signature; this module resolves the
-servable, holds it while the call runs (so an unload waits for it), checks the signature, runs the
-session call through the runner (direct or batched) and records runtime metrics. The front ends
-only translate their wire formats and error codes.
+servable, holds it while the call runs (so an unload waits for it), checks the signature, prepares
+the session call as a ``Job`` and runs it through the runner (direct or batched), recording runtime
+metrics. REST runs jobs on the event loop (``run``); gRPC handlers run them from their own threads
+(``run_blocking``). The front ends only translate their wire formats and error codes.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator, Mapping, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import numpy as np
 
@@ -33,6 +34,7 @@ from timonel.server.servable import (
 )
 
 access_log = logging.getLogger("timonel.server.access")
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -46,24 +48,14 @@ class ModelSpec:
 
 
 @dataclass(frozen=True)
-class Prediction:
+class Job(Generic[T]):
+    """A checked request: the session call that answers it, and how its outputs become the
+    answer (``api`` names it in the runtime metrics)."""
+
     servable: Servable
-    signature_name: str
-    outputs: dict[str, np.ndarray]
-
-
-@dataclass(frozen=True)
-class Classification:
-    servable: Servable
-    signature_name: str
-    results: list[list[tuple[str, float]]]
-
-
-@dataclass(frozen=True)
-class Regression:
-    servable: Servable
-    signature_name: str
-    results: list[float]
+    call: Call
+    api: str
+    answer: Callable[[list[np.ndarray]], T]
 
 
 class Inference:
@@ -77,8 +69,8 @@ class Inference:
         self.metrics = metrics
         self.timeout_ms = timeout_ms
 
-    @asynccontextmanager
-    async def servable(self, spec: ModelSpec) -> AsyncIterator[Servable]:
+    @contextmanager
+    def servable(self, spec: ModelSpec) -> Iterator[Servable]:
         """The servable a spec resolves to, held for the duration of the block."""
         servable = self.manager.resolve(spec.name, spec.version, spec.label)
         servable.acquire()
@@ -87,32 +79,54 @@ class Inference:
         finally:
             servable.release()
 
-    async def predict(
+    def predict(
         self,
         servable: Servable,
         signature: Signature,
         inputs: Mapping[str, np.ndarray],
         output_filter: Sequence[str] = (),
-    ) -> dict[str, np.ndarray]:
+    ) -> Job[dict[str, np.ndarray]]:
         call = servable.prepare_predict(signature, inputs, output_filter)
-        values = await self._run(servable, call, "Predict")
-        return dict(zip(call.aliases, values, strict=True))
+        return Job(servable, call, "Predict", lambda values: _named(call, values))
 
-    async def classify(
+    def classify(
         self, servable: Servable, signature: Signature, examples: Sequence[bytes]
-    ) -> list[list[tuple[str, float]]]:
+    ) -> Job[list[list[tuple[str, float]]]]:
         call = servable.prepare_examples(signature, examples, CLASSIFY_METHOD)
-        values = await self._run(servable, call, "Classify")
-        self.metrics.record_examples(servable.name, len(examples))
-        return classification_results(dict(zip(call.aliases, values, strict=True)), len(examples))
 
-    async def regress(
+        def answer(values: list[np.ndarray]) -> list[list[tuple[str, float]]]:
+            self.metrics.record_examples(servable.name, len(examples))
+            return classification_results(_named(call, values), len(examples))
+
+        return Job(servable, call, "Classify", answer)
+
+    def regress(
         self, servable: Servable, signature: Signature, examples: Sequence[bytes]
-    ) -> list[float]:
+    ) -> Job[list[float]]:
         call = servable.prepare_examples(signature, examples, REGRESS_METHOD)
-        values = await self._run(servable, call, "Regress")
-        self.metrics.record_examples(servable.name, len(examples))
-        return regression_results(dict(zip(call.aliases, values, strict=True)), len(examples))
+
+        def answer(values: list[np.ndarray]) -> list[float]:
+            self.metrics.record_examples(servable.name, len(examples))
+            return regression_results(_named(call, values), len(examples))
+
+        return Job(servable, call, "Regress", answer)
+
+    async def run(self, job: Job[T]) -> T:
+        """Run a job from the event loop."""
+        start = time.perf_counter()
+        values = await self.runner.run(job.servable, job.call, self.timeout_ms)
+        return self._answer(job, values, start)
+
+    def run_blocking(self, job: Job[T]) -> T:
+        """Run a job from a thread other than the event loop's, blocking it."""
+        start = time.perf_counter()
+        values = self.runner.run_blocking(job.servable, job.call, self.timeout_ms)
+        return self._answer(job, values, start)
+
+    def _answer(self, job: Job[T], values: list[np.ndarray], start: float) -> T:
+        elapsed_us = (time.perf_counter() - start) * 1e6
+        self.metrics.record_runtime(job.servable.name, job.api, elapsed_us)
+        return job.answer(values)
 
     def finished(
         self,
@@ -136,11 +150,9 @@ class Inference:
                 "", extra={"fields": {**entry, "latency_ms": round(elapsed_us / 1e3, 3)}}
             )
 
-    async def _run(self, servable: Servable, call: Call, api: str) -> list[np.ndarray]:
-        start = time.perf_counter()
-        values = await self.runner.run(servable, call, self.timeout_ms)
-        self.metrics.record_runtime(servable.name, api, (time.perf_counter() - start) * 1e6)
-        return values
+
+def _named(call: Call, values: list[np.ndarray]) -> dict[str, np.ndarray]:
+    return dict(zip(call.aliases, values, strict=True))
 
 
 def signature_key(name: str) -> str:

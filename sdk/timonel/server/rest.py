@@ -168,24 +168,24 @@ class RestApi:
         if found.kind == "metadata":
             return self._metadata(_model_spec(found))
         spec = _model_spec(found)
-        async with self.inference.servable(spec) as servable:
+        with self.inference.servable(spec) as servable:
             body = await self._read_body(request)
             doc = json_tensor.parse_json(body)
             signature_name = json_tensor.signature_name(doc)
             if found.kind == "predict":
                 signature = predict_signature(servable, signature_name, rest=True)
                 decoded = json_tensor.decode_predict(doc, signature.input_dtypes, body)
-                outputs = await self.inference.predict(servable, signature, decoded.tensors)
+                prediction = self.inference.predict(servable, signature, decoded.tensors)
+                outputs = await self.inference.run(prediction)
                 return json_tensor.encode_predict(outputs, decoded.format)
             signature = example_signature(servable, signature_name)
             examples = serialize_json_examples(json_tensor.decode_examples(doc, found.kind))
             if found.kind == "classify":
-                return json_tensor.encode_classify(
-                    await self.inference.classify(servable, signature, examples)
-                )
-            return json_tensor.encode_regress(
-                await self.inference.regress(servable, signature, examples)
-            )
+                classification = self.inference.classify(servable, signature, examples)
+                results = await self.inference.run(classification)
+                return json_tensor.encode_classify(results)
+            values = await self.inference.run(self.inference.regress(servable, signature, examples))
+            return json_tensor.encode_regress(values)
 
     async def _read_body(self, request: web.BaseRequest) -> bytes:
         length = request.content_length
