@@ -40,14 +40,13 @@ import httpx
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
-README = BENCH / "README.md"
-BEGIN, END = "<!-- bench/deploy.py: begin -->", "<!-- bench/deploy.py: end -->"
 RUNS = int(os.environ.get("BENCH_DEPLOY_RUNS", "3"))
 GOAL_OVERHEAD = 1.0
 TIMEOUT = 180.0
 NAMESPACE = "default"
 
 sys.path.insert(0, str(ROOT / "tests"))
+import readme  # noqa: E402  (bench/readme.py)
 import tfmodels  # noqa: E402  (the test suite's SavedModels)
 
 from timonel.kube.client import Cluster  # noqa: E402
@@ -158,17 +157,6 @@ def manifest(name: str, uri: str) -> dict[str, Any]:
 
     spec = timonel.ServingSpec(model=timonel.Model(name=name, storage_uri=uri))
     return timonel.render(spec)
-
-
-def write_readme(section: str) -> None:
-    text = README.read_text() if README.exists() else "# Benchmarks\n\n"
-    block = f"{BEGIN}\n{section}\n{END}"
-    if BEGIN in text and END in text:
-        head, rest = text.split(BEGIN, 1)
-        text = head + block + rest.split(END, 1)[1]
-    else:
-        text = text.rstrip("\n") + "\n\n" + block + "\n"
-    README.write_text(text)
 
 
 def main() -> None:
@@ -340,8 +328,8 @@ def report(runs: list[Run], costs: dict[str, float]) -> None:
     section = "\n".join(lines)
     print()
     print(section)
-    write_readme(section)
-    print(f"\nwrote {README.relative_to(ROOT)}")
+    readme.write_section("bench/deploy.py", section)
+    print(f"\nwrote {readme.README.relative_to(ROOT)}")
 
 
 if __name__ == "__main__":

@@ -26,14 +26,13 @@ from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
-README = BENCH / "README.md"
-BEGIN, END = "<!-- bench/package.py: begin -->", "<!-- bench/package.py: end -->"
 TOTAL_MB = int(os.environ.get("BENCH_PACKAGE_MB", "1100"))
 SHARD_MB = 128
 GOAL_RATIO, GOAL_RSS_MB = 2.0, 300
 
 sys.path.insert(0, str(ROOT / "tests"))
 import emulators  # noqa: E402  (the test suite's emulator launcher)
+import readme  # noqa: E402  (bench/readme.py)
 
 from timonel.storage import DEFAULT_WORKERS  # noqa: E402
 
@@ -104,17 +103,6 @@ def run_peer(code: str, *args: str) -> dict[str, float]:
     return dict(json.loads(done.stdout.strip().splitlines()[-1]))
 
 
-def write_readme(section: str) -> None:
-    text = README.read_text() if README.exists() else "# Benchmarks\n\n"
-    block = f"{BEGIN}\n{section}\n{END}"
-    if BEGIN in text and END in text:
-        head, rest = text.split(BEGIN, 1)
-        text = head + block + rest.split(END, 1)[1]
-    else:
-        text = text.rstrip("\n") + "\n\n" + block + "\n"
-    README.write_text(text)
-
-
 def main() -> None:
     with tempfile.TemporaryDirectory(prefix="timonel-bench-") as scratch:
         work = Path(scratch)
@@ -171,7 +159,7 @@ def main() -> None:
     ]
     section = "\n".join(lines)
     print(section)
-    write_readme(section)
+    readme.write_section("bench/package.py", section)
 
 
 if __name__ == "__main__":

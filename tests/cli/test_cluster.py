@@ -7,74 +7,26 @@ commands' output and their waits run in about a second each.
 from __future__ import annotations
 
 import json
-import secrets
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
-from kubernetes import config
-from local.standin_server import standin_command, write_model
+from local.standin_server import write_model
+from localcluster import write_kubeconfig
 
 from timonel import cli
-from timonel.local.apiserver.runner import Running, running
-from timonel.local.controller import Controller
-from timonel.local.supervisor import Backoff
-
-TOKEN = secrets.token_hex(16)
-
-
-def write_kubeconfig(path: Path, server: str, token: str, namespace: str = "team") -> Path:
-    path.write_text(
-        yaml.safe_dump(
-            {
-                "apiVersion": "v1",
-                "kind": "Config",
-                "current-context": "local",
-                "clusters": [{"name": "local", "cluster": {"server": server}}],
-                "users": [{"name": "local", "user": {"token": token}}],
-                "contexts": [
-                    {
-                        "name": "local",
-                        "context": {"cluster": "local", "user": "local", "namespace": namespace},
-                    }
-                ],
-            }
-        )
-    )
-    return path
+from timonel.local.apiserver import Running
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
-    with running(tmp_path_factory.mktemp("cluster"), TOKEN) as srv:
-        srv.registry.ensure_namespace("team")
-        yield srv
-
-
-@pytest.fixture(scope="module")
-def kubeconfig(server: Running, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    path = write_kubeconfig(tmp_path_factory.mktemp("kube") / "config", server.url, TOKEN)
+def kubeconfig(local_api: Running, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """``KUBECONFIG`` set to a kubeconfig of the local API whose context's namespace is team."""
+    local_api.registry.ensure_namespace("team")
+    path = write_kubeconfig(tmp_path_factory.mktemp("kube") / "config", local_api, namespace="team")
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("KUBECONFIG", str(path))
         yield path
-
-
-@pytest.fixture(scope="module")
-def controller(kubeconfig: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    api_client = config.new_client_from_config(str(kubeconfig), persist_config=False)
-    running_controller = Controller(
-        api_client,
-        tmp_path_factory.mktemp("controller"),
-        command=standin_command,
-        backoff=Backoff(initial=0.1, cap=1.0),
-        watch_timeout=5,
-    )
-    running_controller.start()
-    yield
-    running_controller.stop()
-    api_client.close()
 
 
 @pytest.fixture(scope="module")
@@ -117,7 +69,7 @@ def test_a_server_side_refusal_is_one_line(capsys: pytest.CaptureFixture[str]) -
     assert "Traceback" not in err
 
 
-@pytest.mark.usefixtures("controller")
+@pytest.mark.usefixtures("kubeconfig", "local_controller")
 def test_the_lifecycle_through_the_commands(capsys: pytest.CaptureFixture[str], repo: Path) -> None:
     v1, v2 = f"file://{repo}/half/v1", f"file://{repo}/half/v2"
     deploy = ("deploy", "half", "--storage-uri", v1, "--tag-routing")

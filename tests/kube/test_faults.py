@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from localcluster import TOKEN, write_kubeconfig
 
 from timonel.errors import ApiError
 from timonel.kube import rollout
@@ -21,8 +22,6 @@ from timonel.kube.requests import MERGE_PATCH, Request, get_object, merge_patch
 from timonel.kube.resources import INFERENCE_SERVICE
 from timonel.kube.wait import wait_ready
 from timonel.local.apiserver.runner import Running, running
-
-from .localapi import TOKEN, write_kubeconfig
 
 V1, V2 = "gs://models/half/v1", "gs://models/half/v2"
 
@@ -114,12 +113,6 @@ def get(cluster: Cluster, name: str) -> dict[str, Any]:
     return cluster.send(get_object(INFERENCE_SERVICE, cluster.namespace, name))
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
-    with running(tmp_path_factory.mktemp("state"), TOKEN) as srv:
-        yield srv
-
-
 class InterferingCluster(Cluster):
     """Another writer changes the object just before each of our first ``interfere`` updates."""
 
@@ -137,8 +130,10 @@ class InterferingCluster(Cluster):
         return super().send(request, timeout=timeout)
 
 
-def test_a_conflicting_update_is_retried_on_a_fresh_read(server: Running, tmp_path: Path) -> None:
-    config = write_kubeconfig(tmp_path / "kubeconfig", server)
+def test_a_conflicting_update_is_retried_on_a_fresh_read(
+    local_kubeconfig: Path,
+) -> None:
+    config = local_kubeconfig
     with InterferingCluster.connect(kubeconfig=config) as cluster:
         cluster.interfere, cluster.patches = 2, []
         rollout.deploy(manifest("conflicted"), cluster=cluster, wait=False)
@@ -150,12 +145,12 @@ def test_a_conflicting_update_is_retried_on_a_fresh_read(server: Running, tmp_pa
         assert labels == {"touched-by": "other-0"}, "the other writer's change is kept"
 
 
-def test_a_request_without_the_token_is_one_clear_error(server: Running, tmp_path: Path) -> None:
-    config = write_kubeconfig(tmp_path / "kubeconfig", server, token=None)
+def test_a_request_without_the_token_is_one_clear_error(local_api: Running, tmp_path: Path) -> None:
+    config = write_kubeconfig(tmp_path / "kubeconfig", local_api, token=None)
     with Cluster.connect(kubeconfig=config) as cluster, pytest.raises(ApiError) as caught:
         rollout.status("half", cluster=cluster)
     assert str(caught.value) == (
-        f"the Kubernetes API at {server.url} refused the credentials of context local in "
+        f"the Kubernetes API at {local_api.url} refused the credentials of context local in "
         f"{config} (401 Unauthorized: Unauthorized); refresh the token in that kubeconfig (for "
         "the local cluster, `timonel local up` writes a fresh one)"
     )

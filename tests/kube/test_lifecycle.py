@@ -13,17 +13,11 @@ from typing import Any
 
 import pytest
 import tfmodels
-from kubernetes import config
 
 import timonel
 from timonel.kube.client import Cluster
 from timonel.kube.requests import get_object
 from timonel.kube.resources import INFERENCE_SERVICE
-from timonel.local.apiserver.runner import Running, running
-from timonel.local.controller import Controller
-from timonel.local.supervisor import Backoff
-
-from .localapi import TOKEN, write_kubeconfig
 
 pytestmark = pytest.mark.slow
 
@@ -34,35 +28,9 @@ V1_ANSWERS, V2_ANSWERS = [2.5, 3.0], [3.5, 4.0]  # 0.5x+2 and 0.5x+3 at x = 1, 2
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
-    with running(tmp_path_factory.mktemp("cluster"), TOKEN, tls=True) as srv:
-        yield srv
-
-
-@pytest.fixture(scope="module")
-def kubeconfig(server: Running, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_kubeconfig(tmp_path_factory.mktemp("kube") / "config", server)
-
-
-@pytest.fixture(scope="module")
-def cluster(kubeconfig: Path) -> Iterator[Cluster]:
-    with Cluster.connect(kubeconfig=kubeconfig) as connected:
+def cluster(local_kubeconfig: Path) -> Iterator[Cluster]:
+    with Cluster.connect(kubeconfig=local_kubeconfig) as connected:
         yield connected
-
-
-@pytest.fixture(scope="module")
-def controller(kubeconfig: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    api_client = config.new_client_from_config(str(kubeconfig), persist_config=False)
-    running_controller = Controller(
-        api_client,
-        tmp_path_factory.mktemp("controller"),
-        backoff=Backoff(initial=1.0, cap=5.0),
-        watch_timeout=10,
-    )
-    running_controller.start()
-    yield
-    running_controller.stop()
-    api_client.close()
 
 
 @pytest.fixture(scope="module")
@@ -96,7 +64,7 @@ def split(status: timonel.ServiceStatus) -> list[tuple[str, int, str | None]]:
     return [(t.revision, t.percent, t.tag) for t in status.traffic]
 
 
-@pytest.mark.usefixtures("controller")
+@pytest.mark.usefixtures("serving_controller")
 def test_deploy_canary_rollback_promote_rollback_delete(
     cluster: Cluster, releases: dict[str, str]
 ) -> None:

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import copy
-import secrets
 from typing import Any
 
 from kubernetes import client
+from localcluster import TOKEN
 
 GROUP, VERSION, PLURAL = "serving.kserve.io", "v1beta1", "inferenceservices"
-TOKEN = secrets.token_hex(16)
 
 ISVC: dict[str, Any] = {
     "apiVersion": f"{GROUP}/{VERSION}",

@@ -7,54 +7,19 @@ from pathlib import Path
 
 import pytest
 from kubernetes import client
-from kubernetes import config as kube_config
 
-from timonel.local import kubeconfig
-from timonel.local.apiserver import Running, running
-from timonel.local.controller import Controller
-from timonel.local.supervisor import Backoff
-
-from .kubeapi import TOKEN
-from .standin_server import standin_command, write_model
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
-    with running(tmp_path_factory.mktemp("cluster"), TOKEN, tls=True) as srv:
-        yield srv
-
-
-@pytest.fixture(scope="module")
-def config(server: Running, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    assert server.ca is not None
-    path = tmp_path_factory.mktemp("kube") / "config"
-    return kubeconfig.write(path, server.url, server.token, ca_pem=server.ca.read_bytes())
-
-
-@pytest.fixture(scope="module")
-def controller(config: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Controller]:
-    with kube_config.new_client_from_config(str(config)) as api_client:
-        running_controller = Controller(
-            api_client,
-            tmp_path_factory.mktemp("controller"),
-            command=standin_command,
-            backoff=Backoff(initial=0.1, cap=1.0),
-            watch_timeout=5,
-        )
-        running_controller.start()
-        yield running_controller
-        running_controller.stop()
+from .standin_server import write_model
 
 
 @pytest.fixture
-def kserve_client(config: Path) -> Iterator[object]:
+def kserve_client(local_kubeconfig: Path) -> Iterator[object]:
     """A KServeClient on the generated kubeconfig; it sets the kubernetes client's global default
     configuration, which is put back afterwards."""
     from kserve import KServeClient
 
     saved = client.Configuration._default
     try:
-        yield KServeClient(config_file=str(config))
+        yield KServeClient(config_file=str(local_kubeconfig))
     finally:
         client.Configuration.set_default(saved)
 
@@ -86,7 +51,7 @@ def isvc_model(name: str, storage_uri: str) -> object:
 
 
 @pytest.mark.slow
-@pytest.mark.usefixtures("controller")
+@pytest.mark.usefixtures("local_controller")
 def test_kserve_client_creates_an_isvc_and_waits_until_it_is_ready(
     kserve_client: object, tmp_path: Path
 ) -> None:

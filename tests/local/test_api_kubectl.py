@@ -6,33 +6,17 @@ import re
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from kubernetes import client
-from kubernetes import config as kube_config
 
-from timonel.local import kubeconfig
-from timonel.local.apiserver import Running, running
+from timonel.local.apiserver import Running
 
 from .kubeapi import GROUP, PLURAL, TOKEN, VERSION, isvc
 
 ROOT = Path(__file__).resolve().parents[2]
 KUBECTL = shutil.which("kubectl", path=str(Path(sys.executable).parent)) or "kubectl"
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
-    with running(tmp_path_factory.mktemp("cluster"), TOKEN, tls=True) as srv:
-        yield srv
-
-
-@pytest.fixture(scope="module")
-def config(server: Running, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    assert server.ca is not None
-    path = tmp_path_factory.mktemp("kube") / "config"
-    return kubeconfig.write(path, server.url, server.token, ca_pem=server.ca.read_bytes())
 
 
 def kubectl(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -45,10 +29,9 @@ def kubectl(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.fixture(scope="module")
-def api(config: Path) -> Iterator[client.CustomObjectsApi]:
+def api(kube_client: client.ApiClient) -> client.CustomObjectsApi:
     """The kubernetes client on the same kubeconfig (HTTPS verified with its CA data)."""
-    with kube_config.new_client_from_config(str(config)) as api_client:
-        yield client.CustomObjectsApi(api_client)
+    return client.CustomObjectsApi(kube_client)
 
 
 @pytest.fixture(scope="module")
@@ -87,8 +70,8 @@ def created(api: client.CustomObjectsApi) -> str:
     return "digits"
 
 
-def test_kubectl_get_isvc_prints_kserve_columns(config: Path, created: str) -> None:
-    result = kubectl(config, "get", "isvc")
+def test_kubectl_get_isvc_prints_kserve_columns(local_kubeconfig: Path, created: str) -> None:
+    result = kubectl(local_kubeconfig, "get", "isvc")
     assert result.returncode == 0, result.stderr
     header, row = result.stdout.splitlines()
     assert header.split() == [
@@ -112,9 +95,9 @@ def test_kubectl_get_isvc_prints_kserve_columns(config: Path, created: str) -> N
     ]
 
 
-def test_kubectl_get_by_name_as_json(config: Path, created: str) -> None:
+def test_kubectl_get_by_name_as_json(local_kubeconfig: Path, created: str) -> None:
     result = kubectl(
-        config,
+        local_kubeconfig,
         "get",
         "inferenceservice",
         created,
@@ -125,58 +108,64 @@ def test_kubectl_get_by_name_as_json(config: Path, created: str) -> None:
     assert result.stdout == "gs://models/digits/v1"
 
 
-def test_kubectl_describe_isvc_shows_the_object_and_no_events(config: Path, created: str) -> None:
-    result = kubectl(config, "describe", "isvc", created)
+def test_kubectl_describe_isvc_shows_the_object_and_no_events(
+    local_kubeconfig: Path, created: str
+) -> None:
+    result = kubectl(local_kubeconfig, "describe", "isvc", created)
     assert result.returncode == 0, result.stderr
     assert "Name:         digits" in result.stdout
     assert "Storage Uri:  gs://models/digits/v1" in result.stdout
     assert re.search(r"\nEvents:\s+<none>\n$", result.stdout)
 
 
-def test_kubectl_delete_isvc_removes_it(config: Path, api: client.CustomObjectsApi) -> None:
+def test_kubectl_delete_isvc_removes_it(
+    local_kubeconfig: Path, api: client.CustomObjectsApi
+) -> None:
     api.create_namespaced_custom_object(GROUP, VERSION, "default", PLURAL, isvc("doomed"))
-    result = kubectl(config, "delete", "isvc", "doomed")
+    result = kubectl(local_kubeconfig, "delete", "isvc", "doomed")
     assert result.returncode == 0, result.stderr
     assert 'inferenceservice.serving.kserve.io "doomed" deleted' in result.stdout
-    missing = kubectl(config, "get", "isvc", "doomed")
+    missing = kubectl(local_kubeconfig, "get", "isvc", "doomed")
     assert missing.returncode == 1
     assert 'inferenceservices.serving.kserve.io "doomed" not found' in missing.stderr
 
 
-def test_kubectl_without_the_token_is_refused(config: Path, created: str, tmp_path: Path) -> None:
+def test_kubectl_without_the_token_is_refused(
+    local_kubeconfig: Path, created: str, tmp_path: Path
+) -> None:
     anonymous = tmp_path / "config"
-    anonymous.write_text(config.read_text().replace(TOKEN, "not-the-token"))
+    anonymous.write_text(local_kubeconfig.read_text().replace(TOKEN, "not-the-token"))
     result = kubectl(anonymous, "get", "isvc")
     assert result.returncode == 1
     assert "You must be logged in to the server" in result.stderr
 
 
 def test_kubectl_apply_and_create_validate_through_the_server(
-    server: Running, config: Path, api: client.CustomObjectsApi, tmp_path: Path
+    local_api: Running, local_kubeconfig: Path, api: client.CustomObjectsApi, tmp_path: Path
 ) -> None:
     example = ROOT / "kserve" / "examples" / "cpu.yaml"
-    server.registry.ensure_namespace("models")
-    applied = kubectl(config, "apply", "-f", str(example))
+    local_api.registry.ensure_namespace("models")
+    applied = kubectl(local_kubeconfig, "apply", "-f", str(example))
     assert applied.returncode == 0, applied.stderr
     assert applied.stdout.strip() == "inferenceservice.serving.kserve.io/digits created"
-    again = kubectl(config, "apply", "-f", str(example))
+    again = kubectl(local_kubeconfig, "apply", "-f", str(example))
     assert again.stdout.strip() == "inferenceservice.serving.kserve.io/digits unchanged"
 
     changed = tmp_path / "cpu.yaml"
     changed.write_text(example.read_text().replace("maxReplicas: 4", "maxReplicas: 6"))
-    configured = kubectl(config, "apply", "-f", str(changed))
+    configured = kubectl(local_kubeconfig, "apply", "-f", str(changed))
     assert configured.stdout.strip() == "inferenceservice.serving.kserve.io/digits configured"
     stored = api.get_namespaced_custom_object(GROUP, VERSION, "models", PLURAL, "digits")
     assert stored["spec"]["predictor"]["maxReplicas"] == 6
 
     copy = tmp_path / "copy.yaml"
     copy.write_text(example.read_text().replace("name: digits", "name: digits-copy"))
-    created = kubectl(config, "create", "-f", str(copy))
+    created = kubectl(local_kubeconfig, "create", "-f", str(copy))
     assert created.returncode == 0, created.stderr
     assert created.stdout.strip() == "inferenceservice.serving.kserve.io/digits-copy created"
 
     refused = tmp_path / "refused.yaml"
     refused.write_text(copy.read_text().replace("minReplicas: 1", "minReplicas: -1"))
-    invalid = kubectl(config, "apply", "-f", str(refused))
+    invalid = kubectl(local_kubeconfig, "apply", "-f", str(refused))
     assert invalid.returncode == 1
     assert "spec.predictor.minReplicas" in invalid.stderr

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import signal
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,39 +19,17 @@ import pytest
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from timonel.local.apiserver.runner import Running, running
 from timonel.local.controller import Controller
-from timonel.local.supervisor import Backoff
 
-from .kubeapi import GROUP, PLURAL, TOKEN, VERSION, api_client
-from .standin_server import standin_command, write_model
+from .kubeapi import GROUP, PLURAL, VERSION
+from .standin_server import write_model
 
 NAMESPACE = "default"
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
-    with running(tmp_path_factory.mktemp("cluster"), TOKEN) as srv:
-        yield srv
-
-
-@pytest.fixture(scope="module")
-def controller(server: Running, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Controller]:
-    running_controller = Controller(
-        api_client(server.url),
-        tmp_path_factory.mktemp("controller"),
-        command=standin_command,
-        backoff=Backoff(initial=0.1, cap=1.0),
-        watch_timeout=5,
-    )
-    running_controller.start()
-    yield running_controller
-    running_controller.stop()
-
-
-@pytest.fixture(scope="module")
-def api(server: Running) -> client.CustomObjectsApi:
-    return client.CustomObjectsApi(api_client(server.url))
+def api(kube_client: client.ApiClient) -> client.CustomObjectsApi:
+    return client.CustomObjectsApi(kube_client)
 
 
 @pytest.fixture(scope="module")
@@ -117,6 +95,26 @@ def settled(isvc: dict[str, Any]) -> bool:
     )
 
 
+def ready_at(revision: str) -> Callable[[dict[str, Any]], bool]:
+    """Settled, with ``revision`` the latest ready one."""
+
+    def check(isvc: dict[str, Any]) -> bool:
+        component = isvc["status"]["components"]["predictor"]
+        return settled(isvc) and component.get("latestReadyRevision") == revision
+
+    return check
+
+
+def canary_change(uri: str, percent: int) -> Callable[[dict[str, Any]], None]:
+    """A canary as one update: the new release and its share of the traffic."""
+
+    def change(isvc: dict[str, Any]) -> None:
+        isvc["spec"]["predictor"]["model"]["storageUri"] = uri
+        isvc["spec"]["predictor"]["canaryTrafficPercent"] = percent
+
+    return change
+
+
 def update(
     api: client.CustomObjectsApi, name: str, change: Callable[[dict[str, Any]], None]
 ) -> None:
@@ -148,7 +146,7 @@ def traffic(isvc: dict[str, Any]) -> list[tuple[str, int, str]]:
 
 
 def test_lifecycle_deploy_canary_promote_rollback_delete(
-    api: client.CustomObjectsApi, controller: Controller, repo: Path
+    api: client.CustomObjectsApi, local_controller: Controller, repo: Path
 ) -> None:
     name = "life"
     r1, r2 = f"{name}-predictor-00001", f"{name}-predictor-00002"
@@ -171,18 +169,8 @@ def test_lifecycle_deploy_canary_promote_rollback_delete(
     assert predict(deployed, r1) == [1]
 
     # Canary: the new release and the percent in one update.
-    def canary(isvc: dict[str, Any]) -> None:
-        isvc["spec"]["predictor"]["model"]["storageUri"] = str(repo / "half" / "v2")
-        isvc["spec"]["predictor"]["canaryTrafficPercent"] = 30
-
-    update(api, name, canary)
-    split = wait_for(
-        api,
-        name,
-        lambda i: (
-            settled(i) and i["status"]["components"]["predictor"].get("latestReadyRevision") == r2
-        ),
-    )
+    update(api, name, canary_change(str(repo / "half" / "v2"), 30))
+    split = wait_for(api, name, ready_at(r2))
     assert traffic(split) == [(r2, 30, ""), (r1, 70, "prev")]
     assert split["status"]["components"]["predictor"]["latestRolledoutRevision"] == r1
     assert predict(split, r2) == [2] and predict(split, r1) == [1]
@@ -202,14 +190,14 @@ def test_lifecycle_deploy_canary_promote_rollback_delete(
     wait_for(
         api, name, lambda i: r1 not in i["status"]["components"]["predictor"]["localEndpoints"]
     )
-    assert controller.revision_pid(NAMESPACE, name, r1) is None
-    pid = controller.revision_pid(NAMESPACE, name, r2)
+    assert local_controller.revision_pid(NAMESPACE, name, r1) is None
+    pid = local_controller.revision_pid(NAMESPACE, name, r2)
     assert pid is not None
 
     # Delete: the revision's process ends.
     api.delete_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL, name)
     deadline = time.monotonic() + 20
-    while controller.revision_pid(NAMESPACE, name, r2) is not None:
+    while local_controller.revision_pid(NAMESPACE, name, r2) is not None:
         assert time.monotonic() < deadline, "the deleted InferenceService's process still runs"
         time.sleep(0.05)
     with pytest.raises(ProcessLookupError):
@@ -217,7 +205,7 @@ def test_lifecycle_deploy_canary_promote_rollback_delete(
 
 
 def test_killed_revision_process_is_restarted(
-    api: client.CustomObjectsApi, controller: Controller, repo: Path
+    api: client.CustomObjectsApi, local_controller: Controller, repo: Path
 ) -> None:
     name = "crash"
     revision = f"{name}-predictor-00001"
@@ -225,7 +213,7 @@ def test_killed_revision_process_is_restarted(
         GROUP, VERSION, NAMESPACE, PLURAL, manifest(name, str(repo / "half" / "v1"))
     )
     wait_for(api, name, settled)
-    first = controller.revision_pid(NAMESPACE, name, revision)
+    first = local_controller.revision_pid(NAMESPACE, name, revision)
     assert first is not None
 
     os.kill(first, signal.SIGKILL)
@@ -235,14 +223,14 @@ def test_killed_revision_process_is_restarted(
         return bool(entry["restarts"] == 1 and entry["phase"] == "Ready")
 
     again = wait_for(api, name, restarted)
-    assert controller.revision_pid(NAMESPACE, name, revision) not in (None, first)
+    assert local_controller.revision_pid(NAMESPACE, name, revision) not in (None, first)
     assert condition(again, "Ready")["status"] == "True"
     assert predict(again, revision) == [1]
     api.delete_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL, name)
 
 
 def test_missing_model_is_reported_as_kserve_does(
-    api: client.CustomObjectsApi, controller: Controller, tmp_path: Path
+    api: client.CustomObjectsApi, local_controller: Controller, tmp_path: Path
 ) -> None:
     name = "missing"
     uri = str(tmp_path / "no-such-model")
@@ -265,7 +253,7 @@ def test_missing_model_is_reported_as_kserve_does(
 
 
 def test_corrupt_canary_keeps_traffic_on_the_old_revision(
-    api: client.CustomObjectsApi, controller: Controller, repo: Path
+    api: client.CustomObjectsApi, local_controller: Controller, repo: Path
 ) -> None:
     name = "corrupt"
     r1, r2 = f"{name}-predictor-00001", f"{name}-predictor-00002"
@@ -274,11 +262,7 @@ def test_corrupt_canary_keeps_traffic_on_the_old_revision(
     )
     wait_for(api, name, settled)
 
-    def canary(isvc: dict[str, Any]) -> None:
-        isvc["spec"]["predictor"]["model"]["storageUri"] = str(repo / "half" / "v3")
-        isvc["spec"]["predictor"]["canaryTrafficPercent"] = 20
-
-    update(api, name, canary)
+    update(api, name, canary_change(str(repo / "half" / "v3"), 20))
     failed = wait_for(
         api,
         name,
@@ -309,7 +293,7 @@ def test_corrupt_canary_keeps_traffic_on_the_old_revision(
 
 
 def test_gpu_request_runs_on_the_cpu_with_a_note(
-    api: client.CustomObjectsApi, controller: Controller, repo: Path
+    api: client.CustomObjectsApi, local_controller: Controller, repo: Path
 ) -> None:
     name = "gpu"
     body = manifest(name, str(repo / "half" / "v1"), resources={"limits": {"nvidia.com/gpu": "1"}})
@@ -328,7 +312,7 @@ def test_gpu_request_runs_on_the_cpu_with_a_note(
 
 
 def test_standard_mode_is_reported_not_run(
-    api: client.CustomObjectsApi, controller: Controller, repo: Path
+    api: client.CustomObjectsApi, local_controller: Controller, repo: Path
 ) -> None:
     name = "standard"
     body = manifest(name, str(repo / "half" / "v1"))
@@ -338,26 +322,26 @@ def test_standard_mode_is_reported_not_run(
 
     assert condition(refused, "Ready")["reason"] == "DeploymentModeNotSupported"
     assert refused["status"]["modelStatus"]["transitionStatus"] == "InvalidSpec"
-    assert not any(key.isvc == name for key in controller.running_revisions())
+    assert not any(key.isvc == name for key in local_controller.running_revisions())
     api.delete_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL, name)
 
 
 def test_stop_annotation_stops_the_revisions_and_removing_it_starts_over(
-    api: client.CustomObjectsApi, controller: Controller, repo: Path
+    api: client.CustomObjectsApi, local_controller: Controller, repo: Path
 ) -> None:
     name = "paused"
     api.create_namespaced_custom_object(
         GROUP, VERSION, NAMESPACE, PLURAL, manifest(name, str(repo / "half" / "v1"))
     )
     wait_for(api, name, settled)
-    assert controller.revision_pid(NAMESPACE, name, f"{name}-predictor-00001") is not None
+    assert local_controller.revision_pid(NAMESPACE, name, f"{name}-predictor-00001") is not None
 
     stop = {"metadata": {"annotations": {"serving.kserve.io/stop": "true"}}}
     api.patch_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL, name, stop)
     stopped = wait_for(api, name, lambda i: condition(i, "Stopped").get("status") == "True")
     assert condition(stopped, "Ready")["reason"] == "Stopped"
     assert "components" not in stopped["status"] and "url" not in stopped["status"]
-    assert not any(key.isvc == name for key in controller.running_revisions())
+    assert not any(key.isvc == name for key in local_controller.running_revisions())
 
     resume = {"metadata": {"annotations": {"serving.kserve.io/stop": None}}}
     api.patch_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL, name, resume)

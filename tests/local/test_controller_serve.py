@@ -6,7 +6,6 @@ status logic with a stand-in server.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,16 +14,16 @@ import tfmodels
 from emulators import BucketEmulator
 from kubernetes import client
 
-from timonel.local.apiserver.runner import Running, running
 from timonel.local.controller import Controller
-from timonel.local.supervisor import Backoff
 
-from .kubeapi import GROUP, PLURAL, TOKEN, VERSION, api_client
+from .kubeapi import GROUP, PLURAL, VERSION
 from .test_controller import (
     NAMESPACE,
+    canary_change,
     condition,
     manifest,
     predict,
+    ready_at,
     settled,
     traffic,
     update,
@@ -38,27 +37,8 @@ SERVE_TIMEOUT = 120.0
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
-    with running(tmp_path_factory.mktemp("cluster"), TOKEN) as srv:
-        yield srv
-
-
-@pytest.fixture(scope="module")
-def controller(server: Running, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Controller]:
-    running_controller = Controller(
-        api_client(server.url),
-        tmp_path_factory.mktemp("controller"),
-        backoff=Backoff(initial=1.0, cap=5.0),
-        watch_timeout=10,
-    )
-    running_controller.start()
-    yield running_controller
-    running_controller.stop()
-
-
-@pytest.fixture(scope="module")
-def api(server: Running) -> client.CustomObjectsApi:
-    return client.CustomObjectsApi(api_client(server.url))
+def api(kube_client: client.ApiClient) -> client.CustomObjectsApi:
+    return client.CustomObjectsApi(kube_client)
 
 
 @pytest.fixture(scope="module")
@@ -99,7 +79,7 @@ def grpc_predict(isvc: dict[str, Any], revision: str, values: list[float]) -> li
 
 
 def test_release_lifecycle_on_timonel_serve(
-    api: client.CustomObjectsApi, controller: Controller, releases: dict[str, str]
+    api: client.CustomObjectsApi, serving_controller: Controller, releases: dict[str, str]
 ) -> None:
     name = "served"
     r1, r2 = f"{name}-predictor-00001", f"{name}-predictor-00002"
@@ -111,19 +91,8 @@ def test_release_lifecycle_on_timonel_serve(
     assert predict(deployed, r1) == [2.5]
     assert grpc_predict(deployed, r1, [1.0, 2.0]) == [2.5, 3.0]
 
-    def canary(isvc: dict[str, Any]) -> None:
-        isvc["spec"]["predictor"]["model"]["storageUri"] = releases["v2"]
-        isvc["spec"]["predictor"]["canaryTrafficPercent"] = 30
-
-    update(api, name, canary)
-    split = wait_for(
-        api,
-        name,
-        lambda i: (
-            settled(i) and i["status"]["components"]["predictor"].get("latestReadyRevision") == r2
-        ),
-        timeout=SERVE_TIMEOUT,
-    )
+    update(api, name, canary_change(releases["v2"], 30))
+    split = wait_for(api, name, ready_at(r2), timeout=SERVE_TIMEOUT)
     assert traffic(split) == [(r2, 30, ""), (r1, 70, "prev")]
     assert predict(split, r2) == [3.5] and predict(split, r1) == [2.5]
 
@@ -136,7 +105,7 @@ def test_release_lifecycle_on_timonel_serve(
 
 def test_changed_release_fails_its_checksum_in_the_storage_initializer(
     api: client.CustomObjectsApi,
-    controller: Controller,
+    serving_controller: Controller,
     models: dict[str, Path],
     tmp_path: Path,
 ) -> None:
@@ -161,7 +130,7 @@ def test_changed_release_fails_its_checksum_in_the_storage_initializer(
 
 
 def test_unloadable_model_reports_the_servers_last_words(
-    api: client.CustomObjectsApi, controller: Controller, tmp_path: Path
+    api: client.CustomObjectsApi, serving_controller: Controller, tmp_path: Path
 ) -> None:
     version = tmp_path / "broken" / "1"
     version.mkdir(parents=True)
@@ -185,7 +154,7 @@ def test_unloadable_model_reports_the_servers_last_words(
 
 def test_release_in_a_gcs_bucket(
     api: client.CustomObjectsApi,
-    controller: Controller,
+    serving_controller: Controller,
     models: dict[str, Path],
     gcs_emulator: BucketEmulator,
     monkeypatch: pytest.MonkeyPatch,

@@ -129,13 +129,17 @@ class Served:
         all_closed = asyncio.ensure_future(self.server.wait_closed())
         await asyncio.sleep(0)
         self.server.close()
-        open_transports = self.connections.transports()
+        known = self.connections.transports()
         await self.runner.cleanup()
         await self.connections.end_handshakes()
+        # Handshakes that completed during aiohttp's shutdown made connections it no longer sees.
+        late = self.connections.transports()
+        for transport in late:
+            transport.close()
         try:
             await asyncio.wait_for(asyncio.shield(all_closed), _CLOSE_GRACE)
         except TimeoutError:
-            for transport in open_transports:
+            for transport in {*known, *late, *self.connections.transports()}:
                 transport.abort()  # type: ignore[attr-defined]
             await all_closed
 
