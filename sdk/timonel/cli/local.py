@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import typer
 
-from timonel.local.cluster import LocalStatus
+if TYPE_CHECKING:
+    from timonel.local.cluster import LocalStatus
 
 _INGRESS_NOTE = "not running: this version has no router; revisions are reached directly"
 

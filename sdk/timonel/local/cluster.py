@@ -22,8 +22,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 from timonel.errors import SpecError, TimonelError
 from timonel.local.home import Home
 
@@ -68,6 +66,8 @@ def _is_daemon(pid: int) -> bool:
 
 
 def _answers(url: str, token: str, ca: Path) -> bool:
+    import httpx
+
     try:
         response = httpx.get(
             f"{url}/version",
