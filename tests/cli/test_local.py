@@ -73,8 +73,8 @@ def test_up_is_idempotent_status_reports_and_down_stops(home: Path) -> None:
     clash = timonel(home, "local", "up", "--ingress-port", "18081")
     assert clash.returncode == 2
     assert clash.stderr.strip() == (
-        "error: the local cluster already runs with ingress-port 18080, not 18081; run "
-        "`timonel local down` first to change it"
+        "error: the local cluster already runs with --ingress-port 18080; to use --ingress-port "
+        "18081, run `timonel local down` first, then `timonel local up --ingress-port 18081`"
     )
 
     stopped = timonel(home, "local", "down")
@@ -86,6 +86,12 @@ def test_up_is_idempotent_status_reports_and_down_stops(home: Path) -> None:
 
 def test_a_restart_keeps_objects_port_and_kubeconfig(home: Path) -> None:
     assert timonel(home, "local", "up").returncode == 0
+    clash = timonel(home, "local", "up", "--ingress-port", "18081")
+    assert clash.returncode == 2
+    assert clash.stderr.strip() == (
+        "error: the local cluster already runs without --ingress-port; to use --ingress-port "
+        "18081, run `timonel local down` first, then `timonel local up --ingress-port 18081`"
+    )
     kubeconfig = home / "kubeconfig"
     first = kubeconfig.read_text()
     with kube_config.new_client_from_config(str(kubeconfig), context="timonel-local") as api_client:

@@ -44,10 +44,13 @@ def register(app: typer.Typer) -> None:
     @local.command()
     def up(
         api_port: int | None = typer.Option(
-            None, "--api-port", help="API server port on 127.0.0.1 (default: last used, or any)."
+            None,
+            "--api-port",
+            help="API server port on 127.0.0.1, 1-65535 or 0 for any free one (default: last "
+            "used, or any).",
         ),
         ingress_port: int | None = typer.Option(
-            None, "--ingress-port", help="Port recorded for the ingress router."
+            None, "--ingress-port", help="Port recorded for the ingress router, 1-65535."
         ),
     ) -> None:
         """Start the local cluster in the background (no-op if it runs) and print its kubeconfig."""

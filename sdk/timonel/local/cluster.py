@@ -120,6 +120,40 @@ def _check_free(port: int) -> None:
             ) from exc
 
 
+#: The ports ``up`` accepts: the API port may be 0 (any free port, picked when it binds); the
+#: ingress port is kept for the router, so it must be a port one can reach.
+_PORT_RANGES = {
+    "api_port": (0, "from 1 to 65535, or 0 for any free port"),
+    "ingress_port": (1, "from 1 to 65535"),
+}
+
+
+def _check_port(option: str, port: int | None) -> None:
+    if port is None:
+        return
+    lowest, expected = _PORT_RANGES[option]
+    if not lowest <= port <= 65535:
+        flag = "--" + option.replace("_", "-")
+        raise SpecError(
+            f"{flag} {port} is out of range: expected a port {expected}; pass {flag} with a "
+            "port in that range, or leave it out to reuse the last one",
+            field=option,
+        )
+
+
+def _check_unchanged(option: str, asked: int | None, actual: int | None) -> None:
+    """Refuse to ``up`` a running cluster with another port than the one it runs with."""
+    if asked in (None, 0, actual):
+        return
+    flag = "--" + option.replace("_", "-")
+    runs = f"with {flag} {actual}" if actual is not None else f"without {flag}"
+    raise SpecError(
+        f"the local cluster already runs {runs}; to use {flag} {asked}, run `timonel local down` "
+        f"first, then `timonel local up {flag} {asked}`",
+        field=option,
+    )
+
+
 def _log_tail(home: Home, lines: int = 15) -> str:
     try:
         text = home.log.read_text(encoding="utf-8", errors="replace")
@@ -138,22 +172,17 @@ def up(
     """Start the local cluster in the background (or find it running) and return its status.
 
     ``api_port``/``ingress_port`` None reuse the ports of the last start (any free API port the
-    first time). Raises SpecError when a running cluster uses other ports, TimonelError when the
-    daemon does not come up (with the end of its log).
+    first time). Raises SpecError for a port out of range (the API port may be 0: any free port)
+    or when a running cluster uses other ports, TimonelError when the daemon does not come up
+    (with the end of its log).
     """
+    _check_port("api_port", api_port)
+    _check_port("ingress_port", ingress_port)
     home = home or Home.default()
     current = status(home)
     if current.running:
-        for flag, asked, actual in (
-            ("api_port", api_port, current.api_port),
-            ("ingress_port", ingress_port, current.ingress_port),
-        ):
-            if asked not in (None, 0, actual):
-                raise SpecError(
-                    f"the local cluster already runs with {flag.replace('_', '-')} {actual}, "
-                    f"not {asked}; run `timonel local down` first to change it",
-                    field=flag,
-                )
+        _check_unchanged("api_port", api_port, current.api_port)
+        _check_unchanged("ingress_port", ingress_port, current.ingress_port)
         return current
     home.root.mkdir(parents=True, exist_ok=True)
     home.daemon_file.unlink(missing_ok=True)
