@@ -542,7 +542,8 @@ class ReleaseFacts(_Part):
         if text is None:
             raise ReleaseError(
                 f"{uri}: no release manifest; give a published release URI "
-                "(<repo>/<model>/v<N>) or the model size with --model-size"
+                "(<repo>/<model>/v<N>), or publish this one with `timonel package` (for --gpu "
+                "auto, --model-size also does without it)"
             )
         try:
             data = json.loads(text)

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from local.standin_server import write_model
+from local.standin_server import write_model, write_release
 from localcluster import write_kubeconfig
 
 from timonel import cli
@@ -31,9 +31,12 @@ def kubeconfig(local_api: Running, tmp_path_factory: pytest.TempPathFactory) -> 
 
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Releases half/v1 and half/v2 published (exported by TensorFlow 2.21.0); half/v3 copied
+    into place but never published (no timonel.json)."""
     root = tmp_path_factory.mktemp("repo")
-    write_model(root / "half" / "v1", version=1)
-    write_model(root / "half" / "v2", version=2)
+    write_release(root, "half", 1)
+    write_release(root, "half", 2)
+    write_model(root / "half" / "v3", version=3)
     return root
 
 
@@ -59,6 +62,46 @@ def test_dry_run_deploy_stores_nothing(capsys: pytest.CaptureFixture[str], repo:
     code, _, err = run(capsys, "status", "dry")
     assert code == cli.EXIT_USER_ERROR
     assert err.startswith("error: inferenceservice team/dry was not found in namespace team")
+
+
+@pytest.mark.usefixtures("kubeconfig")
+def test_deploy_refuses_an_unpublished_release(
+    capsys: pytest.CaptureFixture[str], repo: Path
+) -> None:
+    unpublished = f"file://{repo}/half/v3"
+    code, out, err = run(capsys, "deploy", "half3", "--storage-uri", unpublished, "--dry-run")
+    assert code == cli.EXIT_USER_ERROR
+    assert out == ""
+    assert err == (
+        f"error: {repo}/half/v3/timonel.json: no release manifest; give a published release URI "
+        "(<repo>/<model>/v<N>), or publish this one with `timonel package` (for --gpu auto, "
+        "--model-size also does without it)\n"
+    )
+
+
+@pytest.mark.usefixtures("kubeconfig")
+def test_deploy_checks_the_runtime_against_the_exporting_tensorflow(
+    capsys: pytest.CaptureFixture[str], repo: Path
+) -> None:
+    release = f"file://{repo}/half/v1"
+    code, _, err = run(
+        capsys,
+        "deploy",
+        "old",
+        "--storage-uri",
+        release,
+        "--runtime-version",
+        "2.19.0",
+        "--dry-run",
+    )
+    assert code == cli.EXIT_USER_ERROR
+    assert err.startswith(
+        "error: model.runtime_version: TF Serving 2.19.0 is older than TensorFlow 2.21.0, which "
+        "exported the model"
+    )
+    code, out, err = run(capsys, "deploy", "new", "--storage-uri", release, "--dry-run")
+    assert code == 0, err
+    assert out.strip() == "team/new: deployed (dry run: validated by the server, nothing stored)"
 
 
 @pytest.mark.usefixtures("kubeconfig")

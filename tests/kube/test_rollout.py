@@ -1,14 +1,18 @@
-"""The operations' requests against a scripted API: apply, conditional patches, 409 retries."""
+"""The operations' requests against a scripted API: apply, conditional patches, 409 retries, and
+the release check before a ServingSpec is deployed."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from timonel.errors import ApiError
+from timonel.errors import ApiError, ReleaseError, SpecError
 from timonel.kube import rollout
 from timonel.kube.patches import PREVIOUS_STORAGE_URI
+from timonel.spec import Model, ServingSpec
 
 from .fakeapi import Recorded, Reply, status_body
 from .isvcs import V1, V2, canary_70_30, isvc
@@ -105,3 +109,74 @@ def test_status_list_and_delete(fake_api) -> None:
     rollout.delete("digits", cluster=cluster)
     assert api.requests[-1].method == "DELETE"
     assert api.requests[-1].body["propagationPolicy"] == "Background"
+
+
+# --- a ServingSpec's release is checked before anything is written ---------------------------
+
+
+def published(tmp_path: Path, *, tensorflow_version: str = "2.21.0") -> str:
+    """A release folder with the parts of ``timonel.json`` deploy reads."""
+    folder = tmp_path / "digits" / "v3"
+    folder.mkdir(parents=True)
+    manifest = {"size_bytes": 10**6, "tensorflow_version": tensorflow_version}
+    (folder / "timonel.json").write_text(json.dumps(manifest))
+    return str(folder)
+
+
+def test_deploy_reads_the_release_for_the_runtime_version(fake_api, tmp_path: Path) -> None:
+    uri = published(tmp_path)
+    api, cluster = fake_api(scripted(NOT_FOUND, Reply(body=isvc(uri=uri))))
+    spec = ServingSpec(model=Model(name="digits", storage_uri=uri))
+    assert spec.model.runtime_version == "2.20.0"  # the default, as nothing says otherwise
+    rollout.deploy(spec, cluster=cluster, wait=False)
+    model = api.requests[1].body["spec"]["predictor"]["model"]
+    assert model["runtimeVersion"] == "2.21.0"  # the TensorFlow that exported the release
+
+
+@pytest.mark.parametrize(
+    ("release", "runtime", "error", "message"),
+    [
+        pytest.param(
+            "v4",
+            None,
+            ReleaseError,
+            "/digits/v4/timonel.json: no release manifest; give a published release URI",
+            id="an unpublished release",
+        ),
+        pytest.param(
+            "v3",
+            "2.19.0",
+            SpecError,
+            "model.runtime_version: TF Serving 2.19.0 is older than TensorFlow 2.21.0, which "
+            "exported the model",
+            id="a runtime older than the exporting TensorFlow",
+        ),
+    ],
+)
+def test_deploy_refuses_a_release_it_cannot_serve_before_writing(
+    fake_api,
+    tmp_path: Path,
+    release: str,
+    runtime: str | None,
+    error: type[Exception],
+    message: str,
+) -> None:
+    published(tmp_path)  # v3
+    (tmp_path / "digits" / "v4").mkdir()  # copied, never published
+    uri = str(tmp_path / "digits" / release)
+    api, cluster = fake_api(scripted())
+    spec = ServingSpec(model=Model(name="digits", storage_uri=uri, runtime_version=runtime))
+    with pytest.raises(error) as caught:
+        rollout.deploy(spec, cluster=cluster, wait=False)
+    assert message in str(caught.value)
+    assert api.requests == []
+
+
+def test_a_spec_that_names_its_tensorflow_is_deployed_unread(fake_api) -> None:
+    def unreachable(uri: str) -> Any:
+        raise AssertionError(f"read {uri}")
+
+    spec = ServingSpec(model=Model(name="digits", storage_uri=V1, tensorflow_version="2.20.0"))
+    assert rollout.check_release(spec, read_release=unreachable) == spec
+    plain = ServingSpec(model=Model(name="digits", storage_uri="gs://models/digits"))
+    assert rollout.check_release(plain, read_release=unreachable) == plain

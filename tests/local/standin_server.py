@@ -11,7 +11,9 @@ test can tell which release answered. A version folder whose ``saved_model.pb`` 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
+import os
 import sys
 from collections.abc import Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -39,6 +41,37 @@ def write_model(root: Path, version: int = 1, graph: bytes = b"graph") -> Path:
     folder.mkdir(parents=True)
     (folder / "saved_model.pb").write_bytes(graph)
     return root
+
+
+def write_release(
+    repo: Path, name: str, version: int, *, tensorflow_version: str = "2.21.0"
+) -> str:
+    """A published release of a stand-in model: ``<repo>/<name>/v<N>`` with its ``timonel.json``
+    (so the storage initializer downloads and verifies it, and deploy reads its manifest).
+    Timonel's modules are imported here, not at the top, to keep the server script's start quick.
+    """
+    from timonel.client import SignatureDef, TensorInfo
+    from timonel.layout import MANIFEST_NAME, release_dirname
+    from timonel.manifest import FileEntry, Manifest
+
+    folder = write_model(repo / name / release_dirname(version), version=version)
+    graph = (folder / str(version) / "saved_model.pb").read_bytes()
+    tensor = TensorInfo("DT_FLOAT", (-1,), "x:0")
+    manifest = Manifest(
+        name=name,
+        version=version,
+        signature_name="serving_default",
+        signatures={"serving_default": SignatureDef({"x": tensor}, {"y": tensor})},
+        tensorflow_version=tensorflow_version,
+        files=(
+            FileEntry(f"{version}/saved_model.pb", len(graph), hashlib.sha256(graph).hexdigest()),
+        ),
+        created="2026-01-01T00:00:00Z",
+        source=os.fspath(folder),
+        timonel_version="0",
+    )
+    (folder / MANIFEST_NAME).write_text(manifest.to_json(), encoding="utf-8")
+    return os.fspath(folder)
 
 
 def main() -> int:

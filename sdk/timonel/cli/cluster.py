@@ -138,7 +138,11 @@ def register(app: typer.Typer) -> None:
     render_parameters = _render_parameters()
 
     def deploy(**params: Any) -> None:
-        """Create or update a model's InferenceService (the flags of `timonel render`)."""
+        """Create or update a model's InferenceService (the flags of `timonel render`).
+
+        A release URI (.../v<N>) must be published; its manifest says which TensorFlow exported
+        the model, and the runtime version is checked against it.
+        """
         from timonel.cli import stderr
         from timonel.kube import rollout
         from timonel.spec import OPTION_PATHS, load_yaml, spec_from_options
@@ -151,7 +155,9 @@ def register(app: typer.Typer) -> None:
                 isinstance(base, dict) and base.get("namespace")
             ):
                 options["namespace"] = cluster.namespace
-            spec, notes = spec_from_options(options, base=base, model_size=params["model_size"])
+            spec, notes = spec_from_options(
+                options, base=base, model_size=params["model_size"], check_release=True
+            )
             for note in notes:
                 stderr.print(note)
             with _progress(spec.name, params["wait"]) as on_change:

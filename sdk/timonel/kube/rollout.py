@@ -32,7 +32,7 @@ from timonel.kube.requests import (
 from timonel.kube.resources import INFERENCE_SERVICE, kind_of
 from timonel.kube.status import ServiceStatus, read_status
 from timonel.kube.wait import Verdict, wait_deleted, wait_ready
-from timonel.spec import ServingSpec
+from timonel.spec import ReleaseFacts, ServingSpec, spec_from_options
 
 #: How many times a conditional update is recomputed on 409 before giving up.
 CONFLICT_ATTEMPTS = 5
@@ -76,6 +76,26 @@ def _finish(
     return read_status(written)
 
 
+def check_release(
+    spec: ServingSpec, *, read_release: Callable[[str], ReleaseFacts] = ReleaseFacts.read
+) -> ServingSpec:
+    """The spec once its release is checked, as ``timonel deploy`` checks it.
+
+    A storage URI that is a release (``.../v<N>``) must be published (ReleaseError otherwise),
+    and its manifest names the TensorFlow that exported the model: the spec takes it as
+    ``model.tensorflow_version``, so a runtime version left out becomes one that can load the
+    model, and one given is refused (SpecError) when it is older. A spec that already says its
+    TensorFlow version, or whose URI is not a release, is returned unread.
+    """
+    checked, _ = spec_from_options(
+        {},
+        base=spec.model_dump(exclude_unset=True),  # as written: defaults are resolved again
+        check_release=True,
+        read_release=read_release,
+    )
+    return checked
+
+
 def deploy(
     spec: ServingSpec | Mapping[str, Any],
     *,
@@ -87,12 +107,19 @@ def deploy(
 ) -> ServiceStatus:
     """Create or update the InferenceService for a ServingSpec (or an already rendered manifest).
 
+    A ServingSpec's release is checked first (``check_release``: published, and a runtime that
+    can load what its TensorFlow exported); give ``model.tensorflow_version`` to deploy without
+    reading the release. A rendered manifest is applied as written.
+
     ``dry_run`` asks the server to validate and default the change (admission included) without
     storing it. When the storage URI changes, the one served before is remembered so that
     ``rollback`` can return to it. During a canary, a new storage URI replaces the canary's
     model (KServe keeps the percentage); promote or roll back first for a plain replacement.
     """
-    manifest = render(spec) if isinstance(spec, ServingSpec) else copy.deepcopy(dict(spec))
+    if isinstance(spec, ServingSpec):
+        manifest = render(check_release(spec))
+    else:
+        manifest = copy.deepcopy(dict(spec))
     kind_of(manifest)  # refuses a manifest of a kind Timonel does not manage
     with _session(cluster) as session:
         metadata = manifest.setdefault("metadata", {})
