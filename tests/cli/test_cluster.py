@@ -164,3 +164,47 @@ def test_the_lifecycle_through_the_commands(capsys: pytest.CaptureFixture[str], 
     code, out, _ = run(capsys, "delete", "half", "--wait", "--timeout", "30")
     assert out.strip() == "team/half deleted"
     assert as_json(capsys, "list", "-o", "json") == []
+
+
+@pytest.mark.usefixtures("kubeconfig")
+@pytest.mark.parametrize("command", [("deploy", "t"), ("promote", "t"), ("delete", "t")])
+def test_a_wait_needs_a_timeout_above_zero(
+    capsys: pytest.CaptureFixture[str], repo: Path, command: tuple[str, ...]
+) -> None:
+    flags = ("--storage-uri", f"file://{repo}/half/v1") if command[0] == "deploy" else ()
+    code, out, err = run(capsys, *command, *flags, "--wait", "--timeout", "-1")
+    assert code == cli.EXIT_USER_ERROR
+    assert out == ""
+    assert err == (
+        "error: --timeout -1: expected the number of seconds to wait, above 0; give one such as "
+        "--timeout 600 (timeout=600 in Python), or leave it out for the default\n"
+    )
+    assert as_json(capsys, "list", "-o", "json") == []  # nothing was written
+
+
+@pytest.mark.usefixtures("kubeconfig", "local_controller")
+def test_deploy_wait_on_a_stopped_service_says_how_to_start_it(
+    capsys: pytest.CaptureFixture[str], repo: Path, kube_client: Any
+) -> None:
+    from kubernetes import client
+
+    deploy = ("deploy", "paused", "--storage-uri", f"file://{repo}/half/v1")
+    assert run(capsys, *deploy)[0] == 0
+    client.CustomObjectsApi(kube_client).patch_namespaced_custom_object(
+        "serving.kserve.io",
+        "v1beta1",
+        "team",
+        "inferenceservices",
+        "paused",
+        {"metadata": {"annotations": {"serving.kserve.io/stop": "true"}}},
+    )
+    try:
+        code, out, err = run(capsys, *deploy, "--wait", "--timeout", "120")
+        assert (code, out) == (cli.EXIT_USER_ERROR, "")
+        assert err == (
+            "error: inferenceservice team/paused is stopped (annotation serving.kserve.io/stop: "
+            '"true"), so it will not become ready; start it by removing the annotation: kubectl '
+            "annotate inferenceservice paused -n team serving.kserve.io/stop-\n"
+        )
+    finally:
+        assert run(capsys, "delete", "paused", "--wait", "--timeout", "30")[0] == 0

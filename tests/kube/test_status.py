@@ -10,6 +10,7 @@ from timonel.kube.status import (
     TrafficTarget,
     deployment_mode,
     implementation,
+    is_stopped,
     read_status,
 )
 
@@ -100,3 +101,16 @@ def test_a_predictor_without_a_model_server_is_refused() -> None:
         "spec.predictor has neither `model` nor `tensorflow`: Timonel manages InferenceServices "
         "that serve a model from a storage URI; render one with `timonel render`"
     )
+
+
+@pytest.mark.parametrize(
+    ("annotations", "stopped"),
+    [
+        ({}, False),
+        ({"serving.kserve.io/stop": "true"}, True),
+        ({"serving.kserve.io/stop": "True"}, True),
+        ({"serving.kserve.io/stop": "false"}, False),
+    ],
+)
+def test_is_stopped(annotations: dict[str, str], stopped: bool) -> None:
+    assert is_stopped(isvc(annotations=annotations)) is stopped

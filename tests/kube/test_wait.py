@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import copy
+import math
 import time
 from typing import Any
 
 import pytest
 
-from timonel.errors import ModelError, WaitTimeout
+from timonel.errors import ModelError, SpecError, WaitTimeout
 from timonel.kube.wait import Goal, Verdict, assess, goal_for, wait_deleted, wait_ready
 
 from .fakeapi import Recorded, Reply, status_body
@@ -94,6 +95,20 @@ def test_goal_for_the_written_object(obj, goal) -> None:
             Goal(2, canaries=(("canary-1", 20),)),
             Verdict(False, "canary canary-1 to be ready with 20% of traffic"),
             id="standard canary not ready",
+        ),
+        pytest.param(
+            knative(isvc(generation=2, annotations={"serving.kserve.io/stop": "true"}), 100),
+            Goal(2, latest_percent=100),
+            Verdict(False, stopped=True),
+            id="stopped, even with a Ready the controller has not yet taken back",
+        ),
+        pytest.param(
+            knative(
+                isvc(percent=0, generation=3, annotations={"serving.kserve.io/stop": "True"}), 0
+            ),
+            Goal(3, ready=False, latest_percent=0),
+            Verdict(False, stopped=True),
+            id="stopped, on a rollback to 0%",
         ),
     ],
 )
@@ -253,3 +268,44 @@ def test_wait_deleted_on_an_absent_object_returns_at_once(fake_api) -> None:
     api, cluster = fake_api(scripted(listing(version=10)))
     wait_deleted(cluster, "digits", timeout=10)
     assert len(api.requests) == 1
+
+
+def test_a_stopped_service_ends_the_wait_at_once_with_how_to_start_it(fake_api) -> None:
+    stopped = versioned(WRITTEN, 10)
+    stopped["metadata"]["annotations"] = {"serving.kserve.io/stop": "true"}
+    api, cluster = fake_api(
+        lambda r: listing(stopped, version=10) if not r.query.get("watch") else Reply(events=[])
+    )
+    with pytest.raises(SpecError) as caught:
+        wait_ready(cluster, WRITTEN, timeout=600)
+    assert str(caught.value) == (
+        'inferenceservice ml/digits is stopped (annotation serving.kserve.io/stop: "true"), so '
+        "it will not become ready; start it by removing the annotation: kubectl annotate "
+        "inferenceservice digits -n ml serving.kserve.io/stop-"
+    )
+    assert caught.value.field == "metadata.annotations[serving.kserve.io/stop]"
+    assert len(api.requests) == 1, "ended on the first read, without watching"
+
+
+def test_a_service_stopped_while_waiting_ends_the_wait_on_that_event(fake_api) -> None:
+    stopped = versioned(STILL_STALE, 11)
+    stopped["metadata"]["annotations"] = {"serving.kserve.io/stop": "true"}
+    api, cluster = fake_api(
+        scripted(listing(STALE, version=10), Reply(events=[modified(stopped)], hold=60))
+    )
+    with pytest.raises(SpecError, match="is stopped"):  # not WaitTimeout: the held watch
+        wait_ready(cluster, WRITTEN, timeout=60)
+    assert watch_versions(api) == ["10"]
+
+
+@pytest.mark.parametrize("timeout", [0, -1, math.inf, math.nan])
+def test_a_wait_needs_seconds_above_zero(fake_api, timeout: float) -> None:
+    api, cluster = fake_api(scripted())
+    with pytest.raises(SpecError) as caught:
+        wait_ready(cluster, WRITTEN, timeout=timeout)
+    assert str(caught.value) == (
+        f"--timeout {timeout:g}: expected the number of seconds to wait, above 0; give one such "
+        "as --timeout 600 (timeout=600 in Python), or leave it out for the default"
+    )
+    assert caught.value.field == "timeout"
+    assert api.requests == []

@@ -16,7 +16,6 @@ from timonel.local.reconcile import (
     RevisionObservation,
     deployment_mode,
     gpu_limits,
-    is_stopped,
     reconcile,
     revision_template,
     spec_error,
@@ -548,16 +547,3 @@ def test_a_stopped_isvc_keeps_only_its_mode_and_says_stopped() -> None:
 
     resumed = reconcile(isvc(generation=4, status=status), [], {}, now=NOW).status
     assert {c["type"]: c["status"] for c in resumed["conditions"]}["Stopped"] == "False"
-
-
-@pytest.mark.parametrize(
-    ("annotations", "stopped"),
-    [
-        ({}, False),
-        ({"serving.kserve.io/stop": "true"}, True),
-        ({"serving.kserve.io/stop": "True"}, True),
-        ({"serving.kserve.io/stop": "false"}, False),
-    ],
-)
-def test_is_stopped(annotations: dict[str, str], stopped: bool) -> None:
-    assert is_stopped(isvc(annotations=annotations)) is stopped

@@ -31,7 +31,7 @@ from timonel.kube.requests import (
 )
 from timonel.kube.resources import INFERENCE_SERVICE, kind_of
 from timonel.kube.status import ServiceStatus, read_status
-from timonel.kube.wait import Verdict, wait_deleted, wait_ready
+from timonel.kube.wait import Verdict, check_timeout, wait_deleted, wait_ready
 from timonel.spec import ReleaseFacts, ServingSpec, spec_from_options
 
 #: How many times a conditional update is recomputed on 409 before giving up.
@@ -116,6 +116,7 @@ def deploy(
     ``rollback`` can return to it. During a canary, a new storage URI replaces the canary's
     model (KServe keeps the percentage); promote or roll back first for a plain replacement.
     """
+    check_timeout(timeout)
     if isinstance(spec, ServingSpec):
         manifest = render(check_release(spec))
     else:
@@ -165,8 +166,8 @@ class ChangeOptions(TypedDict, total=False):
 
     ``cluster`` (default: the kubeconfig's, connected for this call), ``namespace`` (default:
     the cluster's), ``wait`` for the change to be served (default True) up to ``timeout``
-    seconds, ``dry_run`` (the server validates, nothing is stored), ``on_change`` called with
-    each observed state while waiting.
+    seconds (above 0), ``dry_run`` (the server validates, nothing is stored), ``on_change``
+    called with each observed state while waiting.
     """
 
     cluster: Cluster | None
@@ -214,6 +215,7 @@ def _change(
     dry_run: bool = False,
     on_change: Progress | None = None,
 ) -> ServiceStatus:
+    check_timeout(timeout)
     with _session(cluster) as session:
         written = _update(
             session, name, namespace or session.namespace, make_patch, dry_run=dry_run
@@ -252,6 +254,7 @@ def delete(
     dry_run: bool = False,
 ) -> None:
     """Delete an InferenceService; with ``wait``, return once it is gone."""
+    check_timeout(timeout)
     with _session(cluster) as session:
         namespace = namespace or session.namespace
         session.send(delete_object(INFERENCE_SERVICE, namespace, name, dry_run=dry_run))

@@ -7,6 +7,7 @@ gathers those into one value for the CLI table, ``-o json`` and the waiter; read
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -15,6 +16,9 @@ from timonel.errors import SpecError
 #: The annotation that picks KServe's deployment mode; old values are still accepted by KServe.
 DEPLOYMENT_MODE = "serving.kserve.io/deploymentMode"
 _STANDARD_MODES = {"Standard", "RawDeployment"}
+
+#: ``"true"`` stops the InferenceService: KServe deletes its workload and keeps its spec.
+STOP_ANNOTATION = "serving.kserve.io/stop"
 
 #: The predictor implementations a TF Serving InferenceService may use (``model`` after defaulting).
 IMPLEMENTATIONS = ("model", "tensorflow")
@@ -82,6 +86,12 @@ def deployment_mode(isvc: dict[str, Any]) -> str:
     resolved = isvc.get("status", {}).get("deploymentMode")
     asked = isvc.get("metadata", {}).get("annotations", {}).get(DEPLOYMENT_MODE)
     return "Standard" if (resolved or asked) in _STANDARD_MODES else "Knative"
+
+
+def is_stopped(isvc: Mapping[str, Any]) -> bool:
+    """Whether the stop annotation is set (``true``, in any case, as KServe reads it)."""
+    annotations = (isvc.get("metadata") or {}).get("annotations") or {}
+    return str(annotations.get(STOP_ANNOTATION, "")).lower() == "true"
 
 
 def implementation(predictor: dict[str, Any], *, where: str = "spec.predictor") -> str:

@@ -10,6 +10,9 @@ object's changes arrive is ``watch_until``, the only part that does I/O:
   object is listed afresh and the watch starts again from there.
 * The deadline ends the wait with ``WaitTimeout`` carrying the last conditions and their
   messages, so the error says why it is not ready, not only that it is not.
+* A state no wait can change ends it at once: a model that will not load (``ModelError``), an
+  InferenceService stopped with ``serving.kserve.io/stop: "true"`` (``SpecError``, saying how to
+  start it again).
 
 A stale Ready never counts: the goal holds the ``metadata.generation`` of the change just made,
 and the status must report having observed it; in Knative mode the latest created revision must
@@ -24,11 +27,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from timonel.errors import ApiError, ModelError, Status, WaitTimeout
+from timonel.errors import ApiError, ModelError, SpecError, Status, WaitTimeout
 from timonel.kube.client import Cluster
 from timonel.kube.requests import list_objects, watch_objects
 from timonel.kube.resources import INFERENCE_SERVICE, Kind
-from timonel.kube.status import deployment_mode, is_true, read_status
+from timonel.kube.status import (
+    STOP_ANNOTATION,
+    deployment_mode,
+    is_stopped,
+    is_true,
+    read_status,
+)
 
 #: Model states KServe reports when the new model will not load however long one waits.
 _TERMINAL_TRANSITIONS = {"BlockedByFailedLoad", "InvalidSpec"}
@@ -58,11 +67,13 @@ class Goal:
 
 @dataclass(frozen=True)
 class Verdict:
-    """How far the object is from the goal: done, failed (with why), or what it waits for."""
+    """How far the object is from the goal: done, failed (with why), stopped (nothing serves
+    until the stop annotation goes), or what it waits for."""
 
     done: bool
     waiting_for: str = ""
     failure: str | None = None
+    stopped: bool = False
 
 
 def goal_for(isvc: dict[str, Any]) -> Goal:
@@ -93,6 +104,8 @@ def _latest_share(component: dict[str, Any]) -> int:
 
 def assess(isvc: dict[str, Any], goal: Goal) -> Verdict:
     """Judge one observed state of the object against the goal; pure."""
+    if is_stopped(isvc):
+        return Verdict(False, stopped=True)
     status = isvc.get("status", {})
     observed = int(status.get("observedGeneration") or 0)
     if observed < goal.generation:
@@ -149,8 +162,10 @@ def watch_until(
     """Watch one object until ``judge`` says done; return the object (None once deleted).
 
     ``judge`` sees the object, or None when it does not exist. A verdict with a ``failure`` ends
-    the wait with ``ModelError``; the deadline with ``WaitTimeout``.
+    the wait with ``ModelError``, a ``stopped`` one with ``SpecError``; the deadline with
+    ``WaitTimeout``. ``timeout`` must be a number of seconds above 0 (SpecError otherwise).
     """
+    check_timeout(timeout)
     namespace = namespace or cluster.namespace
     deadline = clock() + timeout
     obj: dict[str, Any] | None = None
@@ -164,6 +179,14 @@ def watch_until(
         result = judge(new)
         if on_change is not None:
             on_change(new, result)
+        if result.stopped:
+            raise SpecError(
+                f"{kind.kind.lower()} {namespace}/{name} is stopped (annotation "
+                f'{STOP_ANNOTATION}: "true"), so it will not become ready; start it by removing '
+                f"the annotation: kubectl annotate {kind.kind.lower()} {name} -n {namespace} "
+                f"{STOP_ANNOTATION}-",
+                field=f"metadata.annotations[{STOP_ANNOTATION}]",
+            )
         if result.failure:
             raise ModelError(
                 f"{kind.kind.lower()} {namespace}/{name} will not become ready: "
@@ -221,6 +244,16 @@ def watch_until(
                 raise
             time.sleep(backoff)  # reconnecting to a restarting server, not polling the object
             backoff = min(backoff * 2, _RECONNECT[1])
+
+
+def check_timeout(timeout: float) -> None:
+    """Refuse a wait that could not end well: zero, negative, infinite or NaN seconds."""
+    if not (math.isfinite(timeout) and timeout > 0):
+        raise SpecError(
+            f"--timeout {timeout:g}: expected the number of seconds to wait, above 0; give "
+            "one such as --timeout 600 (timeout=600 in Python), or leave it out for the default",
+            field="timeout",
+        )
 
 
 def _timeout(

@@ -54,12 +54,12 @@ from kubernetes.client.rest import ApiException
 from kubernetes.watch.watch import iter_resp_lines
 
 from timonel.errors import TimonelError
+from timonel.kube.status import is_stopped
 from timonel.local.reconcile import (
     DEFAULT_DOMAIN,
     Outcome,
     container_args,
     deployment_mode,
-    is_stopped,
     reconcile,
     stopped_status,
     storage_uri,

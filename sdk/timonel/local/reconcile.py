@@ -58,8 +58,6 @@ KNATIVE_MODES = frozenset({"Knative", "Serverless"})
 STANDARD_MODES = frozenset({"Standard", "RawDeployment"})
 DEPLOYMENT_MODE_ANNOTATION = "serving.kserve.io/deploymentMode"
 TAG_ROUTING_ANNOTATION = "serving.kserve.io/enable-tag-routing"
-#: ``"true"`` stops the InferenceService: its workload is deleted, its spec kept.
-STOP_ANNOTATION = "serving.kserve.io/stop"
 
 #: Knative's default domain, which KServe's URLs carry when nothing else is configured.
 DEFAULT_DOMAIN = "example.com"
@@ -169,12 +167,6 @@ def deployment_mode(isvc: Mapping[str, Any], default: str = "Knative") -> str:
     if value in STANDARD_MODES:
         return "Standard"
     return default
-
-
-def is_stopped(isvc: Mapping[str, Any]) -> bool:
-    """Whether the stop annotation is set (``true``, in any case, as KServe reads it)."""
-    annotations = isvc.get("metadata", {}).get("annotations") or {}
-    return str(annotations.get(STOP_ANNOTATION, "")).lower() == "true"
 
 
 def predictor_service_name(isvc_name: str) -> str:
