@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import math
-import time
 from typing import Any
 
 import pytest
@@ -217,23 +216,28 @@ def test_a_compacted_version_lists_afresh(fake_api, gone: str) -> None:
     assert [bool(r.query.get("watch")) for r in api.requests] == [False, True, False, True]
 
 
+@pytest.mark.timeout(60)  # a wait that missed its deadline would hang on the quiet watches
 def test_the_deadline_ends_with_the_last_conditions(fake_api) -> None:
     waiting = versioned(knative(isvc(generation=2, ready=False), 100), 10)
-    api, cluster = fake_api(
-        lambda r: (
-            listing(waiting, version=10) if not r.query.get("watch") else Reply(events=[], hold=0.2)
-        )
-    )
-    started = time.monotonic()
+    now = [0.0]
+
+    def quiet_server(request: Recorded) -> Reply:
+        if not request.query.get("watch"):
+            return listing(waiting, version=10)
+        now[0] += 0.2  # each watch ends with no event after 0.2 s on the waiter's clock
+        return Reply(events=[])
+
+    api, cluster = fake_api(quiet_server)
     with pytest.raises(WaitTimeout) as caught:
-        wait_ready(cluster, waiting, timeout=0.5)
-    assert time.monotonic() - started < 3
+        wait_ready(cluster, waiting, timeout=0.5, clock=lambda: now[0])
     assert str(caught.value) == (
         "inferenceservice ml/digits was not ready after 0.5s: still waiting for the Ready "
         "condition; last conditions: PredictorReady=False; Ready=False (RevisionMissing: not "
         "yet). Check `timonel status digits`, or wait longer with --timeout"
     )
     assert caught.value.conditions == waiting["status"]["conditions"]
+    # One list, then watches resumed until the clock passed the deadline (at 0.2, 0.4, 0.6 s).
+    assert [bool(r.query.get("watch")) for r in api.requests] == [False, True, True, True]
     assert all(r.query.get("timeoutSeconds") == "1" for r in api.requests if r.query.get("watch"))
 
 

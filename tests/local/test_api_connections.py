@@ -64,7 +64,8 @@ def test_a_watch_whose_client_leaves_ends_at_once_without_errors(
     assert errors == []
 
 
-def test_close_ends_every_connection_and_returns_promptly(tmp_path: Path) -> None:
+@pytest.mark.timeout(60)  # a close that waited for its clients to leave would hang: they stay
+def test_close_ends_every_connection_though_its_clients_stay(tmp_path: Path) -> None:
     with contextlib.ExitStack() as clients:
         with running(tmp_path, TOKEN, tls=True) as server:
             assert server.ca is not None
@@ -82,6 +83,5 @@ def test_close_ends_every_connection_and_returns_promptly(tmp_path: Path) -> Non
             watch = clients.enter_context(watching.stream("GET", path, params={"watch": "true"}))
             assert watch.status_code == 200
             assert held_by_server(server.port) == ["ESTABLISHED"] * 3
-            started = time.monotonic()
-        assert time.monotonic() - started < 3.0
+        # close() has returned with every client still connected, and has let go of each socket.
         assert held_by_server(server.port) == []

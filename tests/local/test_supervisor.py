@@ -149,21 +149,53 @@ def test_backoff_doubles_to_its_cap() -> None:
     assert [backoff.delay(n) for n in range(1, 7)] == [1.0, 2.0, 4.0, 8.0, 10.0, 10.0]
 
 
+STALLED = """
+import os, sys, time
+from pathlib import Path
+log = Path(sys.argv[1])
+log.parent.mkdir(parents=True, exist_ok=True)
+log.write_text(f"copying from an unreachable bucket, pid {os.getpid()}\\n")
+time.sleep(600)
+"""
+
+
 def stalled_initializer(args: InitializerArgs) -> list[str]:
-    """A storage initializer stuck on an unreachable bucket: it never finishes on its own."""
-    return [sys.executable, "-c", "import time; time.sleep(600)"]
+    """A storage initializer stuck on an unreachable bucket: it never finishes on its own. Its
+    log's first line ends with its pid."""
+    return [sys.executable, "-c", STALLED, str(args.log_path)]
 
 
-def test_stop_ends_a_stalled_storage_initializer_at_once(changes: Changes, tmp_path: Path) -> None:
-    supervisor = Supervisor(RevisionStore(tmp_path), stalled_initializer, changes)
+def stalled_pid(log: Path, timeout: float = 20.0) -> int:
+    """The pid of a started stalled initializer, once it has written its log."""
+    deadline = time.monotonic() + timeout
+    while not (log.is_file() and log.read_text().endswith("\n")):
+        assert time.monotonic() < deadline, "the storage initializer never started"
+        time.sleep(0.02)
+    return int(log.read_text().split()[-1])
+
+
+def assert_ended_by_stop(pid: int, log: Path) -> None:
+    """The initializer process is gone (reaped, not a zombie), and its log says how it ended."""
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
+    assert log.read_text().splitlines()[-1] == (
+        "--- stopped: the revision was stopped before its copy finished; the storage "
+        "initializer ended with SIGTERM (exit code 143)"
+    )
+
+
+@pytest.mark.timeout(60)  # a stop that waited for the copy would hang for 600 s
+def test_stop_ends_a_stalled_storage_initializer(changes: Changes, tmp_path: Path) -> None:
+    store = RevisionStore(tmp_path)
+    supervisor = Supervisor(store, stalled_initializer, changes)
     supervisor.ensure(KEY, RevisionSpec("half", "gs://unreachable/half/v1"))
     changes.wait_for(lambda: observe(supervisor).phase is Phase.INITIALIZING)
-    time.sleep(0.2)  # the copy has started
+    pid = stalled_pid(store.initializer_log(KEY))
 
-    started = time.monotonic()
     supervisor.stop_all()
-    assert time.monotonic() - started < 2.0
+
     assert KEY not in supervisor.running()
+    assert_ended_by_stop(pid, store.initializer_log(KEY))
 
 
 SUPERVISING = """

@@ -280,8 +280,10 @@ def wait_ready(
     *,
     timeout: float,
     on_change: Callable[[dict[str, Any] | None, Verdict], None] | None = None,
+    clock: Callable[[], float] = time.monotonic,
 ) -> dict[str, Any]:
-    """Wait until the change that returned ``isvc`` is served as it asked."""
+    """Wait until the change that returned ``isvc`` is served as it asked (``clock`` measures
+    the timeout)."""
     goal = goal_for(isvc)
 
     def judge(obj: dict[str, Any] | None) -> Verdict:
@@ -297,6 +299,7 @@ def wait_ready(
         namespace=meta.get("namespace"),
         timeout=timeout,
         on_change=on_change,
+        clock=clock,
     )
     assert result is not None  # judge is only done on an existing object
     return result

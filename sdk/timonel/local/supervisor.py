@@ -15,7 +15,8 @@ This plays the kubelet for the local controller. Each started revision gets a th
 
 Every change of state is reported through ``on_change`` so the controller reconciles at once
 instead of polling. ``stop`` and ``stop_all`` terminate processes (SIGTERM, then SIGKILL), the
-storage initializer's included, so a stop never waits for a copy stalled on the network.
+storage initializer's included, so a stop never waits for a copy stalled on the network; a copy
+ended that way says so at the end of the initializer's log, with the signal that ended it.
 
 On Linux every process is started with a parent-death signal (``PR_SET_PDEATHSIG``): if the
 process running the supervisor is killed outright (SIGKILL, a crash), its revisions die with it
@@ -298,7 +299,14 @@ class _Worker:
             process = _spawn(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
             self._initializing = process
         _, said = process.communicate()
-        if self._stopping.is_set() or process.returncode == 0:
+        if process.returncode == 0:
+            return None
+        if self._stopping.is_set():
+            _append(
+                log_path,
+                f"--- stopped: the revision was stopped before its copy finished; the storage "
+                f"initializer ended with {_ending(process.returncode)}\n",
+            )
             return None
         message = said.decode("utf-8", errors="replace").strip() or (
             f"the storage initializer exited with code {process.returncode}; its log is {log_path}"
@@ -440,6 +448,22 @@ def _termination_message(log_path: Path, offset: int, code: int) -> str:
     lines = [line for line in tail.splitlines() if line.strip()]
     text = "\n".join(lines[-TERMINATION_MESSAGE_LINES:]).strip()
     return text or f"the server exited with code {code} and wrote nothing to {log_path}"
+
+
+def _append(path: Path, text: str) -> None:
+    """Add a line to a revision's log; a log removed with its revision is no error."""
+    try:
+        with open(path, "a", encoding="utf-8") as out:
+            out.write(text)
+    except OSError as exc:
+        log.debug("could not write to %s: %s", path, exc)
+
+
+def _ending(code: int) -> str:
+    """How a process ended, as a Popen return code says it: ``SIGTERM (exit code 143)``."""
+    if code < 0:
+        return f"{signal.Signals(-code).name} (exit code {_exit_code(code)})"
+    return f"exit code {code}"
 
 
 def _exit_code(code: int) -> int:
