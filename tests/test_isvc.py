@@ -14,6 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from timonel import admission, gke, isvc
+from timonel.crd import Schema
 from timonel.errors import SpecError
 from timonel.spec import (
     Accelerator,
@@ -29,11 +30,11 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="session")
-def crd(shared_dir: Path) -> isvc.CrdSchema:
-    return isvc.CrdSchema.load(shared_dir / "kserve" / "serving.kserve.io_inferenceservices.yaml")
+def crd(shared_dir: Path) -> Schema:
+    return Schema.load_crd(shared_dir / "kserve" / "serving.kserve.io_inferenceservices.yaml")
 
 
-def rendered(spec: ServingSpec, crd: isvc.CrdSchema) -> dict[str, Any]:
+def rendered(spec: ServingSpec, crd: Schema) -> dict[str, Any]:
     """Render, and prove the manifest is one the CRD schema takes without pruning anything."""
     manifest = isvc.render(spec)
     assert crd.errors(manifest) == []
@@ -46,7 +47,7 @@ def base(**changes: Any) -> ServingSpec:
     return ServingSpec(**data)
 
 
-def test_cpu_model_uses_predictor_model_with_the_tensorflow_format(crd: isvc.CrdSchema) -> None:
+def test_cpu_model_uses_predictor_model_with_the_tensorflow_format(crd: Schema) -> None:
     manifest = rendered(base(), crd)
     predictor = manifest["spec"]["predictor"]
     assert "tensorflow" not in predictor
@@ -59,7 +60,7 @@ def test_cpu_model_uses_predictor_model_with_the_tensorflow_format(crd: isvc.Crd
 
 
 def test_gpu_model_gets_the_gpu_image_limits_selector_and_tolerations(
-    crd: isvc.CrdSchema,
+    crd: Schema,
 ) -> None:
     spec = base(accelerator=Accelerator("nvidia-l4", count=2, spot=True, autopilot=True))
     predictor = rendered(spec, crd)["spec"]["predictor"]
@@ -77,7 +78,7 @@ def test_gpu_model_gets_the_gpu_image_limits_selector_and_tolerations(
     ]
 
 
-def test_gpu_scale_to_zero_waits_long_enough_for_a_node(crd: isvc.CrdSchema) -> None:
+def test_gpu_scale_to_zero_waits_long_enough_for_a_node(crd: Schema) -> None:
     spec = base(accelerator=Accelerator("nvidia-tesla-t4"), autoscaling=Autoscaling(min_replicas=0))
     manifest = rendered(spec, crd)
     annotations = manifest["metadata"]["annotations"]
@@ -87,7 +88,7 @@ def test_gpu_scale_to_zero_waits_long_enough_for_a_node(crd: isvc.CrdSchema) -> 
     assert annotations[admission.KNATIVE_CLASS] == admission.KPA_CLASS
 
 
-def test_knative_canary_is_a_traffic_percent_with_tag_routing(crd: isvc.CrdSchema) -> None:
+def test_knative_canary_is_a_traffic_percent_with_tag_routing(crd: Schema) -> None:
     manifest = rendered(base(canary=Canary(traffic_percent=25), tag_routing=True), crd)
     assert manifest["spec"]["predictor"]["canaryTrafficPercent"] == 25
     assert "canary" not in manifest["spec"]
@@ -95,7 +96,7 @@ def test_knative_canary_is_a_traffic_percent_with_tag_routing(crd: isvc.CrdSchem
 
 
 def test_standard_canary_is_a_canary_entry_with_mode_and_class_written(
-    crd: isvc.CrdSchema,
+    crd: Schema,
 ) -> None:
     spec = base(
         mode="standard",
@@ -124,7 +125,7 @@ def test_standard_canary_is_a_canary_entry_with_mode_and_class_written(
     ]
 
 
-def test_grpc_adds_the_h2c_port_and_tuning_becomes_flags(crd: isvc.CrdSchema) -> None:
+def test_grpc_adds_the_h2c_port_and_tuning_becomes_flags(crd: Schema) -> None:
     spec = base(
         model=Model(name="digits", storage_uri="gs://b/d/v1", protocol="grpc"),
         accelerator=Accelerator("nvidia-l4"),
@@ -153,49 +154,6 @@ def test_yaml_and_json_read_back_to_the_same_manifest() -> None:
     assert yaml.safe_load(isvc.to_yaml(manifest)) == manifest
     assert yaml.safe_load(isvc.to_json(manifest)) == manifest
     assert isvc.to_yaml(manifest).startswith("apiVersion: serving.kserve.io/v1beta1\nkind:")
-
-
-# --- the CRD schema helper ----------------------------------------------------------------------
-
-
-def test_crd_schema_refuses_unknown_fields_and_wrong_types(crd: isvc.CrdSchema) -> None:
-    manifest = isvc.render(base())
-    manifest["spec"]["predictor"]["model"]["gpus"] = 1
-    manifest["spec"]["predictor"]["minReplicas"] = "one"
-    manifest["spec"]["predictor"]["scaleMetric"] = "latency"
-    assert crd.errors(manifest) == [
-        "spec.predictor.minReplicas: 'one' is not of type 'integer'",
-        "spec.predictor.model: Additional properties are not allowed ('gpus' was unexpected)",
-        "spec.predictor.scaleMetric: 'latency' is not one of ['cpu', 'memory', 'concurrency', "
-        "'rps']",
-    ]
-    with pytest.raises(SpecError) as info:
-        crd.validate(manifest)
-    assert info.value.field == "spec.predictor.minReplicas"
-
-
-def test_crd_schema_treats_a_schemaless_object_as_empty(crd: isvc.CrdSchema) -> None:
-    manifest = isvc.render(base())
-    manifest["spec"]["predictor"]["volumes"] = [
-        {"name": "v", "ephemeral": {"volumeClaimTemplate": {"metadata": {"x": 1}, "spec": {}}}}
-    ]
-    assert crd.errors(manifest) == [
-        "spec.predictor.volumes[0].ephemeral.volumeClaimTemplate.metadata: Additional properties "
-        "are not allowed ('x' was unexpected)"
-    ]
-
-
-def test_crd_schema_checks_root_metadata_as_object_meta(crd: isvc.CrdSchema) -> None:
-    manifest = isvc.render(base())
-    manifest["metadata"]["uid"] = "abc"
-    assert crd.errors(manifest) == []
-    manifest["metadata"]["labels"] = {"n": 1}
-    assert crd.errors(manifest) == ["metadata.labels.n: 1 is not of type 'string'"]
-
-
-def test_crd_schema_is_loaded_once(shared_dir: Path) -> None:
-    path = shared_dir / "kserve" / "serving.kserve.io_inferenceservices.yaml"
-    assert isvc.CrdSchema.load(path) is isvc.CrdSchema.load(path)
 
 
 # --- reading manifests back ---------------------------------------------------------------------
@@ -390,7 +348,7 @@ def test_round_trip_spec_manifest_spec_is_identity(spec: ServingSpec) -> None:
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(spec=specs())
-def test_every_generated_manifest_fits_the_crd(spec: ServingSpec, crd: isvc.CrdSchema) -> None:
+def test_every_generated_manifest_fits_the_crd(spec: ServingSpec, crd: Schema) -> None:
     rendered(spec, crd)
 
 
@@ -417,9 +375,7 @@ def test_the_files_in_kserve_are_current(generator: ModuleType) -> None:
         )
 
 
-def test_the_examples_fit_the_crd_and_pass_admission(
-    generator: ModuleType, crd: isvc.CrdSchema
-) -> None:
+def test_the_examples_fit_the_crd_and_pass_admission(generator: ModuleType, crd: Schema) -> None:
     names = sorted(p.stem for p in (ROOT / "kserve" / "examples").glob("*.yaml"))
     assert names == ["canary", "canary-standard", "cpu", "gpu", "scale-to-zero"]
     for name in names:
@@ -430,7 +386,7 @@ def test_the_examples_fit_the_crd_and_pass_admission(
 
 
 def test_the_serving_runtime_fits_its_crd(shared_dir: Path) -> None:
-    schema = isvc.CrdSchema.load(
+    schema = Schema.load_crd(
         shared_dir / "kserve" / "serving.kserve.io_clusterservingruntimes.yaml", "v1alpha1"
     )
     runtime = yaml.safe_load((ROOT / "kserve" / "tensorflow-serving-runtime.yaml").read_text())

@@ -8,19 +8,13 @@ describe is refused with the field's path, rather than silently dropping what th
 
 The kserve SDK's model classes are not used: importing ``kserve`` pulls in its whole model server
 (about 1,500 modules), and they serialize the container ``name: ""`` that the webhook refuses.
-
-``CrdSchema`` validates a manifest against the CRD's openAPIV3Schema with jsonschema, treating
-the schema as the API server does: structural, so any field the schema does not name is an error
-(the server would prune it).
+Checking a manifest against KServe's CRD schema is ``timonel.crd``'s.
 """
 
 from __future__ import annotations
 
-import copy
-import functools
 import json
 from collections.abc import Callable, Mapping
-from pathlib import Path
 from typing import Any
 
 import yaml
@@ -480,75 +474,3 @@ def _canary(spec: Mapping[str, Any], predictor: Mapping[str, Any], mode: str) ->
         storage_uri=model.get("storageUri"),
         min_replicas=canary.get("minReplicas"),
     )
-
-
-# --- the CRD schema -----------------------------------------------------------------------------
-
-#: The ObjectMeta fields a manifest may carry; the API server validates metadata itself, so the
-#: CRD says only ``type: object``.
-_OBJECT_META = {
-    "type": "object",
-    "properties": {
-        "name": {"type": "string"},
-        "namespace": {"type": "string"},
-        "generateName": {"type": "string"},
-        "labels": {"type": "object", "additionalProperties": {"type": "string"}},
-        "annotations": {"type": "object", "additionalProperties": {"type": "string"}},
-    },
-}
-
-
-def _structural(node: Any, *, root: bool = False) -> Any:
-    """The CRD schema with unknown fields made errors, as pruning would drop them."""
-    if isinstance(node, list):
-        return [_structural(item) for item in node]
-    if not isinstance(node, dict):
-        return node
-    out = {key: _structural(value) for key, value in node.items()}
-    if root and "metadata" in out.get("properties", {}):
-        out["properties"]["metadata"] = copy.deepcopy(_OBJECT_META)
-    if (
-        out.get("type") == "object"
-        and not out.get("x-kubernetes-preserve-unknown-fields")
-        and "additionalProperties" not in out
-    ):
-        out["additionalProperties"] = False
-    return out
-
-
-class CrdSchema:
-    """A CRD's openAPIV3Schema as a jsonschema validator that refuses unknown fields."""
-
-    def __init__(self, crd: Mapping[str, Any], version: str = "v1beta1") -> None:
-        from jsonschema import Draft7Validator
-
-        versions = {v["name"]: v for v in crd["spec"]["versions"]}
-        schema = versions[version]["schema"]["openAPIV3Schema"]
-        self._validator = Draft7Validator(_structural(schema, root=True))
-
-    @classmethod
-    @functools.cache
-    def load(cls, path: str | Path, version: str = "v1beta1") -> CrdSchema:
-        """Read a CRD file once per process (the InferenceService CRD is 2 MB of YAML)."""
-        with open(path, encoding="utf-8") as handle:
-            crd = yaml.load(handle, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
-        return cls(crd, version)
-
-    def errors(self, manifest: Mapping[str, Any]) -> list[str]:
-        """Every schema violation as ``path: message``, sorted by path."""
-        found = []
-        for error in self._validator.iter_errors(manifest):
-            path = "".join(
-                f"[{part}]" if isinstance(part, int) else f".{part}" for part in error.absolute_path
-            ).lstrip(".")
-            found.append(f"{path or '<root>'}: {error.message}")
-        return sorted(found)
-
-    def validate(self, manifest: Mapping[str, Any]) -> None:
-        """Raise a SpecError naming the first field the schema refuses."""
-        errors = self.errors(manifest)
-        if errors:
-            field = errors[0].split(": ", 1)[0]
-            raise SpecError(
-                f"{errors[0]} (the InferenceService CRD schema refuses it)", field=field
-            )

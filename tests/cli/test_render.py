@@ -8,12 +8,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-from timonel import cli, isvc
+from timonel import cli
+from timonel.crd import Schema
 
 
 @pytest.fixture(scope="module")
-def crd(shared_dir: Path) -> isvc.CrdSchema:
-    return isvc.CrdSchema.load(shared_dir / "kserve" / "serving.kserve.io_inferenceservices.yaml")
+def crd(shared_dir: Path) -> Schema:
+    return Schema.load_crd(shared_dir / "kserve" / "serving.kserve.io_inferenceservices.yaml")
 
 
 def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
@@ -23,7 +24,7 @@ def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
 
 
 def test_render_writes_a_manifest_the_crd_takes(
-    capsys: pytest.CaptureFixture[str], crd: isvc.CrdSchema
+    capsys: pytest.CaptureFixture[str], crd: Schema
 ) -> None:
     code, out, err = run(
         capsys, "render", "digits", "--storage-uri", "gs://b/digits/v1", "-n", "models"
@@ -41,9 +42,7 @@ def test_render_writes_a_manifest_the_crd_takes(
     }
 
 
-def test_render_gpu_scale_to_zero_canary(
-    capsys: pytest.CaptureFixture[str], crd: isvc.CrdSchema
-) -> None:
+def test_render_gpu_scale_to_zero_canary(capsys: pytest.CaptureFixture[str], crd: Schema) -> None:
     code, out, _ = run(
         capsys,
         "render",
@@ -71,7 +70,7 @@ def test_render_gpu_scale_to_zero_canary(
     assert predictor["nodeSelector"]["cloud.google.com/gke-accelerator-count"] == "1"
 
 
-def test_render_standard_canary(capsys: pytest.CaptureFixture[str], crd: isvc.CrdSchema) -> None:
+def test_render_standard_canary(capsys: pytest.CaptureFixture[str], crd: Schema) -> None:
     code, out, _ = run(
         capsys,
         *[

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from timonel import schemas
-from timonel.isvc import CrdSchema
+from timonel.crd import Schema
 from timonel.local.apiserver.validation import check_schema
 
 #: The keywords compared node by node: everything that decides what a value may be.
@@ -125,7 +125,7 @@ def test_the_schema_accepts_and_refuses_what_the_crd_does(
         "metadata": {"name": "m"},
         **manifest,
     }
-    crd_fields = [e.split(": ", 1)[0] for e in CrdSchema.load(crd_file).errors(body)]
+    crd_fields = [e.split(": ", 1)[0] for e in Schema.load_crd(crd_file).errors(body)]
     our_fields = [e.field for e in check_schema(body)]
     # A missing field is reported on itself here (as kube-apiserver does), on its parent there.
     assert len(our_fields) == len(crd_fields)

@@ -1,7 +1,7 @@
 """Validating an InferenceService as a cluster with KServe does: the CRD schema, then the webhook.
 
-The schema is the project's (``timonel/schemas/inferenceservice.yaml``), checked with
-``jsonschema``; its failures become 422 Invalid with one cause per field, worded as the API
+The schema is the project's (``timonel/schemas/inferenceservice.yaml``), checked by
+``timonel.crd``; its violations become 422 Invalid with one cause per field, worded as the API
 server's OpenAPI validation words them. The webhook is ``timonel.admission.admit``; its denial
 becomes a 403 in the form kube-apiserver gives a validating webhook's answer.
 """
@@ -9,12 +9,12 @@ becomes a 403 in the form kube-apiserver gives a validating webhook's answer.
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable
 from typing import Any
 
 import jsonschema
 
 from timonel import admission, schemas
+from timonel.crd import Schema, field_path
 from timonel.errors import SpecError
 from timonel.kube.resources import INFERENCE_SERVICE, Kind
 from timonel.local.apiserver import statuses
@@ -34,17 +34,8 @@ _JSON_TYPES = {
 
 
 @functools.cache
-def _validator() -> jsonschema.protocols.Validator:
-    schema = schemas.load("inferenceservice")
-    cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft7Validator)
-    return cls(schema)
-
-
-def _path(parts: Iterable[Any]) -> str:
-    text = ""
-    for part in parts:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
-    return text
+def _schema() -> Schema:
+    return Schema(schemas.load("inferenceservice"))
 
 
 def _value(value: Any) -> str:
@@ -61,7 +52,7 @@ def _type_name(value: Any) -> str:
 
 
 def _field_errors(error: jsonschema.ValidationError) -> list[FieldError]:
-    path = _path(error.absolute_path)
+    path = field_path(error.absolute_path)
     where = path or "<root>"
     if error.validator == "required":
         missing = str(error.message).split("'")[1]
@@ -111,8 +102,7 @@ def _field_errors(error: jsonschema.ValidationError) -> list[FieldError]:
 
 def check_schema(obj: dict[str, Any]) -> list[FieldError]:
     """Every field error the project's schema finds in ``obj``, in path order."""
-    found = sorted(_validator().iter_errors(obj), key=lambda e: [str(p) for p in e.absolute_path])
-    return [fe for error in found for fe in _field_errors(error)]
+    return [fe for error in _schema().violations(obj) for fe in _field_errors(error)]
 
 
 def validate(kind: Kind, new: dict[str, Any], old: dict[str, Any] | None) -> None:
