@@ -32,6 +32,35 @@ def write_half_plus_two(path: Path, *, slope: float = 0.5, offset: float = 2.0) 
     return path
 
 
+def write_spin(path: Path) -> Path:
+    """A model whose call takes as long as asked: ``y = x + spins``, one loop step per spin.
+
+    Its ``serving_default`` signature takes ``x`` (float32, shape [-1]) and ``spins`` (int64
+    scalar) and returns ``y``. A few spins answer at once; ``10**12`` would run for days, so
+    such a call ends only when a timeout cancels it (a loop checks for cancellation each step).
+    """
+    import tensorflow as tf
+
+    class Spin(tf.Module):
+        @tf.function(
+            input_signature=[
+                tf.TensorSpec([None], tf.float32, name="x"),
+                tf.TensorSpec([], tf.int64, name="spins"),
+            ]
+        )
+        def serve(self, x: tf.Tensor, spins: tf.Tensor) -> dict[str, tf.Tensor]:
+            _, y = tf.while_loop(
+                lambda step, _: step < spins,
+                lambda step, value: (step + 1, value + 1.0),
+                (tf.constant(0, tf.int64), x),
+            )
+            return {"y": y}
+
+    module = Spin()
+    tf.saved_model.save(module, str(path), signatures={"serving_default": module.serve})
+    return path
+
+
 def write_mlp(path: Path, *, features: int = 64, hidden: int = 128, classes: int = 10) -> Path:
     """A dense classifier (digits-sized by default): ``inputs`` [-1, features] → ``output_0``."""
     import tensorflow as tf

@@ -23,6 +23,7 @@ from tensorflow_serving.apis import (
     classification_pb2,
     get_model_metadata_pb2,
     get_model_status_pb2,
+    inference_pb2,
     model_service_pb2_grpc,
     predict_pb2,
     prediction_service_pb2_grpc,
@@ -573,3 +574,100 @@ def test_metrics_use_tf_serving_names(server: ServerProcess) -> None:
     ) in text
     assert ":tensorflow:serving:request_latency_count" in text
     assert "process_resident_memory_bytes" in text
+
+
+# ---- MultiInference (gRPC only) ----------------------------------------------------------------
+
+CLASSIFY, REGRESS = "tensorflow/serving/classify", "tensorflow/serving/regress"
+
+
+def _multi_inference(
+    server: ServerProcess, tasks: list[tuple[str, str, str]], examples: list[dict[str, float]]
+) -> Any:
+    """MultiInference of ``(model, signature, method)`` tasks on the examples."""
+    request = inference_pb2.MultiInferenceRequest()
+    for model, signature, method in tasks:
+        task = request.tasks.add(method_name=method)
+        task.model_spec.name = model
+        task.model_spec.signature_name = signature
+    request.input.example_list.examples.extend(_examples(Case("examples", examples=examples)))
+    with server.channel() as channel:
+        return prediction_service_pb2_grpc.PredictionServiceStub(channel).MultiInference(
+            request, timeout=30
+        )
+
+
+def test_grpc_multi_inference_answers_every_task_from_one_input(server: ServerProcess) -> None:
+    reply = _multi_inference(
+        server,
+        [("tf1", CLASSIFY, CLASSIFY), ("tf1", REGRESS, REGRESS)],
+        [{"x": 1.0}, {"x": 6.0}],
+    )
+    classify, regress = reply.results
+    assert (classify.model_spec.name, classify.model_spec.signature_name) == ("tf1", CLASSIFY)
+    assert (regress.model_spec.name, regress.model_spec.signature_name) == ("tf1", REGRESS)
+    assert classify.model_spec.version.value == regress.model_spec.version.value == 1
+    assert [
+        [(c.label, c.score) for c in row.classes]
+        for row in classify.classification_result.classifications
+    ] == [[("low", 0.75), ("high", 0.25)], [("low", 0.5), ("high", 0.5)]]
+    assert [r.value for r in regress.regression_result.regressions] == [2.5, 5.0]
+
+
+@pytest.mark.parametrize(
+    ("tasks", "code", "message"),
+    [
+        ([], "INVALID_ARGUMENT", "ModelSpec has no name specified."),
+        (
+            [("nope", CLASSIFY, CLASSIFY)],
+            "NOT_FOUND",
+            "Servable not found for request: Latest(nope)",
+        ),
+        (
+            [("tf1", CLASSIFY, CLASSIFY), ("hpt", REGRESS, REGRESS)],
+            "INVALID_ARGUMENT",
+            "All ModelSpecs in a MultiInferenceRequest must access the same model name.",
+        ),
+        (
+            [("tf1", CLASSIFY, CLASSIFY), ("", REGRESS, REGRESS)],
+            "INVALID_ARGUMENT",
+            "Found ModelSpec with an empty model name.",
+        ),
+        (
+            [("tf1", REGRESS, REGRESS), ("tf1", REGRESS, REGRESS)],
+            "INVALID_ARGUMENT",
+            f"Duplicate evaluation of signature: {REGRESS}",
+        ),
+        (
+            [("tf1", "nope", CLASSIFY)],
+            "INVALID_ARGUMENT",
+            "Requested signature not found in model graph: nope",
+        ),
+        (
+            [("tf1", CLASSIFY, "tensorflow/serving/predict")],
+            "UNIMPLEMENTED",
+            "Unsupported signature method_name: tensorflow/serving/predict",
+        ),
+        (
+            [("tf1", REGRESS, CLASSIFY)],
+            "INVALID_ARGUMENT",
+            f"Expected classification signature method_name to be {CLASSIFY}. Was: {REGRESS}",
+        ),
+    ],
+    ids=[
+        "no task",
+        "unknown model",
+        "two models",
+        "empty model name",
+        "duplicate signature",
+        "unknown signature",
+        "unsupported method",
+        "method of another signature",
+    ],
+)
+def test_grpc_multi_inference_errors(
+    server: ServerProcess, tasks: list[tuple[str, str, str]], code: str, message: str
+) -> None:
+    with pytest.raises(grpc.RpcError) as caught:
+        _multi_inference(server, tasks, [{"x": 1.0}])
+    assert (caught.value.code().name, caught.value.details()) == (code, message)

@@ -32,7 +32,9 @@ _FLAGS: dict[str, str] = {
     "enable_batching": "Merge concurrent requests into one model call.",
     "batching_parameters_file": "Text BatchingParameters (needs --enable_batching).",
     "monitoring_config_file": "Text MonitoringConfig: Prometheus metrics on the REST port.",
-    "rest_api_timeout_in_ms": "Model call timeout for a request.",
+    "rest_api_timeout_in_ms": (
+        "Model call timeout of a REST request (gRPC: the client's deadline); 0: none."
+    ),
     "allow_version_labels_for_unavailable_models": "Let labels point at versions not loaded yet.",
     "enable_model_warmup": "Replay assets.extra/tf_serving_warmup_requests at load.",
     "max_num_load_retries": "Retries of a failed version load.",
@@ -40,7 +42,8 @@ _FLAGS: dict[str, str] = {
     "rest_api_max_body_bytes": "Largest REST request body; larger bodies get 413.",
     "tensorflow_intra_op_parallelism": "Threads inside one op (0: TensorFlow's choice).",
     "tensorflow_inter_op_parallelism": (
-        "Ops run in parallel (0: TensorFlow's choice; -1: in the request's own thread)."
+        "Ops run in parallel (0: TensorFlow's choice; -1: every call in the request's own "
+        "thread, where timeouts cannot stop it)."
     ),
 }
 

@@ -132,7 +132,7 @@ class ModelServer:
             self.manager,
             self._make_runner(),
             self.metrics,
-            timeout_ms=options.rest_api_timeout_in_ms,
+            rest_timeout_ms=options.rest_api_timeout_in_ms,
         )
         self.monitoring_path = self._monitoring_path()
         self.grpc_port: int | None = None

@@ -2,11 +2,13 @@
 
 The servicers are the tensorflow-serving-api wheel's own base classes registered on grpc's
 thread-pool server: each RPC runs in a pool thread and calls TensorFlow from there (through the
-runner, so batching still merges gRPC and REST calls). Measured against a ``grpc.aio`` server
-sharing the REST API's event loop, this answers small-model requests faster: grpc's synchronous
-server costs less per call than grpc.aio's, and no call hops between the loop and a worker
-thread. Status codes are TF's codes unchanged, and messages longer than 1024
-characters are cut and end in ``...TRUNCATED`` as in ``model_servers/grpc_status_util.cc``.
+runner, so batching still merges gRPC and REST calls), with the time left of the client's
+deadline as its run timeout (none without a deadline), as in TF Serving's
+``prediction_service_impl.cc``. Measured against a ``grpc.aio`` server sharing the REST API's
+event loop, this answers small-model requests faster: grpc's synchronous server costs less per
+call than grpc.aio's, and no call hops between the loop and a worker thread. Status codes are
+TF's codes unchanged, and messages longer than 1024 characters are cut and end in
+``...TRUNCATED`` as in ``model_servers/grpc_status_util.cc``.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from tensorflow_serving.apis import (
     get_model_status_pb2,
     inference_pb2,
     model_management_pb2,
+    model_pb2,
     model_service_pb2_grpc,
     predict_pb2,
     prediction_service_pb2_grpc,
@@ -34,11 +37,12 @@ from timonel._tensor_proto import request_inputs, to_tensor_proto
 from timonel.errors import ServingError, SpecError
 from timonel.server.examples import serialize_input
 from timonel.server.inference import (
+    ExampleResult,
     Inference,
     ModelSpec,
+    check_tasks,
     example_signature,
     predict_signature,
-    signature_key,
 )
 from timonel.server.servable import CLASSIFY_METHOD, REGRESS_METHOD, Servable
 
@@ -63,13 +67,22 @@ def model_spec(request: Any) -> ModelSpec:
     """The ModelSpec of a request, checked as TF Serving checks it."""
     if not request.HasField("model_spec"):
         raise ServingError("Missing ModelSpec", code="INVALID_ARGUMENT")
-    spec = request.model_spec
+    return _read_spec(request.model_spec)
+
+
+def _read_spec(spec: Any) -> ModelSpec:
     if not spec.name:
         raise ServingError("ModelSpec has no name specified.", code="INVALID_ARGUMENT")
     choice = spec.WhichOneof("version_choice")
     version = spec.version.value if choice == "version" else None
     label = spec.version_label if choice == "version_label" else None
     return ModelSpec(spec.name, version, label, spec.signature_name)
+
+
+def timeout_ms(context: grpc.ServicerContext) -> int:
+    """The run timeout of an RPC: the time left of its deadline (0: it has none)."""
+    remaining = context.time_remaining()
+    return 0 if remaining is None else max(1, int(remaining * 1000))
 
 
 def _fill_spec(target: Any, servable: Servable, signature_name: str | None) -> None:
@@ -135,7 +148,7 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
                 job = self.inference.predict(
                     servable, signature, request_inputs(request.inputs), list(request.output_filter)
                 )
-                outputs = self.inference.run_blocking(job)
+                outputs = self.inference.run_blocking(job, timeout_ms(context))
                 response = predict_pb2.PredictResponse()
                 _fill_spec(response.model_spec, servable, signature.key)
                 for alias, value in outputs.items():
@@ -147,75 +160,69 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
     def Classify(self, request: Any, context: grpc.ServicerContext) -> Any:
         response = classification_pb2.ClassificationResponse()
         return self._calls.handle(
-            "Classify", request, context, lambda: self._examples(request, response, CLASSIFY_METHOD)
+            "Classify",
+            request,
+            context,
+            lambda: self._examples(request, response, CLASSIFY_METHOD, timeout_ms(context)),
         )
 
     def Regress(self, request: Any, context: grpc.ServicerContext) -> Any:
         response = regression_pb2.RegressionResponse()
         return self._calls.handle(
-            "Regress", request, context, lambda: self._examples(request, response, REGRESS_METHOD)
+            "Regress",
+            request,
+            context,
+            lambda: self._examples(request, response, REGRESS_METHOD, timeout_ms(context)),
         )
 
-    def _examples(self, request: Any, response: Any, method: str) -> Any:
+    def _examples(self, request: Any, response: Any, method: str, timeout: int) -> Any:
         """A Classify or Regress request run, and its results written into ``response``."""
         spec = model_spec(request)
         with self.inference.servable(spec) as servable:
             signature = example_signature(servable, spec.signature_name)
             examples = serialize_input(request.input)
             _fill_spec(response.model_spec, servable, signature.key)
-            self._fill_result(response.result, servable, signature, examples, method)
+            result: ExampleResult
+            if method == CLASSIFY_METHOD:
+                job = self.inference.classify(servable, signature, examples)
+                result = self.inference.run_blocking(job, timeout)
+            else:
+                result = self.inference.run_blocking(
+                    self.inference.regress(servable, signature, examples), timeout
+                )
+            _fill_result(response.result, result)
             return response
-
-    def _fill_result(
-        self, target: Any, servable: Servable, signature: Any, examples: list[bytes], method: str
-    ) -> None:
-        """A classification or regression ``Result`` of ``examples`` on ``signature``."""
-        if method == CLASSIFY_METHOD:
-            classes = self.inference.run_blocking(
-                self.inference.classify(servable, signature, examples)
-            )
-            for row in classes:
-                classifications = target.classifications.add()
-                for label, score in row:
-                    classifications.classes.add(label=label, score=score)
-        elif method == REGRESS_METHOD:
-            values = self.inference.run_blocking(
-                self.inference.regress(servable, signature, examples)
-            )
-            target.regressions.extend(regression_pb2.Regression(value=v) for v in values)
-        else:
-            raise ServingError(f"Unsupported signature method_name: {method}", code="UNIMPLEMENTED")
 
     def MultiInference(self, request: Any, context: grpc.ServicerContext) -> Any:
+        """Classify and regress tasks of one model on the same Examples, in one session call.
+
+        As in TF Serving, the first task's ModelSpec picks the servable (no task: an empty
+        ModelSpec), then every task is checked before any input is read.
+        """
+
         def body() -> Any:
-            if not request.tasks:
-                raise ServingError("Must specify at least one task", code="INVALID_ARGUMENT")
-            specs = [model_spec(task) for task in request.tasks]
-            if len({s.name for s in specs}) > 1:
-                raise ServingError(
-                    "All ModelSpecs in a MultiInferenceRequest must access the same model name.",
-                    code="INVALID_ARGUMENT",
+            first = request.tasks[0].model_spec if request.tasks else model_pb2.ModelSpec()
+            with self.inference.servable(_read_spec(first)) as servable:
+                tasks = check_tasks(
+                    servable,
+                    [(t.model_spec.name, t.model_spec.signature_name, t.method_name)
+                     for t in request.tasks],
+                )  # fmt: skip
+                job = self.inference.multi_inference(
+                    servable, tasks, serialize_input(request.input)
                 )
-            keys = [signature_key(s.signature_name) for s in specs]
-            for index, key in enumerate(keys):
-                if key in keys[:index]:
-                    raise ServingError(
-                        f"Duplicate evaluation of signature: {key}", code="INVALID_ARGUMENT"
+                results = self.inference.run_blocking(job, timeout_ms(context))
+                response = inference_pb2.MultiInferenceResponse()
+                for task, result in zip(tasks, results, strict=True):
+                    entry = response.results.add()
+                    _fill_spec(entry.model_spec, servable, task.signature.key)
+                    _fill_result(
+                        entry.classification_result
+                        if task.method == CLASSIFY_METHOD
+                        else entry.regression_result,
+                        result,
                     )
-            examples = serialize_input(request.input)
-            response = inference_pb2.MultiInferenceResponse()
-            with self.inference.servable(specs[0]) as servable:
-                for task, spec in zip(request.tasks, specs, strict=True):
-                    signature = example_signature(servable, spec.signature_name)
-                    result = response.results.add()
-                    _fill_spec(result.model_spec, servable, signature.key)
-                    target = (
-                        result.regression_result
-                        if task.method_name == REGRESS_METHOD
-                        else result.classification_result
-                    )
-                    self._fill_result(target, servable, signature, examples, task.method_name)
-            return response
+                return response
 
         return self._calls.handle("MultiInference", request, context, body)
 
@@ -288,6 +295,18 @@ class ModelService(model_service_pb2_grpc.ModelServiceServicer):
         return self._calls.handle(
             "HandleReloadConfigRequest", request, context, body, counted=False
         )
+
+
+def _fill_result(target: Any, result: ExampleResult) -> None:
+    """A ``ClassificationResult`` or ``RegressionResult`` proto from a classify or regress
+    result."""
+    for row in result:
+        if isinstance(row, float):
+            target.regressions.add(value=row)
+        else:
+            classifications = target.classifications.add()
+            for label, score in row:
+                classifications.classes.add(label=label, score=score)
 
 
 def _error_code_number(code: str) -> int:

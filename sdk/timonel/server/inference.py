@@ -3,8 +3,9 @@
 A request names a model (and maybe a version or label) and a signature; this module resolves the
 servable, holds it while the call runs (so an unload waits for it), checks the signature, prepares
 the session call as a ``Job`` and runs it through the runner (direct or batched), recording runtime
-metrics. REST runs jobs on the event loop (``run``); gRPC handlers run them from their own threads
-(``run_blocking``). The front ends only translate their wire formats and error codes.
+metrics. REST runs jobs on the event loop (``run``, with ``--rest_api_timeout_in_ms``); gRPC
+handlers run them from their own threads (``run_blocking``, with the time left of the client's
+deadline, as TF Serving does). The front ends only translate their wire formats and error codes.
 """
 
 from __future__ import annotations
@@ -30,11 +31,14 @@ from timonel.server.servable import (
     Servable,
     Signature,
     classification_results,
+    example_endpoints,
     regression_results,
 )
 
 access_log = logging.getLogger("timonel.server.access")
 T = TypeVar("T")
+#: A classify result (``(label, score)`` per class, per example) or a regress result.
+ExampleResult = list[list[tuple[str, float]]] | list[float]
 
 
 @dataclass(frozen=True)
@@ -45,6 +49,18 @@ class ModelSpec:
     version: int | None = None
     label: str | None = None
     signature_name: str = ""
+
+
+@dataclass(frozen=True)
+class ExampleTask:
+    """A checked task of a MultiInference request: its signature and method, the input tensor
+    it reads the serialized Examples from, and its outputs (tensor names and aliases)."""
+
+    signature: Signature
+    method: str
+    feed: str
+    fetches: tuple[str, ...]
+    aliases: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -62,12 +78,17 @@ class Inference:
     """The request path from a ModelSpec to TensorFlow and back."""
 
     def __init__(
-        self, manager: ModelManager, runner: Runner, metrics: ServerMetrics, *, timeout_ms: int = 0
+        self,
+        manager: ModelManager,
+        runner: Runner,
+        metrics: ServerMetrics,
+        *,
+        rest_timeout_ms: int = 0,
     ) -> None:
         self.manager = manager
         self.runner = runner
         self.metrics = metrics
-        self.timeout_ms = timeout_ms
+        self.rest_timeout_ms = rest_timeout_ms
 
     @contextmanager
     def servable(self, spec: ModelSpec) -> Iterator[Servable]:
@@ -111,16 +132,43 @@ class Inference:
 
         return Job(servable, call, "Regress", answer)
 
+    def multi_inference(
+        self, servable: Servable, tasks: Sequence[ExampleTask], examples: Sequence[bytes]
+    ) -> Job[list[ExampleResult]]:
+        """Several classify/regress tasks on the same Examples, answered by one session call
+        fetching the union of their outputs (TF Serving's MultiInference)."""
+        fetches = tuple(sorted({name for task in tasks for name in task.fetches}))
+        feeds = {tasks[0].feed: np.array(list(examples), dtype=object)}
+        call = Call(feeds, fetches, fetches)
+
+        def answer(values: list[np.ndarray]) -> list[ExampleResult]:
+            self.metrics.record_examples(servable.name, len(examples))
+            by_tensor = dict(zip(fetches, values, strict=True))
+            results: list[ExampleResult] = []
+            for task in tasks:
+                outputs = {
+                    alias: by_tensor[name]
+                    for alias, name in zip(task.aliases, task.fetches, strict=True)
+                }
+                if task.method == CLASSIFY_METHOD:
+                    results.append(classification_results(outputs, len(examples)))
+                else:
+                    results.append(regression_results(outputs, len(examples)))
+            return results
+
+        return Job(servable, call, "MultiInference", answer)
+
     async def run(self, job: Job[T]) -> T:
-        """Run a job from the event loop."""
+        """Run a REST request's job from the event loop, within the REST timeout."""
         start = time.perf_counter()
-        values = await self.runner.run(job.servable, job.call, self.timeout_ms)
+        values = await self.runner.run(job.servable, job.call, self.rest_timeout_ms)
         return self._answer(job, values, start)
 
-    def run_blocking(self, job: Job[T]) -> T:
-        """Run a job from a thread other than the event loop's, blocking it."""
+    def run_blocking(self, job: Job[T], timeout_ms: int) -> T:
+        """Run a job from a thread other than the event loop's, blocking it; a ``timeout_ms``
+        of 0 means none."""
         start = time.perf_counter()
-        values = self.runner.run_blocking(job.servable, job.call, self.timeout_ms)
+        values = self.runner.run_blocking(job.servable, job.call, timeout_ms)
         return self._answer(job, values, start)
 
     def _answer(self, job: Job[T], values: list[np.ndarray], start: float) -> T:
@@ -171,6 +219,38 @@ def predict_signature(servable: Servable, name: str, *, rest: bool) -> Signature
             )
         raise ServingError(f'Serving signature key "{key}" not found.', code="FAILED_PRECONDITION")
     return signature
+
+
+def check_tasks(servable: Servable, tasks: Sequence[tuple[str, str, str]]) -> list[ExampleTask]:
+    """MultiInference tasks, each ``(model name, signature name, method name)``, checked in TF
+    Serving's order and words (``servables/tensorflow/multi_inference.cc``)."""
+    model = ""
+    checked: list[ExampleTask] = []
+    for name, signature_name, method in tasks:
+        if not name:
+            raise _invalid("Found ModelSpec with an empty model name.")
+        if model and name != model:
+            raise _invalid(
+                "All ModelSpecs in a MultiInferenceRequest must access the same model name."
+            )
+        model = name
+        key = signature_key(signature_name)
+        if any(task.signature.key == key for task in checked):
+            raise _invalid(f"Duplicate evaluation of signature: {key}")
+        signature = servable.signatures.get(key)
+        if signature is None:
+            raise _invalid(f"Requested signature not found in model graph: {key}")
+        if method not in (CLASSIFY_METHOD, REGRESS_METHOD):
+            raise ServingError(f"Unsupported signature method_name: {method}", code="UNIMPLEMENTED")
+        feed, fetches, aliases = example_endpoints(signature, method)
+        if checked and feed != checked[0].feed:
+            raise _invalid("Input tensor must be the same for all Signatures.")
+        checked.append(ExampleTask(signature, method, feed, fetches, aliases))
+    return checked
+
+
+def _invalid(message: str) -> ServingError:
+    return ServingError(message, code="INVALID_ARGUMENT")
 
 
 def example_signature(servable: Servable, name: str) -> Signature:

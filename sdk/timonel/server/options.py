@@ -33,6 +33,8 @@ class ServerOptions:
     enable_batching: bool = False
     batching_parameters_file: str = ""
     monitoring_config_file: str = ""
+    #: A REST call's run timeout (gRPC calls take the client's deadline, as in TF Serving);
+    #: 0 means none.
     rest_api_timeout_in_ms: int = 30000
     allow_version_labels_for_unavailable_models: bool = False
     enable_model_warmup: bool = True
@@ -40,10 +42,10 @@ class ServerOptions:
     load_retry_interval_micros: int = 60_000_000
     rest_api_max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     tensorflow_intra_op_parallelism: int = 0
-    #: -1 runs a call's ops in the thread that makes it (TF Serving's default is 0, a shared pool):
-    #: the server already runs requests in parallel, and handing every op to a pool thread costs
-    #: more than a small model's op (measured: a fifth of the CPU per request).
-    tensorflow_inter_op_parallelism: int = -1
+    #: 0 (TF Serving's default): a shared pool of ops, which calls with a timeout need so that
+    #: TensorFlow can stop them; calls without one still run in their own thread
+    #: (``Servable.run``). -1 runs every call in its own thread, where no timeout is enforced.
+    tensorflow_inter_op_parallelism: int = 0
     #: Seconds a SIGTERM waits for in-flight requests before the server exits anyway.
     drain_seconds: float = 30.0
 

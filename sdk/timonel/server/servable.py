@@ -113,30 +113,8 @@ class Servable:
         self, signature: Signature, examples: Sequence[bytes], method: str
     ) -> Call:
         """The session call of a classify or regress request on serialized tf.Examples."""
-        if signature.method_name != method:
-            kind = "classification" if method == CLASSIFY_METHOD else "regression"
-            raise _invalid(
-                f"Expected {kind} signature method_name to be {method}. "
-                f"Was: {signature.method_name}"
-            )
-        if len(signature.inputs) != 1:
-            raise _invalid("Expected one input Tensor.")
-        (info,) = signature.inputs.values()
-        if info.dtype != "DT_STRING":
-            raise _invalid("Expected input Tensor of DT_STRING.")
-        feeds = {info.name: np.array(list(examples), dtype=object)}
-        if method == REGRESS_METHOD:
-            output = signature.outputs.get("outputs")
-            if len(signature.outputs) != 1 or output is None:
-                raise _invalid("Expected one output Tensor.")
-            return Call(feeds, (output.name,), ("outputs",))
-        aliases = tuple(a for a in ("classes", "scores") if a in signature.outputs)
-        if not aliases:
-            raise _invalid(
-                "Expected classification signature outputs to contain at least one of "
-                "classes or scores."
-            )
-        return Call(feeds, tuple(signature.outputs[a].name for a in aliases), aliases)
+        feed, fetches, aliases = example_endpoints(signature, method)
+        return Call({feed: np.array(list(examples), dtype=object)}, fetches, aliases)
 
     def run(
         self, feeds: Mapping[str, np.ndarray], fetches: Sequence[str], *, timeout_ms: int = 0
@@ -144,14 +122,18 @@ class Servable:
         """One session call: feeds and fetches by graph tensor name. Blocks; thread-safe.
 
         Arrays must already have the feeds' dtypes (``check_inputs`` and the codec see to it):
-        they go to ``TF_SessionRun`` as they are.
+        they go to ``TF_SessionRun`` as they are. A call with a timeout runs on the session's
+        inter-op pool, so TensorFlow can cancel it when the timeout passes (DEADLINE_EXCEEDED,
+        as TF Serving's run timeout); a call without one runs its ops in the calling thread,
+        which saves the hand-offs to the pool (measured on a small MLP: 18 µs of CPU per call
+        inline, 48 µs through the pool).
         """
         import tensorflow as tf
         from tensorflow.python.client import pywrap_tf_session
 
         feed_outputs, fetch_outputs = self._endpoints(tuple(feeds), tuple(fetches))
         options = _run_options(timeout_ms)
-        buffer = pywrap_tf_session.TF_NewBufferFromString(options) if options else None
+        buffer = pywrap_tf_session.TF_NewBufferFromString(options)
         try:
             return list(
                 self._session._call_tf_sessionrun(
@@ -167,8 +149,7 @@ class Servable:
         except (ValueError, TypeError) as exc:  # arrays TF cannot turn into tensors
             raise _invalid(str(exc)) from exc
         finally:
-            if buffer is not None:
-                pywrap_tf_session.TF_DeleteBuffer(buffer)
+            pywrap_tf_session.TF_DeleteBuffer(buffer)
 
     def _endpoints(
         self, feeds: tuple[str, ...], fetches: tuple[str, ...]
@@ -243,6 +224,35 @@ def regression_results(outputs: Mapping[str, np.ndarray], batch: int) -> list[fl
             f"but got {list(values.shape)}"
         )
     return [float(v) for v in values.reshape(batch).tolist()]
+
+
+def example_endpoints(
+    signature: Signature, method: str
+) -> tuple[str, tuple[str, ...], tuple[str, ...]]:
+    """A classify or regress signature checked as TF Serving checks it: its input tensor (the
+    serialized Examples), and the tensors and aliases of the outputs the method reads."""
+    if signature.method_name != method:
+        kind = "classification" if method == CLASSIFY_METHOD else "regression"
+        raise _invalid(
+            f"Expected {kind} signature method_name to be {method}. Was: {signature.method_name}"
+        )
+    if len(signature.inputs) != 1:
+        raise _invalid("Expected one input Tensor.")
+    (info,) = signature.inputs.values()
+    if info.dtype != "DT_STRING":
+        raise _invalid("Expected input Tensor of DT_STRING.")
+    if method == REGRESS_METHOD:
+        output = signature.outputs.get("outputs")
+        if len(signature.outputs) != 1 or output is None:
+            raise _invalid("Expected one output Tensor.")
+        return info.name, (output.name,), ("outputs",)
+    aliases = tuple(a for a in ("classes", "scores") if a in signature.outputs)
+    if not aliases:
+        raise _invalid(
+            "Expected classification signature outputs to contain at least one of "
+            "classes or scores."
+        )
+    return info.name, tuple(signature.outputs[a].name for a in aliases), aliases
 
 
 def check_inputs(signature: Signature, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -351,12 +361,19 @@ def _dt_name(dtype: int) -> str:
 
 @functools.cache
 def _run_options(timeout_ms: int) -> bytes:
-    """Serialized ``RunOptions`` carrying the call timeout (empty: no options)."""
-    if timeout_ms <= 0:
-        return b""
+    """Serialized ``RunOptions``: the call timeout, or (none) inline execution.
+
+    Inline execution (``inter_op_thread_pool: -1``) runs the ops in the caller's thread, where no
+    other thread watches the clock: TensorFlow only enforces ``timeout_in_ms`` for calls it runs
+    on a pool, so a call with a timeout must not be inline.
+    """
     from tensorflow.core.protobuf import config_pb2
 
-    return bytes(config_pb2.RunOptions(timeout_in_ms=timeout_ms).SerializeToString())
+    if timeout_ms <= 0:
+        options = config_pb2.RunOptions(inter_op_thread_pool=-1)
+    else:
+        options = config_pb2.RunOptions(timeout_in_ms=timeout_ms)
+    return bytes(options.SerializeToString())
 
 
 def _code_name(code: int) -> str:
