@@ -11,7 +11,7 @@ deploy path adds: CLI start-up, apply, reconcile, storage initializer, status, a
 Peers, measured in the same run on the same cluster:
 
 - ``timonel deploy --wait``: the command, as a user runs it (a new Python process);
-- ``timonel.deploy(wait=True)``: the Python API in this process (no start-up);
+- ``timonel.deploy(spec, wait=True)``: the Python API in this process (no start-up);
 - KServe's SDK: ``KServeClient`` creates the same InferenceService and ``wait_isvc_ready`` with
   its default ``polling_interval`` (10 s), the way its docs wait.
 
@@ -250,10 +250,10 @@ def run_all(
     print("timonel.deploy(wait=True) (Python API) ...", flush=True)
     for i in range(RUNS):
         name = f"api-{i}"
-        body = manifest(name, uri)
+        spec = timonel.ServingSpec(model=timonel.Model(name=name, storage_uri=uri))
 
-        def api(body: dict[str, Any] = body) -> None:
-            timonel.deploy(body, cluster=cluster, timeout=TIMEOUT)
+        def api(spec: timonel.ServingSpec = spec) -> None:
+            timonel.deploy(spec, cluster=cluster, timeout=TIMEOUT)
 
         runs.append(measure("timonel.deploy(wait=True)", name, cluster, controller, api))
 
@@ -307,7 +307,10 @@ def report(runs: list[Run], costs: dict[str, float]) -> None:
         "path adds: *before* the server starts (CLI start-up, apply, reconcile, storage "
         "initializer) and *after* it is AVAILABLE (the controller's probe, the status write, the "
         f"watch event, exiting). Medians of {RUNS} runs (1 for the KServe SDK); each deployment "
-        "starts after the previous one's server has exited.",
+        "starts after the previous one's server has exited. The release is in a file:// "
+        "repository, which the storage initializer copies in the controller's process (a bucket's "
+        "copy gets a process of its own); `timonel deploy` and `timonel.deploy(spec)` read the "
+        "release's manifest to check it, as they do for every release URI.",
         "",
         f"Machine: {os.cpu_count()} vCPU, Linux {platform.release()}, Python "
         f"{platform.python_version()}, {versions}; load average at the end {load}. "

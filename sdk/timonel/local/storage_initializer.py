@@ -11,18 +11,23 @@ with ``timonel.storage.download_release``, which verifies every file against the
 checksums; anything else is copied file by file as it is, as KServe's initializer copies it. Every
 bucket is reached through ``timonel.storage`` (plain paths, ``file://``, ``gs://``, ``s3://``).
 
-Like KServe's init container, it runs as a process of its own (``initializer_command``, run by the
-supervisor): a copy stalled on an unreachable bucket is then ended by terminating the process, so
-stopping a revision or the whole local cluster never waits for the network. The process exits with
-code 1 and the reason on stderr (its termination message) when the copy fails.
+Like KServe's init container, a copy from a bucket runs as a process of its own
+(``initializer_command``, run by the supervisor): a copy stalled on an unreachable bucket is then
+ended by terminating the process, so stopping a revision or the whole local cluster never waits for
+the network. The process exits with code 1 and the reason on stderr (its termination message) when
+the copy fails. A local folder (a path or ``file://``) has no network to stall on, so it is copied
+in the supervisor's own process instead (``copy_here``), without paying for a Python process's
+start: a stop ends that copy at its next chunk (``CopyStopped``).
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime
+import functools
 import shutil
 import sys
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,8 +48,21 @@ class InitializerArgs:
     log_path: Path
 
 
-def initializer_command(args: InitializerArgs) -> list[str]:
-    """This module as a process: copy ``storage_uri`` into ``model_dir``, log to ``log_path``."""
+class CopyStopped(Exception):
+    """A copy in this process ended early because its revision was stopped (never shown to a
+    user: the supervisor that asked for the stop expects it)."""
+
+
+def initializer_command(args: InitializerArgs) -> list[str] | None:
+    """This module as a process: copy ``storage_uri`` into ``model_dir``, log to ``log_path``.
+
+    None for a local folder (a path or ``file://``), which ``copy_here`` copies in the caller's
+    process.
+    """
+    from timonel.storage import split_uri
+
+    if split_uri(args.storage_uri)[0] == "file":
+        return None
     return [
         sys.executable,
         "-m",
@@ -53,6 +71,18 @@ def initializer_command(args: InitializerArgs) -> list[str]:
         str(args.model_dir),
         str(args.log_path),
     ]
+
+
+def copy_here(args: InitializerArgs, stopping: threading.Event) -> None:
+    """The copy, in this process; raises CopyStopped at the next chunk once ``stopping`` is set."""
+
+    def check(_: int = 0) -> None:
+        if stopping.is_set():
+            raise CopyStopped(f"stopped while copying {args.storage_uri}")
+
+    check()
+    fetch = functools.partial(fetch_model, progress=check)
+    run_logged(fetch, args.storage_uri, args.model_dir, args.log_path)
 
 
 def run_logged(
@@ -69,6 +99,10 @@ def run_logged(
         log.flush()
         try:
             fetch(storage_uri, staging)
+        except CopyStopped:
+            log.write(f"{_now()} stopped: the revision was stopped before its copy finished\n")
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
         except TimonelError as exc:
             log.write(f"{_now()} failed: {exc}\n")
             shutil.rmtree(staging, ignore_errors=True)
@@ -85,15 +119,18 @@ def run_logged(
         log.write(f"{_now()} done\n")
 
 
-def fetch_model(storage_uri: str, dest: Path) -> None:
-    """Copy what ``storage_uri`` holds into ``dest``, verifying Timonel releases."""
+def fetch_model(
+    storage_uri: str, dest: Path, *, progress: Callable[[int], None] | None = None
+) -> None:
+    """Copy what ``storage_uri`` holds into ``dest``, verifying Timonel releases; ``progress``
+    gets the bytes of each chunk copied (and may raise to end the copy)."""
     from timonel.storage import open_storage
 
     storage = open_storage(storage_uri)
     if storage.exists(join(storage_uri, MANIFEST_NAME)):
         from timonel.storage import download_release
 
-        download_release(storage_uri, dest)
+        download_release(storage_uri, dest, progress=progress)
         return
     files = storage.list_files(storage_uri)
     if not files:
@@ -102,7 +139,9 @@ def fetch_model(storage_uri: str, dest: Path) -> None:
             "release (timonel.json) or TF Serving version folders (1/saved_model.pb); check the "
             "storageUri, or publish the release before deploying it"
         )
-    storage.download_many([(join(storage_uri, name), dest / name) for name in sorted(files)])
+    storage.download_many(
+        [(join(storage_uri, name), dest / name) for name in sorted(files)], progress=progress
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -3,7 +3,8 @@
 This plays the kubelet for the local controller. Each started revision gets a thread that
 
 1. runs the storage initializer once, as a process of its own (the model lands in the revision's
-   ``model/`` folder, as KServe's init container fills ``/mnt/models``);
+   ``model/`` folder, as KServe's init container fills ``/mnt/models``), or, for a local folder,
+   in this thread (``storage_initializer.copy_here``);
 2. starts ``python -m timonel serve`` on two free loopback ports, output appended to the
    revision's ``server.log``;
 3. probes ``GET /v1/models/<isvc>`` (the readiness probe of KServe's TF Serving runtime) until the
@@ -15,8 +16,9 @@ This plays the kubelet for the local controller. Each started revision gets a th
 
 Every change of state is reported through ``on_change`` so the controller reconciles at once
 instead of polling. ``stop`` and ``stop_all`` terminate processes (SIGTERM, then SIGKILL), the
-storage initializer's included, so a stop never waits for a copy stalled on the network; a copy
-ended that way says so at the end of the initializer's log, with the signal that ended it.
+storage initializer's included, so a stop never waits for a copy stalled on the network (a copy
+in this thread ends at its next chunk); a copy ended that way says so at the end of the
+initializer's log.
 
 On Linux every process is started with a parent-death signal (``PR_SET_PDEATHSIG``): if the
 process running the supervisor is killed outright (SIGKILL, a crash), its revisions die with it
@@ -44,9 +46,15 @@ from typing import IO
 
 import httpx
 
+from timonel.errors import TimonelError
 from timonel.local.reconcile import Failure, Phase, RevisionObservation
 from timonel.local.revisions import RevisionKey, RevisionStore
-from timonel.local.storage_initializer import COMPLETE_MARKER, InitializerArgs
+from timonel.local.storage_initializer import (
+    COMPLETE_MARKER,
+    CopyStopped,
+    InitializerArgs,
+    copy_here,
+)
 
 log = logging.getLogger(__name__)
 
@@ -54,8 +62,9 @@ log = logging.getLogger(__name__)
 TERMINATION_MESSAGE_BYTES = 2048
 TERMINATION_MESSAGE_LINES = 80
 
-#: The command of a revision's storage initializer (``initializer_command``, or a stand-in).
-Initializer = Callable[[InitializerArgs], Sequence[str]]
+#: The command of a revision's storage initializer (``initializer_command``, or a stand-in), or
+#: None to copy in the supervisor's process with ``copy_here``.
+Initializer = Callable[[InitializerArgs], Sequence[str] | None]
 
 #: ``prctl`` option: the signal a process gets when its parent (thread) ends.
 _PR_SET_PDEATHSIG = 1
@@ -292,7 +301,9 @@ class _Worker:
         """Run the storage initializer to its end; a Failure with its termination message."""
         log_path = self._owner._store.initializer_log(self._key)
         args = InitializerArgs(self._spec.storage_uri, model_dir, log_path)
-        command = list(self._owner._initializer(args))
+        command = self._owner._initializer(args)
+        if command is None:
+            return self._copy_here(args)
         with self._process_lock:
             if self._stopping.is_set():
                 return None
@@ -312,6 +323,16 @@ class _Worker:
             f"the storage initializer exited with code {process.returncode}; its log is {log_path}"
         )
         return Failure(message, exit_code=_exit_code(process.returncode), in_initializer=True)
+
+    def _copy_here(self, args: InitializerArgs) -> Failure | None:
+        """A local copy in this thread: no process start to pay; a stop ends it at a chunk."""
+        try:
+            copy_here(args, self._stopping)
+        except CopyStopped:
+            return None
+        except TimonelError as exc:
+            return Failure(str(exc), exit_code=1, in_initializer=True)
+        return None
 
     def _watch(self, rest_port: int, started: float, log_path: Path, offset: int) -> Failure | None:
         """Probe until ready, then wait for an exit; a Failure unless we were asked to stop."""
