@@ -88,3 +88,18 @@ def test_version_and_label_together_are_refused(capsys: pytest.CaptureFixture[st
     )  # fmt: skip
     assert code == cli.EXIT_USER_ERROR
     assert "both version 1 and label 'stable' were given for model 'half'" in err
+
+
+@pytest.mark.parametrize("timeout", ["-1", "0", "nan"])
+def test_a_timeout_that_is_not_seconds_above_zero_is_a_one_line_error(
+    timeout: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = run(
+        capsys, "half", "--url", "http://127.0.0.1:9", "--timeout", timeout,
+        "--json", '{"instances": [1]}',
+    )  # fmt: skip
+    assert (code, out) == (cli.EXIT_USER_ERROR, "")
+    assert err == (
+        "error: timeout must be a finite number of seconds above 0 (how long each try of a call "
+        f"may take), got {float(timeout)!r}; give e.g. 30\n"
+    )

@@ -231,3 +231,56 @@ def test_jitter_keeps_delays_within_half_and_full() -> None:
     jittered, plain = Retry(attempts=6).delays(), Retry(attempts=6, jitter=False).delays()
     for delay, full in zip(jittered, plain, strict=True):
         assert full / 2 <= delay <= full
+
+
+@pytest.mark.parametrize("timeout", [0, -1, float("inf"), float("nan"), "30", True])
+@pytest.mark.parametrize("make", [Client, AsyncClient])
+def test_a_timeout_that_is_not_seconds_above_zero_is_a_spec_error(
+    make: type[Client] | type[AsyncClient], timeout: Any
+) -> None:
+    with pytest.raises(SpecError) as info:
+        make("http://serving.test:8501", timeout=timeout)
+    assert str(info.value) == (
+        "timeout must be a finite number of seconds above 0 (how long each try of a call may "
+        f"take), got {timeout!r}; give e.g. 30"
+    )
+    assert info.value.field == "timeout"
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        (
+            {"attempts": 0},
+            "Retry.attempts must be 1 or more (the first try counts), got 0; give e.g. "
+            "Retry(attempts=4), or Retry(attempts=1) for no retry",
+        ),
+        (
+            {"attempts": 2.5},
+            "Retry.attempts must be a whole number of tries, got 2.5; give e.g. "
+            "Retry(attempts=4), or Retry(attempts=1) for no retry",
+        ),
+        (
+            {"backoff": -0.1},
+            "Retry.backoff must be a finite number of seconds, 0 or more, got -0.1; give e.g. "
+            "Retry(backoff=0.1)",
+        ),
+        (
+            {"max_backoff": float("inf")},
+            "Retry.max_backoff must be a finite number of seconds, 0 or more, got inf; give "
+            "e.g. Retry(max_backoff=2)",
+        ),
+        (
+            {"multiplier": 0.5},
+            "Retry.multiplier must be a finite number, 1 or more, got 0.5; give e.g. "
+            "Retry(multiplier=2)",
+        ),
+    ],
+)
+def test_a_retry_that_cannot_be_followed_is_a_spec_error(
+    fields: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(SpecError) as info:
+        Retry(**fields)
+    assert str(info.value) == message
+    assert info.value.field == f"retry.{next(iter(fields))}"

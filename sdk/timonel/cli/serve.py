@@ -3,7 +3,9 @@
 The flags keep TF Serving's names and syntax (``--port=8500``, ``--port 8500``, a bare
 ``--enable_batching`` or ``--enable_model_warmup=false``), so a Docker command line or a KServe
 container spec carries over unchanged. Click cannot read booleans both bare and with ``=false``,
-so this one command hands its arguments to argparse, which can.
+so this one command hands its arguments to argparse, which can. A malformed command line is one
+line and exit 2, as every timonel command (argparse's usage dump would bury the reason); a
+server that cannot start says ``Failed to start server. Error: ...`` and exits 1, as TF Serving.
 """
 
 from __future__ import annotations
@@ -11,9 +13,11 @@ from __future__ import annotations
 import argparse
 import sys
 from dataclasses import fields
+from typing import Any, NoReturn
 
 import typer
 
+from timonel.errors import SpecError
 from timonel.server.options import ServerOptions
 
 _HELP = "Serve SavedModels over TF Serving's REST and gRPC APIs (tensorflow_model_server flags)."
@@ -57,9 +61,17 @@ def _bool(text: str) -> bool:
     raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, raising a ``SpecError`` for a malformed command line instead of printing the
+    usage and exiting."""
+
+    def error(self, message: str) -> NoReturn:
+        raise SpecError(f"{message}; see `{self.prog} --help`")
+
+
 def parser() -> argparse.ArgumentParser:
     """The argument parser of ``timonel serve`` (defaults from ``ServerOptions``)."""
-    parse = argparse.ArgumentParser(prog="timonel serve", description=_HELP, allow_abbrev=False)
+    parse = _Parser(prog="timonel serve", description=_HELP, allow_abbrev=False)
     for item in fields(ServerOptions):
         if item.name not in _FLAGS:
             continue
@@ -85,10 +97,15 @@ def parser() -> argparse.ArgumentParser:
     return parse
 
 
+def flag_values(args: list[str]) -> dict[str, Any]:
+    """``ServerOptions`` fields from a command line; ``SpecError`` for a malformed one."""
+    return vars(parser().parse_args(args))
+
+
 def options_from_args(args: list[str]) -> ServerOptions:
-    """``ServerOptions`` from a command line; argparse exits 2 on a malformed one."""
-    values = vars(parser().parse_args(args))
-    return ServerOptions(**values)
+    """``ServerOptions`` from a command line; ``SpecError`` for a malformed one or options the
+    server cannot start with."""
+    return ServerOptions(**flag_values(args))
 
 
 def register(app: typer.Typer) -> None:
@@ -99,12 +116,13 @@ def register(app: typer.Typer) -> None:
         context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
     )
     def serve(ctx: typer.Context) -> None:
-        from timonel.errors import ServingError, SpecError, TimonelError
+        from timonel.errors import ServingError, TimonelError
         from timonel.server import serve as run_server
         from timonel.server.app import configure_logging
 
+        values = flag_values(list(ctx.args))  # a malformed command line: one line, exit 2
         try:
-            options = options_from_args(list(ctx.args))
+            options = ServerOptions(**values)
         except SpecError as exc:
             print(f"Failed to start server. Error: INVALID_ARGUMENT: {exc}", file=sys.stderr)
             raise typer.Exit(1) from exc

@@ -28,7 +28,7 @@ import numpy as np
 from timonel._json_tensor import NUMPY_DTYPES
 from timonel.client._call import Api, Arrays, Call, JsonExample
 from timonel.client._rest import RestApi
-from timonel.client._retry import Retry
+from timonel.client._retry import Retry, check_timeout
 from timonel.client._transports import (
     AsyncGrpcTransport,
     AsyncRestTransport,
@@ -152,7 +152,7 @@ class _Base:
         self.protocol, self._address, self._secure = _endpoint(url, protocol)
         self.url = url
         self._host = host
-        self._timeout = timeout
+        self._timeout = check_timeout(timeout)
         self._retry = retry
         self._api = _api(self.protocol)
         self._metadata: dict[tuple[str, int | None, str | None], ModelMetadata] = {}
