@@ -52,7 +52,7 @@ def _rest(server: ServerProcess, spins: int) -> httpx.Response:
     return httpx.post(f"{server.rest}/v1/models/spin:predict", json=body, timeout=60)
 
 
-def _grpc(server: ServerProcess, spins: int, deadline: float) -> predict_pb2.PredictResponse:
+def _grpc(server: ServerProcess, spins: int, deadline: float | None) -> predict_pb2.PredictResponse:
     request = predict_pb2.PredictRequest()
     request.model_spec.name = "spin"
     request.inputs["x"].CopyFrom(to_tensor_proto(np.array([1.0], dtype=np.float32)))
@@ -100,3 +100,7 @@ def test_a_grpc_call_is_stopped_by_the_server_at_the_clients_deadline(
         assert time.monotonic() < deadline, "the server never ended the call"
         time.sleep(0.2)
     assert list(_grpc(server, 3, deadline=30).outputs["y"].float_val) == [4.0]
+
+
+def test_a_grpc_call_without_a_deadline_has_no_timeout(server: ServerProcess) -> None:
+    assert list(_grpc(server, 3, deadline=None).outputs["y"].float_val) == [4.0]

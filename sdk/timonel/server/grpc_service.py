@@ -50,6 +50,7 @@ log = logging.getLogger("timonel.server")
 
 _MAX_MESSAGE = 2**31 - 1
 _MAX_DETAILS = 1024
+_NO_DEADLINE_MS = 2**31 - 1
 T = TypeVar("T")
 
 
@@ -80,9 +81,15 @@ def _read_spec(spec: Any) -> ModelSpec:
 
 
 def timeout_ms(context: grpc.ServicerContext) -> int:
-    """The run timeout of an RPC: the time left of its deadline (0: it has none)."""
+    """The run timeout of an RPC: the time left of its deadline (0: it has none).
+
+    An RPC without a deadline reports about 2**63 seconds left; TF Serving saturates the time
+    left at ``INT_MAX`` milliseconds (24 days), and so does this, as no timeout.
+    """
     remaining = context.time_remaining()
-    return 0 if remaining is None else max(1, int(remaining * 1000))
+    if remaining is None or remaining * 1000 >= _NO_DEADLINE_MS:
+        return 0
+    return max(1, int(remaining * 1000))
 
 
 def _fill_spec(target: Any, servable: Servable, signature_name: str | None) -> None:
