@@ -1,4 +1,5 @@
-"""The batching scheduler merges concurrent calls, splits results, and enforces its limits."""
+"""The batching scheduler merges concurrent calls (from the event loop and from threads), splits
+results, and enforces its limits."""
 
 from __future__ import annotations
 
@@ -39,9 +40,11 @@ def call(*rows: float) -> Call:
     return Call({"x:0": np.array(rows, dtype=np.float32).reshape(-1, 1)}, ("y:0",), ("y",))
 
 
-def run_all(scheduler: BatchScheduler, servable: Any, calls: list[Call]) -> list[Any]:
+def run_all(
+    scheduler: BatchScheduler, servable: Any, calls: list[Call], *, timeout_ms: int = 0
+) -> list[Any]:
     async def main() -> list[Any]:
-        tasks = [scheduler.run(servable, c, 0) for c in calls]
+        tasks = [scheduler.run(servable, c, timeout_ms) for c in calls]
         return await asyncio.gather(*tasks, return_exceptions=True)
 
     try:
@@ -59,6 +62,70 @@ def test_concurrent_calls_within_the_timeout_become_one_batch() -> None:
     results = run_all(scheduler, servable, [call(i) for i in range(6)])
     assert servable.batches == [6]
     assert [r[0].ravel().tolist() for r in results] == [[2.0 * i] for i in range(6)]
+
+
+def test_threads_join_batches_directly() -> None:
+    """gRPC handler threads call ``run_blocking``: six at once make one batch."""
+    servable = DoublingServable()
+    scheduler = BatchScheduler(
+        BatchingParameters(max_batch_size=6, batch_timeout_micros=10_000_000, num_batch_threads=1),
+        ServerMetrics(),
+    )
+    results: dict[int, Any] = {}
+
+    def caller(i: int) -> None:
+        results[i] = scheduler.run_blocking(servable, call(i), 0)
+
+    threads = [threading.Thread(target=caller, args=(i,)) for i in range(6)]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+    finally:
+        scheduler.close()
+    assert servable.batches == [6]  # full at six: it ran without waiting out the 10 s timeout
+    assert {i: r[0].ravel().tolist() for i, r in results.items()} == {
+        i: [2.0 * i] for i in range(6)
+    }
+
+
+def test_loop_calls_and_thread_calls_share_a_batch() -> None:
+    servable = DoublingServable()
+    scheduler = BatchScheduler(
+        BatchingParameters(max_batch_size=4, batch_timeout_micros=10_000_000, num_batch_threads=1),
+        ServerMetrics(),
+    )
+
+    async def main() -> list[Any]:
+        loop = asyncio.get_running_loop()
+        from_threads = [
+            loop.run_in_executor(None, scheduler.run_blocking, servable, call(i), 0) for i in (0, 1)
+        ]
+        from_loop = [scheduler.run(servable, call(i), 0) for i in (2, 3)]
+        return await asyncio.gather(*from_threads, *from_loop)
+
+    try:
+        results = asyncio.run(main())
+    finally:
+        scheduler.close()
+    assert servable.batches == [4]
+    assert [r[0].ravel().tolist() for r in results] == [[0.0], [2.0], [4.0], [6.0]]
+
+
+def test_calls_that_timed_out_in_the_queue_are_not_run() -> None:
+    servable = DoublingServable()
+    scheduler = BatchScheduler(
+        BatchingParameters(max_batch_size=8, batch_timeout_micros=50_000, num_batch_threads=1),
+        ServerMetrics(),
+    )
+    (result,) = run_all(scheduler, servable, [call(1)], timeout_ms=1)
+    assert isinstance(result, ServingError)
+    assert (result.code, str(result)) == (
+        "RESOURCE_EXHAUSTED",
+        "Run() timeout exceeded while waiting in batching queue",
+    )
+    assert servable.batches == []
 
 
 def test_a_full_batch_runs_without_waiting_and_the_rest_follows() -> None:

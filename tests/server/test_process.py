@@ -87,6 +87,43 @@ def test_concurrent_requests_run_as_one_batch(server: ServerProcess) -> None:
     )
 
 
+def _metric(rest: str, series: str) -> float:
+    text = httpx.get(f"{rest}/monitoring/prometheus/metrics", timeout=10).text
+    line = next((line for line in text.splitlines() if line.startswith(f"{series} ")), None)
+    return 0.0 if line is None else float(line.rsplit(" ", 1)[1])
+
+
+def test_concurrent_grpc_calls_run_as_one_batch(server: ServerProcess) -> None:
+    runs = (
+        ':tensorflow:serving:batching_session:wrapped_run_count{thread_pool_name="batch_threads"}'
+    )
+    rows = (
+        ":tensorflow:serving:batching_session:processed_batch_size_sum"
+        '{model_name="hpt",op_name="BatchingSession"}'
+    )
+    runs_before, rows_before = _metric(server.rest, runs), _metric(server.rest, rows)
+    outputs: dict[int, list[float]] = {}
+
+    def one(channel: grpc.Channel, i: int) -> None:
+        request = predict_pb2.PredictRequest()
+        request.model_spec.name = "hpt"
+        request.inputs["x"].CopyFrom(to_tensor_proto(np.array([float(i)], dtype=np.float32)))
+        reply = prediction_service_pb2_grpc.PredictionServiceStub(channel).Predict(
+            request, timeout=30
+        )
+        outputs[i] = list(reply.outputs["y"].float_val)
+
+    with server.channel() as channel:
+        callers = [threading.Thread(target=one, args=(channel, i)) for i in range(8)]
+        for caller in callers:
+            caller.start()
+        for caller in callers:
+            caller.join(60)
+    assert outputs == {i: [3.0 + 0.5 * i] for i in range(8)}
+    assert _metric(server.rest, runs) == runs_before + 1
+    assert _metric(server.rest, rows) == rows_before + 8
+
+
 def test_a_body_over_the_limit_gets_413(server: ServerProcess) -> None:
     body = b'{"instances": [' + b"1.0, " * 200 + b"1.0]}"
     reply = httpx.post(f"{server.rest}/v1/models/hpt:predict", content=body, timeout=10)

@@ -276,7 +276,6 @@ class ModelServer:
 
         self._loop = asyncio.get_running_loop()
         self._stop_event = asyncio.Event()
-        self.inference.runner.bind(self._loop)
         if self._stopping.is_set():
             return
         options = self.options

@@ -7,6 +7,15 @@ are split back along dimension 0. A batch closes when it reaches ``max_batch_siz
 one of ``num_batch_threads`` is free, so batches grow exactly while the model is busy.
 ``allowed_batch_sizes`` pads a batch up (with copies of its first row) to the next allowed size;
 more than ``max_enqueued_batches`` waiting batches per queue refuse new calls with UNAVAILABLE.
+A batch runs with the latest deadline of its calls (none if one has none), as TF Serving's
+BatchingSession; a batch whose every call timed out while queued is not run.
+
+Callers join batches from their own threads: ``submit`` takes the scheduler's lock, adds the
+call to its queue and returns a future, and ``num_batch_threads`` batch threads wait on that
+lock's condition for a batch that is full or due, run it, and settle its calls. A gRPC handler
+thread blocks on its future (``run_blocking``); the event loop awaits its own (``run``) without
+blocking, and a finished batch wakes the loop once for all its REST calls. So a call is handed
+over once each way, whichever API it came from, and gRPC and REST calls share batches.
 
 Calls that cannot be merged (an input of rank 0, inputs disagreeing on dimension 0, or differing
 trailing shapes, which form their own queues) run on their own; ``pad_variable_length_inputs`` is
@@ -17,10 +26,14 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import concurrent.futures
+import contextlib
+import logging
+import math
 import os
+import threading
 import time
 from collections import deque
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,143 +44,181 @@ from timonel.server.metrics import ServerMetrics
 from timonel.server.servable import Call, Servable
 from timonel.tfserving import BatchingParameters
 
+log = logging.getLogger("timonel.server")
 
-@dataclass
+#: What a call gets back: its outputs, or the error that ended its batch.
+_Outcome = list[np.ndarray] | BaseException
+
+
+@dataclass(eq=False)
 class _Task:
     call: Call
     size: int
-    future: asyncio.Future[list[np.ndarray]]
+    timeout_ms: int
     enqueued: float
+    #: the event loop awaiting ``future`` (an asyncio future), or None for a thread waiting on
+    #: a ``concurrent.futures.Future``
+    loop: asyncio.AbstractEventLoop | None
+    future: Any
+
+    @property
+    def deadline(self) -> float:
+        return self.enqueued + self.timeout_ms / 1e3 if self.timeout_ms > 0 else math.inf
 
 
-@dataclass
+@dataclass(eq=False)
 class _Batch:
     servable: Servable
-    feeds: tuple[str, ...]
     fetches: tuple[str, ...]
-    timeout_ms: int
+    opened: float
+    #: when the batch runs even if not full (``opened + batch_timeout_micros``)
+    due: float
+    #: False for a call that cannot be merged: it runs alone, as it came
+    merged: bool = True
     tasks: list[_Task] = field(default_factory=list)
     size: int = 0
-    opened: float = 0.0
 
 
-@dataclass
+@dataclass(eq=False)
 class _Queue:
     open: _Batch | None = None
     ready: deque[_Batch] = field(default_factory=deque)
-    timer: asyncio.TimerHandle | None = None
 
 
 class BatchScheduler:
-    """A ``Runner`` that merges concurrent calls into batches."""
+    """A ``Runner`` that merges concurrent calls into batches, run by its own batch threads."""
 
     def __init__(self, params: BatchingParameters, metrics: ServerMetrics) -> None:
         self.params = params
         self.metrics = metrics
         self.threads = params.num_batch_threads or (os.cpu_count() or 1)
-        self._executor = ThreadPoolExecutor(
-            max_workers=self.threads, thread_name_prefix=params.thread_pool_name
-        )
+        self._timeout = params.batch_timeout_micros / 1e6
+        self._lock = threading.Condition(threading.Lock())
         self._queues: dict[tuple[Any, ...], _Queue] = {}
-        self._busy = 0
-        self._loop: asyncio.AbstractEventLoop | None = None
+        self._alone = _Queue()  # calls that cannot be merged, in arrival order
+        self._closed = False
+        self._workers = [
+            threading.Thread(target=self._work, name=f"{params.thread_pool_name}-{n}", daemon=True)
+            for n in range(self.threads)
+        ]
+        for worker in self._workers:
+            worker.start()
 
-    def bind(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._loop = loop
-
-    def run_blocking(self, servable: Servable, call: Call, timeout_ms: int) -> list[np.ndarray]:
-        """``run`` from another thread: the call joins the loop's batches and this thread waits."""
-        if self._loop is None:
-            raise ServingError("The batch scheduler is not running yet", code="UNAVAILABLE")
-        future = asyncio.run_coroutine_threadsafe(self.run(servable, call, timeout_ms), self._loop)
-        return future.result()
+    # ---- the two entries -----------------------------------------------------------------
 
     async def run(self, servable: Servable, call: Call, timeout_ms: int) -> list[np.ndarray]:
+        """Join a batch from the event loop; the loop goes on while the batch forms and runs."""
+        future: asyncio.Future[list[np.ndarray]] = self.submit(
+            servable, call, timeout_ms, asyncio.get_running_loop()
+        )
+        return await future
+
+    def run_blocking(self, servable: Servable, call: Call, timeout_ms: int) -> list[np.ndarray]:
+        """Join a batch from this thread and wait for its outputs."""
+        future: concurrent.futures.Future[list[np.ndarray]] = self.submit(
+            servable, call, timeout_ms, None
+        )
+        return future.result()
+
+    def submit(
+        self,
+        servable: Servable,
+        call: Call,
+        timeout_ms: int,
+        loop: asyncio.AbstractEventLoop | None,
+    ) -> Any:
+        """Add a call to its queue; returns the future of its outputs: an asyncio future of
+        ``loop``, or a ``concurrent.futures.Future`` when ``loop`` is None. Never blocks."""
         size = _batch_dim(call)
-        loop = asyncio.get_running_loop()
-        if size is None:
-            return await loop.run_in_executor(
-                self._executor,
-                lambda: servable.run(call.feeds, call.fetches, timeout_ms=timeout_ms),
-            )
         limit = self.params.max_batch_size
-        if size > limit:
+        if size is not None and size > limit:
             raise ServingError(
                 f"Task size {size} is larger than maximum input batch size {limit}",
                 code="INVALID_ARGUMENT",
             )
-        key = (
-            id(servable),
-            tuple(call.feeds),
-            call.fetches,
-            tuple((v.shape[1:], v.dtype.str) for v in call.feeds.values()),
-        )
-        queue = self._queues.setdefault(key, _Queue())
         now = time.perf_counter()
-        task = _Task(call, size, loop.create_future(), now)
-        batch = queue.open
-        if batch is not None and batch.size + size > limit:
-            self._close(queue)
-            batch = None
-        if batch is None:
-            if len(queue.ready) >= self.params.max_enqueued_batches:
-                raise ServingError(
-                    "The batch scheduling queue to which this task was submitted is full",
-                    code="UNAVAILABLE",
-                )
-            batch = _Batch(servable, tuple(call.feeds), call.fetches, timeout_ms, opened=now)
-            queue.open = batch
-            if self.params.batch_timeout_micros > 0:
-                queue.timer = loop.call_later(
-                    self.params.batch_timeout_micros / 1e6, self._expire, queue, batch
-                )
-        batch.tasks.append(task)
-        batch.size += size
-        if batch.size >= limit:
-            self._close(queue)
-        self._dispatch()
-        return await task.future
+        future: Any = loop.create_future() if loop is not None else concurrent.futures.Future()
+        task = _Task(call, size or 0, timeout_ms, now, loop, future)
+        with self._lock:
+            if self._closed:
+                raise ServingError("The batch scheduler is shutting down", code="UNAVAILABLE")
+            if size is None:
+                alone = _Batch(servable, call.fetches, now, now, merged=False, tasks=[task])
+                self._alone.ready.append(alone)
+                self._lock.notify()
+                return future
+            key = (
+                id(servable),
+                tuple(call.feeds),
+                call.fetches,
+                tuple((v.shape[1:], v.dtype.str) for v in call.feeds.values()),
+            )
+            queue = self._queues.get(key)
+            if queue is None:
+                queue = self._queues[key] = _Queue()
+            batch = queue.open
+            wake = False
+            if batch is not None and batch.size + size > limit:
+                self._close(queue)
+                batch = None
+            if batch is None:
+                if len(queue.ready) >= self.params.max_enqueued_batches:
+                    raise ServingError(
+                        "The batch scheduling queue to which this task was submitted is full",
+                        code="UNAVAILABLE",
+                    )
+                batch = queue.open = _Batch(servable, call.fetches, now, now + self._timeout)
+                wake = True  # a batch thread runs it (no timeout) or learns when it is due
+            batch.tasks.append(task)
+            batch.size += size
+            if batch.size >= limit:
+                self._close(queue)
+                wake = True
+            if wake:
+                self._lock.notify()
+        return future
+
+    # ---- batch threads -------------------------------------------------------------------
 
     def _close(self, queue: _Queue) -> None:
         if queue.open is not None:
             queue.ready.append(queue.open)
             queue.open = None
-        if queue.timer is not None:
-            queue.timer.cancel()
-            queue.timer = None
 
-    def _expire(self, queue: _Queue, batch: _Batch) -> None:
-        if queue.open is batch:
-            queue.timer = None
-            self._close(queue)
-            self._dispatch()
+    def _work(self) -> None:
+        while (batch := self._take()) is not None:
+            self._execute(batch)
 
-    def _dispatch(self) -> None:
-        """Start batches while batch threads are free: closed ones first, oldest first."""
-        while self._busy < self.threads:
-            batch = self._next_batch()
-            if batch is None:
-                return
-            self._busy += 1
-            asyncio.get_running_loop().create_task(self._execute(batch))
+    def _take(self) -> _Batch | None:
+        """The next batch to run, waiting for one; None once closed and nothing is left."""
+        with self._lock:
+            while True:
+                batch, due = self._next_batch(time.perf_counter())
+                if batch is not None:
+                    return batch
+                if self._closed:
+                    return None
+                self._lock.wait(due)
 
-    def _next_batch(self) -> _Batch | None:
-        ready = [q for q in self._queues.values() if q.ready]
+    def _next_batch(self, now: float) -> tuple[_Batch | None, float | None]:
+        """The closed batch that waited longest, else an open batch that is due (with no
+        timeout, or while closing, any is). Otherwise (None, seconds until one is due)."""
+        queues = [self._alone, *self._queues.values()]
+        ready = [queue for queue in queues if queue.ready]
         if ready:
-            queue = min(ready, key=lambda q: q.ready[0].opened)
-            return queue.ready.popleft()
-        if self.params.batch_timeout_micros > 0:
-            return None
-        waiting = [q for q in self._queues.values() if q.open is not None]
+            return min(ready, key=lambda q: q.ready[0].opened).ready.popleft(), None
+        waiting = [queue for queue in queues if queue.open is not None]
         if not waiting:
-            return None
-        queue = min(waiting, key=lambda q: q.open.opened if q.open else 0.0)
+            return None, None
+        queue = min(waiting, key=lambda q: q.open.due if q.open else math.inf)
         batch = queue.open
-        queue.open = None
-        return batch
+        assert batch is not None
+        if batch.due <= now or self._closed:
+            queue.open = None
+            return batch, None
+        return None, batch.due - now
 
-    async def _execute(self, batch: _Batch) -> None:
-        loop = asyncio.get_running_loop()
+    def _execute(self, batch: _Batch) -> None:
         started = time.perf_counter()
         for task in batch.tasks:
             self.metrics.record(
@@ -175,20 +226,23 @@ class BatchScheduler:
                 (started - task.enqueued) * 1e6,
                 self.params.thread_pool_name,
             )
+        outcomes: list[_Outcome]
         try:
-            feeds, padded = self._merge(batch)
-            values = await loop.run_in_executor(
-                self._executor,
-                lambda: batch.servable.run(feeds, batch.fetches, timeout_ms=batch.timeout_ms),
-            )
-            self._split(batch, values, padded)
+            timeout_ms = _run_timeout_ms(batch.tasks, started)
+            if not batch.merged:
+                (task,) = batch.tasks
+                values = batch.servable.run(task.call.feeds, batch.fetches, timeout_ms=timeout_ms)
+                outcomes = [values]
+            else:
+                feeds, padding = self._merge(batch)
+                values = batch.servable.run(feeds, batch.fetches, timeout_ms=timeout_ms)
+                outcomes = list(_split(batch, values, padding))
         except ServingError as exc:
-            for task in batch.tasks:
-                if not task.future.done():
-                    task.future.set_exception(exc)
-        finally:
-            self._busy -= 1
-            self._dispatch()
+            outcomes = [exc] * len(batch.tasks)
+        except Exception as exc:  # a bug must still answer every caller, and be logged
+            log.exception("batch of %s failed", batch.servable.name)
+            outcomes = [exc] * len(batch.tasks)
+        _settle(batch.tasks, outcomes)
 
     def _merge(self, batch: _Batch) -> tuple[dict[str, np.ndarray], int]:
         name = batch.servable.name
@@ -200,32 +254,76 @@ class BatchScheduler:
         self.metrics.record(self.metrics.processed_batch_size, target, name, "BatchingSession")
         self.metrics.record(self.metrics.padding_size, padding, name, str(target))
         feeds = {}
-        for feed in batch.feeds:
+        for feed in batch.tasks[0].call.feeds:
             parts = [task.call.feeds[feed] for task in batch.tasks]
             if padding:
-                first = parts[0][:1]
-                parts.append(np.repeat(first, padding, axis=0))
+                parts.append(np.repeat(parts[0][:1], padding, axis=0))
             feeds[feed] = parts[0] if len(parts) == 1 else np.concatenate(parts, axis=0)
         return feeds, padding
 
-    def _split(self, batch: _Batch, values: list[np.ndarray], padding: int) -> None:
-        total = batch.size + padding
-        for value in values:
-            if value.ndim == 0 or value.shape[0] != total:
-                raise ServingError(
-                    "Batched output tensor's 0th dimension does not equal the sum of the 0th "
-                    "dimension sizes of the input tensors",
-                    code="FAILED_PRECONDITION",
-                )
-        offset = 0
-        for task in batch.tasks:
-            end = offset + task.size
-            if not task.future.done():
-                task.future.set_result([value[offset:end] for value in values])
-            offset = end
-
     def close(self) -> None:
-        self._executor.shutdown(wait=True)
+        """Run what is queued (open batches at once), then stop the batch threads."""
+        with self._lock:
+            self._closed = True
+            self._lock.notify_all()
+        for worker in self._workers:
+            worker.join()
+
+
+def _run_timeout_ms(tasks: list[_Task], now: float) -> int:
+    """The batch's run timeout: until the latest deadline of its calls (0: one has none)."""
+    latest = max(task.deadline for task in tasks)
+    if latest == math.inf:
+        return 0
+    if latest <= now:
+        raise ServingError(
+            "Run() timeout exceeded while waiting in batching queue", code="RESOURCE_EXHAUSTED"
+        )
+    return max(1, math.ceil((latest - now) * 1e3))
+
+
+def _split(batch: _Batch, values: list[np.ndarray], padding: int) -> list[list[np.ndarray]]:
+    total = batch.size + padding
+    for value in values:
+        if value.ndim == 0 or value.shape[0] != total:
+            raise ServingError(
+                "Batched output tensor's 0th dimension does not equal the sum of the 0th "
+                "dimension sizes of the input tensors",
+                code="FAILED_PRECONDITION",
+            )
+    outputs = []
+    offset = 0
+    for task in batch.tasks:
+        end = offset + task.size
+        outputs.append([value[offset:end] for value in values])
+        offset = end
+    return outputs
+
+
+def _settle(tasks: list[_Task], outcomes: list[_Outcome]) -> None:
+    """Hand each call its outcome: threads directly, each event loop once for all its calls."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[Any, _Outcome]]] = {}
+    for task, outcome in zip(tasks, outcomes, strict=True):
+        if task.loop is None:
+            if isinstance(outcome, BaseException):
+                task.future.set_exception(outcome)
+            else:
+                task.future.set_result(outcome)
+        else:
+            by_loop.setdefault(task.loop, []).append((task.future, outcome))
+    for loop, settled in by_loop.items():
+        with contextlib.suppress(RuntimeError):  # a closed loop: nobody awaits these calls
+            loop.call_soon_threadsafe(_settle_on_loop, settled)
+
+
+def _settle_on_loop(settled: list[tuple[asyncio.Future[Any], _Outcome]]) -> None:
+    for future, outcome in settled:
+        if future.done():  # the request was cancelled (its client went away)
+            continue
+        if isinstance(outcome, BaseException):
+            future.set_exception(outcome)
+        else:
+            future.set_result(outcome)
 
 
 def _batch_dim(call: Call) -> int | None:

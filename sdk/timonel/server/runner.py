@@ -4,7 +4,7 @@ Every REST and gRPC request ends in one runner call: ``run`` from the event loop
 must not block it, or ``run_blocking`` from a thread of the gRPC server, which may. ``DirectRunner``
 hands loop calls to a thread pool (TF releases the GIL while kernels run, so calls overlap) and
 runs blocking calls in the caller's thread; the batching scheduler in ``timonel.server.batching``
-is the other runner, used with ``--enable_batching``.
+is the other runner, used with ``--enable_batching``: both entries join its batches directly.
 """
 
 from __future__ import annotations
@@ -20,9 +20,6 @@ from timonel.server.servable import Call, Servable
 
 
 class Runner(Protocol):
-    def bind(self, loop: asyncio.AbstractEventLoop) -> None:
-        """The event loop that serves requests, once it runs."""
-
     async def run(self, servable: Servable, call: Call, timeout_ms: int) -> list[np.ndarray]: ...
 
     def run_blocking(self, servable: Servable, call: Call, timeout_ms: int) -> list[np.ndarray]: ...
@@ -35,9 +32,6 @@ class DirectRunner:
 
     def __init__(self, threads: int) -> None:
         self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="tf-run")
-
-    def bind(self, loop: asyncio.AbstractEventLoop) -> None:
-        pass
 
     async def run(self, servable: Servable, call: Call, timeout_ms: int) -> list[np.ndarray]:
         loop = asyncio.get_running_loop()
