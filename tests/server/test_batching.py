@@ -217,3 +217,19 @@ def test_calls_that_cannot_batch_run_alone(feeds: dict[str, Any]) -> None:
     call_ = Call({k: np.asarray(v) for k, v in feeds.items()}, ("y:0",), ("y",))
     (result,) = run_all(scheduler, Echo(), [call_])
     assert len(result) == len(feeds)
+
+
+def test_drain_runs_an_open_batch_without_waiting_for_it_to_fill() -> None:
+    servable = DoublingServable()
+    scheduler = BatchScheduler(
+        BatchingParameters(max_batch_size=8, batch_timeout_micros=600_000_000, num_batch_threads=1),
+        ServerMetrics(),
+    )
+    try:
+        futures = [scheduler.submit(servable, call(i), 0, None) for i in range(3)]
+        scheduler.drain()  # the server is stopping: the batch of three runs now
+        results = [future.result(timeout=60) for future in futures]
+    finally:
+        scheduler.close()
+    assert servable.batches == [3]
+    assert [r[0].ravel().tolist() for r in results] == [[0.0], [2.0], [4.0]]

@@ -574,6 +574,7 @@ def test_metrics_use_tf_serving_names(server: ServerProcess) -> None:
     ) in text
     assert ":tensorflow:serving:request_latency_count" in text
     assert "process_resident_memory_bytes" in text
+    assert 'timonel_requests_in_flight{model_name="hpt",version="2"} 0.0' in text
 
 
 # ---- MultiInference (gRPC only) ----------------------------------------------------------------

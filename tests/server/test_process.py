@@ -23,7 +23,7 @@ from timonel.tfserving import BatchingParameters, write_batching_parameters
 
 pytestmark = pytest.mark.slow
 
-#: Calls wait up to 1.5 s for company, long enough to send SIGTERM while they are in flight.
+#: Calls wait up to 1.5 s for company, so calls sent together meet in one batch.
 BATCHING = BatchingParameters(
     max_batch_size=64, batch_timeout_micros=1_500_000, num_batch_threads=1
 )
@@ -62,7 +62,7 @@ def _predict_concurrently(rest: str, count: int) -> list[httpx.Response]:
 
     def one(i: int) -> None:
         replies.append(
-            httpx.post(f"{rest}/v1/models/hpt:predict", json={"instances": [float(i)]}, timeout=30)
+            httpx.post(f"{rest}/v1/models/hpt:predict", json={"instances": [float(i)]}, timeout=120)
         )
 
     threads = [threading.Thread(target=one, args=(i,)) for i in range(count)]
@@ -135,11 +135,29 @@ def test_a_body_over_the_limit_gets_413(server: ServerProcess) -> None:
 
 
 def test_sigterm_finishes_in_flight_requests_then_exits_cleanly(
-    batching_flags: list[str], server_factory: StartServer
+    model_repo: Path,
+    monitoring_file: Path,
+    server_factory: StartServer,
+    tmp_path: Path,
 ) -> None:
-    server = server_factory(*batching_flags)
+    """Four calls wait in a batch that neither fills nor times out during the test; SIGTERM
+    runs it, answers them, and the process exits 0."""
+    params = tmp_path / "batching.config"
+    write_batching_parameters(
+        params,
+        BatchingParameters(
+            max_batch_size=64, batch_timeout_micros=600_000_000, num_batch_threads=1
+        ),
+    )
+    server = server_factory(
+        "--model_name=hpt",
+        f"--model_base_path={model_repo / 'hpt'}",
+        "--enable_batching",
+        f"--batching_parameters_file={params}",
+        f"--monitoring_config_file={monitoring_file}",
+    )
     replies: list[httpx.Response] = []
-    grpc_replies: list[object] = []
+    grpc_replies: list[predict_pb2.PredictResponse] = []
 
     def rest_call() -> None:
         replies.extend(_predict_concurrently(server.rest, 3))
@@ -150,20 +168,24 @@ def test_sigterm_finishes_in_flight_requests_then_exits_cleanly(
         request.inputs["x"].CopyFrom(to_tensor_proto(np.array([2.0], dtype=np.float32)))
         with server.channel() as channel:
             stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
-            grpc_replies.append(stub.Predict(request, timeout=30))
+            grpc_replies.append(stub.Predict(request, timeout=120))
 
     workers = [threading.Thread(target=rest_call), threading.Thread(target=grpc_call)]
     for worker in workers:
         worker.start()
-    time.sleep(0.7)  # all four calls now wait in the open batch
-    started = time.monotonic()
+    in_flight = 'timonel_requests_in_flight{model_name="hpt",version="2"}'
+    hang_guard = time.monotonic() + 120
+    while _metric(server.rest, in_flight) < 4:  # until the server holds all four calls
+        assert time.monotonic() < hang_guard, server.stderr.read_text()[-3000:]
+        time.sleep(0.05)
     server.process.send_signal(signal.SIGTERM)
     for worker in workers:
-        worker.join(60)
-    assert server.process.wait(30) == 0
-    assert time.monotonic() - started < 20
+        worker.join(120)
+    assert server.process.wait(120) == 0
     assert [r.status_code for r in replies] == [200, 200, 200]
+    assert sorted(r.json()["predictions"][0] for r in replies) == [3.0, 3.5, 4.0]
     assert len(grpc_replies) == 1
+    assert list(grpc_replies[0].outputs["y"].float_val) == [4.0]
     assert server.stdout.read_text() == ""
     with pytest.raises(httpx.ConnectError):
         httpx.get(f"{server.rest}/v1/models/hpt", timeout=5)

@@ -119,7 +119,6 @@ class ModelServer:
         from timonel.server.metrics import ServerMetrics
 
         self.options = options
-        self.metrics = ServerMetrics()
         self._stopping = threading.Event()
         self.manager = ModelManager(
             self._load,
@@ -128,6 +127,7 @@ class ModelServer:
             load_retry_seconds=options.load_retry_interval_micros / 1e6,
             allow_labels_for_unavailable_models=options.allow_version_labels_for_unavailable_models,
         )
+        self.metrics = ServerMetrics(in_flight=self.manager.in_flight)
         self.inference = Inference(
             self.manager,
             self._make_runner(),
@@ -339,6 +339,7 @@ class ModelServer:
 
     async def _drain(self, grpc_server: Any, rest_server: Any, listener: Any) -> None:
         grace = self.options.drain_seconds
+        self.inference.runner.drain()
         tasks = []
         if listener is not None:
             listener.close()

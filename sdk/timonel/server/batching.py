@@ -96,6 +96,7 @@ class BatchScheduler:
         self._lock = threading.Condition(threading.Lock())
         self._queues: dict[tuple[Any, ...], _Queue] = {}
         self._alone = _Queue()  # calls that cannot be merged, in arrival order
+        self._draining = False  # open batches run at once, without waiting to fill
         self._closed = False
         self._workers = [
             threading.Thread(target=self._work, name=f"{params.thread_pool_name}-{n}", daemon=True)
@@ -202,7 +203,7 @@ class BatchScheduler:
 
     def _next_batch(self, now: float) -> tuple[_Batch | None, float | None]:
         """The closed batch that waited longest, else an open batch that is due (with no
-        timeout, or while closing, any is). Otherwise (None, seconds until one is due)."""
+        timeout, or while draining, any is). Otherwise (None, seconds until one is due)."""
         queues = [self._alone, *self._queues.values()]
         ready = [queue for queue in queues if queue.ready]
         if ready:
@@ -213,7 +214,7 @@ class BatchScheduler:
         queue = min(waiting, key=lambda q: q.open.due if q.open else math.inf)
         batch = queue.open
         assert batch is not None
-        if batch.due <= now or self._closed:
+        if batch.due <= now or self._draining:
             queue.open = None
             return batch, None
         return None, batch.due - now
@@ -261,10 +262,18 @@ class BatchScheduler:
             feeds[feed] = parts[0] if len(parts) == 1 else np.concatenate(parts, axis=0)
         return feeds, padding
 
+    def drain(self) -> None:
+        """From now on run every batch at once, full or not: the server is shutting down, and
+        its in-flight calls should not wait out ``batch_timeout_micros`` (TF's scheduler
+        likewise runs its open batches when it is torn down)."""
+        with self._lock:
+            self._draining = True
+            self._lock.notify_all()
+
     def close(self) -> None:
         """Run what is queued (open batches at once), then stop the batch threads."""
         with self._lock:
-            self._closed = True
+            self._draining = self._closed = True
             self._lock.notify_all()
         for worker in self._workers:
             worker.join()

@@ -373,6 +373,16 @@ class ModelManager:
                 )
         return statuses
 
+    def in_flight(self) -> dict[tuple[str, ...], float]:
+        """Requests holding each loaded version now, by (model name, version)."""
+        with self._state:
+            return {
+                (name, str(record.version)): record.servable.inflight
+                for name, model in self._models.items()
+                for record in model.versions.values()
+                if record.servable is not None
+            }
+
     def model_names(self) -> list[str]:
         return sorted(self._routes)
 

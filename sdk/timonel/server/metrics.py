@@ -4,14 +4,16 @@ prometheus_client writes every counter as ``<name>_total`` (and sorts labels, an
 ``_created`` series); TF Serving's exporter writes ``:tensorflow:serving:request_count`` as is,
 and dashboards and alerts written for TF Serving query those exact names. So TF Serving's series
 are kept here in plain dicts and written in the text format by hand (a few lines), followed by
-prometheus_client's own ``process_*``/``python_*`` metrics.
+prometheus_client's own ``process_*``/``python_*`` metrics. One series is the server's own:
+``timonel_requests_in_flight``, read from the loaded versions when scraped (so it costs requests
+nothing), which shows a drain or a queue building up.
 """
 
 from __future__ import annotations
 
 import bisect
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 from prometheus_client import (
@@ -83,6 +85,25 @@ class _Histogram:
         return lines
 
 
+class _Gauge:
+    """A gauge whose values are read when the metrics are scraped."""
+
+    def __init__(
+        self,
+        name: str,
+        doc: str,
+        labels: Sequence[str],
+        read: Callable[[], Mapping[tuple[str, ...], float]],
+    ) -> None:
+        self.name, self.doc, self.labels, self.read = name, doc, tuple(labels), read
+
+    def text(self) -> list[str]:
+        lines = [f"# HELP {self.name} {self.doc}", f"# TYPE {self.name} gauge"]
+        for key, value in sorted(self.read().items()):
+            lines.append(f"{self.name}{_labels(self.labels, key)} {_number(value)}")
+        return lines
+
+
 def _labels(names: Sequence[str], values: Sequence[str]) -> str:
     if not names:
         return ""
@@ -99,9 +120,12 @@ def _number(value: float) -> str:
 
 
 class ServerMetrics:
-    """The metrics one server process records; ``render()`` is the monitoring endpoint's body."""
+    """The metrics one server process records; ``render()`` is the monitoring endpoint's body.
 
-    def __init__(self) -> None:
+    ``in_flight`` reports the requests each loaded version is answering, by (model, version).
+    """
+
+    def __init__(self, in_flight: Callable[[], Mapping[tuple[str, ...], float]] = dict) -> None:
         self._lock = threading.Lock()
         self.request_count = _Counter(
             f"{PREFIX}request_count",
@@ -181,6 +205,12 @@ class ServerMetrics:
             "Tracks the number of batching session runs.",
             ["thread_pool_name"],
         )
+        self.requests_in_flight = _Gauge(
+            "timonel_requests_in_flight",
+            "Predict, Classify, Regress and MultiInference requests being answered.",
+            ["model_name", "version"],
+            in_flight,
+        )
         self._process = CollectorRegistry(auto_describe=False)
         for collector in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
             self._process.register(_Borrowed(collector))
@@ -217,7 +247,7 @@ class ServerMetrics:
             lines = [
                 line
                 for value in vars(self).values()
-                if isinstance(value, (_Counter, _Histogram))
+                if isinstance(value, (_Counter, _Histogram, _Gauge))
                 for line in value.text()
             ]
         return ("\n".join(lines) + "\n").encode() + generate_latest(self._process)

@@ -24,6 +24,9 @@ class Runner(Protocol):
 
     def run_blocking(self, servable: Servable, call: Call, timeout_ms: int) -> list[np.ndarray]: ...
 
+    def drain(self) -> None:
+        """The server is shutting down: run what waits without delay."""
+
     def close(self) -> None: ...
 
 
@@ -40,6 +43,9 @@ class DirectRunner:
 
     def run_blocking(self, servable: Servable, call: Call, timeout_ms: int) -> list[np.ndarray]:
         return servable.run(call.feeds, call.fetches, timeout_ms=timeout_ms)
+
+    def drain(self) -> None:
+        pass  # nothing waits here: every call runs as it comes
 
     def close(self) -> None:
         self._executor.shutdown(wait=True)

@@ -179,6 +179,11 @@ class Servable:
             if not self._inflight:
                 self._idle.notify_all()
 
+    @property
+    def inflight(self) -> int:
+        """Requests holding this version now."""
+        return self._inflight
+
     def wait_idle(self, timeout: float) -> bool:
         with self._idle:
             return self._idle.wait_for(lambda: not self._inflight, timeout)
