@@ -233,3 +233,14 @@ def test_drain_runs_an_open_batch_without_waiting_for_it_to_fill() -> None:
         scheduler.close()
     assert servable.batches == [3]
     assert [r[0].ravel().tolist() for r in results] == [[0.0], [2.0], [4.0]]
+
+
+def test_a_closed_scheduler_refuses_calls_with_unavailable() -> None:
+    scheduler = BatchScheduler(BatchingParameters(max_batch_size=8), ServerMetrics())
+    scheduler.close()
+    with pytest.raises(ServingError) as info:
+        scheduler.run_blocking(DoublingServable(), call(1), 0)
+    assert (info.value.code, str(info.value)) == (
+        "UNAVAILABLE",
+        "The server is shutting down and takes no new calls; send them to another replica",
+    )

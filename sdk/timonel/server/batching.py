@@ -142,7 +142,11 @@ class BatchScheduler:
         task = _Task(call, size or 0, timeout_ms, now, loop, future)
         with self._lock:
             if self._closed:
-                raise ServingError("The batch scheduler is shutting down", code="UNAVAILABLE")
+                raise ServingError(
+                    "The server is shutting down and takes no new calls; send them to another "
+                    "replica",
+                    code="UNAVAILABLE",
+                )
             if size is None:
                 alone = _Batch(servable, call.fetches, now, now, merged=False, tasks=[task])
                 self._alone.ready.append(alone)
