@@ -95,43 +95,61 @@ def server(
     return serving.running(command, log, serving.answers(ready, without="LOADING"), timeout=180)
 
 
-def wrk(url: str, body: Path, clients: int) -> dict[str, float]:
+def wrk(url: str, body: Path, clients: int, metrics_url: str | None = None) -> dict[str, float]:
+    """wrk posting ``body``; with the server's ``metrics_url``, also its mean batch size."""
+
     def command(seconds: float) -> list[str]:
         script = str(PARTS / "post.lua")
         load = ["-t1", f"-c{clients}", f"-d{seconds:g}s", "--timeout", "10s"]
         return ["wrk", *load, "-s", script, url, "--", str(body)]
 
     subprocess.run(command(1), capture_output=True, check=True)  # warm up
+    before = counters(metrics_url) if metrics_url else None
     out = subprocess.run(
         command(SECONDS), capture_output=True, text=True, check=True, timeout=SECONDS + 60
     ).stdout
     result = json.loads(next(line for line in out.splitlines() if line.startswith("{")))
-    return {
+    point = {
         "requests": result["requests"],
         "errors": result["errors"] + result["non_2xx"],
         "seconds": result["seconds"],
         "p50_ms": result["p50_us"] / 1000,
         "p99_ms": result["p99_us"] / 1000,
     }
+    if metrics_url and before is not None:
+        point["mean_batch"] = mean_batch(before, counters(metrics_url))
+    return point
 
 
-def ok_requests(metrics_url: str) -> int:
-    """Requests the server counted as answered OK (TF Serving's request_count metric)."""
+def counters(metrics_url: str) -> dict[str, float]:
+    """What the server counted so far: requests answered OK (TF Serving's request_count) and the
+    rows and runs of its batches (processed_batch_size), to tell one load run's share."""
     text = httpx.get(metrics_url, timeout=10).text
-    return sum(
-        int(float(line.rsplit(" ", 1)[1]))
-        for line in text.splitlines()
-        if line.startswith(":tensorflow:serving:request_count{") and 'status="OK"' in line
-    )
+    found = {"ok": 0.0, "batch_rows": 0.0, "batches": 0.0}
+    for line in text.splitlines():
+        name, _, value = line.rpartition(" ")
+        if name.startswith(":tensorflow:serving:request_count{") and 'status="OK"' in name:
+            found["ok"] += float(value)
+        elif name.startswith(":tensorflow:serving:batching_session:processed_batch_size_sum{"):
+            found["batch_rows"] += float(value)
+        elif name.startswith(":tensorflow:serving:batching_session:processed_batch_size_count{"):
+            found["batches"] += float(value)
+    return found
+
+
+def mean_batch(before: dict[str, float], after: dict[str, float]) -> float:
+    """Mean rows per batch the server ran between two ``counters`` (0: it ran none)."""
+    batches = after["batches"] - before["batches"]
+    return (after["batch_rows"] - before["batch_rows"]) / batches if batches else 0.0
 
 
 def grpc_load(target: str, frame: Path, clients: int, metrics_url: str) -> dict[str, float]:
     """h2load posting one gRPC frame per call; gRPC answers HTTP 200 even when a call fails
     (the status travels in trailers), so errors are the calls the server did not count OK."""
 
-    def run(seconds: float, log: Path) -> tuple[str, int]:
+    def run(seconds: float, log: Path) -> tuple[str, dict[str, float], dict[str, float]]:
         log.unlink(missing_ok=True)  # h2load appends
-        before = ok_requests(metrics_url)
+        before = counters(metrics_url)
         command = [
             "h2load", "-c", str(clients), "-m", "1", "-t", "1", "-D", f"{seconds:g}",
             "-d", str(frame), "-H", "content-type: application/grpc", "-H", "te: trailers",
@@ -140,11 +158,12 @@ def grpc_load(target: str, frame: Path, clients: int, metrics_url: str) -> dict[
         out = subprocess.run(
             command, capture_output=True, text=True, check=True, timeout=seconds + 60
         ).stdout
-        return out, ok_requests(metrics_url) - before
+        return out, before, counters(metrics_url)
 
     log = frame.with_suffix(".log")
     run(1, log)  # warm up
-    out, counted_ok = run(SECONDS, log)
+    out, before, after = run(SECONDS, log)
+    counted_ok = int(after["ok"] - before["ok"])
     finished = next(line for line in out.splitlines() if line.startswith("finished in"))
     elapsed = float(finished.split()[2].rstrip("s,"))
     rows = [line.split("\t") for line in log.read_text().splitlines() if line]
@@ -156,6 +175,7 @@ def grpc_load(target: str, frame: Path, clients: int, metrics_url: str) -> dict[
         "seconds": elapsed,
         "p50_ms": latencies_ms[len(latencies_ms) // 2],
         "p99_ms": latencies_ms[min(done - 1, int(done * 0.99))],
+        "mean_batch": mean_batch(before, after),
     }
 
 
@@ -233,7 +253,7 @@ def measure(model: str, work: Path) -> dict[str, Any]:
     ) as process:
         for clients in LEVELS:
             points["timonel REST batching"][clients] = summary(
-                wrk(f"{status}:predict", body, clients)
+                wrk(f"{status}:predict", body, clients, metrics)
             )
             points["timonel gRPC batching"][clients] = summary(
                 grpc_load(f"127.0.0.1:{grpc_port}", frame, clients, metrics)
@@ -312,15 +332,16 @@ def tables(results: dict[str, dict[str, Any]]) -> str:
         lines += [
             f"**{model} model** (`write_mlp` with {MODELS[model]} inputs)",
             "",
-            "| server | clients | req/s | p50 ms | p99 ms | errors |",
-            "| --- | ---: | ---: | ---: | ---: | ---: |",
+            "| server | clients | req/s | p50 ms | p99 ms | errors | mean batch |",
+            "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
         ]
         for peer in PEERS:
             for clients, point in result["points"][peer].items():
                 cells = (point["rps"], point["p50_ms"], point["p99_ms"], point["errors"])
+                batch = f"{point['mean_batch']:.1f}" if "batching" in peer else ""
                 lines.append(
                     f"| {peer} | {clients} | {cells[0]:.0f} | {cells[1]:.2f} | {cells[2]:.2f} "
-                    f"| {cells[3]:.0f} |"
+                    f"| {cells[3]:.0f} | {batch} |"
                 )
         lines += [
             "",
@@ -344,22 +365,32 @@ def missed(results: dict[str, dict[str, Any]]) -> str:
             if met:
                 continue
             why = ""
+            rps = {peer: p[peer]["rps"] for peer in PEERS}
             if what.startswith("gRPC throughput") and limit < 3:
                 why = (
-                    f" The model called in-process, with no server at all, does only {limit:.2f}x "
-                    "KServe at 32 clients: no unbatched server reaches 3x; with batching, see "
-                    "the next row."
+                    " The model called in-process, with no server at all, does only "
+                    f"{limit:.2f}x KServe at 32 clients ({rps['in-process']:.0f} against "
+                    f"{rps['KServe']:.0f} req/s): no server making one model call per request "
+                    "can reach 3x; merging calls can (batched gRPC, next row)."
                 )
             elif what.startswith("gRPC throughput"):
                 why = (
-                    " Each gRPC call costs grpc's Python server about twice the CPU an aiohttp "
-                    "request costs (see above); the model is not the bound."
+                    f" The model alone (in-process) does {limit:.2f}x KServe here "
+                    f"({rps['in-process']:.0f} req/s), and unbatched gRPC gets "
+                    f"{rps['timonel gRPC'] / rps['in-process']:.0%} of that limit: grpc's Python "
+                    "server's cost per call comes on top of the model's (unbatched REST, which "
+                    f"costs less per request, gets {rps['timonel REST'] / rps['in-process']:.0%})."
                 )
             elif what.startswith("gRPC batching"):
+                grpc_batch = p["timonel gRPC batching"]["mean_batch"]
+                rest_batch = p["timonel REST batching"]["mean_batch"]
                 why = (
-                    " A batched gRPC call crosses from grpc's handler thread to the event loop "
-                    "that forms batches and back, several GIL hand-offs per call, so batches stay "
-                    "small; the scheduler has no queue that handler threads join directly yet."
+                    f" Batched gRPC does {rps['timonel gRPC batching'] / rps['timonel gRPC']:.2f}x "
+                    f"unbatched gRPC, in batches of {grpc_batch:.1f} calls on average: calls "
+                    "reach the scheduler only as fast as grpc's Python server hands them to its "
+                    "handler threads, and that per-call cost, not the model, bounds it (batched "
+                    f"REST, whose front end costs less per request, does "
+                    f"{rps['timonel REST batching']:.0f} req/s in batches of {rest_batch:.1f})."
                 )
             elif what.startswith("REST throughput"):
                 why = (
@@ -440,8 +471,14 @@ def write_readme(results: dict[str, dict[str, Any]], about: str) -> None:
             "grpc's server) and, above all, the kernel switching threads for the GIL; a small "
             "model's session call is a fraction of it. grpc's thread-pool server answers with "
             "less CPU per call than grpc.aio did, but still about twice aiohttp's, so gRPC "
-            "trails REST here. Full garbage collections over TensorFlow's Python objects "
-            "(~0.2 s each) made the p99 tail until the heap was frozen after each load.",
+            "trails REST here. Batched calls from both APIs join the scheduler's queues "
+            "directly (gRPC handler threads block on their call, REST awaits it on the loop); "
+            "*mean batch* is the server's own count (`processed_batch_size`) over the run. REST "
+            "calls carry the default 30 s `--rest_api_timeout_in_ms`, so TensorFlow runs them "
+            "on its inter-op pool, where a timeout can stop them; h2load sends no gRPC deadline, "
+            "so gRPC calls run inline in their handler thread. Full garbage collections over "
+            "TensorFlow's Python objects (~0.2 s each) made the p99 tail until the heap was "
+            "frozen after each load.",
             "",
             f"Machine: {about}. Run: {time.strftime('%Y-%m-%d')}.",
             "",
