@@ -25,10 +25,12 @@ class DoublingServable:
     def __init__(self, hold: threading.Event | None = None) -> None:
         self.batches: list[int] = []
         self.hold = hold
+        self.running = threading.Event()  # set once a batch has reached the model
 
     def run(
         self, feeds: dict[str, np.ndarray], fetches: Any, *, timeout_ms: int = 0
     ) -> list[np.ndarray]:
+        self.running.set()
         if self.hold is not None:
             self.hold.wait(10)
         (value,) = feeds.values()
@@ -148,9 +150,10 @@ def test_with_no_timeout_calls_batch_while_the_model_is_busy() -> None:
 
     async def main() -> list[Any]:
         first = asyncio.ensure_future(scheduler.run(servable, call(0), 0))
-        await asyncio.sleep(0.05)  # the first call is running alone; the next five queue up
+        # the first call runs alone (and is held there); the next five queue up meanwhile
+        await asyncio.get_running_loop().run_in_executor(None, servable.running.wait, 30)
         rest = [asyncio.ensure_future(scheduler.run(servable, call(i), 0)) for i in range(1, 6)]
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(0)  # each call joins the queue in its first step
         hold.set()
         return await asyncio.gather(first, *rest)
 
