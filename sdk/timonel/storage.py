@@ -25,6 +25,7 @@ Uploads and downloads of many files run on a thread pool; downloads hash while t
 
 from __future__ import annotations
 
+import abc
 import hashlib
 import io
 import os
@@ -79,14 +80,15 @@ def normalize_uri(uri: str) -> str:
     return rest if scheme == "file" else f"{scheme}://{rest}"
 
 
-class Backend:
+class Backend(abc.ABC):
     """How one URI scheme is reached. Subclass and ``register_backend`` to add a scheme."""
 
     #: What to check when access fails, named in error messages.
     credentials_hint = "check the path and its permissions"
 
+    @abc.abstractmethod
     def filesystem(self, options: Mapping[str, Any]) -> Any:
-        raise NotImplementedError
+        """The fsspec filesystem for this scheme, built from the storage options."""
 
     def create_exclusive(self, fs: Any, path: str, data: bytes) -> bool:
         """Write ``data`` at ``path`` only if nothing is there; False if something was."""

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from timonel.errors import SpecError
+from timonel.tfserving._files import read_config_text, write_config_text
 from timonel.tfserving._protos import message_class
 
 _WRAPPED = (
@@ -143,19 +144,11 @@ def parse_batching_parameters(
 
 
 def read_batching_parameters(path: str | Path) -> BatchingParameters:
-    file = Path(path)
-    try:
-        text = file.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise SpecError(
-            f"cannot read the batching parameters file {file}: {exc.strerror}; "
-            "check the --batching_parameters_file path"
-        ) from exc
-    return parse_batching_parameters(text, source=str(file))
+    text, source = read_config_text(
+        path, what="batching parameters", flag="--batching_parameters_file"
+    )
+    return parse_batching_parameters(text, source=source)
 
 
 def write_batching_parameters(path: str | Path, params: BatchingParameters) -> Path:
-    file = Path(path)
-    file.parent.mkdir(parents=True, exist_ok=True)
-    file.write_text(format_batching_parameters(params), encoding="utf-8")
-    return file
+    return write_config_text(path, format_batching_parameters(params))

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from timonel.errors import SpecError
+from timonel.tfserving._files import read_config_text, write_config_text
 
 #: The only platform TF Serving's stock build (and ``timonel serve``) loads.
 TENSORFLOW_PLATFORM = "tensorflow"
@@ -196,23 +197,13 @@ def parse_models_config(text: str, *, source: str = "models.config") -> list[Mod
 
 def read_models_config(path: str | Path) -> list[ModelConfig]:
     """Parse the ``models.config`` file at ``path``."""
-    file = Path(path)
-    try:
-        text = file.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise SpecError(
-            f"cannot read the model config file {file}: {exc.strerror}; "
-            "check the --model_config_file path"
-        ) from exc
-    return parse_models_config(text, source=str(file))
+    text, source = read_config_text(path, what="model config", flag="--model_config_file")
+    return parse_models_config(text, source=source)
 
 
 def write_models_config(path: str | Path, models: Sequence[ModelConfig]) -> Path:
     """Write ``models`` as a ``models.config`` file and return its path."""
-    file = Path(path)
-    file.parent.mkdir(parents=True, exist_ok=True)
-    file.write_text(render_models_config(models), encoding="utf-8")
-    return file
+    return write_config_text(path, render_models_config(models))
 
 
 def _check_unique(models: Sequence[ModelConfig]) -> None:

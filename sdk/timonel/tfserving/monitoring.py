@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from timonel.errors import SpecError
+from timonel.tfserving._files import read_config_text, write_config_text
 from timonel.tfserving._protos import message_class
 
 #: Where TF Serving serves metrics when the config leaves ``path`` empty
@@ -63,19 +64,9 @@ def parse_monitoring_config(text: str, *, source: str = "monitoring.config") -> 
 
 
 def read_monitoring_config(path: str | Path) -> MonitoringConfig:
-    file = Path(path)
-    try:
-        text = file.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise SpecError(
-            f"cannot read the monitoring config file {file}: {exc.strerror}; "
-            "check the --monitoring_config_file path"
-        ) from exc
-    return parse_monitoring_config(text, source=str(file))
+    text, source = read_config_text(path, what="monitoring config", flag="--monitoring_config_file")
+    return parse_monitoring_config(text, source=source)
 
 
 def write_monitoring_config(path: str | Path, config: MonitoringConfig) -> Path:
-    file = Path(path)
-    file.parent.mkdir(parents=True, exist_ok=True)
-    file.write_text(render_monitoring_config(config), encoding="utf-8")
-    return file
+    return write_config_text(path, render_monitoring_config(config))
