@@ -35,8 +35,6 @@ app = typer.Typer(
 #: Command modules under ``timonel.cli``, in the order of the flow; each exposes ``register(app)``.
 _GROUPS: tuple[str, ...] = ("packaging", "render", "cluster", "serve", "predict", "local")
 
-_debug = False
-
 
 def _show_version(value: bool) -> None:
     if value:
@@ -55,8 +53,8 @@ def _root(
     ),
     debug: bool = typer.Option(False, "--debug", help="Show the full traceback on errors."),
 ) -> None:
-    global _debug
-    _debug = debug
+    """Global options; ``main`` reads ``--debug`` from the arguments before parsing starts, so
+    that errors raised while parsing are reported with it too."""
 
 
 for _group in _GROUPS:
