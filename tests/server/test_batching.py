@@ -1,5 +1,5 @@
-"""The batching scheduler merges concurrent calls (from the event loop and from threads), splits
-results, and enforces its limits."""
+"""The batching scheduler merges concurrent calls awaited on the event loop, splits results,
+hands a batch's outcomes back in one wake-up of the loop, and enforces its limits."""
 
 from __future__ import annotations
 
@@ -66,52 +66,55 @@ def test_concurrent_calls_within_the_timeout_become_one_batch() -> None:
     assert [r[0].ravel().tolist() for r in results] == [[2.0 * i] for i in range(6)]
 
 
-def test_threads_join_batches_directly() -> None:
-    """gRPC handler threads call ``run_blocking``: six at once make one batch."""
+def test_calls_that_fill_a_batch_run_it_at_once() -> None:
+    """REST and gRPC handlers await ``run`` on one loop: six calls fill a batch of six, which
+    runs without waiting out its ten-minute timeout (nor the drain that ``close`` starts)."""
     servable = DoublingServable()
     scheduler = BatchScheduler(
-        BatchingParameters(max_batch_size=6, batch_timeout_micros=10_000_000, num_batch_threads=1),
-        ServerMetrics(),
-    )
-    results: dict[int, Any] = {}
-
-    def caller(i: int) -> None:
-        results[i] = scheduler.run_blocking(servable, call(i), 0)
-
-    threads = [threading.Thread(target=caller, args=(i,)) for i in range(6)]
-    try:
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(30)
-    finally:
-        scheduler.close()
-    assert servable.batches == [6]  # full at six: it ran without waiting out the 10 s timeout
-    assert {i: r[0].ravel().tolist() for i, r in results.items()} == {
-        i: [2.0 * i] for i in range(6)
-    }
-
-
-def test_loop_calls_and_thread_calls_share_a_batch() -> None:
-    servable = DoublingServable()
-    scheduler = BatchScheduler(
-        BatchingParameters(max_batch_size=4, batch_timeout_micros=10_000_000, num_batch_threads=1),
+        BatchingParameters(max_batch_size=6, batch_timeout_micros=600_000_000, num_batch_threads=1),
         ServerMetrics(),
     )
 
     async def main() -> list[Any]:
+        calls = [scheduler.run(servable, call(i), 0) for i in range(6)]
+        return await asyncio.wait_for(asyncio.gather(*calls), 60)
+
+    try:
+        results = asyncio.run(main())
+    finally:
+        scheduler.close()
+    assert servable.batches == [6]
+    assert [r[0].ravel().tolist() for r in results] == [[2.0 * i] for i in range(6)]
+
+
+def test_a_finished_batch_wakes_the_loop_once_for_all_its_calls(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    servable = DoublingServable()
+    params = BatchingParameters(
+        max_batch_size=4, batch_timeout_micros=600_000_000, num_batch_threads=1
+    )
+    scheduler = BatchScheduler(params, ServerMetrics())
+    wakers: list[str] = []  # the thread of each hand-over to the loop
+
+    async def main() -> list[Any]:
         loop = asyncio.get_running_loop()
-        from_threads = [
-            loop.run_in_executor(None, scheduler.run_blocking, servable, call(i), 0) for i in (0, 1)
-        ]
-        from_loop = [scheduler.run(servable, call(i), 0) for i in (2, 3)]
-        return await asyncio.gather(*from_threads, *from_loop)
+        wake = loop.call_soon_threadsafe
+
+        def counted(callback: Any, *args: Any, context: Any = None) -> asyncio.Handle:
+            wakers.append(threading.current_thread().name)
+            return wake(callback, *args, context=context)
+
+        monkeypatch.setattr(loop, "call_soon_threadsafe", counted)
+        calls = [scheduler.run(servable, call(i), 0) for i in range(4)]
+        return await asyncio.wait_for(asyncio.gather(*calls), 60)
 
     try:
         results = asyncio.run(main())
     finally:
         scheduler.close()
     assert servable.batches == [4]
+    assert wakers == [f"{params.thread_pool_name}-0"]
     assert [r[0].ravel().tolist() for r in results] == [[0.0], [2.0], [4.0], [6.0]]
 
 
@@ -228,10 +231,14 @@ def test_drain_runs_an_open_batch_without_waiting_for_it_to_fill() -> None:
         BatchingParameters(max_batch_size=8, batch_timeout_micros=600_000_000, num_batch_threads=1),
         ServerMetrics(),
     )
-    try:
-        futures = [scheduler.submit(servable, call(i), 0, None) for i in range(3)]
+
+    async def main() -> list[Any]:
+        futures = [scheduler.submit(servable, call(i), 0) for i in range(3)]
         scheduler.drain()  # the server is stopping: the batch of three runs now
-        results = [future.result(timeout=60) for future in futures]
+        return await asyncio.wait_for(asyncio.gather(*futures), 60)
+
+    try:
+        results = asyncio.run(main())
     finally:
         scheduler.close()
     assert servable.batches == [3]
@@ -242,7 +249,7 @@ def test_a_closed_scheduler_refuses_calls_with_unavailable() -> None:
     scheduler = BatchScheduler(BatchingParameters(max_batch_size=8), ServerMetrics())
     scheduler.close()
     with pytest.raises(ServingError) as info:
-        scheduler.run_blocking(DoublingServable(), call(1), 0)
+        asyncio.run(scheduler.run(DoublingServable(), call(1), 0))
     assert (info.value.code, str(info.value)) == (
         "UNAVAILABLE",
         "The server is shutting down and takes no new calls; send them to another replica",

@@ -10,12 +10,11 @@ more than ``max_enqueued_batches`` waiting batches per queue refuse new calls wi
 A batch runs with the latest deadline of its calls (none if one has none), as TF Serving's
 BatchingSession; a batch whose every call timed out while queued is not run.
 
-Callers join batches from their own threads: ``submit`` takes the scheduler's lock, adds the
-call to its queue and returns a future, and ``num_batch_threads`` batch threads wait on that
-lock's condition for a batch that is full or due, run it, and settle its calls. A gRPC handler
-thread blocks on its future (``run_blocking``); the event loop awaits its own (``run``) without
-blocking, and a finished batch wakes the loop once for all its REST calls. So a call is handed
-over once each way, whichever API it came from, and gRPC and REST calls share batches.
+REST and gRPC handlers both await ``run`` on the event loop, so calls from either API share
+batches. ``submit`` takes the scheduler's lock just long enough to add the call to its queue and
+returns an asyncio future; ``num_batch_threads`` batch threads wait on that lock's condition for
+a batch that is full or due, run it, and settle its calls: a finished batch wakes the loop once
+for all its calls, not once per call. So a call is handed over once each way.
 
 Calls that cannot be merged (an input of rank 0, inputs disagreeing on dimension 0, or differing
 trailing shapes, which form their own queues) run on their own; ``pad_variable_length_inputs`` is
@@ -26,7 +25,6 @@ from __future__ import annotations
 
 import asyncio
 import bisect
-import concurrent.futures
 import contextlib
 import logging
 import math
@@ -56,10 +54,8 @@ class _Task:
     size: int
     timeout_ms: int
     enqueued: float
-    #: the event loop awaiting ``future`` (an asyncio future), or None for a thread waiting on
-    #: a ``concurrent.futures.Future``
-    loop: asyncio.AbstractEventLoop | None
-    future: Any
+    #: settled from a batch thread, through the loop it belongs to
+    future: asyncio.Future[list[np.ndarray]]
 
     @property
     def deadline(self) -> float:
@@ -105,31 +101,17 @@ class BatchScheduler:
         for worker in self._workers:
             worker.start()
 
-    # ---- the two entries -----------------------------------------------------------------
+    # ---- joining a batch -----------------------------------------------------------------
 
     async def run(self, servable: Servable, call: Call, timeout_ms: int) -> list[np.ndarray]:
-        """Join a batch from the event loop; the loop goes on while the batch forms and runs."""
-        future: asyncio.Future[list[np.ndarray]] = self.submit(
-            servable, call, timeout_ms, asyncio.get_running_loop()
-        )
-        return await future
-
-    def run_blocking(self, servable: Servable, call: Call, timeout_ms: int) -> list[np.ndarray]:
-        """Join a batch from this thread and wait for its outputs."""
-        future: concurrent.futures.Future[list[np.ndarray]] = self.submit(
-            servable, call, timeout_ms, None
-        )
-        return future.result()
+        """Join a batch; the loop goes on while the batch forms and runs."""
+        return await self.submit(servable, call, timeout_ms)
 
     def submit(
-        self,
-        servable: Servable,
-        call: Call,
-        timeout_ms: int,
-        loop: asyncio.AbstractEventLoop | None,
-    ) -> Any:
-        """Add a call to its queue; returns the future of its outputs: an asyncio future of
-        ``loop``, or a ``concurrent.futures.Future`` when ``loop`` is None. Never blocks."""
+        self, servable: Servable, call: Call, timeout_ms: int
+    ) -> asyncio.Future[list[np.ndarray]]:
+        """Add a call to its queue; returns the future of its outputs, on the running event
+        loop. Never blocks."""
         size = _batch_dim(call)
         limit = self.params.max_batch_size
         if size is not None and size > limit:
@@ -138,8 +120,8 @@ class BatchScheduler:
                 code="INVALID_ARGUMENT",
             )
         now = time.perf_counter()
-        future: Any = loop.create_future() if loop is not None else concurrent.futures.Future()
-        task = _Task(call, size or 0, timeout_ms, now, loop, future)
+        future: asyncio.Future[list[np.ndarray]] = asyncio.get_running_loop().create_future()
+        task = _Task(call, size or 0, timeout_ms, now, future)
         with self._lock:
             if self._closed:
                 raise ServingError(
@@ -314,16 +296,10 @@ def _split(batch: _Batch, values: list[np.ndarray], padding: int) -> list[list[n
 
 
 def _settle(tasks: list[_Task], outcomes: list[_Outcome]) -> None:
-    """Hand each call its outcome: threads directly, each event loop once for all its calls."""
-    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[Any, _Outcome]]] = {}
+    """Hand each call its outcome, waking its event loop once for all the batch's calls."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], _Outcome]]] = {}
     for task, outcome in zip(tasks, outcomes, strict=True):
-        if task.loop is None:
-            if isinstance(outcome, BaseException):
-                task.future.set_exception(outcome)
-            else:
-                task.future.set_result(outcome)
-        else:
-            by_loop.setdefault(task.loop, []).append((task.future, outcome))
+        by_loop.setdefault(task.future.get_loop(), []).append((task.future, outcome))
     for loop, settled in by_loop.items():
         with contextlib.suppress(RuntimeError):  # a closed loop: nobody awaits these calls
             loop.call_soon_threadsafe(_settle_on_loop, settled)
