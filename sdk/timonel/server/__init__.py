@@ -3,10 +3,10 @@
 Modules, one concept each: ``servable`` (one loaded SavedModel version), ``source`` and
 ``policy`` (which versions exist and which to serve), ``manager`` (the lifecycle), ``inference``
 (the request path), ``runner`` and ``batching`` (how calls reach TensorFlow), ``rest`` and
-``grpc_service`` (the two APIs), ``metrics``, ``warmup``, ``options``
-and ``app`` (the process). JSON and TensorProto ⇄ numpy (``timonel._json_tensor``,
-``timonel._tensor_proto``) and the status codes' HTTP statuses (``timonel._status``) are shared
-with the client.
+``grpc_service`` (the two APIs), ``grpc_server`` (gRPC's HTTP/2 wire for unary calls),
+``metrics``, ``warmup``, ``options`` and ``app`` (the process). JSON and TensorProto ⇄ numpy
+(``timonel._json_tensor``, ``timonel._tensor_proto``) and the status codes' HTTP statuses
+(``timonel._status``) are shared with the client.
 
 Only ``ServerOptions`` and ``serve`` are public (re-exported by ``timonel``); importing this package
 does not import TensorFlow.

@@ -51,11 +51,10 @@ class JsonLogFormatter(logging.Formatter):
 class BatchedStreamHandler(logging.Handler):
     """Queues records and writes them to ``target``'s stream in one write per ``flush()``.
 
-    The access log takes a line per request from the event loop and every gRPC thread: a stream
-    handler costs a system call per line, and a ``MemoryHandler`` formats and writes its whole
-    buffer while holding the lock every request's ``emit`` needs, so gRPC threads queue behind it
-    (measured: a fifth of gRPC throughput on a small model). Here ``emit`` is a deque append;
-    ``flush`` (every half second, off the event loop) formats and writes outside that lock.
+    The access log takes a line per request on the event loop: a stream handler costs a system
+    call per line there, and a ``MemoryHandler`` formats and writes its whole buffer on the loop
+    while holding the lock every ``emit`` needs. Here ``emit`` is a deque append; ``flush``
+    (every half second, off the event loop) formats and writes outside that lock.
     """
 
     def __init__(self, target: logging.StreamHandler[Any]) -> None:
@@ -128,12 +127,7 @@ class ModelServer:
             allow_labels_for_unavailable_models=options.allow_version_labels_for_unavailable_models,
         )
         self.metrics = ServerMetrics(in_flight=self.manager.in_flight)
-        self.inference = Inference(
-            self.manager,
-            self._make_runner(),
-            self.metrics,
-            rest_timeout_ms=options.rest_api_timeout_in_ms,
-        )
+        self.inference = Inference(self.manager, self._make_runner(), self.metrics)
         self.monitoring_path = self._monitoring_path()
         self.grpc_port: int | None = None
         self.rest_port: int | None = None
@@ -156,18 +150,6 @@ class ModelServer:
             else BatchingParameters(thread_pool_name="model_server_batch_threads")
         )
         return BatchScheduler(params, self.metrics)
-
-    def _grpc_threads(self) -> int:
-        """gRPC handler threads. Each RPC holds one while it runs, so they bound concurrent gRPC
-        calls; but each thread more adds GIL hand-offs, and 8 answered a small model with the
-        least CPU per request (4: fewer requests in flight; 32: a third more CPU per request).
-        With batching, a call holds its thread while it waits for its batch, so there are enough
-        to fill one (up to 64)."""
-        from timonel.server.batching import BatchScheduler
-
-        if not isinstance(self.inference.runner, BatchScheduler):
-            return 8
-        return min(64, max(8, self.inference.runner.params.max_batch_size))
 
     def _monitoring_path(self) -> str | None:
         if not self.options.monitoring_config_file:
@@ -284,15 +266,14 @@ class ModelServer:
         listener = None
         try:
             if options.port:
-                grpc_server = grpc_service.make_server(self.inference, self._grpc_threads())
+                grpc_server = grpc_service.make_server(self.inference)
                 address = _address(options.host, options.port)
                 try:
-                    self.grpc_port = grpc_server.add_insecure_port(address)
-                except RuntimeError as exc:
+                    self.grpc_port = await grpc_server.start(options.host, options.port)
+                except OSError as exc:
                     raise ServingError(
-                        f"Failed to bind gRPC to {address}: {exc}", code="UNAVAILABLE"
+                        f"Failed to bind gRPC to {address}: {exc.strerror}", code="UNAVAILABLE"
                     ) from exc
-                grpc_server.start()
                 log.info("Running gRPC ModelServer at %s ...", address)
             if options.rest_api_port and options.rest_api_port == options.port:
                 log.error(
@@ -305,6 +286,7 @@ class ModelServer:
                     self.metrics,
                     max_body_bytes=options.rest_api_max_body_bytes,
                     monitoring_path=self.monitoring_path,
+                    timeout_ms=options.rest_api_timeout_in_ms,
                 )
                 rest_server = rest.make_server(api)
                 try:
@@ -345,8 +327,7 @@ class ModelServer:
             listener.close()
             tasks.append(rest_server.shutdown(grace))
         if grpc_server is not None:
-            stopped = grpc_server.stop(grace)
-            tasks.append(asyncio.get_running_loop().run_in_executor(None, stopped.wait))
+            tasks.append(grpc_server.stop(grace))
         await asyncio.gather(*tasks, return_exceptions=True)
         if listener is not None:
             await listener.wait_closed()

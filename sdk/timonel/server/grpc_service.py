@@ -1,25 +1,21 @@
 """TF Serving's gRPC API (PredictionService and ModelService) with the real service definitions.
 
-The servicers are the tensorflow-serving-api wheel's own base classes registered on grpc's
-thread-pool server: each RPC runs in a pool thread and calls TensorFlow from there (through the
-runner, so batching still merges gRPC and REST calls), with the time left of the client's
-deadline as its run timeout (none without a deadline), as in TF Serving's
-``prediction_service_impl.cc``. Measured against a ``grpc.aio`` server sharing the REST API's
-event loop, this answers small-model requests faster: grpc's synchronous server costs less per
-call than grpc.aio's, and no call hops between the loop and a worker thread. Status codes are
-TF's codes unchanged, and messages longer than 1024 characters are cut and end in
-``...TRUNCATED`` as in ``model_servers/grpc_status_util.cc``.
+The services answer the methods of the tensorflow-serving-api wheel's own service descriptors, with
+its request and response messages, on ``timonel.server.grpc_server`` (the event loop that runs the
+REST API too). Each call awaits the runner (so batching merges gRPC and REST calls), with the time
+left of the client's deadline as its run timeout (none without a deadline), as in TF Serving's
+``prediction_service_impl.cc``. Status codes are TF's codes unchanged.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-import grpc
+from google.protobuf import message_factory
 from tensorflow_serving.apis import (
     classification_pb2,
     get_model_metadata_pb2,
@@ -27,15 +23,16 @@ from tensorflow_serving.apis import (
     inference_pb2,
     model_management_pb2,
     model_pb2,
-    model_service_pb2_grpc,
+    model_service_pb2,
     predict_pb2,
-    prediction_service_pb2_grpc,
+    prediction_service_pb2,
     regression_pb2,
 )
 
 from timonel._tensor_proto import request_inputs, to_tensor_proto
 from timonel.errors import ServingError, SpecError
 from timonel.server.examples import serialize_input
+from timonel.server.grpc_server import GrpcServer, Method, Rpc
 from timonel.server.inference import (
     ExampleResult,
     Inference,
@@ -48,20 +45,9 @@ from timonel.server.servable import CLASSIFY_METHOD, REGRESS_METHOD, Servable
 
 log = logging.getLogger("timonel.server")
 
-_MAX_MESSAGE = 2**31 - 1
-_MAX_DETAILS = 1024
-_NO_DEADLINE_MS = 2**31 - 1
+#: TF Serving accepts messages up to INT_MAX bytes
+MAX_MESSAGE_BYTES = 2**31 - 1
 T = TypeVar("T")
-
-
-def grpc_code(code: str) -> grpc.StatusCode:
-    return getattr(grpc.StatusCode, code, grpc.StatusCode.UNKNOWN)
-
-
-def _details(message: str) -> str:
-    if len(message) <= _MAX_DETAILS:
-        return message
-    return message[: _MAX_DETAILS - len("...TRUNCATED")] + "...TRUNCATED"
 
 
 def model_spec(request: Any) -> ModelSpec:
@@ -80,18 +66,6 @@ def _read_spec(spec: Any) -> ModelSpec:
     return ModelSpec(spec.name, version, label, spec.signature_name)
 
 
-def timeout_ms(context: grpc.ServicerContext) -> int:
-    """The run timeout of an RPC: the time left of its deadline (0: it has none).
-
-    An RPC without a deadline reports about 2**63 seconds left; TF Serving saturates the time
-    left at ``INT_MAX`` milliseconds (24 days), and so does this, as no timeout.
-    """
-    remaining = context.time_remaining()
-    if remaining is None or remaining * 1000 >= _NO_DEADLINE_MS:
-        return 0
-    return max(1, int(remaining * 1000))
-
-
 def _fill_spec(target: Any, servable: Servable, signature_name: str | None) -> None:
     target.name = servable.name
     target.version.value = servable.version
@@ -100,89 +74,88 @@ def _fill_spec(target: Any, servable: Servable, signature_name: str | None) -> N
 
 
 class _Calls:
-    """Runs one RPC: metrics, access log, and ServingError → gRPC status."""
+    """Runs one RPC with its metrics and access log line; a ``ServingError`` goes on to the
+    server, which answers its code."""
 
     def __init__(self, inference: Inference) -> None:
         self.inference = inference
 
-    def handle(
+    async def handle(
         self,
         api: str,
         request: Any,
-        context: grpc.ServicerContext,
-        body: Callable[[], T],
+        rpc: Rpc,
+        body: Callable[[], Awaitable[T]],
         *,
         counted: bool = True,
     ) -> T:
         start = time.perf_counter()
-        code = "OK"
-        name = request.model_spec.name if hasattr(request, "model_spec") else ""
+        code = "INTERNAL"
         try:
-            return body()
+            result = await body()
+            code = "OK"
+            return result
         except ServingError as exc:
             code = exc.code
-            context.abort(grpc_code(exc.code), _details(str(exc)))
-            raise  # abort raises; this keeps type checkers honest
-        except Exception as exc:  # the edge: a bug must still answer a status, and be logged
-            code = "INTERNAL"
-            log.exception("%s failed", api)
-            context.abort(grpc.StatusCode.INTERNAL, _details(f"{type(exc).__name__}: {exc}"))
+            raise
+        except asyncio.CancelledError:  # the server answered the deadline, or the client left
+            code = "DEADLINE_EXCEEDED" if rpc.past_deadline() else "CANCELLED"
             raise
         finally:
             self.inference.finished(
                 start,
-                model=name,
+                model=request.model_spec.name if hasattr(request, "model_spec") else "",
                 api=api,
                 entrypoint="GRPC",
                 code=code,
                 counted=counted,
                 proto="grpc",
                 method=api,
-                remote=context.peer(),
+                remote=rpc.peer,
             )
 
 
-class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
+class PredictionService:
     def __init__(self, inference: Inference) -> None:
         self.inference = inference
         self._calls = _Calls(inference)
 
-    def Predict(self, request: Any, context: grpc.ServicerContext) -> Any:
-        def body() -> Any:
+    async def Predict(self, request: Any, rpc: Rpc) -> Any:
+        async def body() -> Any:
             spec = model_spec(request)
             with self.inference.servable(spec) as servable:
                 signature = predict_signature(servable, spec.signature_name, rest=False)
                 job = self.inference.predict(
                     servable, signature, request_inputs(request.inputs), list(request.output_filter)
                 )
-                outputs = self.inference.run_blocking(job, timeout_ms(context))
+                outputs = await self.inference.run(job, rpc.timeout_ms())
                 response = predict_pb2.PredictResponse()
                 _fill_spec(response.model_spec, servable, signature.key)
                 for alias, value in outputs.items():
                     response.outputs[alias].CopyFrom(to_tensor_proto(value, typed_fields=True))
                 return response
 
-        return self._calls.handle("Predict", request, context, body)
+        return await self._calls.handle("Predict", request, rpc, body)
 
-    def Classify(self, request: Any, context: grpc.ServicerContext) -> Any:
+    async def Classify(self, request: Any, rpc: Rpc) -> Any:
         response = classification_pb2.ClassificationResponse()
-        return self._calls.handle(
+        return await self._calls.handle(
             "Classify",
             request,
-            context,
-            lambda: self._examples(request, response, CLASSIFY_METHOD, timeout_ms(context)),
+            rpc,
+            lambda: self._examples(request, response, CLASSIFY_METHOD, rpc.timeout_ms()),
         )
 
-    def Regress(self, request: Any, context: grpc.ServicerContext) -> Any:
+    async def Regress(self, request: Any, rpc: Rpc) -> Any:
         response = regression_pb2.RegressionResponse()
-        return self._calls.handle(
+        return await self._calls.handle(
             "Regress",
             request,
-            context,
-            lambda: self._examples(request, response, REGRESS_METHOD, timeout_ms(context)),
+            rpc,
+            lambda: self._examples(request, response, REGRESS_METHOD, rpc.timeout_ms()),
         )
 
-    def _examples(self, request: Any, response: Any, method: str, timeout: int) -> Any:
+    async def _examples(self, request: Any, response: Any, method: str, timeout: int) -> Any:
         """A Classify or Regress request run, and its results written into ``response``."""
         spec = model_spec(request)
         with self.inference.servable(spec) as servable:
@@ -192,22 +165,22 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
             result: ExampleResult
             if method == CLASSIFY_METHOD:
                 job = self.inference.classify(servable, signature, examples)
-                result = self.inference.run_blocking(job, timeout)
+                result = await self.inference.run(job, timeout)
             else:
-                result = self.inference.run_blocking(
+                result = await self.inference.run(
                     self.inference.regress(servable, signature, examples), timeout
                 )
             _fill_result(response.result, result)
             return response
 
-    def MultiInference(self, request: Any, context: grpc.ServicerContext) -> Any:
+    async def MultiInference(self, request: Any, rpc: Rpc) -> Any:
         """Classify and regress tasks of one model on the same Examples, in one session call.
 
         As in TF Serving, the first task's ModelSpec picks the servable (no task: an empty
         ModelSpec), then every task is checked before any input is read.
         """
 
-        def body() -> Any:
+        async def body() -> Any:
             first = request.tasks[0].model_spec if request.tasks else model_pb2.ModelSpec()
             with self.inference.servable(_read_spec(first)) as servable:
                 tasks = check_tasks(
@@ -218,7 +191,7 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
                 job = self.inference.multi_inference(
                     servable, tasks, serialize_input(request.input)
                 )
-                results = self.inference.run_blocking(job, timeout_ms(context))
+                results = await self.inference.run(job, rpc.timeout_ms())
                 response = inference_pb2.MultiInferenceResponse()
                 for task, result in zip(tasks, results, strict=True):
                     entry = response.results.add()
@@ -231,10 +204,10 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
                     )
                 return response
 
-        return self._calls.handle("MultiInference", request, context, body)
+        return await self._calls.handle("MultiInference", request, rpc, body)
 
-    def GetModelMetadata(self, request: Any, context: grpc.ServicerContext) -> Any:
-        def body() -> Any:
+    async def GetModelMetadata(self, request: Any, rpc: Rpc) -> Any:
+        async def body() -> Any:
             spec = model_spec(request)
             if not request.metadata_field:
                 raise ServingError(
@@ -255,16 +228,16 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
             response.metadata["signature_def"].Pack(signature_map)
             return response
 
-        return self._calls.handle("GetModelMetadata", request, context, body, counted=False)
+        return await self._calls.handle("GetModelMetadata", request, rpc, body, counted=False)
 
 
-class ModelService(model_service_pb2_grpc.ModelServiceServicer):
+class ModelService:
     def __init__(self, inference: Inference) -> None:
         self.inference = inference
         self._calls = _Calls(inference)
 
-    def GetModelStatus(self, request: Any, context: grpc.ServicerContext) -> Any:
-        def body() -> Any:
+    async def GetModelStatus(self, request: Any, rpc: Rpc) -> Any:
+        async def body() -> Any:
             spec = model_spec(request)
             statuses = self.inference.manager.status(spec.name, spec.version)
             response = get_model_status_pb2.GetModelStatusResponse()
@@ -278,10 +251,10 @@ class ModelService(model_service_pb2_grpc.ModelServiceServicer):
                 entry.status.error_message = status.error_message
             return response
 
-        return self._calls.handle("GetModelStatus", request, context, body, counted=False)
+        return await self._calls.handle("GetModelStatus", request, rpc, body, counted=False)
 
-    def HandleReloadConfigRequest(self, request: Any, context: grpc.ServicerContext) -> Any:
-        def body() -> Any:
+    async def HandleReloadConfigRequest(self, request: Any, rpc: Rpc) -> Any:
+        async def body() -> Any:
             from timonel.tfserving import ModelConfig
 
             if request.config.WhichOneof("config") != "model_config_list":
@@ -296,11 +269,11 @@ class ModelService(model_service_pb2_grpc.ModelServiceServicer):
                 ]
             except SpecError as exc:
                 raise ServingError(str(exc), code="INVALID_ARGUMENT") from exc
-            self.inference.manager.configure(models)
+            await asyncio.to_thread(self.inference.manager.configure, models)
             return model_management_pb2.ReloadConfigResponse()
 
-        return self._calls.handle(
-            "HandleReloadConfigRequest", request, context, body, counted=False
+        return await self._calls.handle(
+            "HandleReloadConfigRequest", request, rpc, body, counted=False
         )
 
 
@@ -323,19 +296,18 @@ def _error_code_number(code: str) -> int:
     return int(error_codes_pb2.Code.Value(code)) if code in names else error_codes_pb2.UNKNOWN
 
 
-def make_server(inference: Inference, threads: int) -> grpc.Server:
-    """A grpc server with both services on ``threads`` handler threads; the caller binds ports
-    and starts it."""
-    server = grpc.server(
-        ThreadPoolExecutor(max_workers=threads, thread_name_prefix="grpc"),
-        options=[
-            ("grpc.max_receive_message_length", _MAX_MESSAGE),
-            ("grpc.max_send_message_length", _MAX_MESSAGE),
-            ("grpc.so_reuseport", 0),
-        ],
-    )
-    prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
-        PredictionService(inference), server
-    )
-    model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelService(inference), server)
-    return server
+def make_server(inference: Inference) -> GrpcServer:
+    """A gRPC server answering every method of TF Serving's PredictionService and ModelService;
+    the caller starts it on the running loop."""
+    methods: dict[str, Method] = {}
+    for module, service in (
+        (prediction_service_pb2, PredictionService(inference)),
+        (model_service_pb2, ModelService(inference)),
+    ):
+        for definition in module.DESCRIPTOR.services_by_name.values():
+            for method in definition.methods:
+                methods[f"/{definition.full_name}/{method.name}"] = Method(
+                    message_factory.GetMessageClass(method.input_type),
+                    getattr(service, method.name),
+                )
+    return GrpcServer(methods, max_message_bytes=MAX_MESSAGE_BYTES)

@@ -3,9 +3,9 @@
 A request names a model (and maybe a version or label) and a signature; this module resolves the
 servable, holds it while the call runs (so an unload waits for it), checks the signature, prepares
 the session call as a ``Job`` and runs it through the runner (direct or batched), recording runtime
-metrics. REST runs jobs on the event loop (``run``, with ``--rest_api_timeout_in_ms``); gRPC
-handlers run them from their own threads (``run_blocking``, with the time left of the client's
-deadline, as TF Serving does). The front ends only translate their wire formats and error codes.
+metrics. Both front ends await jobs on the event loop: REST with ``--rest_api_timeout_in_ms``,
+gRPC with the time left of the client's deadline, as TF Serving does. The front ends only
+translate their wire formats and error codes.
 """
 
 from __future__ import annotations
@@ -82,13 +82,10 @@ class Inference:
         manager: ModelManager,
         runner: Runner,
         metrics: ServerMetrics,
-        *,
-        rest_timeout_ms: int = 0,
     ) -> None:
         self.manager = manager
         self.runner = runner
         self.metrics = metrics
-        self.rest_timeout_ms = rest_timeout_ms
 
     @contextmanager
     def servable(self, spec: ModelSpec) -> Iterator[Servable]:
@@ -158,20 +155,10 @@ class Inference:
 
         return Job(servable, call, "MultiInference", answer)
 
-    async def run(self, job: Job[T]) -> T:
-        """Run a REST request's job from the event loop, within the REST timeout."""
+    async def run(self, job: Job[T], timeout_ms: int) -> T:
+        """Run a job from the event loop; a ``timeout_ms`` of 0 means none."""
         start = time.perf_counter()
-        values = await self.runner.run(job.servable, job.call, self.rest_timeout_ms)
-        return self._answer(job, values, start)
-
-    def run_blocking(self, job: Job[T], timeout_ms: int) -> T:
-        """Run a job from a thread other than the event loop's, blocking it; a ``timeout_ms``
-        of 0 means none."""
-        start = time.perf_counter()
-        values = self.runner.run_blocking(job.servable, job.call, timeout_ms)
-        return self._answer(job, values, start)
-
-    def _answer(self, job: Job[T], values: list[np.ndarray], start: float) -> T:
+        values = await self.runner.run(job.servable, job.call, timeout_ms)
         elapsed_us = (time.perf_counter() - start) * 1e6
         self.metrics.record_runtime(job.servable.name, job.api, elapsed_us)
         return job.answer(values)

@@ -99,8 +99,10 @@ class RestApi:
         *,
         max_body_bytes: int,
         monitoring_path: str | None,
+        timeout_ms: int = 0,
     ) -> None:
         self.inference = inference
+        self.timeout_ms = timeout_ms
         self.metrics = metrics
         self.max_body_bytes = max_body_bytes
         self.monitoring_path = monitoring_path
@@ -176,15 +178,16 @@ class RestApi:
                 signature = predict_signature(servable, signature_name, rest=True)
                 decoded = json_tensor.decode_predict(doc, signature.input_dtypes, body)
                 prediction = self.inference.predict(servable, signature, decoded.tensors)
-                outputs = await self.inference.run(prediction)
+                outputs = await self.inference.run(prediction, self.timeout_ms)
                 return json_tensor.encode_predict(outputs, decoded.format)
             signature = example_signature(servable, signature_name)
             examples = serialize_json_examples(json_tensor.decode_examples(doc, found.kind))
             if found.kind == "classify":
                 classification = self.inference.classify(servable, signature, examples)
-                results = await self.inference.run(classification)
+                results = await self.inference.run(classification, self.timeout_ms)
                 return json_tensor.encode_classify(results)
-            values = await self.inference.run(self.inference.regress(servable, signature, examples))
+            regression = self.inference.regress(servable, signature, examples)
+            values = await self.inference.run(regression, self.timeout_ms)
             return json_tensor.encode_regress(values)
 
     async def _read_body(self, request: web.BaseRequest) -> bytes:
