@@ -140,7 +140,7 @@ class ModelServer:
         from timonel.server.runner import DirectRunner
 
         if not self.options.enable_batching:
-            return DirectRunner(threads=max(4, 2 * (os.cpu_count() or 1)))
+            return DirectRunner()
         from timonel.server.batching import BatchScheduler
         from timonel.tfserving import BatchingParameters, read_batching_parameters
 

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import asyncio
 import bisect
-import contextlib
 import logging
 import math
 import os
@@ -38,14 +37,12 @@ from typing import Any
 import numpy as np
 
 from timonel.errors import ServingError
+from timonel.server.handoff import LoopHandoff, Outcome
 from timonel.server.metrics import ServerMetrics
 from timonel.server.servable import Call, Servable
 from timonel.tfserving import BatchingParameters
 
 log = logging.getLogger("timonel.server")
-
-#: What a call gets back: its outputs, or the error that ended its batch.
-_Outcome = list[np.ndarray] | BaseException
 
 
 @dataclass(eq=False)
@@ -90,6 +87,7 @@ class BatchScheduler:
         self.threads = params.num_batch_threads or (os.cpu_count() or 1)
         self._timeout = params.batch_timeout_micros / 1e6
         self._lock = threading.Condition(threading.Lock())
+        self._handoff = LoopHandoff()
         self._queues: dict[tuple[Any, ...], _Queue] = {}
         self._alone = _Queue()  # calls that cannot be merged, in arrival order
         self._draining = False  # open batches run at once, without waiting to fill
@@ -213,7 +211,7 @@ class BatchScheduler:
                 (started - task.enqueued) * 1e6,
                 self.params.thread_pool_name,
             )
-        outcomes: list[_Outcome]
+        outcomes: list[Outcome]
         try:
             timeout_ms = _run_timeout_ms(batch.tasks, started)
             if not batch.merged:
@@ -229,7 +227,9 @@ class BatchScheduler:
         except Exception as exc:  # a bug must still answer every caller, and be logged
             log.exception("batch of %s failed", batch.servable.name)
             outcomes = [exc] * len(batch.tasks)
-        _settle(batch.tasks, outcomes)
+        self._handoff.settle(
+            (task.future, outcome) for task, outcome in zip(batch.tasks, outcomes, strict=True)
+        )
 
     def _merge(self, batch: _Batch) -> tuple[dict[str, np.ndarray], int]:
         name = batch.servable.name
@@ -293,26 +293,6 @@ def _split(batch: _Batch, values: list[np.ndarray], padding: int) -> list[list[n
         outputs.append([value[offset:end] for value in values])
         offset = end
     return outputs
-
-
-def _settle(tasks: list[_Task], outcomes: list[_Outcome]) -> None:
-    """Hand each call its outcome, waking its event loop once for all the batch's calls."""
-    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], _Outcome]]] = {}
-    for task, outcome in zip(tasks, outcomes, strict=True):
-        by_loop.setdefault(task.future.get_loop(), []).append((task.future, outcome))
-    for loop, settled in by_loop.items():
-        with contextlib.suppress(RuntimeError):  # a closed loop: nobody awaits these calls
-            loop.call_soon_threadsafe(_settle_on_loop, settled)
-
-
-def _settle_on_loop(settled: list[tuple[asyncio.Future[Any], _Outcome]]) -> None:
-    for future, outcome in settled:
-        if future.done():  # the request was cancelled (its client went away)
-            continue
-        if isinstance(outcome, BaseException):
-            future.set_exception(outcome)
-        else:
-            future.set_result(outcome)
 
 
 def _batch_dim(call: Call) -> int | None:

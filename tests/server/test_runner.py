@@ -1,0 +1,103 @@
+"""The direct runner makes one session call per request on its threads, off the event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from typing import Any
+
+import numpy as np
+import pytest
+
+from timonel.errors import ServingError
+from timonel.server.runner import DirectRunner
+from timonel.server.servable import Call
+
+
+class RecordingServable:
+    """Stands in for a model: doubles its feed, noting the thread and timeout of each call;
+    a call with feed -1 fails as TensorFlow would, and ``hold`` keeps calls waiting."""
+
+    name = "double"
+
+    def __init__(self, hold: threading.Event | None = None) -> None:
+        self.threads: set[str] = set()
+        self.timeouts: list[int] = []
+        self.hold = hold
+        self.calls = 0
+
+    def run(self, feeds: dict[str, np.ndarray], fetches: Any, *, timeout_ms: int = 0) -> Any:
+        self.threads.add(threading.current_thread().name)
+        self.timeouts.append(timeout_ms)
+        if self.hold is not None:
+            self.hold.wait(10)
+        (value,) = feeds.values()
+        if value[0] == -1:
+            raise ServingError("the model failed", code="INVALID_ARGUMENT")
+        self.calls += 1
+        return [value * 2]
+
+
+def call(value: float) -> Call:
+    return Call({"x:0": np.array([value], dtype=np.float32)}, ("y:0",), ("y",))
+
+
+def test_calls_run_on_the_runners_threads_with_their_timeouts() -> None:
+    servable = RecordingServable()
+    runner = DirectRunner(threads=4)
+
+    async def main() -> list[Any]:
+        return await asyncio.gather(*(runner.run(servable, call(i), 100 * i) for i in range(8)))
+
+    try:
+        results = asyncio.run(main())
+    finally:
+        runner.close()
+    assert [r[0].tolist() for r in results] == [[2.0 * i] for i in range(8)]
+    assert sorted(servable.timeouts) == [100 * i for i in range(8)]
+    assert servable.threads <= {f"tf-run-{n}" for n in range(4)}
+
+
+def test_a_failing_call_raises_its_error_and_others_go_on() -> None:
+    servable = RecordingServable()
+    runner = DirectRunner(threads=2)
+
+    async def main() -> list[Any]:
+        calls = [runner.run(servable, call(v), 0) for v in (1, -1, 2)]
+        return await asyncio.gather(*calls, return_exceptions=True)
+
+    try:
+        ok, failed, also_ok = asyncio.run(main())
+    finally:
+        runner.close()
+    assert isinstance(failed, ServingError) and str(failed) == "the model failed"
+    assert (ok[0].tolist(), also_ok[0].tolist()) == ([2.0], [4.0])
+
+
+def test_a_call_whose_client_left_while_queued_is_not_run() -> None:
+    hold = threading.Event()
+    servable = RecordingServable(hold)
+    runner = DirectRunner(threads=1)
+
+    async def main() -> Any:
+        first = asyncio.ensure_future(runner.run(servable, call(1), 0))
+        left = asyncio.ensure_future(runner.run(servable, call(2), 0))
+        await asyncio.sleep(0)  # both are queued; the one thread holds the first
+        left.cancel()
+        hold.set()
+        return await asyncio.wait_for(first, 30)
+
+    try:
+        assert asyncio.run(main())[0].tolist() == [2.0]
+    finally:
+        runner.close()
+    assert servable.calls == 1
+
+
+def test_a_closed_runner_refuses_new_calls() -> None:
+    runner = DirectRunner(threads=1)
+    runner.close()
+    with pytest.raises(ServingError) as caught:
+        asyncio.run(runner.run(RecordingServable(), call(1), 0))
+    assert caught.value.code == "UNAVAILABLE"
+    assert "shutting down" in str(caught.value)
