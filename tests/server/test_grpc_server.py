@@ -65,12 +65,16 @@ class Toys:
             raise
         return wrappers_pb2.BytesValue(value=b"released")
 
+    async def cancels_itself(self, request: Any, rpc: Rpc) -> Any:
+        raise asyncio.CancelledError
+
     def methods(self) -> dict[str, Method]:
         handlers: dict[str, Callable[[Any, Rpc], Awaitable[Any]]] = {
             ECHO: self.echo,
             "/test.Toys/Fail": self.fail,
             "/test.Toys/Bug": self.bug,
             "/test.Toys/Wait": self.wait,
+            "/test.Toys/CancelsItself": self.cancels_itself,
         }
         return {path: Method(wrappers_pb2.BytesValue, h) for path, h in handlers.items()}
 
@@ -201,6 +205,11 @@ def test_a_compressed_request_is_read(shared: Running) -> None:
         assert shared.call(ECHO, b"zip" * 1000, compression=compression) == b"zip" * 2000
 
 
+def test_a_handler_cancelled_from_within_still_answers(shared: Running) -> None:
+    error = _rpc_error(lambda: shared.call("/test.Toys/CancelsItself", b"", timeout=30))
+    assert (error.code(), error.details()) == (grpc.StatusCode.CANCELLED, "Cancelled")
+
+
 def test_a_message_over_the_limit_is_refused() -> None:
     with running(max_message_bytes=1000) as state:
         error = _rpc_error(lambda: state.call(ECHO, b"x" * 5000))
@@ -208,6 +217,16 @@ def test_a_message_over_the_limit_is_refused() -> None:
         assert error.details().startswith("Received message larger than max (")
         assert "vs. 1000)" in error.details()
         assert state.call(ECHO, b"ok") == b"okok"  # the connection goes on
+
+
+def test_a_compressed_message_is_not_inflated_past_the_limit() -> None:
+    """A few kilobytes of gzip that would inflate to megabytes are refused, not inflated."""
+    with running(max_message_bytes=100_000) as state:
+        error = _rpc_error(
+            lambda: state.call(ECHO, b"\0" * 5_000_000, compression=grpc.Compression.Gzip)
+        )
+        assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert "more than 100000 bytes once decompressed" in error.details()
 
 
 def test_the_deadline_ends_the_call_and_cancels_its_handler() -> None:
@@ -360,6 +379,56 @@ def test_padding_and_continuation_frames_are_read(raw: RawClient) -> None:
     answer = client.response(1)
     assert (answer[":status"], answer["grpc-status"]) == ("200", "0")
     assert answer["message"].encode("latin-1").endswith(b"hihi")
+
+
+def _compressed_call(client: RawClient, stream: int, body: bytes, encoding: str) -> None:
+    block = client.encoder.encode(
+        [(":method", "POST"), (":scheme", "http"), (":path", ECHO), (":authority", "test"),
+         ("content-type", "application/grpc"), ("grpc-encoding", encoding)]
+    )  # fmt: skip
+    message = b"\1" + len(body).to_bytes(4, "big") + body
+    client.send(frame(0x1, 0x4, stream, block) + frame(0x0, 0x1, stream, message))
+
+
+def test_a_corrupt_compressed_message_fails_its_call_only(raw: RawClient) -> None:
+    _compressed_call(raw, 1, b"\x1f\x8b not gzip at all", "gzip")
+    answer = raw.response(1)
+    assert answer["grpc-status"] == "13"
+    assert answer["grpc-message"].startswith("Failed to decompress the request")
+    raw.send(frame(0x1, 0x4, 3, raw.headers(ECHO)) + frame(0x0, 0x1, 3, _message(b"on")))
+    assert raw.response(3)["grpc-status"] == "0"  # the connection goes on
+
+
+def test_a_compressed_flag_without_an_encoding_is_internal(raw: RawClient) -> None:
+    _compressed_call(raw, 1, b"whatever", "identity")
+    answer = raw.response(1)
+    assert answer["grpc-status"] == "13"
+    assert "names no grpc-encoding" in answer["grpc-message"]
+
+
+def test_an_unknown_encoding_is_unimplemented_and_says_which_work(raw: RawClient) -> None:
+    _compressed_call(raw, 1, b"whatever", "snappy")
+    answer = raw.response(1)
+    assert answer["grpc-status"] == "12"
+    assert answer["grpc-accept-encoding"] == "identity,deflate,gzip"
+    assert "'snappy' is not supported" in answer["grpc-message"]
+
+
+def test_headers_on_a_stream_already_answered_reset_only_that_stream(raw: RawClient) -> None:
+    raw.send(frame(0x1, 0x4, 1, raw.headers(ECHO)) + frame(0x0, 0x1, 1, _message(b"a")))
+    assert raw.response(1)["grpc-status"] == "0"
+    raw.send(frame(0x1, 0x4 | 0x1, 1, raw.headers(ECHO)))
+    _, payload = raw.until(0x3, stream=1)
+    assert int.from_bytes(payload) == 0x5  # STREAM_CLOSED
+    raw.send(frame(0x1, 0x4, 3, raw.headers(ECHO)) + frame(0x0, 0x1, 3, _message(b"b")))
+    assert raw.response(3)["grpc-status"] == "0"
+
+
+def test_an_endless_header_block_ends_the_connection(raw: RawClient) -> None:
+    raw.send(frame(0x1, 0x0, 1, raw.headers(ECHO)[:5]))
+    raw.send(b"".join(frame(0x9, 0x0, 1, b"\0" * 16_384) for _ in range(9)))
+    _, payload = raw.until(0x7)
+    assert int.from_bytes(payload[4:8]) == 0xB  # ENHANCE_YOUR_CALM
 
 
 def test_a_request_that_is_not_grpc_gets_415(raw: RawClient) -> None:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import zlib
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -37,15 +38,20 @@ _PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 _DATA, _HEADERS, _PRIORITY, _RST_STREAM, _SETTINGS = 0x0, 0x1, 0x2, 0x3, 0x4
 _PUSH_PROMISE, _PING, _GOAWAY, _WINDOW_UPDATE, _CONTINUATION = 0x5, 0x6, 0x7, 0x8, 0x9
 _END_STREAM, _ACK, _END_HEADERS, _PADDED, _PRIORITY_FLAG = 0x1, 0x1, 0x4, 0x8, 0x20
-_NO_ERROR, _PROTOCOL_ERROR, _FLOW_CONTROL_ERROR = 0x0, 0x1, 0x3
-_FRAME_SIZE_ERROR, _REFUSED_STREAM, _CANCEL, _COMPRESSION_ERROR = 0x6, 0x7, 0x8, 0x9
-_SETTINGS_HEADER_TABLE_SIZE, _SETTINGS_INITIAL_WINDOW_SIZE, _SETTINGS_MAX_FRAME_SIZE = 0x1, 0x4, 0x5
+_NO_ERROR, _PROTOCOL_ERROR, _FLOW_CONTROL_ERROR, _STREAM_CLOSED = 0x0, 0x1, 0x3, 0x5
+_FRAME_SIZE_ERROR, _REFUSED_STREAM, _COMPRESSION_ERROR, _ENHANCE_YOUR_CALM = 0x6, 0x7, 0x9, 0xB
+_SETTINGS_INITIAL_WINDOW_SIZE, _SETTINGS_MAX_FRAME_SIZE = 0x4, 0x5
+_SETTINGS_MAX_HEADER_LIST_SIZE = 0x6
+#: the header list ``hpack.Decoder`` takes (its default), advertised so clients fail a larger
+#: one themselves; a header block (with CONTINUATIONs) may be twice that before it is refused
+_MAX_HEADER_LIST = 65_536
 _DEFAULT_WINDOW = 65_535
 _MAX_WINDOW = 2**31 - 1
 _NO_DEADLINE_MS = 2**31 - 1
 #: what this server lets a peer send ahead, per stream and per connection; topped up at half
 _RECEIVE_WINDOW = 16 * 1024 * 1024
 _MAX_FRAME = 16_384  # the size every peer accepts; larger requests simply take more frames
+_GRPC_CONTENT_TYPE = re.compile(r"application/grpc([+;].*)?")
 
 #: canonical codes in the order of the numbers gRPC carries (grpc/doc/statuscodes.md)
 _CODES = (
@@ -54,6 +60,8 @@ _CODES = (
     "OUT_OF_RANGE", "UNIMPLEMENTED", "INTERNAL", "UNAVAILABLE", "DATA_LOSS", "UNAUTHENTICATED",
 )  # fmt: skip
 STATUS_NUMBERS = {name: number for number, name in enumerate(_CODES)}
+#: zlib's window bits for each grpc-encoding a request may use
+_WBITS = {"gzip": 31, "deflate": 15}
 _TIMEOUT_UNITS = {"H": 3600.0, "M": 60.0, "S": 1.0, "m": 1e-3, "u": 1e-6, "n": 1e-9}
 
 
@@ -89,6 +97,9 @@ class Method:
     handler: Handler
 
 
+_ACCEPT_ENCODING = "identity,deflate,gzip"
+
+
 def _header_block(headers: list[tuple[str, str]]) -> bytes:
     # A fresh encoder with never-indexed literals writes nothing to the peer's dynamic table.
     return hpack.Encoder().encode([hpack.NeverIndexedHeaderTuple(n, v) for n, v in headers])
@@ -96,24 +107,29 @@ def _header_block(headers: list[tuple[str, str]]) -> bytes:
 
 _RESPONSE_HEADERS = _header_block(
     [(":status", "200"), ("content-type", "application/grpc"),
-     ("grpc-accept-encoding", "identity,deflate,gzip")]
+     ("grpc-accept-encoding", _ACCEPT_ENCODING)]
 )  # fmt: skip
 _OK_TRAILERS = _header_block([("grpc-status", "0")])
 
 
-def _status_block(code: str, message: str, *, trailers_only: bool) -> bytes:
-    headers = [("grpc-status", str(STATUS_NUMBERS.get(code, STATUS_NUMBERS["UNKNOWN"])))]
+def _status_block(code: str, message: str) -> bytes:
+    """A trailers-only response: a failed call answers its status and no message."""
+    headers = [
+        (":status", "200"),
+        ("content-type", "application/grpc"),
+        ("grpc-accept-encoding", _ACCEPT_ENCODING),
+        ("grpc-status", str(STATUS_NUMBERS.get(code, STATUS_NUMBERS["UNKNOWN"]))),
+    ]
     if message:
         headers.append(("grpc-message", percent_encode(message)))
-    if trailers_only:
-        headers[:0] = [(":status", "200"), ("content-type", "application/grpc")]
     return _header_block(headers)
 
 
 def percent_encode(message: str) -> str:
     """``grpc-message`` encoding: UTF-8, with bytes outside printable ASCII and ``%`` escaped."""
     return "".join(
-        chr(b) if 0x20 <= b <= 0x7E and b != 0x25 else f"%{b:02X}" for b in message.encode()
+        chr(b) if 0x20 <= b <= 0x7E and b != 0x25 else f"%{b:02X}"
+        for b in message.encode("utf-8", "backslashreplace")
     )
 
 
@@ -140,7 +156,10 @@ _SERVER_PREFACE = frame(
     _SETTINGS,
     0,
     0,
-    _SETTINGS_INITIAL_WINDOW_SIZE.to_bytes(2, "big") + _RECEIVE_WINDOW.to_bytes(4, "big"),
+    _SETTINGS_INITIAL_WINDOW_SIZE.to_bytes(2, "big")
+    + _RECEIVE_WINDOW.to_bytes(4, "big")
+    + _SETTINGS_MAX_HEADER_LIST_SIZE.to_bytes(2, "big")
+    + _MAX_HEADER_LIST.to_bytes(4, "big"),
 ) + frame(_WINDOW_UPDATE, 0, 0, (_RECEIVE_WINDOW - _DEFAULT_WINDOW).to_bytes(4, "big"))
 
 
@@ -212,6 +231,9 @@ class _Connection(asyncio.Protocol):
                 if not self._read_preface():
                     return
                 out.append(_SERVER_PREFACE)  # only now: an HTTP/1 client gets an answer it reads
+                if self.server.stopping:
+                    self.going_away = True
+                    out.append(frame(_GOAWAY, 0, 0, bytes(4) + _NO_ERROR.to_bytes(4, "big")))
             self._read_frames(out)
         except _ProtocolError as exc:
             self._fail(exc.code, str(exc), out)
@@ -286,13 +308,12 @@ class _Connection(asyncio.Protocol):
             elif kind == _CONTINUATION:
                 self._on_continuation(stream_id, flags, payload, out)
             elif kind == _RST_STREAM:
-                stream = self.streams.pop(stream_id, None)
-                if stream is not None:
-                    self._forget(stream)
-                    self.server.check_idle()
+                self._reset(stream_id, None, out)
             elif kind == _SETTINGS:
                 self._on_settings(flags, payload, out)
             elif kind == _PING:
+                if length != 8 or stream_id:
+                    raise _ProtocolError(_FRAME_SIZE_ERROR, "PING must be 8 bytes on stream 0")
                 if not flags & _ACK:
                     out.append(frame(_PING, _ACK, 0, payload))
             elif kind == _WINDOW_UPDATE:
@@ -316,11 +337,13 @@ class _Connection(asyncio.Protocol):
         if flags & _PADDED:
             payload = _unpad(payload)
         stream.body += payload
-        if len(stream.body) > self.server.max_message_bytes + 5:
+        body = stream.body
+        size = int.from_bytes(body[1:5], "big") if len(body) >= 5 else 0
+        if max(size, len(body) - 5) > self.server.max_message_bytes:
             self._answer_early(
                 stream,
                 "RESOURCE_EXHAUSTED",
-                f"Received message larger than max ({len(stream.body) - 5} vs. "
+                f"Received message larger than max ({max(size, len(body) - 5)} vs. "
                 f"{self.server.max_message_bytes})",
                 out,
             )
@@ -349,6 +372,10 @@ class _Connection(asyncio.Protocol):
             raise _ProtocolError(_PROTOCOL_ERROR, "CONTINUATION without a header block to continue")
         block = self.headers_in_progress[2]
         block += payload
+        if len(block) > 2 * _MAX_HEADER_LIST:
+            raise _ProtocolError(
+                _ENHANCE_YOUR_CALM, f"header block over {2 * _MAX_HEADER_LIST} bytes"
+            )
         if flags & _END_HEADERS:
             first_flags = self.headers_in_progress[1]
             self.headers_in_progress = None
@@ -365,13 +392,16 @@ class _Connection(asyncio.Protocol):
                 stream.ended = True
                 self._dispatch(stream, out)
             return
-        if stream_id % 2 == 0 or stream_id <= self.last_stream:
-            raise _ProtocolError(_PROTOCOL_ERROR, f"stream {stream_id} cannot open a request")
+        if stream_id % 2 == 0:
+            raise _ProtocolError(_PROTOCOL_ERROR, f"a client cannot open stream {stream_id}")
+        if stream_id <= self.last_stream:  # a stream this server already answered or reset
+            out.append(frame(_RST_STREAM, 0, stream_id, _STREAM_CLOSED.to_bytes(4, "big")))
+            return
         self.last_stream = stream_id
         if self.going_away or self.server.stopping:
             out.append(frame(_RST_STREAM, 0, stream_id, _REFUSED_STREAM.to_bytes(4, "big")))
             return
-        stream = _Stream(stream_id, send_window=self.peer_window)
+        stream = _Stream(stream_id, send_window=self.peer_window, ended=bool(flags & _END_STREAM))
         self.streams[stream_id] = stream
         content_type = ""
         for name, value in headers:
@@ -389,26 +419,18 @@ class _Connection(asyncio.Protocol):
                         stream, "INTERNAL", f"Invalid grpc-timeout header {value!r}", out
                     )
                     return
-        if not content_type.startswith("application/grpc"):
-            self.streams.pop(stream_id)
-            out.append(
-                _frames(
-                    _HEADERS,
-                    _END_STREAM,
-                    stream_id,
-                    _header_block(
-                        [(":status", "415"), ("content-type", "text/plain"),
-                         ("grpc-status", str(STATUS_NUMBERS["INTERNAL"])),
-                         ("grpc-message", percent_encode(
-                             f"Content-Type {content_type!r} is not a gRPC content type: send "
-                             "application/grpc"))]
-                    ),
-                    self.peer_max_frame,
-                )
+        if not _GRPC_CONTENT_TYPE.fullmatch(content_type):
+            message = (
+                f"Content-Type {content_type!r} is not a gRPC content type: send application/grpc"
+            )
+            block = _header_block(
+                [(":status", "415"), ("content-type", "text/plain"),
+                 ("grpc-status", str(STATUS_NUMBERS["INTERNAL"])),
+                 ("grpc-message", percent_encode(message))]
             )  # fmt: skip
+            self._answer_early(stream, "INTERNAL", message, out, block=block)
             return
-        if flags & _END_STREAM:
-            stream.ended = True
+        if stream.ended:
             self._dispatch(stream, out)
 
     def _on_settings(self, flags: int, payload: bytes, out: list[bytes]) -> None:
@@ -434,7 +456,14 @@ class _Connection(asyncio.Protocol):
         self._send_blocked(out)
 
     def _on_window_update(self, stream_id: int, payload: bytes, out: list[bytes]) -> None:
-        increment = int.from_bytes(payload[:4], "big") & 0x7FFFFFFF
+        if len(payload) != 4:
+            raise _ProtocolError(_FRAME_SIZE_ERROR, "WINDOW_UPDATE must be 4 bytes")
+        increment = int.from_bytes(payload, "big") & 0x7FFFFFFF
+        if not increment:
+            if not stream_id:
+                raise _ProtocolError(_PROTOCOL_ERROR, "WINDOW_UPDATE of 0 on the connection")
+            self._reset(stream_id, _PROTOCOL_ERROR, out)
+            return
         if stream_id == 0:
             self.send_window += increment
         elif (stream := self.streams.get(stream_id)) is not None:
@@ -456,6 +485,10 @@ class _Connection(asyncio.Protocol):
         except DecodeError as exc:
             self._answer_early(stream, "INTERNAL", f"Failed to parse the request: {exc}", out)
             return
+        except Exception as exc:  # a bug here must fail this call, not the whole connection
+            log.exception("gRPC %s failed before its handler ran", stream.path)
+            self._answer_early(stream, "INTERNAL", f"{type(exc).__name__}: {exc}", out)
+            return
         stream.body = bytearray()
         rpc = Rpc(self.peer, stream.deadline)
         stream.task = self.loop.create_task(self._run(stream, method.handler, request, rpc))
@@ -473,15 +506,38 @@ class _Connection(asyncio.Protocol):
         message = bytes(body[5:])
         if not body[0]:
             return message
-        if stream.encoding == "gzip":
-            return zlib.decompress(message, wbits=31)
-        if stream.encoding == "deflate":
-            return zlib.decompress(message)
-        raise ServingError(
-            f"Compression algorithm '{stream.encoding}' is not supported: send identity, "
-            "deflate or gzip",
-            code="UNIMPLEMENTED",
-        )
+        if stream.encoding == "identity":
+            raise ServingError(
+                "The message is flagged compressed but the call names no grpc-encoding",
+                code="INTERNAL",
+            )
+        if stream.encoding not in _WBITS:
+            raise ServingError(
+                f"Compression algorithm '{stream.encoding}' is not supported: send identity, "
+                "deflate or gzip",
+                code="UNIMPLEMENTED",
+            )
+        return self._decompress(message, _WBITS[stream.encoding])
+
+    def _decompress(self, message: bytes, wbits: int) -> bytes:
+        """The message inflated, never past the size limit (a small body can inflate to GBs)."""
+        limit = self.server.max_message_bytes
+        inflater = zlib.decompressobj(wbits=wbits)
+        try:
+            inflated = inflater.decompress(message, limit + 1)
+        except zlib.error as exc:
+            raise ServingError(f"Failed to decompress the request: {exc}", code="INTERNAL") from exc
+        if len(inflated) > limit:
+            raise ServingError(
+                f"Received message larger than max (more than {limit} bytes once decompressed)",
+                code="RESOURCE_EXHAUSTED",
+            )
+        if not inflater.eof:
+            raise ServingError(
+                "Failed to decompress the request: the compressed message is truncated",
+                code="INTERNAL",
+            )
+        return inflated
 
     async def _run(self, stream: _Stream, handler: Handler, request: Any, rpc: Rpc) -> None:
         try:
@@ -490,7 +546,11 @@ class _Connection(asyncio.Protocol):
         except ServingError as exc:
             self._answer(stream, None, exc.code, _truncate(str(exc)))
         except asyncio.CancelledError:
-            return  # the client reset the stream, the deadline passed, or the server stops
+            # The server cancels a call it has already answered (deadline) or that has no one to
+            # answer (reset, lost connection, stop): then this does nothing. Anything else that
+            # cancels the handler still owes the client a status.
+            self._answer(stream, None, "CANCELLED", "Cancelled")
+            raise
         except Exception as exc:  # the edge: a bug must still answer a status, and be logged
             log.exception("gRPC %s failed", stream.path)
             self._answer(stream, None, "INTERNAL", _truncate(f"{type(exc).__name__}: {exc}"))
@@ -502,24 +562,22 @@ class _Connection(asyncio.Protocol):
             stream.task.cancel()
             self._answer(stream, None, "DEADLINE_EXCEEDED", "Deadline Exceeded")
 
-    def _answer_early(self, stream: _Stream, code: str, message: str, out: list[bytes]) -> None:
-        """A status before any handler ran (the stream may still be receiving)."""
+    def _answer_early(
+        self, stream: _Stream, code: str, message: str, out: list[bytes], *, block: bytes = b""
+    ) -> None:
+        """A status before any handler ran (the stream may still be receiving); ``block``
+        replaces the usual trailers-only header block."""
         self.streams.pop(stream.id, None)
         stream.answered = True
-        out.append(
-            _frames(
-                _HEADERS,
-                _END_STREAM,
-                stream.id,
-                _status_block(code, _truncate(message), trailers_only=True),
-                self.peer_max_frame,
-            )
-        )
+        block = block or _status_block(code, _truncate(message))
+        out.append(_frames(_HEADERS, _END_STREAM, stream.id, block, self.peer_max_frame))
         if not stream.ended:  # the client is still sending: tell it to stop
             out.append(frame(_RST_STREAM, 0, stream.id, _NO_ERROR.to_bytes(4, "big")))
         self.server.check_idle()
 
     def _answer(self, stream: _Stream, payload: bytes | None, code: str, message: str) -> None:
+        """The handler's response or status; written at once, as it comes outside
+        ``data_received`` (which gathers its frames into one write)."""
         if stream.answered or self.closed or self.streams.get(stream.id) is not stream:
             return
         stream.answered = True
@@ -533,7 +591,7 @@ class _Connection(asyncio.Protocol):
                     _HEADERS,
                     _END_STREAM,
                     stream.id,
-                    _status_block(code, message, trailers_only=True),
+                    _status_block(code, message),
                     self.peer_max_frame,
                 )
             )
@@ -579,6 +637,15 @@ class _Connection(asyncio.Protocol):
                 break
             self._send_data(stream, out)
 
+    def _reset(self, stream_id: int, code: int | None, out: list[bytes]) -> None:
+        """Drop a stream the client reset (``code`` None) or that this server resets."""
+        stream = self.streams.pop(stream_id, None)
+        if stream is not None:
+            self._forget(stream)
+            self.server.check_idle()
+        if code is not None:
+            out.append(frame(_RST_STREAM, 0, stream_id, code.to_bytes(4, "big")))
+
     def _forget(self, stream: _Stream) -> None:
         if stream.timer is not None:
             stream.timer.cancel()
@@ -589,6 +656,9 @@ class _Connection(asyncio.Protocol):
     def go_away(self) -> None:
         """Stop taking new streams (the ones open finish), and say so to the client."""
         if self.closed or self.transport is None:
+            return
+        if not self.preface_seen:  # nothing to finish, and a GOAWAY may not precede SETTINGS
+            self.abort()
             return
         self.going_away = True
         self.transport.write(
