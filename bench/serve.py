@@ -311,7 +311,7 @@ def machine() -> str:
         platform.processor(),
     )
     memory = psutil.virtual_memory().total / 2**30
-    versions = [metadata.version(name) for name in ("tensorflow-cpu", "kserve", "grpcio")]
+    versions = [metadata.version(name) for name in ("tensorflow-cpu", "kserve", "uvloop", "hpack")]
     wrk_version = (
         subprocess.run(["wrk", "-v"], capture_output=True, text=True).stdout.split("[")[0].strip()
     )
@@ -322,7 +322,7 @@ def machine() -> str:
         f"{os.cpu_count()} vCPU {cpu}, {memory:.0f} GiB RAM, "
         f"{platform.system()} {platform.release()}, "
         f"Python {platform.python_version()}, TensorFlow {versions[0]}, kserve {versions[1]}, "
-        f"grpcio {versions[2]}, {wrk_version}, {h2load_version}"
+        f"uvloop {versions[2]}, hpack {versions[3]}, {wrk_version}, {h2load_version}"
     )
 
 
