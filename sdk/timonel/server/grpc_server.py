@@ -340,7 +340,7 @@ class _Connection(asyncio.Protocol):
         body = stream.body
         size = int.from_bytes(body[1:5], "big") if len(body) >= 5 else 0
         if max(size, len(body) - 5) > self.server.max_message_bytes:
-            self._answer_early(
+            self._answer_status(
                 stream,
                 "RESOURCE_EXHAUSTED",
                 f"Received message larger than max ({max(size, len(body) - 5)} vs. "
@@ -415,7 +415,7 @@ class _Connection(asyncio.Protocol):
                 try:
                     stream.deadline = self.loop.time() + parse_timeout(value.decode("latin-1"))
                 except ValueError:
-                    self._answer_early(
+                    self._answer_status(
                         stream, "INTERNAL", f"Invalid grpc-timeout header {value!r}", out
                     )
                     return
@@ -428,7 +428,7 @@ class _Connection(asyncio.Protocol):
                  ("grpc-status", str(STATUS_NUMBERS["INTERNAL"])),
                  ("grpc-message", percent_encode(message))]
             )  # fmt: skip
-            self._answer_early(stream, "INTERNAL", message, out, block=block)
+            self._answer_status(stream, "INTERNAL", message, out, block=block)
             return
         if stream.ended:
             self._dispatch(stream, out)
@@ -475,19 +475,19 @@ class _Connection(asyncio.Protocol):
     def _dispatch(self, stream: _Stream, out: list[bytes]) -> None:
         method = self.server.methods.get(stream.path)
         if method is None:
-            self._answer_early(stream, "UNIMPLEMENTED", "Method not found!", out)
+            self._answer_status(stream, "UNIMPLEMENTED", "Method not found!", out)
             return
         try:
             request = method.request_type.FromString(self._message(stream))
         except ServingError as exc:
-            self._answer_early(stream, exc.code, str(exc), out)
+            self._answer_status(stream, exc.code, str(exc), out)
             return
         except DecodeError as exc:
-            self._answer_early(stream, "INTERNAL", f"Failed to parse the request: {exc}", out)
+            self._answer_status(stream, "INTERNAL", f"Failed to parse the request: {exc}", out)
             return
         except Exception as exc:  # a bug here must fail this call, not the whole connection
             log.exception("gRPC %s failed before its handler ran", stream.path)
-            self._answer_early(stream, "INTERNAL", f"{type(exc).__name__}: {exc}", out)
+            self._answer_status(stream, "INTERNAL", f"{type(exc).__name__}: {exc}", out)
             return
         stream.body = bytearray()
         rpc = Rpc(self.peer, stream.deadline)
@@ -544,7 +544,7 @@ class _Connection(asyncio.Protocol):
             response = await handler(request, rpc)
             payload = response.SerializeToString()
         except ServingError as exc:
-            self._answer(stream, None, exc.code, _truncate(str(exc)))
+            self._answer(stream, None, exc.code, str(exc))
         except asyncio.CancelledError:
             # The server cancels a call it has already answered (deadline) or that has no one to
             # answer (reset, lost connection, stop): then this does nothing. Anything else that
@@ -553,7 +553,7 @@ class _Connection(asyncio.Protocol):
             raise
         except Exception as exc:  # the edge: a bug must still answer a status, and be logged
             log.exception("gRPC %s failed", stream.path)
-            self._answer(stream, None, "INTERNAL", _truncate(f"{type(exc).__name__}: {exc}"))
+            self._answer(stream, None, "INTERNAL", f"{type(exc).__name__}: {exc}")
         else:
             self._answer(stream, payload, "OK", "")
 
@@ -562,11 +562,11 @@ class _Connection(asyncio.Protocol):
             stream.task.cancel()
             self._answer(stream, None, "DEADLINE_EXCEEDED", "Deadline Exceeded")
 
-    def _answer_early(
+    def _answer_status(
         self, stream: _Stream, code: str, message: str, out: list[bytes], *, block: bytes = b""
     ) -> None:
-        """A status before any handler ran (the stream may still be receiving); ``block``
-        replaces the usual trailers-only header block."""
+        """A status and no message, before or after a handler ran (the stream may still be
+        receiving); ``block`` replaces the usual trailers-only header block."""
         self.streams.pop(stream.id, None)
         stream.answered = True
         block = block or _status_block(code, _truncate(message))
@@ -580,27 +580,18 @@ class _Connection(asyncio.Protocol):
         ``data_received`` (which gathers its frames into one write)."""
         if stream.answered or self.closed or self.streams.get(stream.id) is not stream:
             return
-        stream.answered = True
         if stream.timer is not None:
             stream.timer.cancel()
         assert self.transport is not None
+        out: list[bytes] = []
         if payload is None:
-            self.streams.pop(stream.id)
-            self.transport.write(
-                _frames(
-                    _HEADERS,
-                    _END_STREAM,
-                    stream.id,
-                    _status_block(code, message),
-                    self.peer_max_frame,
-                )
-            )
-            self.server.check_idle()
-            return
-        out = [_frames(_HEADERS, 0, stream.id, _RESPONSE_HEADERS, self.peer_max_frame)]
-        stream.pending += b"\0" + len(payload).to_bytes(4, "big") + payload
-        stream.trailers = _OK_TRAILERS
-        self._send_data(stream, out)
+            self._answer_status(stream, code, message, out)
+        else:
+            stream.answered = True
+            out.append(_frames(_HEADERS, 0, stream.id, _RESPONSE_HEADERS, self.peer_max_frame))
+            stream.pending += b"\0" + len(payload).to_bytes(4, "big") + payload
+            stream.trailers = _OK_TRAILERS
+            self._send_data(stream, out)
         self.transport.write(b"".join(out))
 
     # ---- frames out ------------------------------------------------------------------------

@@ -32,7 +32,7 @@ from tensorflow_serving.apis import (
 from timonel._tensor_proto import request_inputs, to_tensor_proto
 from timonel.errors import ServingError, SpecError
 from timonel.server.examples import serialize_input
-from timonel.server.grpc_server import GrpcServer, Method, Rpc
+from timonel.server.grpc_server import STATUS_NUMBERS, GrpcServer, Method, Rpc
 from timonel.server.inference import (
     ExampleResult,
     Inference,
@@ -247,7 +247,9 @@ class ModelService:
                 entry.state = get_model_status_pb2.ModelVersionStatus.State.Value(
                     status.state.value
                 )
-                entry.status.error_code = _error_code_number(status.error_code)
+                entry.status.error_code = STATUS_NUMBERS.get(
+                    status.error_code, STATUS_NUMBERS["UNKNOWN"]
+                )
                 entry.status.error_message = status.error_message
             return response
 
@@ -287,13 +289,6 @@ def _fill_result(target: Any, result: ExampleResult) -> None:
             classifications = target.classifications.add()
             for label, score in row:
                 classifications.classes.add(label=label, score=score)
-
-
-def _error_code_number(code: str) -> int:
-    from tensorflow.core.protobuf import error_codes_pb2
-
-    names = set(error_codes_pb2.Code.keys())
-    return int(error_codes_pb2.Code.Value(code)) if code in names else error_codes_pb2.UNKNOWN
 
 
 def make_server(inference: Inference) -> GrpcServer:
