@@ -39,6 +39,7 @@ import numpy as np
 from timonel.errors import ServingError
 from timonel.server.handoff import LoopHandoff, Outcome
 from timonel.server.metrics import ServerMetrics
+from timonel.server.runner import shutting_down
 from timonel.server.servable import Call, Servable
 from timonel.tfserving import BatchingParameters
 
@@ -122,11 +123,7 @@ class BatchScheduler:
         task = _Task(call, size or 0, timeout_ms, now, future)
         with self._lock:
             if self._closed:
-                raise ServingError(
-                    "The server is shutting down and takes no new calls; send them to another "
-                    "replica",
-                    code="UNAVAILABLE",
-                )
+                raise shutting_down()
             if size is None:
                 alone = _Batch(servable, call.fetches, now, now, merged=False, tasks=[task])
                 self._alone.ready.append(alone)

@@ -31,6 +31,15 @@ class Runner(Protocol):
     def close(self) -> None: ...
 
 
+def shutting_down() -> ServingError:
+    """What a runner answers a call that comes after ``close()``: UNAVAILABLE, which clients
+    retry elsewhere."""
+    return ServingError(
+        "The server is shutting down and takes no new calls; send them to another replica",
+        code="UNAVAILABLE",
+    )
+
+
 class DirectRunner:
     """One session call per request, on ``threads`` threads so the event loop goes on meanwhile.
 
@@ -54,10 +63,7 @@ class DirectRunner:
 
     async def run(self, servable: Servable, call: Call, timeout_ms: int) -> list[np.ndarray]:
         if self._closed:
-            raise ServingError(
-                "The server is shutting down and takes no new calls; send them to another replica",
-                code="UNAVAILABLE",
-            )
+            raise shutting_down()
         future: asyncio.Future[list[np.ndarray]] = asyncio.get_running_loop().create_future()
         self._calls.put(_Work(future, servable, call, timeout_ms))
         return await future
