@@ -79,6 +79,15 @@ class Toys:
         return {path: Method(wrappers_pb2.BytesValue, h) for path, h in handlers.items()}
 
 
+def _method(channel: grpc.Channel, path: str) -> Any:
+    """A unary method of the toys, taking and answering ``BytesValue``."""
+    return channel.unary_unary(
+        path,
+        request_serializer=wrappers_pb2.BytesValue.SerializeToString,
+        response_deserializer=wrappers_pb2.BytesValue.FromString,
+    )
+
+
 @dataclass
 class Running:
     server: GrpcServer
@@ -91,12 +100,7 @@ class Running:
             f"127.0.0.1:{self.port}",
             options=[("grpc.max_receive_message_length", -1), ("grpc.max_send_message_length", -1)],
         ) as channel:
-            method = channel.unary_unary(
-                path,
-                request_serializer=wrappers_pb2.BytesValue.SerializeToString,
-                response_deserializer=wrappers_pb2.BytesValue.FromString,
-            )
-            reply = method(wrappers_pb2.BytesValue(value=value), **kwargs)
+            reply = _method(channel, path)(wrappers_pb2.BytesValue(value=value), **kwargs)
         return bytes(reply.value)
 
     def stop(self, grace: float) -> None:
@@ -163,11 +167,7 @@ def test_megabytes_flow_both_ways_past_every_window(shared: Running) -> None:
 
 def test_a_hundred_concurrent_calls_on_one_connection(shared: Running) -> None:
     with grpc.insecure_channel(f"127.0.0.1:{shared.port}") as channel:
-        echo = channel.unary_unary(
-            ECHO,
-            request_serializer=wrappers_pb2.BytesValue.SerializeToString,
-            response_deserializer=wrappers_pb2.BytesValue.FromString,
-        )
+        echo = _method(channel, ECHO)
         futures = [echo.future(wrappers_pb2.BytesValue(value=b"%d" % i)) for i in range(100)]
         assert [f.result(timeout=30).value for f in futures] == [b"%d" % i * 2 for i in range(100)]
 
@@ -240,13 +240,10 @@ def test_the_deadline_ends_the_call_and_cancels_its_handler() -> None:
 def test_a_call_without_deadline_has_no_timeout() -> None:
     with running() as state:
         with grpc.insecure_channel(f"127.0.0.1:{state.port}") as channel:
-            wait = channel.unary_unary("/test.Toys/Wait")
-            future = wait.future(wrappers_pb2.BytesValue().SerializeToString())
+            future = _method(channel, "/test.Toys/Wait").future(wrappers_pb2.BytesValue())
             assert state.toys.started.wait(10)
             state.release_waiters()
-            assert wrappers_pb2.BytesValue.FromString(future.result(timeout=10)).value == (
-                b"released"
-            )
+            assert future.result(timeout=10).value == b"released"
         assert state.toys.timeouts == [0]
 
 
@@ -260,14 +257,14 @@ def test_a_client_cancel_cancels_the_handler() -> None:
 
 def test_a_stop_lets_calls_in_flight_finish_and_refuses_new_ones() -> None:
     with running() as state, grpc.insecure_channel(f"127.0.0.1:{state.port}") as channel:
-        future = channel.unary_unary("/test.Toys/Wait").future(b"")
+        future = _method(channel, "/test.Toys/Wait").future(wrappers_pb2.BytesValue())
         assert state.toys.started.wait(10)
         stopping = threading.Thread(target=state.stop, args=(30,))
         stopping.start()
         while not state.server.stopping:
             threading.Event().wait(0.01)
         state.release_waiters()
-        assert wrappers_pb2.BytesValue.FromString(future.result(timeout=10)).value == b"released"
+        assert future.result(timeout=10).value == b"released"
         stopping.join(timeout=30)
         error = _rpc_error(lambda: state.call(ECHO, b"", timeout=5))
         assert error.code() == grpc.StatusCode.UNAVAILABLE
