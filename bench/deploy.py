@@ -165,7 +165,7 @@ def main() -> None:
 
     from timonel.local.apiserver.runner import running
     from timonel.local.controller import Controller
-    from timonel.packaging import package
+    from timonel.releases.package import package
 
     token = secrets.token_hex(16)
     with tempfile.TemporaryDirectory(prefix="timonel-bench-") as scratch:

@@ -34,7 +34,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 import emulators  # noqa: E402  (the test suite's emulator launcher)
 import readme  # noqa: E402  (bench/readme.py)
 
-from timonel.storage import DEFAULT_WORKERS  # noqa: E402
+from timonel.releases.storage import DEFAULT_WORKERS  # noqa: E402
 
 PLAIN = """
 import json, resource, sys, time

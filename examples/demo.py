@@ -17,7 +17,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np
 
 import timonel
-from timonel.isvc import to_yaml
+from timonel.kserve.render import to_yaml
 
 NAME = "digits"
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from timonel import isvc
+from timonel.kserve import render as isvc
 from timonel.spec import (
     DEFAULT_RUNTIME_VERSION,
     Accelerator,

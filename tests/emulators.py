@@ -30,7 +30,7 @@ STARTUP_SECONDS = 30.0
 class BucketEmulator:
     """A running emulator with one bucket, and what clients need to reach it.
 
-    ``storage_options`` go to ``timonel.storage.open_storage`` (and so to gcsfs/s3fs);
+    ``storage_options`` go to ``timonel.releases.storage.open_storage`` (and so to gcsfs/s3fs);
     ``env`` holds the same settings as environment variables, for child processes such as
     the ``timonel`` command (``STORAGE_EMULATOR_HOST``, ``AWS_*``).
     """

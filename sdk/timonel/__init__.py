@@ -22,46 +22,46 @@ _EXPORTS: dict[str, str] = {
     "Canary": "timonel.spec",
     "Client": "timonel.client",
     "Cluster": "timonel.kube.client",
-    "Manifest": "timonel.manifest",
+    "Manifest": "timonel.releases.manifest",
     "Model": "timonel.spec",
     "ModelError": "timonel.errors",
     "ModelMetadata": "timonel.client",
     "ModelVersionStatus": "timonel.client",
-    "Release": "timonel.storage",
+    "Release": "timonel.releases.storage",
     "ReleaseError": "timonel.errors",
-    "ReleaseFacts": "timonel.spec",
+    "ReleaseFacts": "timonel.releases.facts",
     "Resources": "timonel.spec",
     "Retry": "timonel.client",
     "RolloutFailed": "timonel.errors",
-    "SavedModelInfo": "timonel.packaging",
+    "SavedModelInfo": "timonel.releases.package",
     "ServerOptions": "timonel.server",
     "ServiceStatus": "timonel.kube.status",
     "ServingError": "timonel.errors",
     "ServingSpec": "timonel.spec",
-    "SignatureDef": "timonel.client",
+    "SignatureDef": "timonel.signatures",
     "SpecError": "timonel.errors",
     "Status": "timonel.errors",
     "StorageError": "timonel.errors",
-    "TensorInfo": "timonel.client",
+    "TensorInfo": "timonel.signatures",
     "TimonelError": "timonel.errors",
     "TrafficTarget": "timonel.kube.status",
     "Tuning": "timonel.spec",
     "WaitTimeout": "timonel.errors",
-    "admit": "timonel.admission",
+    "admit": "timonel.kserve.admission",
     "canary": "timonel.kube.rollout",
     "delete": "timonel.kube.rollout",
     "deploy": "timonel.kube.rollout",
-    "discard_unpublished": "timonel.packaging",
-    "download_release": "timonel.storage",
-    "from_manifest": "timonel.isvc",
-    "inspect_model": "timonel.packaging",
-    "list_releases": "timonel.storage",
+    "discard_unpublished": "timonel.releases.publish",
+    "download_release": "timonel.releases.storage",
+    "from_manifest": "timonel.kserve.render",
+    "inspect_model": "timonel.releases.package",
+    "list_releases": "timonel.releases.storage",
     "list_services": "timonel.kube.rollout",
-    "package": "timonel.packaging",
+    "package": "timonel.releases.package",
     "promote": "timonel.kube.rollout",
-    "publish": "timonel.packaging",
-    "read_manifest": "timonel.storage",
-    "render": "timonel.isvc",
+    "publish": "timonel.releases.publish",
+    "read_manifest": "timonel.releases.storage",
+    "render": "timonel.kserve.render",
     "rollback": "timonel.kube.rollout",
     "serve": "timonel.server",
     "status": "timonel.kube.rollout",
@@ -87,16 +87,7 @@ def __dir__() -> list[str]:
 
 
 if _TYPE_CHECKING:  # what type checkers and IDEs see; mirrors _EXPORTS
-    from timonel.admission import admit
-    from timonel.client import (
-        AsyncClient,
-        Client,
-        ModelMetadata,
-        ModelVersionStatus,
-        Retry,
-        SignatureDef,
-        TensorInfo,
-    )
+    from timonel.client import AsyncClient, Client, ModelMetadata, ModelVersionStatus, Retry
     from timonel.errors import (
         ApiError,
         ModelError,
@@ -109,7 +100,8 @@ if _TYPE_CHECKING:  # what type checkers and IDEs see; mirrors _EXPORTS
         TimonelError,
         WaitTimeout,
     )
-    from timonel.isvc import from_manifest, render
+    from timonel.kserve.admission import admit
+    from timonel.kserve.render import from_manifest, render
     from timonel.kube.client import Cluster
     from timonel.kube.rollout import (
         canary,
@@ -121,23 +113,11 @@ if _TYPE_CHECKING:  # what type checkers and IDEs see; mirrors _EXPORTS
         status,
     )
     from timonel.kube.status import ServiceStatus, TrafficTarget
-    from timonel.manifest import Manifest
-    from timonel.packaging import (
-        SavedModelInfo,
-        discard_unpublished,
-        inspect_model,
-        package,
-        publish,
-    )
+    from timonel.releases.facts import ReleaseFacts
+    from timonel.releases.manifest import Manifest
+    from timonel.releases.package import SavedModelInfo, inspect_model, package
+    from timonel.releases.publish import discard_unpublished, publish
+    from timonel.releases.storage import Release, download_release, list_releases, read_manifest
     from timonel.server import ServerOptions, serve
-    from timonel.spec import (
-        Accelerator,
-        Autoscaling,
-        Canary,
-        Model,
-        ReleaseFacts,
-        Resources,
-        ServingSpec,
-        Tuning,
-    )
-    from timonel.storage import Release, download_release, list_releases, read_manifest
+    from timonel.signatures import SignatureDef, TensorInfo
+    from timonel.spec import Accelerator, Autoscaling, Canary, Model, Resources, ServingSpec, Tuning

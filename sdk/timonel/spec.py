@@ -1,20 +1,16 @@
 """ServingSpec: how one TensorFlow model should be served, typed and checked on construction.
 
-A ServingSpec is intent, not a manifest: ``timonel.isvc.render`` turns it into the KServe
-InferenceService, and ``timonel.isvc.from_manifest`` reads one back. Every part is a frozen
-pydantic model, so a spec that exists is one KServe and GKE accept; change one with
-``spec.model_copy(update=...)`` through ``ServingSpec.replace`` which validates again.
+A ServingSpec is intent, not a manifest: ``timonel.kserve.render`` turns it into the KServe
+InferenceService and reads one back. Every part is a frozen pydantic model, so a spec that exists
+is one KServe and GKE accept; ``ServingSpec.replace`` changes one and validates again.
 
 Construction errors are SpecErrors naming the attribute (``autoscaling.min_replicas``); pydantic's
-own ValidationError never reaches the caller. The only I/O here is at the edges a user hands in:
-``ServingSpec.from_yaml`` for ``-f spec.yaml`` and ``ReleaseFacts.read`` for a release's
-``timonel.json``.
+own ValidationError never reaches the caller, and no command-line wording does either (the CLI
+names its flags itself). The one read here is ``ServingSpec.from_yaml``, of a file the caller names.
 """
 
 from __future__ import annotations
 
-import copy
-import json
 import re
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -22,9 +18,9 @@ from typing import Any, ClassVar, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from timonel import admission, gke
-from timonel.errors import ReleaseError, SpecError
-from timonel.layout import split_release_uri
+from timonel.errors import SpecError
+from timonel.gke import catalog
+from timonel.kserve import admission, vocabulary
 
 Mode = Literal["knative", "standard"]
 Protocol = Literal["rest", "grpc"]
@@ -65,18 +61,15 @@ _FIXES = {
 
 
 def _to_spec_error(exc: ValidationError, path: str) -> SpecError:
-    """The first pydantic error as one SpecError that names the attribute by its spec path (and
-    its command-line flag) and says what to do."""
+    """The first pydantic error as one SpecError that names the attribute by its spec path and
+    says what to do."""
     first = exc.errors()[0]
     where = ".".join(str(part) for part in ([path] if path else []) + list(first["loc"]))
     where = where or "spec"
     value = first.get("input")
     shown = "" if isinstance(value, dict) else f" (got {value!r})"
-    flag = next((f" (--{o.replace('_', '-')})" for o, p in OPTION_PATHS.items() if p == where), "")
     fix = _FIXES.get(first["type"])
-    return SpecError(
-        f"{where}{flag}: {first['msg']}{shown}" + (f"; {fix}" if fix else ""), field=where
-    )
+    return SpecError(f"{where}: {first['msg']}{shown}" + (f"; {fix}" if fix else ""), field=where)
 
 
 class _Part(BaseModel):
@@ -137,7 +130,7 @@ class Model(_Part):
                 default = f"{exported[0]}.{exported[1]}.0"
             object.__setattr__(self, "runtime_version", default)
         else:
-            if self.runtime_version.endswith(admission.GPU_SUFFIX):
+            if self.runtime_version.endswith(vocabulary.GPU_SUFFIX):
                 raise SpecError(
                     f"model.runtime_version: {self.runtime_version!r} names the GPU image; give "
                     "the version alone (the -gpu suffix is added when an accelerator is set)",
@@ -177,7 +170,7 @@ class Resources(_Part):
 class Accelerator(_Part):
     """GPUs for each replica, on a GKE node pool the pod selects by label.
 
-    ``Accelerator("nvidia-l4", count=2)`` is checked against ``timonel.gke.CATALOG``: the type
+    ``Accelerator("nvidia-l4", count=2)`` is checked against ``timonel.catalog.CATALOG``: the type
     must be offered, the count must be one GKE sells for it, MIG and sharing must exist for it.
     ``autopilot`` adds the GPU count selector Autopilot needs; ``spot`` selects Spot nodes.
     """
@@ -199,7 +192,7 @@ class Accelerator(_Part):
 
     @model_validator(mode="after")
     def _check(self) -> Accelerator:
-        gke.check_gpu_request(
+        catalog.check_gpu_request(
             self.type,
             self.count,
             sharing=self.sharing,
@@ -207,13 +200,13 @@ class Accelerator(_Part):
             mig_partition=self.mig_partition,
         )
         if self.sharing is not None and self.max_shared_clients is None:
-            object.__setattr__(self, "max_shared_clients", gke.DEFAULT_SHARED_CLIENTS)
+            object.__setattr__(self, "max_shared_clients", catalog.DEFAULT_SHARED_CLIENTS)
         return self
 
     @classmethod
-    def auto(cls, model_size_bytes: int, **options: Any) -> tuple[Accelerator, gke.GpuChoice]:
+    def auto(cls, model_size_bytes: int, **options: Any) -> tuple[Accelerator, catalog.GpuChoice]:
         """The accelerator ``--gpu auto`` picks for a model of this size, and why."""
-        choice = gke.choose_gpu(model_size_bytes)
+        choice = catalog.choose_gpu(model_size_bytes)
         return cls(choice.type, **options), choice
 
 
@@ -359,7 +352,7 @@ class ServingSpec(_Part):
     def _check(self) -> ServingSpec:
         admission.check_name(
             self.model.name,
-            mode=admission.MODES[self.mode],
+            mode=vocabulary.MODES[self.mode],
             canary_name=self.canary.name if self.canary else None,
             field="model.name",
         )
@@ -397,7 +390,7 @@ class ServingSpec(_Part):
 
     def _check_mode_rules(self) -> None:
         scaling = self.autoscaling
-        mode = admission.MODES[self.mode]
+        mode = vocabulary.MODES[self.mode]
         assert scaling.autoscaler_class is not None
         admission.check_autoscaler_class(scaling.autoscaler_class, mode, field="mode")
         admission.check_scaling(
@@ -523,40 +516,6 @@ class ServingSpec(_Part):
         return yaml.safe_dump(data, sort_keys=False)
 
 
-class ReleaseFacts(_Part):
-    """What the renderer needs from a release's ``timonel.json``: its size and TF version."""
-
-    size_bytes: int = Field(ge=0)
-    tensorflow_version: str | None = None
-
-    model_config = ConfigDict(frozen=True, extra="ignore")
-
-    @classmethod
-    def read(cls, release_uri: str) -> ReleaseFacts:
-        """Read ``<release>/timonel.json`` through ``timonel.storage`` (file, gs://, s3://)."""
-        from timonel.layout import MANIFEST_NAME, join
-        from timonel.storage import normalize_uri, open_storage
-
-        uri = join(normalize_uri(release_uri), MANIFEST_NAME)
-        text = open_storage(uri).read_bytes(uri)
-        if text is None:
-            raise ReleaseError(
-                f"{uri}: no release manifest; give a published release URI "
-                "(<repo>/<model>/v<N>), or publish this one with `timonel package` (for --gpu "
-                "auto, --model-size also does without it)"
-            )
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ReleaseError(f"{uri}: the release manifest is not JSON: {exc}") from exc
-        if not isinstance(data, dict) or "size_bytes" not in data:
-            raise ReleaseError(
-                f"{uri}: the release manifest has no size_bytes; republish the release or give "
-                "--model-size"
-            )
-        return cls(**data)
-
-
 def load_yaml(source: str | Path) -> Any:
     """Parsed YAML from text or from a file path, with SpecErrors for unreadable input."""
     where = "spec"
@@ -573,129 +532,3 @@ def load_yaml(source: str | Path) -> Any:
         return yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise SpecError(f"{where}: not valid YAML: {exc}; fix the syntax") from exc
-
-
-#: Flat option names (the ``timonel render`` flags) → the ServingSpec attribute each one sets.
-OPTION_PATHS: dict[str, str] = {
-    "name": "model.name",
-    "storage_uri": "model.storage_uri",
-    "runtime_version": "model.runtime_version",
-    "protocol": "model.protocol",
-    "tensorflow_version": "model.tensorflow_version",
-    "namespace": "namespace",
-    "mode": "mode",
-    "cpu": "resources.cpu",
-    "memory": "resources.memory",
-    "gpu": "accelerator.type",
-    "gpu_count": "accelerator.count",
-    "spot": "accelerator.spot",
-    "autopilot": "accelerator.autopilot",
-    "gpu_sharing": "accelerator.sharing",
-    "max_shared_clients": "accelerator.max_shared_clients",
-    "mig_partition": "accelerator.mig_partition",
-    "min_replicas": "autoscaling.min_replicas",
-    "max_replicas": "autoscaling.max_replicas",
-    "scale_metric": "autoscaling.scale_metric",
-    "scale_target": "autoscaling.scale_target",
-    "container_concurrency": "autoscaling.container_concurrency",
-    "autoscaler_class": "autoscaling.autoscaler_class",
-    "canary_percent": "canary.traffic_percent",
-    "canary_name": "canary.name",
-    "canary_storage_uri": "canary.storage_uri",
-    "service_account": "service_account",
-    "enable_batching": "tuning.batching",
-    "batching_parameters_file": "tuning.batching_parameters_file",
-    "rest_api_timeout_ms": "tuning.rest_api_timeout_ms",
-    "gpu_memory_fraction": "tuning.gpu_memory_fraction",
-    "tag_routing": "tag_routing",
-    "predictor_name": "predictor_name",
-}
-
-_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGTP]i?B?|B)?\s*$", re.IGNORECASE)
-_SIZE_UNITS = {"": 1, "b": 1, "k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12, "p": 10**15}
-
-
-def parse_size(text: str) -> int:
-    """``1.5GB``, ``3Gi``, ``800M`` or plain bytes → bytes (``i`` means powers of 1024)."""
-    match = _SIZE.match(text)
-    if not match:
-        raise SpecError(
-            f"model size: {text!r} is not a size; write bytes or e.g. 800M, 1.5GB, 3Gi",
-            field="model_size",
-        )
-    unit = (match.group(2) or "").lower().removesuffix("b")
-    scale = 1024 ** ("kmgtp".index(unit[0]) + 1) if unit.endswith("i") else _SIZE_UNITS[unit]
-    return int(float(match.group(1)) * scale)
-
-
-def spec_from_options(
-    options: dict[str, Any],
-    *,
-    base: dict[str, Any] | None = None,
-    model_size: str | None = None,
-    read_release: Any = None,
-    check_release: bool = False,
-) -> tuple[ServingSpec, list[str]]:
-    """A spec from flat options (None = not given) laid over ``base``, and notes on choices made.
-
-    ``base`` is spec data as written in a spec file (``load_yaml``), so flags override what the
-    file says before anything is defaulted.
-
-    ``gpu="auto"`` picks the GPU from ``model_size`` or, without it, from the release manifest
-    at the storage URI, read with ``read_release`` (``ReleaseFacts.read`` by default); that read
-    also supplies the exporting TensorFlow version when none is given. The notes say which GPU
-    was chosen and why. ``check_release`` reads the manifest of a release URI (``.../v<N>``) even
-    without ``gpu="auto"``: the release must be published, and the runtime is checked against the
-    TensorFlow that exported it (``deploy`` does this; ``render`` stays offline).
-    """
-    data = copy.deepcopy(base) if base is not None else {}
-    if not isinstance(data, dict):
-        raise SpecError("spec: expected a mapping of ServingSpec attributes", field="spec")
-    given = {k: v for k, v in options.items() if v is not None}
-    unknown = sorted(set(given) - set(OPTION_PATHS))
-    if unknown:
-        raise SpecError(f"options: unknown option {unknown[0]!r}", field=unknown[0])
-    notes: list[str] = []
-    model: dict[str, Any] = data["model"] if isinstance(data.get("model"), dict) else {}
-    storage_uri = given.get("storage_uri") or model.get("storage_uri")
-    wants_size = given.get("gpu") == "auto" and model_size is None
-    knows_tensorflow = "tensorflow_version" in given or "tensorflow_version" in model
-    facts: ReleaseFacts | None = None
-    if storage_uri and (
-        wants_size or (check_release and not knows_tensorflow and split_release_uri(storage_uri))
-    ):
-        facts = (read_release or ReleaseFacts.read)(storage_uri)
-        if facts.tensorflow_version and not knows_tensorflow:
-            given["tensorflow_version"] = facts.tensorflow_version
-    if given.get("gpu") == "auto":
-        if model_size is not None:
-            size = parse_size(model_size)
-        elif facts is not None:
-            size = facts.size_bytes
-        else:
-            raise SpecError(
-                "--gpu auto: needs the model's size; give --model-size or a --storage-uri "
-                "that is a published release",
-                field="gpu",
-            )
-        choice = gke.choose_gpu(size)
-        given["gpu"] = choice.type
-        notes.append(choice.reason)
-    if "accelerator" not in data and not given.get("gpu"):
-        for option in ("gpu_count", "spot", "autopilot", "gpu_sharing", "mig_partition"):
-            if given.get(option):
-                flag = "--" + option.replace("_", "-")
-                raise SpecError(
-                    f"{flag}: describes the GPU; add --gpu TYPE (or --gpu auto)", field=option
-                )
-    for option, value in given.items():
-        if value is False and option in ("spot", "autopilot", "enable_batching", "tag_routing"):
-            continue
-        part, _, attribute = OPTION_PATHS[option].rpartition(".")
-        target = data.setdefault(part, {}) if part else data
-        target[attribute] = value
-    if "model" not in data or "name" not in data["model"]:
-        raise SpecError("NAME: the InferenceService needs a name; give NAME or -f spec.yaml")
-    if "storage_uri" not in data["model"]:
-        raise SpecError("--storage-uri: the model needs a storage URI such as gs://b/m/v1")
-    return ServingSpec(**data), notes

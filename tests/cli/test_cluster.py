@@ -96,7 +96,7 @@ def test_deploy_checks_the_runtime_against_the_exporting_tensorflow(
     )
     assert code == cli.EXIT_USER_ERROR
     assert err.startswith(
-        "error: model.runtime_version: TF Serving 2.19.0 is older than TensorFlow 2.21.0, which "
+        "error: --runtime-version: TF Serving 2.19.0 is older than TensorFlow 2.21.0, which "
         "exported the model"
     )
     code, out, err = run(capsys, "deploy", "new", "--storage-uri", release, "--dry-run")

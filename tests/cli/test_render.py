@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from timonel import cli
-from timonel.crd import Schema
+from timonel.kserve.crd import Schema
 
 
 @pytest.fixture(scope="module")
@@ -129,7 +129,7 @@ def test_a_spec_file_with_flag_overrides(
     [
         (
             ["render", "digits", "--storage-uri", "gs://b/d", "--canary-percent", "150"],
-            "error: canary.traffic_percent (--canary-percent): Input should be less than or "
+            "error: --canary-percent: Input should be less than or "
             "equal to 100 (got 150); lower it",
         ),
         (
@@ -143,7 +143,7 @@ def test_a_spec_file_with_flag_overrides(
                 "--gpu-count",
                 "3",
             ],
-            "error: accelerator.count: GKE offers nvidia-l4 with 1, 2, 4, 8 GPUs per node, not 3",
+            "error: --gpu-count: GKE offers nvidia-l4 with 1, 2, 4, 8 GPUs per node, not 3",
         ),
         (
             [
@@ -156,11 +156,11 @@ def test_a_spec_file_with_flag_overrides(
                 "--min-replicas",
                 "0",
             ],
-            "error: autoscaling.min_replicas: the HPA autoscaler cannot scale to zero",
+            "error: --min-replicas: the HPA autoscaler cannot scale to zero",
         ),
         (
             ["render", "digits", "--storage-uri", "gs://b/d", "--scale-metric", "cpu"],
-            "error: autoscaling.scale_metric: [cpu] is not a supported metric",
+            "error: --scale-metric: [cpu] is not a supported metric",
         ),
         (
             ["gke", "plan", "--cluster", "c", "--location", "l", "--gpu", "nvidia-a10"],

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from timonel import AsyncClient, Client, Retry, ServingError, SpecError
-from timonel._status import code_for_http_status
+from timonel.codec.status import code_for_http_status
 
 FAST = Retry(attempts=3, backoff=0.001, jitter=False)
 METADATA = {

@@ -17,9 +17,10 @@ from tensorflow_serving.apis import (
 )
 
 from timonel import ServingError
-from timonel._tensor_proto import to_tensor_proto
 from timonel.client._grpc import GrpcApi, model_spec, to_example
-from timonel.client._types import ModelVersionStatus, Servable, SignatureDef, TensorInfo
+from timonel.client._types import ModelVersionStatus, Servable
+from timonel.codec.tensor_proto import to_tensor_proto
+from timonel.signatures import SignatureDef, TensorInfo
 
 API = GrpcApi()
 SIG = SignatureDef(

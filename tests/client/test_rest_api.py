@@ -9,13 +9,8 @@ import pytest
 
 from timonel import ServingError, SpecError
 from timonel.client._rest import HttpRequest, RestApi
-from timonel.client._types import (
-    ModelMetadata,
-    ModelVersionStatus,
-    Servable,
-    SignatureDef,
-    TensorInfo,
-)
+from timonel.client._types import ModelMetadata, ModelVersionStatus, Servable
+from timonel.signatures import SignatureDef, TensorInfo
 
 API = RestApi()
 SIG = SignatureDef(

@@ -36,7 +36,7 @@ def cluster(local_kubeconfig: Path) -> Iterator[Cluster]:
 @pytest.fixture(scope="module")
 def releases(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     """half_plus_two published as releases v1 (0.5x+2) and v2 (0.5x+3) in a file:// repository."""
-    from timonel.packaging import package
+    from timonel.releases.package import package
 
     models = tmp_path_factory.mktemp("savedmodels")
     repo = tmp_path_factory.mktemp("repo")

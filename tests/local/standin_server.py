@@ -50,9 +50,9 @@ def write_release(
     (so the storage initializer downloads and verifies it, and deploy reads its manifest).
     Timonel's modules are imported here, not at the top, to keep the server script's start quick.
     """
-    from timonel.client import SignatureDef, TensorInfo
-    from timonel.layout import MANIFEST_NAME, release_dirname
-    from timonel.manifest import FileEntry, Manifest
+    from timonel.releases.layout import MANIFEST_NAME, release_dirname
+    from timonel.releases.manifest import FileEntry, Manifest
+    from timonel.signatures import SignatureDef, TensorInfo
 
     folder = write_model(repo / name / release_dirname(version), version=version)
     graph = (folder / str(version) / "saved_model.pb").read_bytes()

@@ -53,8 +53,8 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 @pytest.fixture(scope="module")
 def releases(models: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    """Release URIs in a local model repository, published with ``timonel.packaging.package``."""
-    from timonel.packaging import package
+    """Release URIs in a local model repository, published with ``timonel.package``."""
+    from timonel.releases.package import package
 
     repo = tmp_path_factory.mktemp("repo")
     return {
@@ -109,7 +109,7 @@ def test_changed_release_fails_its_checksum_in_the_storage_initializer(
     models: dict[str, Path],
     tmp_path: Path,
 ) -> None:
-    from timonel.packaging import package
+    from timonel.releases.package import package
 
     release = package(models["v1"], name="half", repo=str(tmp_path / "repo"), version=7)
     (Path(release.uri) / "7" / "saved_model.pb").write_bytes(b"changed after publishing")
@@ -159,7 +159,7 @@ def test_release_in_a_gcs_bucket(
     gcs_emulator: BucketEmulator,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from timonel.packaging import package
+    from timonel.releases.package import package
 
     for key, value in gcs_emulator.env.items():
         monkeypatch.setenv(key, value)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from timonel import schemas
+from timonel.kserve import schemas
 from timonel.local.apiserver import openapi
 
 ISVCS = "/apis/serving.kserve.io/v1beta1/namespaces/{namespace}/inferenceservices"

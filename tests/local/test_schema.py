@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 import yaml
 
-from timonel import schemas
-from timonel.crd import Schema
+from timonel.kserve import schemas
+from timonel.kserve.crd import Schema
 from timonel.local.apiserver.validation import check_schema
 
 #: The keywords compared node by node: everything that decides what a value may be.

@@ -30,8 +30,8 @@ from tensorflow_serving.apis import (
     regression_pb2,
 )
 
-from timonel._status import http_status
-from timonel._tensor_proto import from_tensor_proto, to_tensor_proto
+from timonel.codec.status import http_status
+from timonel.codec.tensor_proto import from_tensor_proto, to_tensor_proto
 from timonel.tfserving import ModelConfig, VersionPolicy, write_models_config
 
 pytestmark = pytest.mark.slow

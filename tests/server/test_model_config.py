@@ -24,7 +24,7 @@ from tensorflow_serving.apis import (
     prediction_service_pb2_grpc,
 )
 
-from timonel._tensor_proto import from_tensor_proto, to_tensor_proto
+from timonel.codec.tensor_proto import from_tensor_proto, to_tensor_proto
 from timonel.tfserving import ModelConfig, write_models_config
 
 pytestmark = pytest.mark.slow

@@ -18,7 +18,7 @@ import pytest
 from serverproc import ServerProcess, StartServer, spawn
 from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
-from timonel._tensor_proto import to_tensor_proto
+from timonel.codec.tensor_proto import to_tensor_proto
 from timonel.tfserving import BatchingParameters, write_batching_parameters
 
 pytestmark = pytest.mark.slow

@@ -19,7 +19,7 @@ import tfmodels
 from serverproc import ServerProcess, spawn
 from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
-from timonel._tensor_proto import to_tensor_proto
+from timonel.codec.tensor_proto import to_tensor_proto
 
 pytestmark = pytest.mark.slow
 

@@ -144,8 +144,9 @@ def register(app: typer.Typer) -> None:
         the model, and the runtime version is checked against it.
         """
         from timonel.cli import stderr
+        from timonel.cli.spec_options import OPTION_PATHS, spec_from_options
         from timonel.kube import rollout
-        from timonel.spec import OPTION_PATHS, load_yaml, spec_from_options
+        from timonel.spec import load_yaml
 
         spec_file: Path | None = params["spec_file"]
         base = load_yaml(spec_file) if spec_file is not None else None

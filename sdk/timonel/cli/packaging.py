@@ -16,9 +16,9 @@ import typer
 from timonel.errors import SpecError
 
 if TYPE_CHECKING:
-    from timonel.client import SignatureDef
-    from timonel.manifest import Manifest
-    from timonel.packaging import SavedModelInfo
+    from timonel.releases.manifest import Manifest
+    from timonel.releases.package import SavedModelInfo
+    from timonel.signatures import SignatureDef
 
 _STORAGE_OPTION_HELP = (
     "KEY=VALUE passed to the fsspec filesystem (repeatable), e.g. endpoint_url=http://host:port; "
@@ -93,7 +93,7 @@ def register(app: typer.Typer) -> None:
         )
 
         from timonel.cli import stderr, stdout
-        from timonel.packaging import package as package_model
+        from timonel.releases.package import package as package_model
         from timonel.tfserving import MonitoringConfig, read_batching_parameters
 
         batching = read_batching_parameters(batching_file) if batching_file else None
@@ -141,9 +141,9 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """List a model's published releases (oldest first)."""
         from timonel.cli import stdout
-        from timonel.layout import model_uri, release_uri
-        from timonel.packaging import discard_unpublished
-        from timonel.storage import list_releases
+        from timonel.releases.layout import model_uri, release_uri
+        from timonel.releases.publish import discard_unpublished
+        from timonel.releases.storage import list_releases
 
         options = storage_options(storage_option)
         if discard is not None:
@@ -169,8 +169,8 @@ def register(app: typer.Typer) -> None:
         ),
     ) -> None:
         """Show signatures (dtypes, shapes), the exporting TensorFlow version and the size."""
-        from timonel.manifest import Manifest
-        from timonel.packaging import inspect_model
+        from timonel.releases.manifest import Manifest
+        from timonel.releases.package import inspect_model
 
         found = inspect_model(path_or_uri, storage_options=storage_options(storage_option))
         if isinstance(found, Manifest):

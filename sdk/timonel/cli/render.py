@@ -100,9 +100,10 @@ def register(app: typer.Typer) -> None:
         output: Output = typer.Option(Output.yaml, "-o", "--output", help="yaml or json."),
     ) -> None:
         """Write the KServe InferenceService for a model to stdout."""
-        from timonel import isvc
         from timonel.cli import stderr, stdout
-        from timonel.spec import load_yaml, spec_from_options
+        from timonel.cli.spec_options import spec_from_options
+        from timonel.kserve import render as isvc
+        from timonel.spec import load_yaml
 
         options = {
             "name": name,
@@ -164,8 +165,8 @@ def register(app: typer.Typer) -> None:
         project: str = typer.Option("PROJECT_ID", "--project", help="Google Cloud project ID."),
     ) -> None:
         """Print the gcloud/kubectl commands for a GKE cluster with a GPU pool (not run)."""
-        from timonel import gke
         from timonel.cli import stdout
+        from timonel.gke.plan import plan_cluster
         from timonel.spec import Accelerator
 
         accelerator = Accelerator(
@@ -177,7 +178,7 @@ def register(app: typer.Typer) -> None:
             max_shared_clients=max_shared_clients,
             mig_partition=mig_partition,
         )
-        result = gke.plan_cluster(
+        result = plan_cluster(
             cluster,
             location,
             accelerator,

@@ -11,7 +11,7 @@ httpx and numpy.
 
 from timonel.client._client import AsyncClient, Client
 from timonel.client._retry import Retry
-from timonel.client._types import ModelMetadata, ModelVersionStatus, SignatureDef, TensorInfo
+from timonel.client._types import ModelMetadata, ModelVersionStatus
 
 __all__ = [
     "AsyncClient",
@@ -19,6 +19,4 @@ __all__ = [
     "ModelMetadata",
     "ModelVersionStatus",
     "Retry",
-    "SignatureDef",
-    "TensorInfo",
 ]

@@ -14,13 +14,8 @@ from typing import Any, Generic, Protocol, TypeVar
 
 import numpy as np
 
-from timonel.client._types import (
-    Classifications,
-    ModelMetadata,
-    ModelVersionStatus,
-    Servable,
-    SignatureDef,
-)
+from timonel.client._types import Classifications, ModelMetadata, ModelVersionStatus, Servable
+from timonel.signatures import SignatureDef
 
 R = TypeVar("R")
 Arrays = dict[str, np.ndarray[Any, Any]]

@@ -25,7 +25,6 @@ from urllib.parse import urlsplit
 import httpx
 import numpy as np
 
-from timonel._json_tensor import NUMPY_DTYPES
 from timonel.client._call import Api, Arrays, Call, JsonExample
 from timonel.client._rest import RestApi
 from timonel.client._retry import Retry, check_timeout
@@ -35,14 +34,10 @@ from timonel.client._transports import (
     GrpcTransport,
     RestTransport,
 )
-from timonel.client._types import (
-    Classifications,
-    ModelMetadata,
-    ModelVersionStatus,
-    Servable,
-    SignatureDef,
-)
+from timonel.client._types import Classifications, ModelMetadata, ModelVersionStatus, Servable
+from timonel.codec.json_tensor import NUMPY_DTYPES
 from timonel.errors import ServingError, SpecError
+from timonel.signatures import SignatureDef
 
 if TYPE_CHECKING:
     import grpc

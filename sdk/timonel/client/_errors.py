@@ -1,7 +1,7 @@
 """Failed REST replies become ``ServingError`` with the canonical code TF Serving would use.
 
 TF Serving's REST API sends ``{"error": "<message>"}`` and an HTTP status derived from the
-canonical code; reading the status back (``timonel._status``) gives the code, so a REST failure
+canonical code; reading the status back (``timonel.codec.status``) gives the code, so a REST failure
 and the same gRPC failure raise the same ``ServingError(message, code=...)``. Several codes share
 HTTP 400 and 500; those read back as INVALID_ARGUMENT and INTERNAL.
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 
-from timonel._status import code_for_http_status
+from timonel.codec.status import code_for_http_status
 from timonel.errors import ServingError
 
 

@@ -1,7 +1,7 @@
 """TF Serving's gRPC API as pure functions: a ``Call`` per client method, no I/O.
 
 Requests are the real ``tensorflow_serving.apis`` protos; tensors travel through
-``timonel._tensor_proto``.
+``timonel.codec.tensor_proto``.
 This module imports TensorFlow's protos, so the client imports it only when gRPC is chosen.
 """
 
@@ -28,18 +28,12 @@ from tensorflow_serving.apis import (
     regression_pb2,
 )
 
-from timonel._json_tensor import decode_predict, encode_predict
-from timonel._tensor_proto import from_tensor_proto, to_tensor_proto
 from timonel.client._call import Arrays, Call, JsonExample
-from timonel.client._types import (
-    Classifications,
-    ModelMetadata,
-    ModelVersionStatus,
-    Servable,
-    SignatureDef,
-    TensorInfo,
-)
+from timonel.client._types import Classifications, ModelMetadata, ModelVersionStatus, Servable
+from timonel.codec.json_tensor import decode_predict, encode_predict
+from timonel.codec.tensor_proto import from_tensor_proto, to_tensor_proto
 from timonel.errors import ServingError
+from timonel.signatures import SignatureDef, TensorInfo
 
 
 @dataclass(frozen=True)

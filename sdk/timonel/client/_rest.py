@@ -2,7 +2,7 @@
 
 Paths and bodies follow ``g3doc/api_rest.md`` and ``util/json_tensor.cc``:
 ``/v1/models/<name>[/versions/<n>|/labels/<l>]`` with ``:predict``, ``:classify``, ``:regress``
-or ``/metadata``; tensors are JSON (see ``timonel._json_tensor``).
+or ``/metadata``; tensors are JSON (see ``timonel.codec.json_tensor``).
 """
 
 from __future__ import annotations
@@ -14,17 +14,11 @@ from urllib.parse import quote
 
 import numpy as np
 
-from timonel._json_tensor import from_json, to_json
 from timonel.client._call import Arrays, Call, JsonExample
-from timonel.client._types import (
-    Classifications,
-    ModelMetadata,
-    ModelVersionStatus,
-    Servable,
-    SignatureDef,
-    TensorInfo,
-)
+from timonel.client._types import Classifications, ModelMetadata, ModelVersionStatus, Servable
+from timonel.codec.json_tensor import from_json, to_json
 from timonel.errors import ServingError
+from timonel.signatures import SignatureDef, TensorInfo
 
 
 @dataclass(frozen=True)

@@ -5,8 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-#: TF Serving's default signature, used when a request names none
-DEFAULT_SIGNATURE = "serving_default"
+from timonel.signatures import DEFAULT_SIGNATURE, SignatureDef
 
 
 @dataclass(frozen=True)
@@ -40,27 +39,6 @@ class Servable:
     @property
     def signature_key(self) -> str:
         return self.signature or DEFAULT_SIGNATURE
-
-
-@dataclass(frozen=True)
-class TensorInfo:
-    """One input or output of a signature: TF dtype name (``DT_FLOAT``) and shape.
-
-    ``shape`` uses -1 for unknown dimensions and is None when the rank is unknown.
-    """
-
-    dtype: str
-    shape: tuple[int, ...] | None
-    name: str = ""
-
-
-@dataclass(frozen=True)
-class SignatureDef:
-    """A serving signature: named inputs and outputs and the method (predict, classify...)."""
-
-    inputs: Mapping[str, TensorInfo]
-    outputs: Mapping[str, TensorInfo]
-    method_name: str = ""
 
 
 @dataclass(frozen=True)

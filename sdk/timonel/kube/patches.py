@@ -29,7 +29,7 @@ import re
 from typing import Any
 
 from timonel.errors import ReleaseError, SpecError
-from timonel.isvc import CONTAINER_NAME
+from timonel.kserve.render import CONTAINER_NAME
 from timonel.kube.status import deployment_mode, implementation, predictor_storage_uri
 
 #: The storage URI that served before the current rollout: where ``rollback`` goes back to.

@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any, TypedDict, Unpack
 
 from timonel.errors import ApiError
-from timonel.isvc import render
+from timonel.kserve.render import render
 from timonel.kube import patches
 from timonel.kube.client import Cluster
 from timonel.kube.requests import (
@@ -32,7 +32,9 @@ from timonel.kube.requests import (
 from timonel.kube.resources import INFERENCE_SERVICE, kind_of
 from timonel.kube.status import ServiceStatus, read_status
 from timonel.kube.wait import Verdict, check_timeout, wait_deleted, wait_ready
-from timonel.spec import ReleaseFacts, ServingSpec, spec_from_options
+from timonel.releases.facts import ReleaseFacts, apply_facts, read_facts
+from timonel.releases.layout import split_release_uri
+from timonel.spec import ServingSpec
 
 #: How many times a conditional update is recomputed on 409 before giving up.
 CONFLICT_ATTEMPTS = 5
@@ -77,7 +79,7 @@ def _finish(
 
 
 def check_release(
-    spec: ServingSpec, *, read_release: Callable[[str], ReleaseFacts] = ReleaseFacts.read
+    spec: ServingSpec, *, read_release: Callable[[str], ReleaseFacts] = read_facts
 ) -> ServingSpec:
     """The spec once its release is checked, as ``timonel deploy`` checks it.
 
@@ -87,13 +89,10 @@ def check_release(
     model, and one given is refused (SpecError) when it is older. A spec that already says its
     TensorFlow version, or whose URI is not a release, is returned unread.
     """
-    checked, _ = spec_from_options(
-        {},
-        base=spec.model_dump(exclude_unset=True),  # as written: defaults are resolved again
-        check_release=True,
-        read_release=read_release,
-    )
-    return checked
+    uri = spec.model.storage_uri
+    if spec.model.tensorflow_version is not None or split_release_uri(uri) is None:
+        return spec
+    return apply_facts(spec, read_release(uri))
 
 
 def deploy(

@@ -7,9 +7,9 @@ one revision: it fetches into a temporary folder, logs what it did, and publishe
 (with a ``.complete`` marker) only when the copy finished, so a revision never serves half a model.
 
 ``fetch_model`` is the fetch. A Timonel release (a folder with ``timonel.json``) is downloaded
-with ``timonel.storage.download_release``, which verifies every file against the manifest's
+with ``timonel.releases.storage.download_release``, which verifies every file against the manifest's
 checksums; anything else is copied file by file as it is, as KServe's initializer copies it. Every
-bucket is reached through ``timonel.storage`` (plain paths, ``file://``, ``gs://``, ``s3://``).
+bucket is reached through ``timonel.releases.storage`` (plain paths, ``file://``, ``gs://``, ``s3://``).
 
 Like KServe's init container, a copy from a bucket runs as a process of its own
 (``initializer_command``, run by the supervisor): a copy stalled on an unreachable bucket is then
@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from timonel.errors import StorageError, TimonelError
-from timonel.layout import MANIFEST_NAME, join
+from timonel.releases.layout import MANIFEST_NAME, join
 
 #: Written into a model folder once its copy is complete.
 COMPLETE_MARKER = ".complete"
@@ -59,7 +59,7 @@ def initializer_command(args: InitializerArgs) -> list[str] | None:
     None for a local folder (a path or ``file://``), which ``copy_here`` copies in the caller's
     process.
     """
-    from timonel.storage import split_uri
+    from timonel.releases.storage import split_uri
 
     if split_uri(args.storage_uri)[0] == "file":
         return None
@@ -124,11 +124,11 @@ def fetch_model(
 ) -> None:
     """Copy what ``storage_uri`` holds into ``dest``, verifying Timonel releases; ``progress``
     gets the bytes of each chunk copied (and may raise to end the copy)."""
-    from timonel.storage import open_storage
+    from timonel.releases.storage import open_storage
 
     storage = open_storage(storage_uri)
     if storage.exists(join(storage_uri, MANIFEST_NAME)):
-        from timonel.storage import download_release
+        from timonel.releases.storage import download_release
 
         download_release(storage_uri, dest, progress=progress)
         return

@@ -5,8 +5,8 @@ Modules, one concept each: ``servable`` (one loaded SavedModel version), ``sourc
 (the request path), ``runner`` and ``batching`` (how calls reach TensorFlow), ``rest`` and
 ``grpc_service`` (the two APIs), ``grpc_server`` (gRPC's HTTP/2 wire for unary calls),
 ``metrics``, ``warmup``, ``options`` and ``app`` (the process). JSON and TensorProto ⇄ numpy
-(``timonel._json_tensor``, ``timonel._tensor_proto``) and the status codes' HTTP statuses
-(``timonel._status``) are shared with the client.
+(``timonel.codec.json_tensor``, ``timonel.codec.tensor_proto``) and the status codes' HTTP statuses
+(``timonel.codec.status``) are shared with the client.
 
 Only ``ServerOptions`` and ``serve`` are public (re-exported by ``timonel``); importing this package
 does not import TensorFlow.

@@ -11,7 +11,7 @@ from typing import Any
 
 from tensorflow.core.example import example_pb2, feature_pb2
 
-from timonel._json_tensor import Example, ExampleInput
+from timonel.codec.json_tensor import Example, ExampleInput
 from timonel.errors import ServingError
 
 

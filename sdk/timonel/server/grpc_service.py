@@ -29,7 +29,7 @@ from tensorflow_serving.apis import (
     regression_pb2,
 )
 
-from timonel._tensor_proto import request_inputs, to_tensor_proto
+from timonel.codec.tensor_proto import request_inputs, to_tensor_proto
 from timonel.errors import ServingError, SpecError
 from timonel.server.examples import serialize_input
 from timonel.server.grpc_server import STATUS_NUMBERS, GrpcServer, Method, Rpc

@@ -22,8 +22,8 @@ from urllib.parse import unquote
 import orjson
 from aiohttp import web
 
-from timonel import _json_tensor as json_tensor
-from timonel._status import http_status
+from timonel.codec import json_tensor
+from timonel.codec.status import http_status
 from timonel.errors import ServingError
 from timonel.server.examples import serialize_json_examples
 from timonel.server.inference import (

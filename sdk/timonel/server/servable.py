@@ -24,11 +24,11 @@ from typing import Any
 import numpy as np
 
 from timonel.errors import ServingError
+from timonel.signatures import DEFAULT_SIGNATURE
 
 PREDICT_METHOD = "tensorflow/serving/predict"
 CLASSIFY_METHOD = "tensorflow/serving/classify"
 REGRESS_METHOD = "tensorflow/serving/regress"
-DEFAULT_SIGNATURE = "serving_default"
 _INIT_OP_SIGNATURE = "__saved_model_init_op"
 
 
@@ -295,7 +295,7 @@ def check_inputs(signature: Signature, inputs: Mapping[str, np.ndarray]) -> dict
 
 
 def _check_dtype(alias: str, info: TensorInfo, value: np.ndarray) -> None:
-    from timonel._json_tensor import NUMPY_DTYPES
+    from timonel.codec.json_tensor import NUMPY_DTYPES
 
     want = NUMPY_DTYPES.get(info.dtype)
     if want is None:
@@ -309,7 +309,7 @@ def _check_dtype(alias: str, info: TensorInfo, value: np.ndarray) -> None:
 
 
 def _short(dtype: str) -> str:
-    from timonel._json_tensor import type_name
+    from timonel.codec.json_tensor import type_name
 
     return type_name(dtype)
 

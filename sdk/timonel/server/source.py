@@ -12,8 +12,8 @@ import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from timonel import layout
 from timonel.errors import ServingError
+from timonel.releases import layout
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from timonel._tensor_proto import request_inputs
+from timonel.codec.tensor_proto import request_inputs
 from timonel.errors import ServingError
 from timonel.server.examples import serialize_input
 from timonel.server.inference import example_signature, predict_signature

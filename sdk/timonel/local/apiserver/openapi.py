@@ -20,7 +20,7 @@ import hashlib
 import json
 from typing import Any
 
-from timonel import schemas
+from timonel.kserve import schemas
 from timonel.kube.resources import INFERENCE_SERVICE, Kind
 from timonel.local.apiserver.discovery import KUBERNETES_VERSION, SERVED
 

@@ -1,9 +1,9 @@
 """Validating an InferenceService as a cluster with KServe does: the CRD schema, then the webhook.
 
-The schema is the project's (``timonel/schemas/inferenceservice.yaml``), checked by
-``timonel.crd``; its violations become 422 Invalid with one cause per field, worded as the API
-server's OpenAPI validation words them. The webhook is ``timonel.admission.admit``; its denial
-becomes a 403 in the form kube-apiserver gives a validating webhook's answer.
+The schema is the project's (``timonel/kserve/schemas/inferenceservice.yaml``), checked by
+``timonel.kserve.crd``; its violations become 422 Invalid with one cause per field, worded as the
+API server's OpenAPI validation words them. The webhook is ``timonel.kserve.admission.admit``; its
+denial becomes a 403 in the form kube-apiserver gives a validating webhook's answer.
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ from typing import Any
 
 import jsonschema
 
-from timonel import admission, schemas
-from timonel.crd import Schema, field_path
 from timonel.errors import SpecError
+from timonel.kserve import admission, schemas
+from timonel.kserve.crd import Schema, field_path
 from timonel.kube.resources import INFERENCE_SERVICE, Kind
 from timonel.local.apiserver import statuses
 from timonel.local.apiserver.statuses import FieldError

@@ -13,9 +13,11 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from timonel import admission, gke, isvc
-from timonel.crd import Schema
 from timonel.errors import SpecError
+from timonel.gke import catalog
+from timonel.kserve import admission, vocabulary
+from timonel.kserve import render as isvc
+from timonel.kserve.crd import Schema
 from timonel.spec import (
     Accelerator,
     Autoscaling,
@@ -26,7 +28,7 @@ from timonel.spec import (
     Tuning,
 )
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="session")
@@ -66,7 +68,7 @@ def test_gpu_model_gets_the_gpu_image_limits_selector_and_tolerations(
     predictor = rendered(spec, crd)["spec"]["predictor"]
     model = predictor["model"]
     assert model["runtimeVersion"] == "2.20.0-gpu"
-    assert model["resources"]["limits"][gke.GPU_RESOURCE] == "2"
+    assert model["resources"]["limits"][vocabulary.GPU_RESOURCE] == "2"
     assert model["resources"]["requests"] == model["resources"]["limits"]
     assert predictor["nodeSelector"] == {
         "cloud.google.com/gke-accelerator": "nvidia-l4",
@@ -236,7 +238,7 @@ _VERSIONS = st.builds(
 
 @st.composite
 def accelerators(draw: st.DrawFn) -> Accelerator:
-    gpu = draw(st.sampled_from([g for g in gke.CATALOG.values() if not g.retired]))
+    gpu = draw(st.sampled_from([g for g in catalog.CATALOG.values() if not g.retired]))
     options: dict[str, Any] = {"spot": draw(st.booleans()), "autopilot": draw(st.booleans())}
     kind = draw(st.sampled_from(["plain", "time-sharing", "mps", "mig"]))
     if kind == "mig" and gpu.mig_partitions:

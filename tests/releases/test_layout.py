@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from timonel.layout import release_uri, split_release_uri
+from timonel.releases.layout import release_uri, split_release_uri
 
 
 @pytest.mark.parametrize(

@@ -1,14 +1,15 @@
 """ServingSpec ⇄ KServe InferenceService (serving.kserve.io/v1beta1), as plain dicts.
 
-``render`` writes the manifest a real KServe on GKE runs as intended, and runs KServe's admission
-rules over it (``timonel.admission``) so a rendered manifest is never one the webhook denies or
-KServe silently ignores. ``from_manifest`` reads one back, from YAML or from a cluster, and is
-exact: ``from_manifest(render(spec)) == spec``. A manifest with fields a ServingSpec does not
-describe is refused with the field's path, rather than silently dropping what the cluster runs.
+``render`` writes the manifest a real KServe on GKE runs as intended, and runs KServe's
+admission rules over it (``timonel.kserve.admission``) so a rendered manifest is never one the
+webhook denies or KServe silently ignores. ``from_manifest`` reads one back, from YAML or from a
+cluster, and is exact: ``from_manifest(render(spec)) == spec``. A manifest with fields a
+ServingSpec does not describe is refused with the field's path, rather than silently dropping
+what the cluster runs.
 
 The kserve SDK's model classes are not used: importing ``kserve`` pulls in its whole model server
 (about 1,500 modules), and they serialize the container ``name: ""`` that the webhook refuses.
-Checking a manifest against KServe's CRD schema is ``timonel.crd``'s.
+Checking a manifest against KServe's CRD schema is ``timonel.kserve.crd``'s.
 """
 
 from __future__ import annotations
@@ -19,9 +20,10 @@ from typing import Any
 
 import yaml
 
-from timonel import admission, gke
-from timonel.admission import MODES
 from timonel.errors import SpecError
+from timonel.gke import scheduling
+from timonel.kserve import admission, vocabulary
+from timonel.kserve.vocabulary import API_VERSION, CONTAINER_NAME, KIND, MODEL_FORMAT
 from timonel.spec import (
     Accelerator,
     AutoscalerClass,
@@ -35,10 +37,6 @@ from timonel.spec import (
     Tuning,
 )
 
-API_VERSION = "serving.kserve.io/v1beta1"
-KIND = "InferenceService"
-MODEL_FORMAT = "tensorflow"
-CONTAINER_NAME = "kserve-container"
 #: TF Serving's gRPC port in KServe's runtime; Knative routes HTTP/2 to a port named h2c.
 GRPC_PORT = {"containerPort": 9000, "name": "h2c", "protocol": "TCP"}
 _PROTOCOLS = {"rest": "v1", "grpc": "grpc-v1"}
@@ -79,8 +77,8 @@ def _container(spec: ServingSpec) -> dict[str, Any]:
     runtime = model.runtime_version
     quantities: dict[str, Any] = {"cpu": spec.resources.cpu, "memory": spec.resources.memory}
     if spec.accelerator is not None:
-        runtime += admission.GPU_SUFFIX
-        quantities[gke.GPU_RESOURCE] = str(spec.accelerator.count)
+        runtime += vocabulary.GPU_SUFFIX
+        quantities[vocabulary.GPU_RESOURCE] = str(spec.accelerator.count)
     container: dict[str, Any] = {
         "modelFormat": {"name": MODEL_FORMAT},
         "protocolVersion": _PROTOCOLS[model.protocol],
@@ -98,23 +96,23 @@ def _container(spec: ServingSpec) -> dict[str, Any]:
 
 def _annotations(spec: ServingSpec) -> dict[str, str]:
     scaling = spec.autoscaling
-    out = {admission.DEPLOYMENT_MODE: MODES[spec.mode]}
+    out = {vocabulary.DEPLOYMENT_MODE: vocabulary.MODES[spec.mode]}
     if spec.mode == "standard":
         assert scaling.autoscaler_class is not None
-        out[admission.AUTOSCALER_CLASS] = scaling.autoscaler_class
+        out[vocabulary.AUTOSCALER_CLASS] = scaling.autoscaler_class
     else:
         kpa = scaling.autoscaler_class == "kpa"
-        out[admission.KNATIVE_CLASS] = admission.KPA_CLASS if kpa else admission.HPA_CLASS
+        out[vocabulary.KNATIVE_CLASS] = vocabulary.KPA_CLASS if kpa else vocabulary.HPA_CLASS
     if scaling.scale_down_delay is not None:
-        out[admission.SCALE_DOWN_DELAY] = scaling.scale_down_delay
+        out[vocabulary.SCALE_DOWN_DELAY] = scaling.scale_down_delay
     if scaling.initial_scale is not None:
-        out[admission.INITIAL_SCALE] = str(scaling.initial_scale)
+        out[vocabulary.INITIAL_SCALE] = str(scaling.initial_scale)
     if scaling.progress_deadline is not None:
-        out[admission.PROGRESS_DEADLINE] = scaling.progress_deadline
+        out[vocabulary.PROGRESS_DEADLINE] = scaling.progress_deadline
     if spec.tag_routing:
-        out[admission.TAG_ROUTING] = "true"
+        out[vocabulary.TAG_ROUTING] = "true"
     if spec.model.tensorflow_version is not None:
-        out[admission.TENSORFLOW_VERSION] = spec.model.tensorflow_version
+        out[vocabulary.TENSORFLOW_VERSION] = spec.model.tensorflow_version
     out.update(spec.annotations)
     return out
 
@@ -138,8 +136,8 @@ def render(spec: ServingSpec) -> dict[str, Any]:
     if spec.canary is not None and spec.mode == "knative":
         predictor["canaryTrafficPercent"] = spec.canary.traffic_percent
     if spec.accelerator is not None:
-        predictor["nodeSelector"] = gke.node_selector(spec.accelerator)
-        predictor["tolerations"] = gke.tolerations(spec.accelerator)
+        predictor["nodeSelector"] = scheduling.node_selector(spec.accelerator)
+        predictor["tolerations"] = scheduling.tolerations(spec.accelerator)
     predictor["model"] = _container(spec)
     metadata: dict[str, Any] = {"name": spec.name, "namespace": spec.namespace}
     if spec.labels:
@@ -228,7 +226,7 @@ def _resources(container: Mapping[str, Any], where: str) -> tuple[Resources, int
             field=f"{where}.resources.requests",
         )
     quantities = limits or requests
-    gpus = quantities.pop(gke.GPU_RESOURCE, None)
+    gpus = quantities.pop(vocabulary.GPU_RESOURCE, None)
     _only(quantities, {"cpu", "memory"}, f"{where}.resources.limits")
     parts = {k: str(v) for k, v in quantities.items()}
     return Resources(**parts), int(str(gpus)) if gpus is not None else 0
@@ -270,22 +268,23 @@ def _accelerator(predictor: Mapping[str, Any], gpus: int) -> Accelerator | None:
         if tolerations:
             raise _unsupported("spec.predictor.tolerations", "tolerations without a GPU")
         return None
-    gpu_type = selector.pop(gke.ACCELERATOR_LABEL, None)
+    gpu_type = selector.pop(scheduling.ACCELERATOR_LABEL, None)
     if gpu_type is None:
         raise SpecError(
             f"spec.predictor.nodeSelector: the model requests a GPU but selects no "
-            f"{gke.ACCELERATOR_LABEL}; a ServingSpec names the GPU type, so add the selector",
+            f"{scheduling.ACCELERATOR_LABEL}; a ServingSpec names the GPU type, so add the "
+            "selector",
             field="spec.predictor.nodeSelector",
         )
     options: dict[str, Any] = {"count": gpus}
-    if selector.pop(gke.ACCELERATOR_COUNT_LABEL, None) is not None:
+    if selector.pop(scheduling.ACCELERATOR_COUNT_LABEL, None) is not None:
         options["autopilot"] = True
-    if selector.pop(gke.SPOT_LABEL, None) == "true":
+    if selector.pop(scheduling.SPOT_LABEL, None) == "true":
         options["spot"] = True
     for label, name, parse in (
-        (gke.SHARING_STRATEGY_LABEL, "sharing", str),
-        (gke.MAX_SHARED_CLIENTS_LABEL, "max_shared_clients", int),
-        (gke.PARTITION_SIZE_LABEL, "mig_partition", str),
+        (scheduling.SHARING_STRATEGY_LABEL, "sharing", str),
+        (scheduling.MAX_SHARED_CLIENTS_LABEL, "max_shared_clients", int),
+        (scheduling.PARTITION_SIZE_LABEL, "mig_partition", str),
     ):
         value = selector.pop(label, None)
         if value is not None:
@@ -293,7 +292,7 @@ def _accelerator(predictor: Mapping[str, Any], gpus: int) -> Accelerator | None:
     for label in selector:
         raise _unsupported(f"spec.predictor.nodeSelector[{label}]")
     accelerator = Accelerator(gpu_type, **options)
-    if tolerations is not None and tolerations != gke.tolerations(accelerator):
+    if tolerations is not None and tolerations != scheduling.tolerations(accelerator):
         raise _unsupported(
             "spec.predictor.tolerations", "a ServingSpec writes the GPU and Spot tolerations"
         )
@@ -394,17 +393,17 @@ def from_manifest(manifest: Mapping[str, Any]) -> ServingSpec:
         raise _unsupported(f"{where}.ports", "only the gRPC port of protocol grpc-v1")
     runtime = container.get("runtimeVersion")
     if isinstance(runtime, str) and accelerator is not None:
-        runtime = runtime.removesuffix(admission.GPU_SUFFIX)
+        runtime = runtime.removesuffix(vocabulary.GPU_SUFFIX)
     scaling = _autoscaling(predictor, annotations, mode)
     model = Model(
         name=metadata.get("name", ""),
         storage_uri=container.get("storageUri", ""),
         runtime_version=runtime,
         protocol=protocol,
-        tensorflow_version=annotations.pop(admission.TENSORFLOW_VERSION, None),
+        tensorflow_version=annotations.pop(vocabulary.TENSORFLOW_VERSION, None),
     )
-    tag_routing = annotations.pop(admission.TAG_ROUTING, "false") == "true"
-    annotations.pop(admission.DEPLOYMENT_MODE, None)
+    tag_routing = annotations.pop(vocabulary.TAG_ROUTING, "false") == "true"
+    annotations.pop(vocabulary.DEPLOYMENT_MODE, None)
     return ServingSpec(
         model=model,
         resources=resources,
@@ -428,15 +427,15 @@ def _autoscaling(
     """Scaling from the predictor's fields and the annotations it owns (popped from the dict)."""
     autoscaler_class: AutoscalerClass
     if mode == "knative":
-        klass = annotations.pop(admission.KNATIVE_CLASS, admission.KPA_CLASS)
-        autoscaler_class = "hpa" if klass == admission.HPA_CLASS else "kpa"
+        klass = annotations.pop(vocabulary.KNATIVE_CLASS, vocabulary.KPA_CLASS)
+        autoscaler_class = "hpa" if klass == vocabulary.HPA_CLASS else "kpa"
     else:
-        autoscaler_class = annotations.pop(admission.AUTOSCALER_CLASS, "hpa")
-    initial = annotations.pop(admission.INITIAL_SCALE, None)
+        autoscaler_class = annotations.pop(vocabulary.AUTOSCALER_CLASS, "hpa")
+    initial = annotations.pop(vocabulary.INITIAL_SCALE, None)
     try:
         initial_scale = int(initial) if initial is not None else None
     except ValueError:
-        field = f"metadata.annotations[{admission.INITIAL_SCALE}]"
+        field = f"metadata.annotations[{vocabulary.INITIAL_SCALE}]"
         raise SpecError(
             f"{field}: {initial!r} is not a whole number of replicas", field=field
         ) from None
@@ -447,9 +446,9 @@ def _autoscaling(
         scale_target=predictor.get("scaleTarget"),
         container_concurrency=predictor.get("containerConcurrency"),
         autoscaler_class=autoscaler_class,
-        scale_down_delay=annotations.pop(admission.SCALE_DOWN_DELAY, None),
+        scale_down_delay=annotations.pop(vocabulary.SCALE_DOWN_DELAY, None),
         initial_scale=initial_scale,
-        progress_deadline=annotations.pop(admission.PROGRESS_DEADLINE, None),
+        progress_deadline=annotations.pop(vocabulary.PROGRESS_DEADLINE, None),
     )
 
 

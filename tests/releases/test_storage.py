@@ -10,11 +10,10 @@ from typing import Any
 import emulators
 import pytest
 
-from timonel.client import SignatureDef, TensorInfo
 from timonel.errors import ReleaseError, StorageError
-from timonel.layout import MANIFEST_NAME, join, release_uri
-from timonel.manifest import FileEntry, Manifest
-from timonel.storage import (
+from timonel.releases.layout import MANIFEST_NAME, join, release_uri
+from timonel.releases.manifest import FileEntry, Manifest
+from timonel.releases.storage import (
     download_release,
     list_releases,
     normalize_uri,
@@ -22,6 +21,7 @@ from timonel.storage import (
     read_manifest,
     split_uri,
 )
+from timonel.signatures import SignatureDef, TensorInfo
 
 SIGNATURE = SignatureDef(
     inputs={"x": TensorInfo("DT_FLOAT", (-1,))},
@@ -234,7 +234,7 @@ def test_an_unreachable_bucket_is_a_storage_error(tmp_path: Path) -> None:
 def test_a_registered_scheme_gets_releases_like_the_others(tmp_path: Path) -> None:
     import fsspec
 
-    from timonel.storage import Backend, register_backend
+    from timonel.releases.storage import Backend, register_backend
 
     class MemoryBackend(Backend):
         def filesystem(self, options: dict[str, Any]) -> Any:

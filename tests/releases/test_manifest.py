@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from timonel.client import SignatureDef, TensorInfo
 from timonel.errors import ReleaseError
-from timonel.manifest import FileEntry, Manifest, content_digest, parse_manifest
+from timonel.releases.manifest import FileEntry, Manifest, content_digest, parse_manifest
+from timonel.signatures import SignatureDef, TensorInfo
 
 MANIFEST = Manifest(
     name="digits",

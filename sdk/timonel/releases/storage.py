@@ -43,8 +43,8 @@ from typing import Any, BinaryIO, TypeVar
 from fsspec.callbacks import Callback
 
 from timonel.errors import ReleaseError, StorageError, TimonelError
-from timonel.layout import MANIFEST_NAME, join, parse_release_dirname, split_release_uri
-from timonel.manifest import Manifest, parse_manifest
+from timonel.releases.layout import MANIFEST_NAME, join, parse_release_dirname, split_release_uri
+from timonel.releases.manifest import Manifest, parse_manifest
 
 #: Bytes read or written at a time while streaming through local files and downloads.
 CHUNK_BYTES = 8 * 2**20

@@ -14,7 +14,7 @@ from hypothesis.extra import numpy as hnp
 from tensorflow.core.framework import tensor_pb2
 
 from timonel import ServingError
-from timonel._tensor_proto import (
+from timonel.codec.tensor_proto import (
     NUMPY_DTYPES,
     from_tensor_proto,
     request_inputs,

@@ -22,63 +22,35 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from timonel import gke
 from timonel.errors import SpecError
-
-DEPLOYMENT_MODE = "serving.kserve.io/deploymentMode"
-AUTOSCALER_CLASS = "serving.kserve.io/autoscalerClass"
-TAG_ROUTING = "serving.kserve.io/enable-tag-routing"
-GKE_ACCELERATOR = "serving.kserve.io/gke-accelerator"
-GPU_RESOURCE_TYPES = "serving.kserve.io/gpu-resource-types"
-KNATIVE_CLASS = "autoscaling.knative.dev/class"
-KNATIVE_MIN_SCALE = "autoscaling.knative.dev/min-scale"
-KNATIVE_MAX_SCALE = "autoscaling.knative.dev/max-scale"
-KNATIVE_METRIC = "autoscaling.knative.dev/metric"
-KNATIVE_TARGET = "autoscaling.knative.dev/target"
-SCALE_DOWN_DELAY = "autoscaling.knative.dev/scale-down-delay"
-INITIAL_SCALE = "autoscaling.knative.dev/initial-scale"
-PROGRESS_DEADLINE = "serving.knative.dev/progress-deadline"
-#: The TensorFlow version that exported the served model, recorded so admission can compare it
-#: with the TF Serving image.
-TENSORFLOW_VERSION = "timonel.dev/tensorflow-version"
-
-KPA_CLASS = "kpa.autoscaling.knative.dev"
-HPA_CLASS = "hpa.autoscaling.knative.dev"
-GPU_SUFFIX = "-gpu"
-
-#: ServingSpec's mode names → KServe's annotation values.
-MODES = {"knative": "Knative", "standard": "Standard"}
-#: Older names KServe's defaulter rewrites before validating.
-_LEGACY_MODES = {"Serverless": "Knative", "RawDeployment": "Standard"}
-AUTOSCALER_CLASSES = ("hpa", "external", "keda", "none")
-STORAGE_SCHEMES = (
-    "gs",
-    "s3",
-    "pvc",
-    "file",
-    "https",
-    "http",
-    "hdfs",
-    "webhdfs",
-    "oci",
-    "oci+native",
-    "oci+fetch",
-    "hf",
+from timonel.gke import catalog, scheduling
+from timonel.kserve.vocabulary import (
+    AUTOSCALER_CLASS,
+    AUTOSCALER_CLASSES,
+    DEPLOYMENT_MODE,
+    GKE_ACCELERATOR,
+    GPU_RESOURCE,
+    GPU_RESOURCE_TYPES,
+    GPU_SUFFIX,
+    HPA_CLASS,
+    IMPLEMENTATIONS,
+    INITIAL_SCALE,
+    KNATIVE,
+    KNATIVE_CLASS,
+    KNATIVE_MAX_SCALE,
+    KNATIVE_METRIC,
+    KNATIVE_MIN_SCALE,
+    KNATIVE_TARGET,
+    KPA_CLASS,
+    LEGACY_MODES,
+    PROGRESS_DEADLINE,
+    SCALE_DOWN_DELAY,
+    STORAGE_SCHEMES,
+    TAG_ROUTING,
+    TENSORFLOW_VERSION,
+    resolve_mode,
 )
-IMPLEMENTATIONS = (
-    "model",
-    "tensorflow",
-    "sklearn",
-    "xgboost",
-    "pytorch",
-    "triton",
-    "onnx",
-    "huggingface",
-    "pmml",
-    "lightgbm",
-    "paddle",
-)
-KNOWN_GPU_RESOURCES = ("nvidia.com/gpu", "amd.com/gpu", "intel.com/gpu", "habana.ai/gaudi")
+
 _CANARY_FORBIDDEN = ("maxReplicas", "scaleTarget", "scaleMetric", "autoScaling", "workerSpec")
 
 #: Where the shared scaling rules report each value: ServingSpec attributes...
@@ -467,16 +439,16 @@ def deployment_mode(annotations: Mapping[str, Any]) -> str:
     """The mode KServe resolves from the annotation; Knative (the shipped default) when absent."""
     value = annotations.get(DEPLOYMENT_MODE)
     if value is None:
-        return "Knative"
-    value = _LEGACY_MODES.get(value, value)
-    if value not in ("Knative", "Standard"):
+        return KNATIVE
+    mode = resolve_mode(value)
+    if mode is None:
         raise SpecError(
             f"{_annotation(DEPLOYMENT_MODE)}: [{annotations[DEPLOYMENT_MODE]}] is not a deployment "
             "mode Timonel serves with, and KServe would silently fall back to its default; use "
             "Knative or Standard",
             field=_annotation(DEPLOYMENT_MODE),
         )
-    return str(value)
+    return mode
 
 
 def _implementation(predictor: Mapping[str, Any]) -> tuple[str, dict[str, Any]] | None:
@@ -527,9 +499,9 @@ def _check_env(predictor: Mapping[str, Any], impl: tuple[str, dict[str, Any]] | 
 def _gpu_count(resources: Mapping[str, Any], where: str) -> int:
     """The ``nvidia.com/gpu`` limit, after the checks Kubernetes makes on extended resources."""
     limits, requests = _map(resources.get("limits")), _map(resources.get("requests"))
-    limit, request = limits.get(gke.GPU_RESOURCE), requests.get(gke.GPU_RESOURCE)
+    limit, request = limits.get(GPU_RESOURCE), requests.get(GPU_RESOURCE)
     if request is not None and limit is None:
-        field = f"{where}.resources.requests[{gke.GPU_RESOURCE}]"
+        field = f"{where}.resources.requests[{GPU_RESOURCE}]"
         raise SpecError(
             f"{field}: a GPU must be in limits (Kubernetes refuses extended resources only in "
             "requests); move it to resources.limits",
@@ -537,7 +509,7 @@ def _gpu_count(resources: Mapping[str, Any], where: str) -> int:
         )
     if limit is None:
         return 0
-    field = f"{where}.resources.limits[{gke.GPU_RESOURCE}]"
+    field = f"{where}.resources.limits[{GPU_RESOURCE}]"
     try:
         count = int(str(limit))
     except ValueError:
@@ -558,7 +530,7 @@ def _gpu_count(resources: Mapping[str, Any], where: str) -> int:
 def _gpu_enabled(resources: Mapping[str, Any]) -> bool:
     """KServe's ``IsGPUEnabled``: an nvidia.com/gpu or nvidia.com/mig-* entry in limits."""
     return any(
-        key == gke.GPU_RESOURCE or key.startswith("nvidia.com/mig-")
+        key == GPU_RESOURCE or key.startswith("nvidia.com/mig-")
         for key in _map(resources.get("limits"))
     )
 
@@ -595,13 +567,13 @@ def _check_gpu(
         if isinstance(exported, str):
             check_runtime_version(runtime, exported, field=field)
     selector = _map(predictor.get("nodeSelector"))
-    accelerator = selector.get(gke.ACCELERATOR_LABEL)
+    accelerator = selector.get(scheduling.ACCELERATOR_LABEL)
     via_annotation = annotations.get(GKE_ACCELERATOR)
     if accelerator is None and via_annotation is not None:
         accelerator = via_annotation
         type_field = _annotation(GKE_ACCELERATOR)
     else:
-        type_field = f"spec.predictor.nodeSelector[{gke.ACCELERATOR_LABEL}]"
+        type_field = f"spec.predictor.nodeSelector[{scheduling.ACCELERATOR_LABEL}]"
     if accelerator is None:
         return
     if count == 0:
@@ -614,31 +586,31 @@ def _check_gpu(
     def label(name: str) -> str:
         return f"spec.predictor.nodeSelector[{name}]"
 
-    clients = selector.get(gke.MAX_SHARED_CLIENTS_LABEL)
+    clients = selector.get(scheduling.MAX_SHARED_CLIENTS_LABEL)
     try:
         shared = int(clients) if clients is not None else None
     except ValueError:
         raise SpecError(
-            f"{label(gke.MAX_SHARED_CLIENTS_LABEL)}: {clients!r} is not a number of clients",
-            field=label(gke.MAX_SHARED_CLIENTS_LABEL),
+            f"{label(scheduling.MAX_SHARED_CLIENTS_LABEL)}: {clients!r} is not a number of clients",
+            field=label(scheduling.MAX_SHARED_CLIENTS_LABEL),
         ) from None
-    gke.check_gpu_request(
+    catalog.check_gpu_request(
         str(accelerator),
         count,
-        sharing=selector.get(gke.SHARING_STRATEGY_LABEL),
+        sharing=selector.get(scheduling.SHARING_STRATEGY_LABEL),
         max_shared_clients=shared,
-        mig_partition=selector.get(gke.PARTITION_SIZE_LABEL),
+        mig_partition=selector.get(scheduling.PARTITION_SIZE_LABEL),
         fields={
             "type": type_field,
-            "count": f"{where}.resources.limits[{gke.GPU_RESOURCE}]",
-            "sharing": label(gke.SHARING_STRATEGY_LABEL),
-            "max_shared_clients": label(gke.MAX_SHARED_CLIENTS_LABEL),
-            "mig_partition": label(gke.PARTITION_SIZE_LABEL),
+            "count": f"{where}.resources.limits[{GPU_RESOURCE}]",
+            "sharing": label(scheduling.SHARING_STRATEGY_LABEL),
+            "max_shared_clients": label(scheduling.MAX_SHARED_CLIENTS_LABEL),
+            "mig_partition": label(scheduling.PARTITION_SIZE_LABEL),
         },
     )
-    autopilot_count = selector.get(gke.ACCELERATOR_COUNT_LABEL)
+    autopilot_count = selector.get(scheduling.ACCELERATOR_COUNT_LABEL)
     if autopilot_count is not None and str(autopilot_count) != str(count):
-        field = label(gke.ACCELERATOR_COUNT_LABEL)
+        field = label(scheduling.ACCELERATOR_COUNT_LABEL)
         raise SpecError(
             f"{field}: selects nodes with {autopilot_count} GPUs but the model requests {count}; "
             "Autopilot needs the two to match",
@@ -870,7 +842,7 @@ def _admit_update(manifest: Mapping[str, Any], old: Mapping[str, Any], mode: str
     old_mode = _map(old.get("status")).get("deploymentMode")
     if not old_mode:
         old_mode = _map(_map(old.get("metadata")).get("annotations")).get(DEPLOYMENT_MODE)
-    old_mode = _LEGACY_MODES.get(old_mode, old_mode) if isinstance(old_mode, str) else None
+    old_mode = LEGACY_MODES.get(old_mode, old_mode) if isinstance(old_mode, str) else None
     if old_mode and DEPLOYMENT_MODE in new_annotations and old_mode != mode:
         raise SpecError(
             f"{_annotation(DEPLOYMENT_MODE)}: update rejected: deploymentMode cannot be changed "

@@ -27,8 +27,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from timonel.client import SignatureDef, TensorInfo
 from timonel.errors import ReleaseError
+from timonel.signatures import SignatureDef, TensorInfo
 
 #: Bumped when a reader would misread a newer manifest.
 MANIFEST_FORMAT = 1

@@ -15,20 +15,19 @@ import tensorflow as tf
 import tfmodels
 
 from timonel.errors import ModelError, ReleaseError, SpecError
-from timonel.layout import CLAIM_NAME, MANIFEST_NAME, join, parse_version_dirname
-from timonel.manifest import Manifest
-from timonel.packaging import (
+from timonel.releases.layout import CLAIM_NAME, MANIFEST_NAME, join, parse_version_dirname
+from timonel.releases.manifest import Manifest
+from timonel.releases.package import (
     BATCHING_FILE,
     MODELS_CONFIG_FILE,
     MONITORING_FILE,
     SavedModelInfo,
-    discard_unpublished,
     inspect_model,
     inspect_saved_model,
     package,
-    publish,
 )
-from timonel.storage import download_release, list_releases, open_storage, read_manifest
+from timonel.releases.publish import discard_unpublished, publish
+from timonel.releases.storage import download_release, list_releases, open_storage, read_manifest
 from timonel.tfserving import (
     WARMUP_RELPATH,
     BatchingParameters,

@@ -7,8 +7,9 @@ from typing import Any
 
 import pytest
 
-from timonel import isvc, schemas
-from timonel.crd import Schema, field_path, strict
+from timonel.kserve import render as isvc
+from timonel.kserve import schemas
+from timonel.kserve.crd import Schema, field_path, strict
 from timonel.spec import Model, ServingSpec
 
 

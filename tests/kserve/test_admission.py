@@ -12,8 +12,9 @@ from typing import Any
 
 import pytest
 
-from timonel import admission, isvc
 from timonel.errors import SpecError
+from timonel.kserve import admission
+from timonel.kserve import render as isvc
 from timonel.spec import Accelerator, Autoscaling, Canary, Model, ServingSpec
 
 Manifest = dict[str, Any]

@@ -3,7 +3,7 @@
 One place sets up the validator and names the field of each violation, for the two users:
 
 * the local API server validates InferenceServices against the project's schema
-  (``timonel.schemas``) and turns each violation into a Kubernetes field cause;
+  (``timonel.kserve.schemas``) and turns each violation into a Kubernetes field cause;
 * tests prove that what Timonel renders fits KServe's real CRD. A CRD loaded with ``load_crd``
   is made strict first (``strict``): an API server prunes every field a structural schema does
   not name, so here such a field is an error instead of something a cluster would silently drop.

@@ -14,8 +14,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from timonel import _json_tensor as json_tensor
-from timonel._json_tensor import RequestFormat, from_json, to_json
+from timonel.codec import json_tensor
+from timonel.codec.json_tensor import RequestFormat, from_json, to_json
 from timonel.errors import ServingError
 
 FLOAT = {"x": "DT_FLOAT"}

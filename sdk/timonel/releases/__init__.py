@@ -1,0 +1,1 @@
+"""Releases: a SavedModel packaged, published once into a model repository, and read back."""
