@@ -12,13 +12,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from timonel.errors import SpecError
-
-#: The annotation that picks KServe's deployment mode; old values are still accepted by KServe.
-DEPLOYMENT_MODE = "serving.kserve.io/deploymentMode"
-_STANDARD_MODES = {"Standard", "RawDeployment"}
-
-#: ``"true"`` stops the InferenceService: KServe deletes its workload and keeps its spec.
-STOP_ANNOTATION = "serving.kserve.io/stop"
+from timonel.kserve.vocabulary import DEPLOYMENT_MODE, KNATIVE, STANDARD, STOP, resolve_mode
 
 #: The predictor implementations a TF Serving InferenceService may use (``model`` after defaulting).
 IMPLEMENTATIONS = ("model", "tensorflow")
@@ -85,13 +79,13 @@ def deployment_mode(isvc: dict[str, Any]) -> str:
     """``Knative`` or ``Standard``: what the controller resolved, else what the annotation asks."""
     resolved = isvc.get("status", {}).get("deploymentMode")
     asked = isvc.get("metadata", {}).get("annotations", {}).get(DEPLOYMENT_MODE)
-    return "Standard" if (resolved or asked) in _STANDARD_MODES else "Knative"
+    return STANDARD if resolve_mode(resolved or asked) == STANDARD else KNATIVE
 
 
 def is_stopped(isvc: Mapping[str, Any]) -> bool:
     """Whether the stop annotation is set (``true``, in any case, as KServe reads it)."""
     annotations = (isvc.get("metadata") or {}).get("annotations") or {}
-    return str(annotations.get(STOP_ANNOTATION, "")).lower() == "true"
+    return str(annotations.get(STOP, "")).lower() == "true"
 
 
 def implementation(predictor: dict[str, Any], *, where: str = "spec.predictor") -> str:

@@ -28,11 +28,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from timonel.errors import ApiError, ModelError, SpecError, Status, WaitTimeout
+from timonel.kserve.vocabulary import STOP
 from timonel.kube.client import Cluster
 from timonel.kube.requests import list_objects, watch_objects
 from timonel.kube.resources import INFERENCE_SERVICE, Kind
 from timonel.kube.status import (
-    STOP_ANNOTATION,
     deployment_mode,
     is_stopped,
     is_true,
@@ -182,10 +182,10 @@ def watch_until(
         if result.stopped:
             raise SpecError(
                 f"{kind.kind.lower()} {namespace}/{name} is stopped (annotation "
-                f'{STOP_ANNOTATION}: "true"), so it will not become ready; start it by removing '
+                f'{STOP}: "true"), so it will not become ready; start it by removing '
                 f"the annotation: kubectl annotate {kind.kind.lower()} {name} -n {namespace} "
-                f"{STOP_ANNOTATION}-",
-                field=f"metadata.annotations[{STOP_ANNOTATION}]",
+                f"{STOP}-",
+                field=f"metadata.annotations[{STOP}]",
             )
         if result.failure:
             raise ModelError(

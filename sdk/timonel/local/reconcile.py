@@ -50,37 +50,20 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from timonel.kserve.vocabulary import (
+    DEPLOYMENT_MODE,
+    GPU_RESOURCES,
+    STORAGE_SCHEMES,
+    TAG_ROUTING,
+    resolve_mode,
+)
 from timonel.local.conditions import FALSE, TRUE, UNKNOWN, ConditionManager, ConditionSet
-
-#: ``serving.kserve.io/deploymentMode`` values that select Knative mode, old and new.
-KNATIVE_MODES = frozenset({"Knative", "Serverless"})
-#: ... and Standard mode.
-STANDARD_MODES = frozenset({"Standard", "RawDeployment"})
-DEPLOYMENT_MODE_ANNOTATION = "serving.kserve.io/deploymentMode"
-TAG_ROUTING_ANNOTATION = "serving.kserve.io/enable-tag-routing"
 
 #: Knative's default domain, which KServe's URLs carry when nothing else is configured.
 DEFAULT_DOMAIN = "example.com"
 
-#: Schemes KServe's controller accepts in ``storageUri`` (``ValidateStorageURI``); a path with no
-#: scheme is accepted too.
-SUPPORTED_STORAGE_PREFIXES = (
-    "gs://",
-    "s3://",
-    "pvc://",
-    "file://",
-    "https://",
-    "http://",
-    "hdfs://",
-    "webhdfs://",
-    "oci://",
-    "oci+native://",
-    "oci+fetch://",
-    "hf://",
-)
-
-#: GPU resource names KServe knows (``pkg/constants``); a limit on any of them means "GPU".
-GPU_RESOURCES = ("nvidia.com/gpu", "amd.com/gpu", "intel.com/gpu", "habana.ai/gaudi")
+#: ``storageUri`` prefixes KServe's controller accepts (``ValidateStorageURI``).
+SUPPORTED_STORAGE_PREFIXES = tuple(f"{scheme}://" for scheme in STORAGE_SCHEMES)
 
 # KServe condition types (pkg/apis/serving/v1beta1/inference_service_status.go).
 READY = "Ready"
@@ -161,12 +144,8 @@ class Outcome:
 
 def deployment_mode(isvc: Mapping[str, Any], default: str = "Knative") -> str:
     """``Knative`` or ``Standard`` from the annotation; unknown values fall back to the default."""
-    value = (isvc.get("metadata", {}).get("annotations") or {}).get(DEPLOYMENT_MODE_ANNOTATION)
-    if value in KNATIVE_MODES:
-        return "Knative"
-    if value in STANDARD_MODES:
-        return "Standard"
-    return default
+    value = (isvc.get("metadata", {}).get("annotations") or {}).get(DEPLOYMENT_MODE)
+    return resolve_mode(value) or default
 
 
 def predictor_service_name(isvc_name: str) -> str:
@@ -280,7 +259,7 @@ def unsupported_mode_status(isvc: Mapping[str, Any], *, now: str) -> dict[str, A
     conditions.initialize()
     message = (
         "timonel local runs InferenceServices in Knative mode only; set the annotation "
-        f"{DEPLOYMENT_MODE_ANNOTATION}: Knative (canaries with spec.predictor."
+        f"{DEPLOYMENT_MODE}: Knative (canaries with spec.predictor."
         "canaryTrafficPercent) to run this one locally, or deploy it to a cluster"
     )
     conditions.mark_false(PREDICTOR_READY, "DeploymentModeNotSupported", message)
@@ -455,7 +434,7 @@ def _route_spec(
     """The traffic block of KServe's ``createKnativeService``."""
     percent = predictor.get("canaryTrafficPercent")
     last_rolled_out = str(component.get("latestRolledoutRevision") or "")
-    tag_latest = annotations.get(TAG_ROUTING_ANNOTATION) == "true"
+    tag_latest = annotations.get(TAG_ROUTING) == "true"
     latest: dict[str, Any] = {"latestRevision": True, "percent": 100}
     if tag_latest:
         latest["tag"] = "latest"
