@@ -26,6 +26,7 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy sdk
+	@! grep -rnE 'type: ignore(\[[a-z, -]+\])?$$' sdk || { echo 'a type: ignore needs its reason beside it'; exit 1; }
 
 components: install
 	$(BIN)/python kserve/generate.py

@@ -172,7 +172,7 @@ def register(app: typer.Typer) -> None:
                 )
         _report("deployed", status, dry_run=params["dry_run"], waited=params["wait"])
 
-    deploy.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+    deploy.__signature__ = inspect.Signature(  # type: ignore[attr-defined]  # typer reads the signature inspect.signature finds here
         [
             *render_parameters,
             _option("wait", _WAIT, bool),

@@ -233,7 +233,8 @@ class Client(_Base):
             try:
                 step = plan.throw(failure) if failure else plan.send(reply)
             except StopIteration as done:
-                return done.value
+                result: R = done.value
+                return result
             reply, failure = None, None
             if not isinstance(step, Call):
                 time.sleep(step)
@@ -361,7 +362,8 @@ class AsyncClient(_Base):
             try:
                 step = plan.throw(failure) if failure else plan.send(reply)
             except StopIteration as done:
-                return done.value
+                result: R = done.value
+                return result
             reply, failure = None, None
             if not isinstance(step, Call):
                 await asyncio.sleep(step)

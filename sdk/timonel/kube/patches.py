@@ -29,7 +29,7 @@ import re
 from typing import Any
 
 from timonel.errors import ReleaseError, SpecError
-from timonel.kserve.render import CONTAINER_NAME
+from timonel.kserve.vocabulary import CONTAINER_NAME
 from timonel.kube.status import deployment_mode, implementation, predictor_storage_uri
 
 #: The storage URI that served before the current rollout: where ``rollback`` goes back to.
@@ -71,7 +71,8 @@ def _stable_uri(isvc: dict[str, Any]) -> str | None:
     spec = isvc.get("spec", {})
     if deployment_mode(isvc) == "Knative" and in_canary(isvc):
         # Knative keeps the old model only as a revision; its URI is what we remembered.
-        return isvc["metadata"].get("annotations", {}).get(PREVIOUS_STORAGE_URI)
+        previous = isvc["metadata"].get("annotations", {}).get(PREVIOUS_STORAGE_URI)
+        return previous if isinstance(previous, str) else None
     return predictor_storage_uri(spec.get("predictor", {}))
 
 

@@ -101,7 +101,8 @@ def implementation(predictor: dict[str, Any], *, where: str = "spec.predictor") 
 
 
 def predictor_storage_uri(predictor: dict[str, Any]) -> str | None:
-    return predictor.get(implementation(predictor), {}).get("storageUri")
+    uri = predictor.get(implementation(predictor), {}).get("storageUri")
+    return uri if isinstance(uri, str) else None
 
 
 def conditions_of(isvc: dict[str, Any]) -> tuple[Condition, ...]:

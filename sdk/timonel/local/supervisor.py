@@ -106,7 +106,7 @@ class Backoff:
     cap: float = 60.0
 
     def delay(self, failures: int) -> float:
-        return min(self.cap, self.initial * 2 ** max(0, failures - 1))
+        return min(self.cap, self.initial * 2.0 ** max(0, failures - 1))
 
 
 @dataclass(frozen=True)
@@ -204,7 +204,7 @@ class Supervisor:
             if key not in self._workers:
                 return
             current = self._observations.get(key, RevisionObservation())
-            updated = dataclasses.replace(current, **changes)  # type: ignore[arg-type]
+            updated = dataclasses.replace(current, **changes)  # type: ignore[arg-type]  # the workers pass RevisionObservation's own field names
             if updated == current:
                 return
             self._observations[key] = updated

@@ -589,13 +589,13 @@ class _CountingReader(io.RawIOBase):
         return self._file.tell()
 
     def readinto(self, buffer: Any) -> int:
-        count = self._file.readinto(buffer)  # type: ignore[attr-defined]
+        count = self._file.readinto(buffer)  # type: ignore[attr-defined]  # BinaryIO declares no readinto; files opened 'rb' have it
         if count:
             self._progress(count)
         return count or 0
 
 
-class _Progress(Callback):
+class _Progress(Callback):  # type: ignore[misc]  # fsspec has no type information: Callback is Any
     """Turns fsspec's progress (gcsfs reports totals, s3fs increments) into byte deltas."""
 
     def __init__(self, progress: ProgressFn) -> None:

@@ -25,7 +25,6 @@ from timonel.server.metrics import ServerMetrics
 from timonel.server.runner import Runner
 from timonel.server.servable import (
     CLASSIFY_METHOD,
-    DEFAULT_SIGNATURE,
     REGRESS_METHOD,
     Call,
     Servable,
@@ -34,6 +33,7 @@ from timonel.server.servable import (
     example_endpoints,
     regression_results,
 )
+from timonel.signatures import DEFAULT_SIGNATURE
 
 access_log = logging.getLogger("timonel.server.access")
 T = TypeVar("T")

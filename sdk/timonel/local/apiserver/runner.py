@@ -140,7 +140,7 @@ class Served:
             await asyncio.wait_for(asyncio.shield(all_closed), _CLOSE_GRACE)
         except TimeoutError:
             for transport in {*known, *late, *self.connections.transports()}:
-                transport.abort()  # type: ignore[attr-defined]
+                transport.abort()  # type: ignore[attr-defined]  # BaseTransport declares no abort; every socket transport has it
             await all_closed
 
 
