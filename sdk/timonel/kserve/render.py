@@ -7,8 +7,8 @@ cluster, and is exact: ``from_manifest(render(spec)) == spec``. A manifest with 
 ServingSpec does not describe is refused with the field's path, rather than silently dropping
 what the cluster runs.
 
-The kserve SDK's model classes are not used: importing ``kserve`` pulls in its whole model server
-(about 1,500 modules), and they serialize the container ``name: ""`` that the webhook refuses.
+The kserve SDK's model classes are not used: importing ``kserve`` pulls in its whole model
+server, and they serialize the container ``name: ""`` that the webhook refuses.
 Checking a manifest against KServe's CRD schema is ``timonel.kserve.crd``'s.
 """
 

@@ -1,7 +1,7 @@
 """Kubernetes API requests as plain values: method, path, query, body, content type.
 
 Building a request does no I/O, so every path, query and patch shape is tested without a server
-and the same request runs against ``timonel local`` or a real cluster (``client.Kube.send``).
+and the same request runs against ``timonel local`` or a real cluster (``Cluster.send``).
 Each request also carries the RBAC verb it needs, so a 403 can say exactly which permission is
 missing.
 """

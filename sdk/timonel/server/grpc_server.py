@@ -7,11 +7,10 @@ connections as clients open, with HTTP/2 flow control both ways, PING, SETTINGS,
 padding, RST_STREAM, GOAWAY, ``grpc-timeout`` deadlines and gzip/deflate request compression.
 Header blocks go through ``hpack``; the frames themselves are read and written here.
 
-Why not grpc's own servers: on this project's 2-core machine, answering a canned Predict under 32
-concurrent clients, grpc's thread-pool server did about 4,100 calls/s, ``grpc.aio`` 8,100 and the
-``h2`` library on uvloop 5,900, where this does 18,600. Every request pays that front-end cost
-on top of the model's, and grpc's servers also wake threads for each call (the kernel's context
-switches were a third of the CPU), which is what a small model's latency is made of.
+Why not grpc's own servers: every request pays the front end's cost on top of the model's, and
+grpc's servers (the thread-pool one and ``grpc.aio``) wake threads for each call, a context
+switch that is most of what a small model's latency is made of; a server on the REST API's own
+event loop does none of that. bench/README.md has the measurements behind this choice.
 
 Response headers carry no dynamic-table entries (indexed or never-indexed literals only), so the
 encoder is stateless and a header block can be built once and reused for every call.

@@ -44,9 +44,9 @@ class DirectRunner:
     """One session call per request, on ``threads`` threads so the event loop goes on meanwhile.
 
     Its own threads rather than ``loop.run_in_executor``: a finished call is handed back through
-    ``LoopHandoff``, which wakes the loop once for all the calls that finished together. Eight
-    threads per core (16 on two cores) kept the cores busy with the benchmark models under 32
-    clients, where four in all left calls waiting for a free thread; idle threads cost nothing.
+    ``LoopHandoff``, which wakes the loop once for all the calls that finished together. Several
+    threads per core keep the cores busy while calls wait on TensorFlow's own pools, where one
+    per core leaves calls waiting for a free thread; idle threads cost nothing.
     """
 
     def __init__(self, threads: int = 0) -> None:
