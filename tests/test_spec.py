@@ -229,3 +229,34 @@ def test_from_yaml_reads_text_and_files(tmp_path: Path) -> None:
 def test_from_yaml_refuses_bad_documents(text: str, message: str) -> None:
     with pytest.raises(SpecError, match="^" + message.replace("[", r"\[")):
         ServingSpec.from_yaml(text)
+
+
+def test_a_pod_s_gpu_limit_and_labels_place_the_spec_as_the_pod_would_be() -> None:
+    spec = ServingSpec(model=Model(name="digits", storage_uri="gs://b/digits/v1"))
+    placed = spec.placed(
+        resources={"limits": {"nvidia.com/gpu": "2", "cpu": "1"}},
+        node_selector={"cloud.google.com/gke-accelerator": "nvidia-l4", "pool": "serving"},
+        tolerations=[{"key": "dedicated", "operator": "Exists", "effect": "NoSchedule"}],
+    )
+    assert placed.accelerator == Accelerator("nvidia-l4", count=2)
+    assert placed.node_selector == {"pool": "serving"}
+    assert placed.tolerations == [
+        {"key": "dedicated", "operator": "Exists", "effect": "NoSchedule"}
+    ]
+
+
+@pytest.mark.parametrize("resource", ["nvidia-l4", "NVIDIA_L4"])
+def test_an_accelerator_type_in_gke_or_vertex_spelling_names_the_gpu(resource: str) -> None:
+    spec = ServingSpec(model=Model(name="digits", storage_uri="gs://b/digits/v1"))
+    assert spec.placed(resources={"limits": {resource: 1}}).accelerator == Accelerator("nvidia-l4")
+
+
+def test_a_gpu_limit_without_a_gpu_type_says_which_selector_to_add() -> None:
+    spec = ServingSpec(model=Model(name="digits", storage_uri="gs://b/digits/v1"))
+    with pytest.raises(SpecError, match=r"selects no cloud\.google\.com/gke-accelerator"):
+        spec.placed(resources={"limits": {"nvidia.com/gpu": 1}})
+
+
+def test_no_pod_settings_leave_the_spec_as_it_is() -> None:
+    spec = ServingSpec(model=Model(name="digits", storage_uri="gs://b/digits/v1"))
+    assert spec.placed() is spec

@@ -19,7 +19,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from timonel.errors import SpecError
-from timonel.gke import catalog
+from timonel.gke import catalog, scheduling
 from timonel.kserve import admission, vocabulary
 
 Mode = Literal["knative", "standard"]
@@ -38,6 +38,9 @@ GPU_PROGRESS_DEADLINE = "1800s"
 GPU_SCALE_DOWN_DELAY = "10m"
 #: Shortest progress deadline that lets a GPU node be created from zero.
 MIN_GPU_PROGRESS_DEADLINE_SECONDS = 900
+
+#: The fields of a Kubernetes Toleration.
+TOLERATION_FIELDS = ("key", "operator", "value", "effect", "tolerationSeconds")
 
 _VERSION = re.compile(r"^(\d+)\.(\d+)(?:\.(\d+))?(?:-?(?:rc|dev)\d*)?$")
 _RUNTIME_VERSION = re.compile(r"^\d+\.\d+\.\d+(-rc\d+)?$")
@@ -327,7 +330,9 @@ class ServingSpec(_Part):
     scale-to-zero and revision canaries) or ``standard`` (plain Deployments, canaries through
     ``spec.canary[]``). ``tag_routing`` gives each Knative revision of a rollout its own URL
     (``latest-`` and ``prev-`` hosts). ``predictor_name`` names the stable predictor in Standard
-    mode, where promoting a canary renames the stable one.
+    mode, where promoting a canary renames the stable one. ``node_selector`` and ``tolerations``
+    place the predictor's pods beyond what the accelerator selects (a dedicated node pool and its
+    taint); they are written after the accelerator's own labels and tolerations.
     """
 
     model: Model
@@ -343,6 +348,8 @@ class ServingSpec(_Part):
     annotations: dict[str, str] = Field(default_factory=dict)
     tag_routing: bool = False
     predictor_name: str | None = None
+    node_selector: dict[str, str] = Field(default_factory=dict)
+    tolerations: list[dict[str, Any]] = Field(default_factory=list)
 
     @property
     def name(self) -> str:
@@ -368,9 +375,64 @@ class ServingSpec(_Part):
         admission.check_metadata_keys(self.labels, field="labels")
         admission.check_metadata_keys(self.annotations, field="annotations")
         admission.check_reserved_annotations(self.annotations, field="annotations")
+        self._check_placement()
         self._resolve_autoscaling()
         self._check_mode_rules()
         return self
+
+    def _check_placement(self) -> None:
+        admission.check_metadata_keys(self.node_selector, field="node_selector")
+        gpu_labels = scheduling.accelerator_options(dict(self.node_selector), field="node_selector")
+        if gpu_labels:
+            raise SpecError(
+                f"node_selector[{scheduling.ACCELERATOR_LABEL}]: GKE's GPU labels come from "
+                "the accelerator; set accelerator (type, spot, sharing) instead",
+                field=f"node_selector[{scheduling.ACCELERATOR_LABEL}]",
+            )
+        for i, toleration in enumerate(self.tolerations):
+            unknown = sorted(set(toleration) - set(TOLERATION_FIELDS))
+            if unknown:
+                raise SpecError(
+                    f"tolerations[{i}]: {unknown[0]!r} is not a field of a Kubernetes "
+                    f"toleration; expected {', '.join(TOLERATION_FIELDS)}",
+                    field=f"tolerations[{i}]",
+                )
+
+    def placed(
+        self,
+        *,
+        resources: dict[str, Any] | None = None,
+        node_selector: dict[str, str] | None = None,
+        tolerations: list[dict[str, Any]] | None = None,
+    ) -> ServingSpec:
+        """This spec placed as a pod with these settings would be, in Kubernetes JSON.
+
+        A GPU limit (``nvidia.com/gpu``, or a GKE accelerator name) becomes the accelerator,
+        with the type, Spot and sharing from GKE's labels in the node selector; the other
+        labels and the tolerations are added to ``node_selector`` and ``tolerations``. This is
+        how a KFP task's accelerator, node selector and tolerations reach the InferenceService.
+        """
+        selector = dict(node_selector or {})
+        gpu_type, count = scheduling.requested_gpus(resources, field="resources")
+        options = scheduling.accelerator_options(selector, field="node_selector")
+        update: dict[str, Any] = {}
+        if count or options:
+            if gpu_type is not None:
+                options.setdefault("type", gpu_type)
+            if "type" not in options:
+                raise SpecError(
+                    f"node_selector: the pod asks for {count} {vocabulary.GPU_RESOURCE} but "
+                    f"selects no {scheduling.ACCELERATOR_LABEL}; add that node selector (e.g. "
+                    "nvidia-l4) or set the accelerator type to the GKE name",
+                    field="node_selector",
+                )
+            update["accelerator"] = Accelerator(count=count or 1, **options)
+        if selector:
+            update["node_selector"] = {**self.node_selector, **selector}
+        added = [t for t in tolerations or [] if t not in self.tolerations]
+        if added:
+            update["tolerations"] = [*self.tolerations, *added]
+        return self.replace(**update) if update else self
 
     def _resolve_autoscaling(self) -> None:
         scaling = self.autoscaling

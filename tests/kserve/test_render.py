@@ -201,9 +201,9 @@ def test_the_legacy_tensorflow_predictor_reads_as_the_model_form() -> None:
             "'onnx' is not served by Timonel",
         ),
         (
-            lambda m: m["spec"]["predictor"].update(nodeSelector={"pool": "a"}),
-            "spec.predictor.nodeSelector",
-            "node selection without a GPU",
+            lambda m: m["spec"]["predictor"].update(tolerations=[{"key": "a", "colour": "b"}]),
+            "tolerations[0]",
+            "'colour' is not a field of a Kubernetes toleration",
         ),
         (
             lambda m: m.update(kind="Deployment"),
@@ -221,6 +221,33 @@ def test_fields_a_spec_cannot_hold_are_refused_not_dropped(
         isvc.from_manifest(manifest)
     assert info.value.field == field
     assert message in str(info.value)
+
+
+def test_a_node_pool_and_its_taint_are_written_after_the_gpus_and_read_back() -> None:
+    spec = base().replace(
+        accelerator=Accelerator("nvidia-l4", spot=True),
+        node_selector={"pool": "inference"},
+        tolerations=[
+            {"key": "dedicated", "operator": "Equal", "value": "ml", "effect": "NoSchedule"}
+        ],
+    )
+    predictor = isvc.render(spec)["spec"]["predictor"]
+    assert predictor["nodeSelector"] == {
+        "cloud.google.com/gke-accelerator": "nvidia-l4",
+        "cloud.google.com/gke-spot": "true",
+        "pool": "inference",
+    }
+    assert [t["key"] for t in predictor["tolerations"]] == [
+        "nvidia.com/gpu",
+        "cloud.google.com/gke-spot",
+        "dedicated",
+    ]
+    assert isvc.from_manifest(isvc.render(spec)) == spec
+
+
+def test_gke_gpu_labels_belong_to_the_accelerator_not_the_node_selector() -> None:
+    with pytest.raises(SpecError, match="set accelerator"):
+        base().replace(node_selector={"cloud.google.com/gke-accelerator": "nvidia-l4"})
 
 
 # --- round trip ---------------------------------------------------------------------------------

@@ -135,9 +135,16 @@ def render(spec: ServingSpec) -> dict[str, Any]:
             predictor[key] = value
     if spec.canary is not None and spec.mode == "knative":
         predictor["canaryTrafficPercent"] = spec.canary.traffic_percent
+    selector = dict(spec.node_selector)
+    tolerations = [dict(t) for t in spec.tolerations]
     if spec.accelerator is not None:
-        predictor["nodeSelector"] = scheduling.node_selector(spec.accelerator)
-        predictor["tolerations"] = scheduling.tolerations(spec.accelerator)
+        selector = {**scheduling.node_selector(spec.accelerator), **selector}
+        gpu_tolerations = scheduling.tolerations(spec.accelerator)
+        tolerations = gpu_tolerations + [t for t in tolerations if t not in gpu_tolerations]
+    if selector:
+        predictor["nodeSelector"] = selector
+    if tolerations:
+        predictor["tolerations"] = tolerations
     predictor["model"] = _container(spec)
     metadata: dict[str, Any] = {"name": spec.name, "namespace": spec.namespace}
     if spec.labels:
@@ -259,44 +266,25 @@ def _tuning(args: Any, where: str) -> Tuning:
     return Tuning(**values)
 
 
-def _accelerator(predictor: Mapping[str, Any], gpus: int) -> Accelerator | None:
+def _placement(
+    predictor: Mapping[str, Any], gpus: int
+) -> tuple[Accelerator | None, dict[str, str], list[dict[str, Any]]]:
+    """The accelerator, and the node selector labels and tolerations it does not write."""
     selector = dict(_map(predictor.get("nodeSelector"), "spec.predictor.nodeSelector"))
-    tolerations = predictor.get("tolerations")
+    tolerations = list(predictor.get("tolerations") or [])
     if gpus == 0:
-        if selector:
-            raise _unsupported("spec.predictor.nodeSelector", "node selection without a GPU")
-        if tolerations:
-            raise _unsupported("spec.predictor.tolerations", "tolerations without a GPU")
-        return None
-    gpu_type = selector.pop(scheduling.ACCELERATOR_LABEL, None)
-    if gpu_type is None:
+        return None, selector, tolerations
+    options = scheduling.accelerator_options(selector, field="spec.predictor.nodeSelector")
+    if not options:
         raise SpecError(
             f"spec.predictor.nodeSelector: the model requests a GPU but selects no "
             f"{scheduling.ACCELERATOR_LABEL}; a ServingSpec names the GPU type, so add the "
             "selector",
             field="spec.predictor.nodeSelector",
         )
-    options: dict[str, Any] = {"count": gpus}
-    if selector.pop(scheduling.ACCELERATOR_COUNT_LABEL, None) is not None:
-        options["autopilot"] = True
-    if selector.pop(scheduling.SPOT_LABEL, None) == "true":
-        options["spot"] = True
-    for label, name, parse in (
-        (scheduling.SHARING_STRATEGY_LABEL, "sharing", str),
-        (scheduling.MAX_SHARED_CLIENTS_LABEL, "max_shared_clients", int),
-        (scheduling.PARTITION_SIZE_LABEL, "mig_partition", str),
-    ):
-        value = selector.pop(label, None)
-        if value is not None:
-            options[name] = parse(value)
-    for label in selector:
-        raise _unsupported(f"spec.predictor.nodeSelector[{label}]")
-    accelerator = Accelerator(gpu_type, **options)
-    if tolerations is not None and tolerations != scheduling.tolerations(accelerator):
-        raise _unsupported(
-            "spec.predictor.tolerations", "a ServingSpec writes the GPU and Spot tolerations"
-        )
-    return accelerator
+    accelerator = Accelerator(count=gpus, **options)
+    written = scheduling.tolerations(accelerator)
+    return accelerator, selector, [t for t in tolerations if t not in written]
 
 
 def _mode(annotations: Mapping[str, Any]) -> Mode:
@@ -379,7 +367,7 @@ def from_manifest(manifest: Mapping[str, Any]) -> ServingSpec:
         where,
     )
     resources, gpus = _resources(container, where)
-    accelerator = _accelerator(predictor, gpus)
+    accelerator, node_selector, tolerations = _placement(predictor, gpus)
     protocols: dict[str, Protocol] = {"v1": "rest", "grpc-v1": "grpc"}
     protocol = protocols.get(container.get("protocolVersion", "v1"))
     if protocol is None:
@@ -418,6 +406,8 @@ def from_manifest(manifest: Mapping[str, Any]) -> ServingSpec:
         annotations=annotations,
         tag_routing=tag_routing,
         predictor_name=predictor.get("name"),
+        node_selector=node_selector,
+        tolerations=tolerations,
     )
 
 
