@@ -22,6 +22,7 @@ _EXPORTS: dict[str, str] = {
     "Canary": "timonel.spec",
     "Client": "timonel.client",
     "Cluster": "timonel.kube.client",
+    "ClusterUnreachable": "timonel.errors",
     "Manifest": "timonel.releases.manifest",
     "Model": "timonel.spec",
     "ModelError": "timonel.errors",
@@ -90,6 +91,7 @@ if _TYPE_CHECKING:  # what type checkers and IDEs see; mirrors _EXPORTS
     from timonel.client import AsyncClient, Client, ModelMetadata, ModelVersionStatus, Retry
     from timonel.errors import (
         ApiError,
+        ClusterUnreachable,
         ModelError,
         ReleaseError,
         RolloutFailed,

@@ -7,6 +7,8 @@
     ├── StorageError       a bucket or folder that cannot be read or written
     ├── ServingError       a prediction or model-server call failed (carries the TF Serving code)
     ├── ApiError           the Kubernetes API refused a call (carries the parsed Status)
+    ├── ClusterUnreachable no Kubernetes API to talk to: a kubeconfig that cannot be loaded, or a
+    │                      server that cannot be reached (refused, DNS, TLS, cut mid-call)
     ├── WaitTimeout        a resource did not become ready in time (carries the last conditions)
     └── RolloutFailed      a rollout stopped and rolled back
 
@@ -88,6 +90,23 @@ class ApiError(TimonelError):
         self.status = status
 
 
+class ClusterUnreachable(TimonelError):
+    """No answer from the Kubernetes API: the configuration that names it cannot be loaded, or
+    the server it names cannot be reached.
+
+    Kept apart from ``ApiError`` because no server has spoken: there is no ``Status`` to branch
+    on, and the fix is on the caller's side (another context, a running cluster, a trusted
+    certificate). ``context`` and ``server`` say which cluster was meant, when known.
+    """
+
+    def __init__(
+        self, message: str, *, context: str | None = None, server: str | None = None
+    ) -> None:
+        super().__init__(message)
+        self.context = context
+        self.server = server
+
+
 class WaitTimeout(TimonelError):
     """A resource did not reach the wanted state before the deadline.
 
@@ -105,6 +124,7 @@ class RolloutFailed(TimonelError):
 
 __all__ = [
     "ApiError",
+    "ClusterUnreachable",
     "ModelError",
     "ReleaseError",
     "RolloutFailed",

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from timonel.errors import ApiError
+from timonel.errors import ApiError, ClusterUnreachable
 from timonel.kube.client import Cluster, Target, resolve_target
 from timonel.kube.requests import (
     apply_object,
@@ -103,7 +103,7 @@ def test_patch_content_types_and_null_fields_reach_the_server(fake_api) -> None:
 def test_a_missing_context_says_how_to_list_them(tmp_path: Path, fake_api) -> None:
     api, _ = fake_api(lambda r: Reply())
     path = api.write_kubeconfig(tmp_path / "kc")
-    with pytest.raises(ApiError) as caught:
+    with pytest.raises(ClusterUnreachable) as caught:
         Cluster.connect(kubeconfig=path, context="prod")
     assert str(caught.value).startswith(
         f"cannot load the Kubernetes configuration from context prod in {path}: "
@@ -112,6 +112,31 @@ def test_a_missing_context_says_how_to_list_them(tmp_path: Path, fake_api) -> No
         "pick an existing context with --context (`kubectl config get-contexts` lists them), or "
         "run `timonel local up` for a local cluster"
     )
+    assert caught.value.context == "prod"
+
+
+@pytest.mark.parametrize(
+    ("content", "why"),
+    [
+        (None, "does not exist"),
+        ("clusters: [unclosed\n", "is not YAML"),
+        ("apiVersion: v1\nkind: Config\ncontexts: []\nclusters: []\nusers: []\n", "is empty"),
+    ],
+)
+def test_a_kubeconfig_that_cannot_be_loaded_is_unreachable_naming_it(
+    tmp_path: Path, content: str | None, why: str
+) -> None:
+    path = tmp_path / "kubeconfig"
+    if content is not None:
+        path.write_text(content)
+    with pytest.raises(ClusterUnreachable) as caught:
+        Cluster.connect(kubeconfig=path, context="staging")
+    text = str(caught.value)
+    assert text.startswith(
+        f"cannot load the Kubernetes configuration from context staging in {path}: "
+    ), why
+    assert "\n" not in text
+    assert text.endswith("or run `timonel local up` for a local cluster")
 
 
 FORBIDDEN = (
@@ -243,25 +268,44 @@ def test_errors_say_what_to_do(fake_api, tmp_path: Path, code, body, request_, m
     assert caught.value.status.code == code
 
 
-def test_an_unreachable_server_is_a_503_that_names_the_context(tmp_path: Path, fake_api) -> None:
-    api, _ = fake_api(lambda r: Reply())
+def closed_port() -> int:
+    """A loopback port nothing listens on: bound, then released."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+        port: int = sock.getsockname()[1]
+    return port
+
+
+@pytest.mark.parametrize(
+    ("server", "failure"),
+    [
+        ("http://127.0.0.1:{closed}", "refused"),
+        ("http://no-such-host.invalid:6443", "DNS"),
+        ("https://{fake_host}", "TLS to a plain-HTTP server"),
+    ],
+)
+def test_an_unreachable_server_names_the_context_the_address_and_what_to_try(
+    tmp_path: Path, fake_api, server: str, failure: str
+) -> None:
+    api, _ = fake_api(lambda r: Reply())
+    address = server.format(closed=closed_port(), fake_host=api.url.removeprefix("http://"))
     path = api.write_kubeconfig(tmp_path / "kc")
-    path.write_text(path.read_text().replace(api.url, f"http://127.0.0.1:{port}"))
-    with Cluster.connect(kubeconfig=path) as cluster, pytest.raises(ApiError) as caught:
-        cluster.send(get_object(INFERENCE_SERVICE, "ml", "digits"))
+    path.write_text(path.read_text().replace(api.url, address))
+    with Cluster.connect(kubeconfig=path) as cluster, pytest.raises(ClusterUnreachable) as caught:
+        cluster.send(get_object(INFERENCE_SERVICE, "ml", "digits"), timeout=5)
     text = str(caught.value)
     assert text.startswith(
-        f"cannot reach the Kubernetes API at http://127.0.0.1:{port} (context fake in {path}) "
+        f"cannot reach the Kubernetes API at {address} (context fake in {path}) "
         "to get inferenceservice ml/digits: "
-    )
+    ), failure
+    assert "\n" not in text
     assert text.endswith(
-        "check that the cluster is running (`timonel local up` for the local one) or pick "
-        "another context with --context"
+        "check that the cluster is running (`timonel local up` for the local one), that its "
+        "certificate is the one in the kubeconfig, or pick another context with --context "
+        "(`kubectl config get-contexts` lists them, `kubectl config use-context` sets the "
+        "default)"
     )
-    assert caught.value.status.code == 503
+    assert (caught.value.context, caught.value.server) == ("fake", address)
 
 
 def test_with_no_kubeconfig_the_local_cluster_is_used(
@@ -269,7 +313,7 @@ def test_with_no_kubeconfig_the_local_cluster_is_used(
 ) -> None:
     monkeypatch.setenv("TIMONEL_LOCAL_HOME", str(tmp_path / "local"))
     local = tmp_path / "local" / "kubeconfig"
-    with pytest.raises(ApiError) as caught:
+    with pytest.raises(ClusterUnreachable) as caught:
         resolve_target(env={}, home=home)
     assert str(caught.value) == (
         "no Kubernetes configuration found: no --kubeconfig, no $KUBECONFIG, no "

@@ -2,9 +2,12 @@
 
 ``Cluster`` sends the plain ``Request`` values of ``timonel.kube.requests`` through the
 ``kubernetes`` client's ``ApiClient`` (which owns kubeconfig auth, exec plugins, TLS and token
-refresh) and turns every failure into ``ApiError`` carrying the server's ``Status``, with a message
-that says what to do: a 403 names the RBAC verb and resource that are missing, a 401 points at the
-credentials, an unreachable server at the context.
+refresh) and turns every answer that is an error into ``ApiError`` carrying the server's ``Status``,
+with a message that says what to do: a 403 names the RBAC verb and resource that are missing, a 401
+points at the credentials. When no server answers at all (a kubeconfig that cannot be loaded, a
+refused connection, a DNS or TLS failure, a connection cut mid-watch) there is no ``Status``:
+that is ``ClusterUnreachable``, naming the context and the server, made in one place
+(``unreachable``).
 
 Which cluster: an explicit kubeconfig or ``--context``; else ``$KUBECONFIG``; else
 ``~/.kube/config``; else the pod's service account (in-cluster, as in a Kubeflow pipeline step);
@@ -21,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from timonel.errors import ApiError, Status
+from timonel.errors import ApiError, ClusterUnreachable, Status
 from timonel.kube.requests import Request
 
 #: Where Kubernetes mounts a pod's service account (token, CA and namespace).
@@ -79,11 +82,11 @@ def resolve_target(
     local = kubeconfig_path()
     if local.is_file():
         return Target(str(local), context)
-    raise ApiError(
+    raise ClusterUnreachable(
         "no Kubernetes configuration found: no --kubeconfig, no $KUBECONFIG, no "
         f"{home / '.kube' / 'config'}, not in a pod, and no local cluster ({local}); point "
         "KUBECONFIG at a cluster's kubeconfig, or run `timonel local up` for a local cluster",
-        status=Status(code=0, reason="ConfigError"),
+        context=context,
     )
 
 
@@ -112,6 +115,7 @@ class Cluster:
         from kubernetes import client, config
         from kubernetes.config.config_exception import ConfigException
         from kubernetes.config.incluster_config import InClusterConfigLoader
+        from yaml import YAMLError
 
         target = resolve_target(
             kubeconfig=str(kubeconfig) if kubeconfig else None,
@@ -137,16 +141,16 @@ class Cluster:
                 chosen = next((c for c in contexts if c["name"] == context), current)
                 default_namespace = (chosen or {}).get("context", {}).get("namespace", "")
                 target = Target(target.kubeconfig, (chosen or {}).get("name"))
-        except (ConfigException, OSError, KeyError, ValueError) as exc:
+        except (ConfigException, OSError, KeyError, ValueError, YAMLError) as exc:
             fix = (
                 "mount the service account token in the pod (automountServiceAccountToken)"
                 if target.in_cluster
                 else "pick an existing context with --context (`kubectl config get-contexts` "
                 "lists them), or run `timonel local up` for a local cluster"
             )
-            raise ApiError(
-                f"cannot load the Kubernetes configuration from {target}: {exc}; {fix}",
-                status=Status(code=0, reason="ConfigError", message=str(exc)),
+            raise ClusterUnreachable(
+                f"cannot load the Kubernetes configuration from {target}: {_one_line(exc)}; {fix}",
+                context=target.context,
             ) from exc
         configuration.retries = 0  # a refused connection is reported (or re-tried) by us
         return cls(
@@ -189,6 +193,11 @@ class Cluster:
                 _request_timeout=(CONNECT_TIMEOUT, read_timeout),
             )
         except ApiException as exc:
+            if not exc.status and isinstance(exc.__context__, HTTPError):
+                # The kubernetes client wraps a TLS failure in an ApiException with status 0.
+                raise unreachable(
+                    request, exc.__context__, host=self.host, target=self.target
+                ) from exc
             raise translate(
                 request, exc.status or 0, exc.reason, exc.body, host=self.host, target=self.target
             ) from exc
@@ -207,7 +216,7 @@ class Cluster:
     def stream(self, request: Request, *, timeout: float) -> Iterator[dict[str, Any]]:
         """Send a watch and yield its events as they arrive (``{"type": ..., "object": ...}``).
 
-        A connection that drops mid-stream raises ``ApiError`` with code 503, so the waiter can
+        A connection that drops mid-stream raises ``ClusterUnreachable``, so the waiter can
         resume from the last resourceVersion it saw.
         """
         from kubernetes.watch.watch import iter_resp_lines
@@ -255,12 +264,7 @@ def translate(
     what = f"{request.verb} {request.target}"
     kind = request.kind
     namespace = f" in namespace {request.namespace}" if request.namespace else ""
-    if code == 0:
-        message = (
-            f"cannot {what}: the connection to {host} failed ({said}); check the server "
-            f"address and certificate in {target}"
-        )
-    elif code == 401:
+    if code == 401:
         message = (
             f"the Kubernetes API at {host} refused the credentials of {target} (401 "
             f"Unauthorized: {said}); refresh the token in that kubeconfig (for the local "
@@ -319,11 +323,22 @@ def translate(
     return ApiError(message, status=status)
 
 
-def unreachable(request: Request, exc: Exception, *, host: str, target: Target) -> ApiError:
-    """A connection that could not be made or was cut: code 503, so callers may retry."""
-    return ApiError(
+def unreachable(
+    request: Request, exc: Exception, *, host: str, target: Target
+) -> ClusterUnreachable:
+    """A connection that could not be made (refused, DNS, TLS) or was cut: no server answered,
+    so there is no Status; the waiter retries these until its deadline."""
+    return ClusterUnreachable(
         f"cannot reach the Kubernetes API at {host} ({target}) to {request.verb} "
-        f"{request.target}: {exc}; check that the cluster is running (`timonel local up` for "
-        "the local one) or pick another context with --context",
-        status=Status(code=503, reason="ServiceUnavailable", message=str(exc)),
+        f"{request.target}: {_one_line(exc)}; check that the cluster is running (`timonel local "
+        "up` for the local one), that its certificate is the one in the kubeconfig, or pick "
+        "another context with --context (`kubectl config get-contexts` lists them, `kubectl "
+        "config use-context` sets the default)",
+        context=target.context,
+        server=host,
     )
+
+
+def _one_line(exc: BaseException) -> str:
+    """urllib3 and the kubeconfig loader put newlines in their messages; the CLI prints one."""
+    return " ".join(str(exc).split()) or type(exc).__name__

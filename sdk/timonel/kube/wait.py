@@ -5,8 +5,9 @@ object's changes arrive is ``watch_until``, the only part that does I/O:
 
 * It lists the object once (to get it and a resourceVersion), then watches from that version,
   so no change between the two is missed and each change is judged the moment it arrives.
-* A watch the server ends (its timeout) or the network cuts (an API server restart) is resumed
-  from the last resourceVersion seen; if that version has been compacted away (410 Gone), the
+* A watch the server ends (its timeout) or the network cuts (an API server restart:
+  ``ClusterUnreachable``, or a 503/504 from a proxy in front of it) is resumed from the last
+  resourceVersion seen; if that version has been compacted away (410 Gone), the
   object is listed afresh and the watch starts again from there.
 * The deadline ends the wait with ``WaitTimeout`` carrying the last conditions and their
   messages, so the error says why it is not ready, not only that it is not.
@@ -27,7 +28,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from timonel.errors import ApiError, ModelError, SpecError, Status, WaitTimeout
+from timonel.errors import (
+    ApiError,
+    ClusterUnreachable,
+    ModelError,
+    SpecError,
+    Status,
+    WaitTimeout,
+)
 from timonel.kserve.vocabulary import STOP
 from timonel.kube.client import Cluster
 from timonel.kube.requests import list_objects, watch_objects
@@ -234,14 +242,15 @@ def watch_until(
                     return obj
                 if clock() >= deadline:
                     break
-        except ApiError as exc:
-            if exc.status.code == 410:
+        except (ApiError, ClusterUnreachable) as exc:
+            if isinstance(exc, ApiError) and exc.status.code == 410:
                 version = None
                 continue
-            if exc.status.code not in (503, 504) or clock() + backoff >= deadline:
-                if exc.status.code in (503, 504):
-                    raise _timeout(kind, namespace, name, timeout, obj, verdict) from exc
+            passing = isinstance(exc, ClusterUnreachable) or exc.status.code in (503, 504)
+            if not passing:
                 raise
+            if clock() + backoff >= deadline:
+                raise _timeout(kind, namespace, name, timeout, obj, verdict) from exc
             time.sleep(backoff)  # reconnecting to a restarting server, not polling the object
             backoff = min(backoff * 2, _RECONNECT[1])
 
