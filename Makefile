@@ -29,7 +29,7 @@ lint: install
 	@! grep -rnE 'type: ignore(\[[a-z, -]+\])?$$' sdk || { echo 'a type: ignore needs its reason beside it'; exit 1; }
 
 components: install
-	$(BIN)/python kserve/generate.py
+	$(BIN)/python -m timonel.kserve.manifests --examples kserve/examples
 
 bench: install
 	@set -e; for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b; done

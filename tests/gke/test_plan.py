@@ -29,7 +29,7 @@ def test_plan_creates_a_gpu_pool_that_starts_at_zero_with_workload_identity() ->
     assert "--workload-metadata=GKE_METADATA" in text
     assert "--spot" in text
     assert "helm install kserve oci://ghcr.io/kserve/charts/kserve" in text
-    assert "kubectl apply -f kserve/tensorflow-serving-runtime.yaml" in text
+    assert "timonel kserve manifests runtime | kubectl apply -f -" in text
     assert "GPU quota must cover max nodes x GPUs per node (8)" in text
 
 
@@ -78,8 +78,16 @@ def test_plan_installs_what_knative_mode_runs_on_before_kserve() -> None:
         "kubectl wait --for=condition=Ready knativeserving/knative-serving",
         "helm install kserve-crd",
         "--set kserve.controller.deploymentMode=Knative",
-        "kubectl apply -f kserve/tensorflow-serving-runtime.yaml",
+        "timonel kserve manifests runtime | kubectl apply -f -",
         "kubectl create namespace models --dry-run=client -o yaml",
+        "timonel kserve manifests rbac --namespace models | kubectl apply -f -",
     ]
     positions = [text.index(step) for step in order]
     assert positions == sorted(positions)
+
+
+def test_every_file_the_plan_applies_comes_from_the_installed_package() -> None:
+    text = plan_cluster("serve", "us-central1", Accelerator("nvidia-l4")).render()
+    assert "checkout" not in text
+    assert "kubectl apply -f -" in text
+    assert re.search(r"kubectl apply -f (?!- )(?!-$)", text, re.MULTILINE) is None

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import copy
-import importlib.util
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
@@ -27,8 +25,6 @@ from timonel.spec import (
     ServingSpec,
     Tuning,
 )
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="session")
@@ -379,57 +375,3 @@ def test_round_trip_spec_manifest_spec_is_identity(spec: ServingSpec) -> None:
 @given(spec=specs())
 def test_every_generated_manifest_fits_the_crd(spec: ServingSpec, crd: Schema) -> None:
     rendered(spec, crd)
-
-
-# --- kserve/ ------------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def generator() -> ModuleType:
-    location = importlib.util.spec_from_file_location(
-        "kserve_generate", ROOT / "kserve" / "generate.py"
-    )
-    assert location is not None and location.loader is not None
-    module = importlib.util.module_from_spec(location)
-    location.loader.exec_module(module)
-    return module
-
-
-def test_the_files_in_kserve_are_current(generator: ModuleType) -> None:
-    for relative, text in generator.build().items():
-        path = ROOT / "kserve" / relative
-        assert path.is_file(), f"kserve/{relative} is missing: run `make components`"
-        assert path.read_text(encoding="utf-8") == text, (
-            f"kserve/{relative} is stale: run `make components`"
-        )
-
-
-def test_the_examples_fit_the_crd_and_pass_admission(generator: ModuleType, crd: Schema) -> None:
-    names = sorted(p.stem for p in (ROOT / "kserve" / "examples").glob("*.yaml"))
-    assert names == ["canary", "canary-standard", "cpu", "gpu", "scale-to-zero"]
-    for name in names:
-        manifest = yaml.safe_load((ROOT / "kserve" / "examples" / f"{name}.yaml").read_text())
-        assert crd.errors(manifest) == [], name
-        admission.admit(manifest)
-        assert isvc.from_manifest(manifest) == generator.example_specs()[name]
-
-
-def test_the_serving_runtime_fits_its_crd(shared_dir: Path) -> None:
-    schema = Schema.load_crd(
-        shared_dir / "kserve" / "serving.kserve.io_clusterservingruntimes.yaml", "v1alpha1"
-    )
-    runtime = yaml.safe_load((ROOT / "kserve" / "tensorflow-serving-runtime.yaml").read_text())
-    assert schema.errors(runtime) == []
-    assert runtime["spec"]["containers"][0]["image"] == "tensorflow/serving:2.20.0"
-    assert runtime["metadata"]["annotations"]["timonel.dev/gpu-image"].endswith(":2.20.0-gpu")
-
-
-def test_the_pipeline_role_can_manage_inference_services_and_nothing_more() -> None:
-    role, binding = yaml.safe_load_all((ROOT / "kserve" / "pipeline-rbac.yaml").read_text())
-    assert role["kind"] == "Role" and binding["kind"] == "RoleBinding"
-    resources = {r for rule in role["rules"] for r in rule["resources"]}
-    verbs = {v for rule in role["rules"] for v in rule["verbs"]}
-    assert resources == {"inferenceservices", "inferenceservices/status", "events"}
-    assert "delete" not in verbs and "*" not in verbs
-    assert binding["roleRef"]["name"] == role["metadata"]["name"]
-    assert binding["metadata"]["namespace"] == role["metadata"]["namespace"]

@@ -33,7 +33,15 @@ app = typer.Typer(
 )
 
 #: Command modules under ``timonel.cli``, in the order of the flow; each exposes ``register(app)``.
-_GROUPS: tuple[str, ...] = ("packaging", "render", "cluster", "serve", "predict", "local")
+_GROUPS: tuple[str, ...] = (
+    "packaging",
+    "render",
+    "kserve",
+    "cluster",
+    "serve",
+    "predict",
+    "local",
+)
 
 
 def _show_version(value: bool) -> None:

@@ -17,7 +17,7 @@ CERT_MANAGER_VERSION = "v1.17.0"
 KNATIVE_OPERATOR_VERSION = "v1.21.1"
 KNATIVE_SERVING_VERSION = "1.21.1"
 CPU_MACHINE_TYPE = "e2-standard-4"
-#: The namespace the pipeline RBAC in ``kserve/pipeline-rbac.yaml`` grants.
+#: The namespace models are served from, which the pipeline's Role grants.
 SERVING_NAMESPACE = "models"
 
 #: GKE's rule for cluster names: lower case, digits and '-', at most 40, starting with a letter.
@@ -205,13 +205,13 @@ def plan_cluster(
             "--namespace kserve",
             "--set kserve.controller.deploymentMode=Knative --wait",
         ),
-        "# from a Timonel checkout: the TF Serving runtime and the pipeline's RBAC",
-        "kubectl apply -f kserve/tensorflow-serving-runtime.yaml",
+        "# the TF Serving runtime and the pipeline's RBAC, as the installed timonel prints them",
+        "timonel kserve manifests runtime | kubectl apply -f -",
         _join(
             f"kubectl create namespace {SERVING_NAMESPACE} --dry-run=client -o yaml",
             "| kubectl apply -f -",
         ),
-        "kubectl apply -f kserve/pipeline-rbac.yaml",
+        f"timonel kserve manifests rbac --namespace {SERVING_NAMESPACE} | kubectl apply -f -",
     ]
     notes.append(
         f"KServe {KSERVE_VERSION} runs in Knative mode (scale-to-zero, revision canaries) on "
