@@ -1,0 +1,2 @@
+"""Progressive rollouts: a new release takes traffic step by step, and each step's evidence
+(errors, latency, and whether it answers like the stable release) promotes it or rolls it back."""
