@@ -60,7 +60,7 @@ def test_dry_run_deploy_stores_nothing(capsys: pytest.CaptureFixture[str], repo:
     assert code == 0
     assert out.strip() == "team/dry: deployed (dry run: validated by the server, nothing stored)"
     code, _, err = run(capsys, "status", "dry")
-    assert code == cli.EXIT_USER_ERROR
+    assert code == cli.EXIT_REFUSED
     assert err.startswith("error: inferenceservice team/dry was not found in namespace team")
 
 

@@ -60,7 +60,7 @@ def test_a_server_error_is_one_line(
 ) -> None:
     url = served.rest if not transport else served.grpc
     code, _, err = run(capsys, "nope", "--url", url, *transport, "--json", '{"instances": [1]}')
-    assert code == cli.EXIT_USER_ERROR
+    assert code == cli.EXIT_REFUSED
     assert err == "error: Servable not found for request: Latest(nope)\n"
 
 

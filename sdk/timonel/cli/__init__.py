@@ -12,20 +12,88 @@ import logging
 import sys
 import traceback
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 
 from timonel._version import __version__
-from timonel.errors import TimonelError
+from timonel.errors import (
+    ApiError,
+    ClusterUnreachable,
+    ModelError,
+    ReleaseError,
+    RolloutFailed,
+    ServingError,
+    SpecError,
+    StorageError,
+    TimonelError,
+    WaitTimeout,
+)
 
-#: Exit code for every ``TimonelError``: the input or the target was wrong, not the tool.
+
+@dataclass(frozen=True)
+class ExitCode:
+    """One row of the exit-code table: scripts and pipelines branch on the code, people read
+    the meaning; ``errors`` are the classes that end a command with it."""
+
+    code: int
+    meaning: str
+    errors: tuple[type[TimonelError], ...] = ()
+
+
+EXIT_UNEXPECTED = 1
 EXIT_USER_ERROR = 2
+EXIT_ROLLED_BACK = 3
+EXIT_REFUSED = 4
+EXIT_TIMED_OUT = 5
+
+#: What ``timonel`` exits with, by the error that ended it; ``timonel --help`` and the README
+#: show this table. A ``StorageError`` is a refusal, not bad input: the URI has been parsed by
+#: then, so what failed is the bucket's service (credentials, permissions, network). A
+#: ``TimonelError`` of no finer class counts as bad input, as every one did before the table.
+EXIT_CODES: tuple[ExitCode, ...] = (
+    ExitCode(EXIT_UNEXPECTED, "unexpected: a bug in timonel; run again with --debug, report it"),
+    ExitCode(
+        EXIT_USER_ERROR,
+        "bad input: a flag, spec, model or release that cannot be used as given",
+        (SpecError, ModelError, ReleaseError, TimonelError),
+    ),
+    ExitCode(EXIT_ROLLED_BACK, "a rollout measured a regression and rolled back", (RolloutFailed,)),
+    ExitCode(
+        EXIT_REFUSED,
+        "the cluster, the model server or the bucket refused the call or cannot be reached",
+        (ApiError, ClusterUnreachable, ServingError, StorageError),
+    ),
+    ExitCode(EXIT_TIMED_OUT, "a wait timed out", (WaitTimeout,)),
+)
+
+_CODE_OF: dict[type[TimonelError], int] = {
+    error: row.code for row in EXIT_CODES for error in row.errors
+}
+
+
+def exit_code(error: TimonelError) -> int:
+    """The code of the error's nearest class in ``EXIT_CODES``."""
+    return next(_CODE_OF[cls] for cls in type(error).__mro__ if cls in _CODE_OF)
+
+
+def _exit_codes_help() -> str:
+    """The table as ``timonel --help`` shows it: one paragraph per code."""
+    rows = ["Exit codes:", "0: done"]
+    for row in EXIT_CODES:
+        named = [error.__name__ for error in row.errors if error is not TimonelError]
+        if row.code == EXIT_USER_ERROR:
+            named.append("a bad flag")
+        rows.append(f"{row.code}: {row.meaning}" + (f" ({', '.join(named)})" if named else ""))
+    return "\n\n".join(rows)
+
 
 app = typer.Typer(
     name="timonel",
     help="Ship TensorFlow models from Kubeflow Pipelines to TensorFlow Serving on KServe and GKE.",
+    epilog=_exit_codes_help(),
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -83,7 +151,8 @@ def _route_library_logs(*, debug: bool) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line. Whatever goes wrong ends as one line on stderr, never a traceback
-    (``--debug`` shows it): a ``TimonelError`` or a bad flag exits with 2, a bug with 1.
+    (``--debug`` shows it), and an exit code from ``EXIT_CODES``: a bad flag exits with 2, a bug
+    with 1.
     """
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args
@@ -94,7 +163,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exc:  # commands that hand over to argparse or exit on their own
         return exc.code if isinstance(exc.code, int) else 0
     except TimonelError as exc:
-        return _fail(str(exc), EXIT_USER_ERROR, debug=debug)
+        return _fail(str(exc), exit_code(exc), debug=debug)
     except typer.TyperException as exc:  # click's bad flags and arguments: usage errors
         code = int(getattr(exc, "exit_code", EXIT_USER_ERROR))
         reason = exc.format_message().rstrip(".")
@@ -111,7 +180,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"unexpected {type(exc).__name__}: {exc}; this is a bug in timonel: run the command "
             "again with --debug and report the traceback"
         )
-        return _fail(message, 1, debug=debug)
+        return _fail(message, EXIT_UNEXPECTED, debug=debug)
     return result if isinstance(result, int) else 0
 
 
