@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import inspect
 import subprocess
 import sys
 import types
+import typing
 
 import pytest
 
@@ -36,6 +38,28 @@ def test_exported_members_report_the_public_module() -> None:
             assert member.__module__ == "timonel", name
 
 
+def exported_members() -> list[str]:
+    return [name for name in timonel.__all__ if name != "__version__"]
+
+
+@pytest.mark.parametrize("name", exported_members())
+def test_type_hints_resolve_after_the_name_is_read_from_timonel(name: str) -> None:
+    member = getattr(timonel, name)
+    assert member.__module__ == "timonel"
+    hints = typing.get_type_hints(member, include_extras=True)
+    if isinstance(member, type):
+        assert set(inspect.get_annotations(member)) <= set(hints), name
+        assert not any(isinstance(hint, str | typing.ForwardRef) for hint in hints.values())
+
+
+def test_type_hints_name_the_objects_the_module_meant() -> None:
+    from timonel.kube.status import TrafficTarget
+
+    hints = typing.get_type_hints(timonel.ServiceStatus)
+    assert hints["traffic"] == tuple[TrafficTarget, ...]
+    assert typing.get_type_hints(timonel.Status)["details"] == dict[str, typing.Any]
+
+
 def test_an_unknown_name_is_an_attribute_error() -> None:
     with pytest.raises(AttributeError, match="has no attribute 'Deploy'"):
         _ = timonel.Deploy  # type: ignore[attr-defined]
@@ -59,7 +83,6 @@ def test_rendering_does_not_load_tensorflow_or_kubernetes() -> None:
 
 def test_type_checking_imports_mirror_the_lazy_exports() -> None:
     import ast
-    import inspect
 
     tree = ast.parse(inspect.getsource(timonel))
     guarded = next(

@@ -9,6 +9,8 @@ second. ``_EXPORTS`` is the one list of public names and where each lives.
 """
 
 import importlib as _importlib
+import inspect as _inspect
+import typing as _typing
 from typing import TYPE_CHECKING as _TYPE_CHECKING
 from typing import Any as _Any
 
@@ -76,11 +78,28 @@ def __getattr__(name: str) -> _Any:
     if module is None:
         raise AttributeError(f"module 'timonel' has no attribute {name!r}")
     value = getattr(_importlib.import_module(module), name)
+    if isinstance(value, type):
+        _resolve_annotations(value)
     if isinstance(value, type) or callable(value):
         # Reprs and docs show the public path (timonel.ServingSpec), not the private module.
         value.__module__ = "timonel"
     globals()[name] = value
     return value
+
+
+def _resolve_annotations(cls: type) -> None:
+    """Replace a class's string annotations by the objects they name, in its own module.
+
+    ``typing.get_type_hints`` (which pydantic, KFP, typer and documentation tools call) looks the
+    names of a class's string annotations up in the module ``__module__`` names; once that is
+    ``timonel``, names such as ``Any`` or ``TrafficTarget`` are not there. Resolved first, the
+    hints no longer depend on ``__module__``. Functions need nothing: their hints are looked up
+    in their own globals.
+    """
+    own = _inspect.get_annotations(cls)
+    if own:
+        hints = _typing.get_type_hints(cls, include_extras=True)
+        cls.__annotations__ = {name: hints[name] for name in own}
 
 
 def __dir__() -> list[str]:
