@@ -1,0 +1,12 @@
+"""Fixtures of the rollout tests."""
+
+from __future__ import annotations
+
+import pytest
+
+from rollout.fakeclock import FakeClock
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
