@@ -58,6 +58,7 @@ from timonel.kube.status import is_stopped
 from timonel.local.reconcile import (
     DEFAULT_DOMAIN,
     Outcome,
+    RevisionObservation,
     container_args,
     deployment_mode,
     reconcile,
@@ -83,6 +84,10 @@ VERSION = "v1beta1"
 PLURAL = "inferenceservices"
 
 IsvcKey = tuple[str, str]  # (namespace, name)
+
+#: Told each InferenceService as last reconciled (None once it is gone) with its revisions'
+#: predictor templates by name: the ingress builds its routing table from these.
+RouteListener = Callable[[IsvcKey, dict[str, Any] | None, dict[str, dict[str, Any]]], None]
 
 
 class Controller:
@@ -117,6 +122,9 @@ class Controller:
         self._threads: list[threading.Thread] = []
         self._response_lock = threading.Lock()
         self._response: Any = None
+        self._listeners: list[RouteListener] = []
+        self._at_zero: set[RevisionKey] = set()
+        self._at_zero_lock = threading.Lock()
 
     # --- lifecycle ---
 
@@ -149,6 +157,29 @@ class Controller:
 
     def running_revisions(self) -> set[RevisionKey]:
         return self._supervisor.running()
+
+    # --- for the ingress: what it routes to, and scale to zero and back ---
+
+    def listen(self, listener: RouteListener) -> None:
+        """Call ``listener`` after every reconcile; every InferenceService is reconciled again."""
+        self._listeners.append(listener)
+        for key in self._store.known():
+            self._queue.add(key)
+
+    def revision_state(self, key: RevisionKey) -> RevisionObservation | None:
+        """What the revision's process is doing; None when it has none (stopped or at zero)."""
+        if key not in self._supervisor.running():
+            return None
+        return self._supervisor.observation(key, has_been_ready=False)
+
+    def scale(self, key: RevisionKey, replicas: int) -> None:
+        """The activator's decision: 0 stops a revision's process, 1 starts it again."""
+        with self._at_zero_lock:
+            if replicas == 0:
+                self._at_zero.add(key)
+            else:
+                self._at_zero.discard(key)
+        self._queue.add((key.namespace, key.isvc))
 
     # --- watch: list, then follow changes from the list's resourceVersion ---
 
@@ -242,11 +273,13 @@ class Controller:
         except ApiException as exc:
             if exc.status == 404:
                 self._forget(namespace, name)
+                self._tell(key, None)
                 return False
             raise
         metadata = isvc.get("metadata") or {}
         if metadata.get("deletionTimestamp"):
             self._forget(namespace, name)
+            self._tell(key, None)
             return False
         if deployment_mode(isvc) != "Knative":
             self._forget(namespace, name)
@@ -255,8 +288,16 @@ class Controller:
             self._forget(namespace, name)  # KServe deletes the Knative Service and its revisions
             return self._write_status(isvc, stopped_status(isvc, now=_now()))
         outcome = self._outcome(isvc)
+        self._tell(key, {**isvc, "status": outcome.status}, outcome)  # routes move first
         self._apply(namespace, name, outcome)
         return self._write_status(isvc, outcome.status)
+
+    def _tell(
+        self, key: IsvcKey, isvc: dict[str, Any] | None, outcome: Outcome | None = None
+    ) -> None:
+        templates = {r.name: dict(r.template) for r in outcome.revisions} if outcome else {}
+        for listener in self._listeners:
+            listener(key, isvc, templates)
 
     def _outcome(self, isvc: dict[str, Any]) -> Outcome:
         metadata = isvc["metadata"]
@@ -288,6 +329,8 @@ class Controller:
     def _apply(self, namespace: str, name: str, outcome: Outcome) -> None:
         """Start the processes the outcome wants and stop the others of this InferenceService."""
         wanted = {RevisionKey(namespace, name, revision) for revision in outcome.running}
+        with self._at_zero_lock:
+            wanted -= self._at_zero  # scaled to zero by the ingress's activator
         for revision in outcome.revisions:
             key = RevisionKey(namespace, name, revision.name)
             if key in wanted:
@@ -297,9 +340,13 @@ class Controller:
                     args=container_args(revision.template),
                 )
                 self._supervisor.ensure(key, spec)
+        stopped = False
         for key in self._supervisor.running():
             if key.namespace == namespace and key.isvc == name and key not in wanted:
                 self._supervisor.stop(key)
+                stopped = True
+        if stopped:  # the status was computed with the process still there: again, without it
+            self._queue.add((namespace, name))
 
     def _write_status(self, isvc: dict[str, Any], status: dict[str, Any]) -> bool:
         if status == isvc.get("status"):
@@ -320,6 +367,8 @@ class Controller:
 
     def _forget(self, namespace: str, name: str) -> None:
         """The InferenceService is gone: stop its processes and drop its revisions."""
+        with self._at_zero_lock:
+            self._at_zero = {k for k in self._at_zero if (k.namespace, k.isvc) != (namespace, name)}
         for key in self._supervisor.running():
             if key.namespace == namespace and key.isvc == name:
                 self._supervisor.stop(key)

@@ -1,0 +1,503 @@
+"""The ingress port: REST and gRPC by Host, to the revision the traffic split picks.
+
+One listener (127.0.0.1, the port ``timonel local up --ingress-port`` records, 8080 by default)
+takes both protocols, as a cluster's gateway does. The first bytes of a connection decide:
+
+- **HTTP/1.1** (REST): every request is routed on its own by ``Host`` and path
+  (``timonel.local.ingress.routes``), so requests on one kept-alive connection follow the split
+  as they would through Envoy. aiohttp parses the requests; bodies stream through in the chunks
+  the sockets give, both ways, except when a request is mirrored (the mirror needs the request
+  body and the primary's answer whole). Each request opens its own connection to the revision's
+  server (a loopback connect): a connection kept alive to a revision that was just stopped by a
+  promote or a scale to zero would fail a request that was already sent, whereas a refused
+  connect happens before the body is read, so the request goes again, safely, to the revision the
+  split picks now, or to the same revision once the supervisor has restarted it. A request body
+  of up to 64 KiB is read whole first, so that a request dropped by a revision that was stopping
+  can be sent again too; larger bodies stream and such a request fails with 503.
+- **HTTP/2 cleartext** (gRPC): the first request's ``:authority`` (read with ``hpack``) picks the
+  route and the revision, and from then on the connection's bytes are spliced to that revision's
+  gRPC port without being parsed. Unlike Envoy, which balances each gRPC call, the split applies
+  to connections: a client that opens one channel stays on one revision until it reconnects.
+
+A request whose Host no route knows gets 404 naming the host and the hosts that would work, except
+``GET /metrics`` (the Prometheus text of ``timonel.local.ingress.metrics`` and the mirror counts)
+and ``GET /mirror`` (the mirror counts as JSON).
+
+Headers ``Timonel-Mirror-Revision`` and ``Timonel-Mirror-Percent`` (or the InferenceService's
+``timonel.dev/mirror-revision`` and ``timonel.dev/mirror-percent`` annotations) copy a share of
+the requests to another revision of the same InferenceService (``timonel.local.ingress.mirror``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+
+import aiohttp
+import hpack
+from aiohttp import web
+from aiohttp.web_protocol import RequestHandler
+
+from timonel.errors import SpecError
+from timonel.local.ingress.activator import Activator, Endpoint, Revisions, Unavailable
+from timonel.local.ingress.metrics import RequestMetrics
+from timonel.local.ingress.mirror import (
+    MIRROR_PERCENT_HEADER,
+    MIRROR_REVISION_HEADER,
+    Answer,
+    MirrorRecords,
+)
+from timonel.local.ingress.routes import (
+    MIRROR_PERCENT,
+    MIRROR_REVISION,
+    Backend,
+    Mirror,
+    Route,
+    RoutingTable,
+    mirror_percent,
+    routing_table,
+)
+from timonel.local.reconcile import DEFAULT_DOMAIN
+
+log = logging.getLogger("timonel.local.ingress")
+
+#: The port ``timonel local`` listens on for inference when none is given.
+DEFAULT_INGRESS_PORT = 8080
+
+_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+_HOP_BY_HOP = frozenset(
+    {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer",
+     "transfer-encoding", "upgrade", "host"}
+)  # fmt: skip
+#: How many mirrored copies may be in flight at once; more are not sent (and not counted).
+_MIRRORS_IN_FLIGHT = 64
+#: Request bodies up to this size are read whole, so a request a stopping revision dropped can
+#: be sent again; larger ones stream through and are not retried.
+_REPLAYABLE_BYTES = 64 * 1024
+#: How many times a refused connection is retried on a restarted revision.
+_CONNECT_ATTEMPTS = 3
+
+
+class Ingress:
+    """Routes requests to revisions; fed InferenceServices by the controller (``update``)."""
+
+    def __init__(
+        self,
+        revisions: Revisions,
+        *,
+        domain: str = DEFAULT_DOMAIN,
+        idle_seconds: float = 60.0,
+        queue_depth: int = 100,
+        timeout: float = 300.0,
+        draw: Callable[[], float] = random.random,
+    ) -> None:
+        self.activator = Activator(revisions, queue_depth=queue_depth, timeout=timeout)
+        self.metrics = RequestMetrics()
+        self.mirrors = MirrorRecords(self.metrics.registry)
+        self._domain = domain
+        self._idle_seconds = idle_seconds
+        self._draw = draw
+        self._lock = threading.Lock()
+        self._isvcs: dict[tuple[str, str], Mapping[str, Any]] = {}
+        self._templates: dict[Backend, Mapping[str, Any]] = {}
+        self.table = RoutingTable()
+        self._session: aiohttp.ClientSession | None = None
+        self._server: asyncio.Server | None = None
+        self._http: web.Server | None = None  # made on the event loop, in start()
+        self._mirroring: set[asyncio.Task[None]] = set()
+        self._idle_task: asyncio.Task[None] | None = None
+
+    # --- the controller's side ---
+
+    def update(
+        self,
+        key: tuple[str, str],
+        isvc: dict[str, Any] | None,
+        templates: dict[str, dict[str, Any]],
+    ) -> None:
+        """An InferenceService as last reconciled (None: gone); rebuilds the routing table."""
+        namespace, name = key
+        with self._lock:
+            self._templates = {
+                b: t for b, t in self._templates.items() if (b.namespace, b.isvc) != key
+            }
+            if isvc is None:
+                self._isvcs.pop(key, None)
+            else:
+                self._isvcs[key] = _without_bad_mirror(isvc)
+                for revision, template in templates.items():
+                    self._templates[Backend(namespace, name, revision)] = template
+            self.table = routing_table(
+                self._isvcs.values(),
+                domain=self._domain,
+                templates=self._templates,
+                idle_seconds=self._idle_seconds,
+            )
+
+    # --- serving ---
+
+    async def start(self, port: int = DEFAULT_INGRESS_PORT, host: str = "127.0.0.1") -> int:
+        """Listen on ``host:port`` (0: any free port); returns the port."""
+        loop = asyncio.get_running_loop()
+        self._http = web.Server(self._handle, access_log=None)
+        self._session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=0, force_close=True),
+            auto_decompress=False,
+            timeout=aiohttp.ClientTimeout(total=None, sock_connect=5),
+        )
+        self._server = await loop.create_server(lambda: _Sniffer(self), host, port, backlog=1024)
+        self._idle_task = asyncio.create_task(self._scale_down_loop())
+        return int(self._server.sockets[0].getsockname()[1])
+
+    async def close(self) -> None:
+        if self._idle_task is not None:
+            self._idle_task.cancel()
+        if self._server is not None and self._http is not None:
+            self._server.close()
+            await self._http.shutdown(2.0)
+        for task in list(self._mirroring):
+            task.cancel()
+        if self._session is not None:
+            await self._session.close()
+
+    async def _scale_down_loop(self) -> None:
+        while True:
+            await asyncio.sleep(min(1.0, self._idle_seconds / 4))
+            for backend in self.activator.scale_down_idle(self.table):
+                log.info("revision %s idle past its window: scaled to zero", backend)
+
+    # --- HTTP/1.1 ---
+
+    async def _handle(self, request: web.BaseRequest) -> web.StreamResponse:
+        route = self.table.lookup(request.host, request.path)
+        if route is None:
+            return self._own(request)
+        target = route.pick(self._draw())
+        if target is None:
+            return _text(
+                503,
+                f"InferenceService {route.namespace}/{route.isvc} has no revision with traffic; "
+                "check status.components.predictor.traffic",
+            )
+        try:
+            mirror = _mirror_of(route, request.headers)
+        except SpecError as exc:
+            return _text(400, str(exc))
+        if mirror is not None and self._draw() * 100 >= mirror.percent:
+            mirror = None
+        backend = target.backend
+        started = time.perf_counter()
+        self.metrics.started(backend)
+        status = 502
+        try:
+            response, status = await self._forward(request, backend, mirror)
+            return response
+        except Unavailable as exc:
+            status = 503
+            return _text(503, str(exc))
+        finally:
+            self.metrics.finished(
+                backend, route.tag or target.tag, status, time.perf_counter() - started
+            )
+
+    async def _forward(
+        self, request: web.BaseRequest, backend: Backend, mirror: Mirror | None
+    ) -> tuple[web.StreamResponse, int]:
+        assert self._session is not None
+        headers = _forwarded(request.headers)
+        body: Any = request.content.iter_any() if request.can_read_body else None
+        if mirror is not None or (request.content_length or 0) <= _REPLAYABLE_BYTES:
+            body = await request.read() if request.can_read_body else None
+        avoid: Endpoint | None = None
+        for attempt in range(1, _CONNECT_ATTEMPTS + 1):
+            async with self.activator.hold(backend, avoid=avoid) as endpoint:
+                url = f"http://{endpoint.rest}{request.raw_path}"
+                try:
+                    upstream = await self._session.request(
+                        request.method, url, headers=headers, data=body, allow_redirects=False
+                    )
+                except aiohttp.ClientError as exc:
+                    replayable = body is None or isinstance(body, bytes)
+                    if not isinstance(exc, aiohttp.ClientConnectorError) and not replayable:
+                        raise Unavailable(f"revision {backend} dropped the request: {exc}") from exc
+                    if attempt == _CONNECT_ATTEMPTS:
+                        message = f"revision {backend} refused the connection: {exc}"
+                        raise Unavailable(message) from exc
+                    avoid = endpoint
+                    backend, avoid = self._again(request, backend, avoid)
+                    continue
+                async with upstream:
+                    response = web.StreamResponse(status=upstream.status, reason=upstream.reason)
+                    response.headers.update(_forwarded(upstream.headers))
+                    await response.prepare(request)
+                    kept: list[bytes] = []
+                    async for chunk in upstream.content.iter_any():
+                        await response.write(chunk)
+                        if mirror is not None:
+                            kept.append(chunk)
+                    await response.write_eof()
+                if mirror is not None:
+                    answer = Answer(upstream.status, b"".join(kept))
+                    self._send_mirror(request, body, backend, mirror, answer)
+                return response, upstream.status
+        raise AssertionError("unreachable")  # every attempt returns, continues or raises
+
+    def _again(
+        self, request: web.BaseRequest, backend: Backend, avoid: Endpoint
+    ) -> tuple[Backend, Endpoint | None]:
+        """After a refused connect: the split's pick now, or the same revision restarted."""
+        route = self.table.lookup(request.host, request.path)
+        target = route.pick(self._draw()) if route is not None else None
+        if target is not None and target.backend != backend:
+            return target.backend, None  # the split moved meanwhile
+        return backend, avoid
+
+    def _send_mirror(
+        self,
+        request: web.BaseRequest,
+        body: bytes,
+        primary: Backend,
+        mirror: Mirror,
+        answer: Answer,
+    ) -> None:
+        if len(self._mirroring) >= _MIRRORS_IN_FLIGHT:
+            return
+        task = asyncio.create_task(
+            self._mirror(
+                request.method,
+                request.raw_path,
+                _forwarded(request.headers),
+                body,
+                primary,
+                mirror.backend,
+                answer,
+            )
+        )
+        self._mirroring.add(task)
+        task.add_done_callback(self._mirroring.discard)
+
+    async def _mirror(
+        self, method: str, path: str, headers: dict[str, str], body: bytes,
+        primary: Backend, backend: Backend, answer: Answer,
+    ) -> None:  # fmt: skip
+        assert self._session is not None
+        mirrored: Answer | None = None
+        try:
+            async with (
+                self.activator.hold(backend) as endpoint,
+                self._session.request(
+                    method, f"http://{endpoint.rest}{path}", headers=headers, data=body
+                ) as reply,
+            ):
+                mirrored = Answer(reply.status, await reply.read())
+        except (TimeoutError, Unavailable, aiohttp.ClientError) as exc:
+            log.info("mirroring to %s failed: %s", backend, exc)
+        self.mirrors.record(primary, backend, answer, mirrored)
+
+    def _own(self, request: web.BaseRequest) -> web.StreamResponse:
+        """The ingress's own pages, for a Host no route knows."""
+        if request.method == "GET" and request.path == "/metrics":
+            return web.Response(body=self.metrics.exposition(), content_type="text/plain")
+        if request.method == "GET" and request.path == "/mirror":
+            counts = [dataclasses.asdict(count) for count in self.mirrors.snapshot()]
+            return web.Response(text=json.dumps(counts), content_type="application/json")
+        known = ", ".join(sorted(h for h in self.table.hosts if h.endswith(self._domain)))
+        return _text(
+            404,
+            f"no InferenceService answers Host {request.host!r} and path {request.path!r}; "
+            f"send the host of an InferenceService's status.url ({known or 'none yet'}), "
+            "or /v1/models/NAME for one in the default namespace",
+        )
+
+    # --- HTTP/2 (gRPC) ---
+
+    async def _splice(self, client: asyncio.Transport, preamble: bytes, sniffer: _Sniffer) -> None:
+        """Route an HTTP/2 connection by its first request's ``:authority`` and splice it."""
+        authority, path = _first_request(preamble)
+        route = self.table.lookup(authority or "", path)
+        target = route.pick(self._draw()) if route is not None else None
+        if target is None:
+            log.info("gRPC connection for %r matched no route; closing it", authority)
+            client.close()
+            return
+        try:
+            async with self.activator.hold(target.backend) as endpoint:
+                loop = asyncio.get_running_loop()
+                host, port = endpoint.grpc.rsplit(":", 1)
+                upstream, pipe = await loop.create_connection(
+                    lambda: _Pipe(client), host, int(port)
+                )
+                sniffer.attach(upstream, preamble)
+                await pipe.closed
+        except (Unavailable, OSError) as exc:
+            log.info("gRPC connection to %s failed: %s", target.backend, exc)
+            client.close()
+
+
+class _Pipe(asyncio.Protocol):
+    """Bytes from one transport written to its peer, with back-pressure both ways."""
+
+    def __init__(self, peer: asyncio.Transport) -> None:
+        self.peer = peer
+        self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def data_received(self, data: bytes) -> None:
+        self.peer.write(data)
+
+    def pause_writing(self) -> None:
+        self.peer.pause_reading()
+
+    def resume_writing(self) -> None:
+        self.peer.resume_reading()
+
+    def eof_received(self) -> bool | None:
+        if self.peer.can_write_eof():
+            self.peer.write_eof()
+        return None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.peer.close()
+        if not self.closed.done():
+            self.closed.set_result(None)
+
+
+class _Sniffer(asyncio.Protocol):
+    """Reads a connection's first bytes, then hands it to aiohttp or splices it (HTTP/2)."""
+
+    def __init__(self, ingress: Ingress) -> None:
+        self._ingress = ingress
+        self._buffer = b""
+        self._transport: asyncio.Transport | None = None
+        self._pipe: _Pipe | None = None
+        self._h2 = False
+        self._task: asyncio.Task[None] | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self._transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        assert self._transport is not None
+        if self._pipe is not None:
+            self._pipe.peer.write(data)
+            return
+        self._buffer += data
+        if self._h2:
+            return
+        if len(self._buffer) < len(_PREFACE) and _PREFACE.startswith(self._buffer):
+            return
+        if not self._buffer.startswith(_PREFACE):
+            assert self._ingress._http is not None
+            handler: RequestHandler = self._ingress._http()
+            self._transport.set_protocol(handler)
+            handler.connection_made(self._transport)
+            handler.data_received(self._buffer)
+            return
+        if _first_request(self._buffer)[0] is None:
+            return  # the first HEADERS frame has not arrived whole yet
+        self._h2 = True
+        self._transport.pause_reading()
+        self._task = asyncio.create_task(self._ingress._splice(self._transport, self._buffer, self))
+
+    def attach(self, upstream: asyncio.BaseTransport, preamble: bytes) -> None:
+        """The revision's connection is open: send what came so far and pass the rest on."""
+        assert isinstance(upstream, asyncio.Transport) and self._transport is not None
+        upstream.write(self._buffer)
+        self._pipe = _Pipe(upstream)
+        self._transport.set_protocol(self._pipe)
+        self._transport.resume_reading()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._pipe is not None:
+            self._pipe.peer.close()
+
+
+def _first_request(data: bytes) -> tuple[str | None, str]:
+    """``:authority`` (or ``host``) and ``:path`` of the first HEADERS block; None if incomplete."""
+    offset = len(_PREFACE)
+    block = b""
+    in_headers = False
+    while offset + 9 <= len(data):
+        length = int.from_bytes(data[offset : offset + 3], "big")
+        kind, flags = data[offset + 3], data[offset + 4]
+        payload = data[offset + 9 : offset + 9 + length]
+        if len(payload) < length:
+            return None, ""
+        offset += 9 + length
+        if kind == 0x1:  # HEADERS
+            start, end = 0, len(payload)
+            if flags & 0x8:  # PADDED
+                start, end = 1, end - payload[0]
+            if flags & 0x20:  # PRIORITY
+                start += 5
+            block, in_headers = payload[start:end], True
+        elif kind == 0x9 and in_headers:  # CONTINUATION
+            block += payload
+        else:
+            continue
+        if flags & 0x4:  # END_HEADERS
+            headers = {str(k): str(v) for k, v in hpack.Decoder().decode(block)}
+            return headers.get(":authority") or headers.get("host") or "", headers.get(":path", "")
+    return None, ""
+
+
+def _mirror_of(route: Route, headers: Mapping[str, str]) -> Mirror | None:
+    revision = headers.get(MIRROR_REVISION_HEADER)
+    if revision:
+        percent = mirror_percent(headers.get(MIRROR_PERCENT_HEADER))
+        return Mirror(Backend(route.namespace, route.isvc, revision), percent)
+    return route.mirror
+
+
+def _without_bad_mirror(isvc: dict[str, Any]) -> dict[str, Any]:
+    """The InferenceService, without mirror annotations that do not parse (logged)."""
+    annotations = (isvc.get("metadata") or {}).get("annotations") or {}
+    try:
+        mirror_percent(annotations.get(MIRROR_PERCENT))
+    except SpecError as exc:
+        log.warning("%s: not mirroring", exc)
+        kept = {k: v for k, v in annotations.items() if k not in (MIRROR_PERCENT, MIRROR_REVISION)}
+        return {**isvc, "metadata": {**isvc["metadata"], "annotations": kept}}
+    return isvc
+
+
+def _forwarded(headers: Mapping[str, str]) -> dict[str, str]:
+    return {k: v for k, v in headers.items() if k.lower() not in _HOP_BY_HOP}
+
+
+def _text(status: int, message: str) -> web.Response:
+    return web.Response(status=status, text=message + "\n")
+
+
+@dataclasses.dataclass
+class RunningIngress:
+    ingress: Ingress
+    port: int
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+@contextmanager
+def running(ingress: Ingress, port: int = 0) -> Iterator[RunningIngress]:
+    """The ingress serving on its own thread and event loop until the block ends."""
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, name="timonel ingress", daemon=True)
+    thread.start()
+    try:
+        bound = asyncio.run_coroutine_threadsafe(ingress.start(port), loop).result(timeout=10)
+        yield RunningIngress(ingress, bound)
+    finally:
+        asyncio.run_coroutine_threadsafe(ingress.close(), loop).result(timeout=15)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(timeout=5)
+        loop.close()
