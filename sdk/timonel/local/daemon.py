@@ -1,7 +1,8 @@
-"""The background process behind ``timonel local up``: the API server and the controller.
+"""The background process behind ``timonel local up``: the API server, controller and ingress.
 
 Run as ``python -m timonel.local.daemon --home DIR``. It serves the API on 127.0.0.1, writes the
-kubeconfig, starts the controller as a client of that API, and only then writes
+kubeconfig, starts the ingress (``timonel.local.ingress``, on ``--ingress-port``, 8080 by
+default) and the controller as a client of that API, and only then writes
 ``daemon.json`` (pid, URL, ports), which is how ``timonel local up`` knows it is ready. SIGTERM or
 SIGINT stops the controller (and its revision processes), then the API server, and removes
 ``daemon.json``.
@@ -38,6 +39,7 @@ async def serve(home: Home, *, api_port: int, ingress_port: int | None) -> None:
     from kubernetes import config
 
     from timonel.local.controller import Controller
+    from timonel.local.ingress.router import DEFAULT_INGRESS_PORT, Ingress
 
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
@@ -56,6 +58,10 @@ async def serve(home: Home, *, api_port: int, ingress_port: int | None) -> None:
         config_file=str(home.kubeconfig), context=kubeconfig.CONTEXT
     )
     controller = Controller(client, home.root)
+    ingress = Ingress(controller)
+    controller.listen(ingress.update)
+    ingress_port = await ingress.start(ingress_port or DEFAULT_INGRESS_PORT)
+    log.info("ingress listening on http://127.0.0.1:%d", ingress_port)
     await loop.run_in_executor(None, controller.start)
     log.info("controller started")
     _write_json(
@@ -74,6 +80,7 @@ async def serve(home: Home, *, api_port: int, ingress_port: int | None) -> None:
         home.daemon_file.unlink(missing_ok=True)
         log.info("stopping")
         await loop.run_in_executor(None, controller.stop)
+        await ingress.close()
         await served.close()
         client.close()
         registry.store.close()
