@@ -52,6 +52,7 @@ _EXPORTS: dict[str, str] = {
     "WaitTimeout": "timonel.errors",
     "admit": "timonel.kserve.admission",
     "canary": "timonel.kube.rollout",
+    "connect_gke": "timonel.kube.gke_connect",
     "delete": "timonel.kube.rollout",
     "deploy": "timonel.kube.rollout",
     "discard_unpublished": "timonel.releases.publish",
@@ -124,6 +125,7 @@ if _TYPE_CHECKING:  # what type checkers and IDEs see; mirrors _EXPORTS
     from timonel.kserve.admission import admit
     from timonel.kserve.render import from_manifest, render
     from timonel.kube.client import Cluster
+    from timonel.kube.gke_connect import connect_gke
     from timonel.kube.rollout import (
         canary,
         delete,
