@@ -41,7 +41,7 @@ def test_steps_must_increase_within_1_and_100(steps: tuple[int, ...]) -> None:
 
 
 def test_phases_put_the_shadow_first_when_planned() -> None:
-    assert RolloutPlan(steps=(10, 100)).phases() == ("step-10", "step-100")
+    assert RolloutPlan(steps=(10, 100)).phases() == ("step-10",)  # 100 is the promotion
     assert RolloutPlan(steps=(50,), shadow=30).phases() == ("shadow", "step-50")
 
 

@@ -162,6 +162,10 @@ class RolloutPlan:
             )
 
     def phases(self) -> tuple[str, ...]:
-        """The phase names in order: ``shadow`` (when planned), then ``step-<percent>``."""
-        names = [f"step-{percent}" for percent in self.steps]
+        """The measured phases in order: ``shadow`` (when planned), then ``step-<percent>``.
+
+        A step of 100 is the promotion itself: with the canary at 100% Knative drops the
+        ``prev`` tag, so no window could compare the two revisions any more.
+        """
+        names = [f"step-{percent}" for percent in self.steps if percent < 100]
         return ("shadow", *names) if self.shadow > 0 else tuple(names)

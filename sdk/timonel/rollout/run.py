@@ -1,0 +1,170 @@
+"""``timonel.rollout``: a progressive rollout on a cluster, from options to result and report.
+
+The one function the CLI, the KFP component and Python callers share. It connects the driver to
+the InferenceService through ``timonel.kube.rollout`` (``canary``, ``promote``, ``rollback``,
+each waiting for readiness) and builds the evidence sources from the options: probes always
+(from ``probe_data`` or the release's warmup records), Prometheus when a URL is given.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from timonel.errors import SpecError
+from timonel.kube import rollout as kube
+from timonel.kube.client import Cluster
+from timonel.kube.requests import get_object, merge_patch
+from timonel.kube.resources import INFERENCE_SERVICE
+from timonel.rollout.driver import Progress, RolloutResult, abort, drive
+from timonel.rollout.plan import RolloutPlan
+from timonel.rollout.probes import ProbeSource, load_probe_data, warmup_probes
+from timonel.rollout.prometheus import PrometheusSource
+from timonel.rollout.sources import Clock, EvidenceSource, SystemClock
+from timonel.rollout.state import RolloutState, read_state
+
+
+@dataclasses.dataclass
+class ClusterTraffic:
+    """``Traffic`` on a cluster: one InferenceService through ``timonel.kube``."""
+
+    cluster: Cluster
+    name: str
+    namespace: str
+    timeout: float = kube.DEFAULT_TIMEOUT
+
+    def read(self) -> dict[str, Any]:
+        return self.cluster.send(get_object(INFERENCE_SERVICE, self.namespace, self.name))
+
+    def split(self, storage_uri: str, percent: int) -> dict[str, Any]:
+        kube.canary(
+            self.name,
+            storage_uri,
+            percent,
+            cluster=self.cluster,
+            namespace=self.namespace,
+            timeout=self.timeout,
+        )
+        return self.read()
+
+    def promote(self) -> None:
+        kube.promote(
+            self.name, cluster=self.cluster, namespace=self.namespace, timeout=self.timeout
+        )
+
+    def rollback(self) -> None:
+        kube.rollback(
+            self.name, cluster=self.cluster, namespace=self.namespace, timeout=self.timeout
+        )
+
+    def annotate(self, annotations: Mapping[str, str | None]) -> None:
+        patch = {"metadata": {"annotations": dict(annotations)}}
+        self.cluster.send(merge_patch(INFERENCE_SERVICE, self.namespace, self.name, patch))
+
+
+def evidence_sources(
+    state: RolloutState, queries: Mapping[str, str] | None
+) -> list[EvidenceSource]:
+    """Probes, and Prometheus when the state names one."""
+    probes = (
+        load_probe_data(state.probe_data) if state.probe_data else warmup_probes(state.storage_uri)
+    )
+    gates = state.plan.gates
+    sources: list[EvidenceSource] = [
+        ProbeSource(
+            probes, requests=max(50, gates.min_requests), tolerance=gates.max_relative_difference
+        )
+    ]
+    if state.prometheus_url:
+        sources.append(PrometheusSource(state.prometheus_url, queries=queries or {}))
+    return sources
+
+
+def rollout(
+    name: str,
+    storage_uri: str | None = None,
+    *,
+    plan: RolloutPlan | None = None,
+    probe_data: str | Path | None = None,
+    prometheus_url: str | None = None,
+    queries: Mapping[str, str] | None = None,
+    gateway: str | None = None,
+    report_dir: str | Path | None = None,
+    resume: bool = False,
+    abort_only: bool = False,
+    cluster: Cluster | None = None,
+    namespace: str | None = None,
+    timeout: float = kube.DEFAULT_TIMEOUT,
+    clock: Clock | None = None,
+    progress: Progress | None = None,
+) -> RolloutResult:
+    """Roll ``storage_uri`` out on InferenceService ``name`` step by step, judged by ``plan``'s
+    gates; promoted when every phase passes, rolled back at the first that fails.
+
+    Returns the result either way (``result.raise_for_outcome()`` raises ``RolloutFailed`` on a
+    rollback). ``resume`` continues the unfinished rollout recorded on the InferenceService;
+    ``abort_only`` rolls it back. ``gateway`` is the ingress URL to send probes to with each
+    revision's tag host (``timonel local``'s ingress, or a cluster's gateway); without it the
+    tag URLs are used as they are. ``report_dir`` receives ``report.json`` and ``report.html``.
+    """
+    from timonel.rollout.report import write_report
+
+    connected = Cluster.connect() if cluster is None else cluster
+    try:
+        namespace = namespace or connected.namespace
+        traffic = ClusterTraffic(connected, name, namespace, timeout)
+        recorded = read_state(traffic.read())
+        if resume or abort_only:
+            if recorded is None:
+                raise SpecError(
+                    f"{namespace}/{name} has no unfinished rollout to "
+                    f"{'resume' if resume else 'abort'}; start one with `timonel rollout {name} "
+                    "--storage-uri URI`",
+                    field="resume",
+                )
+            if abort_only:
+                result = abort(traffic, recorded)
+                if recorded.report_dir:
+                    write_report(result, recorded.report_dir)
+                return result
+            state = recorded
+        else:
+            if recorded is not None:
+                raise SpecError(
+                    f"{namespace}/{name} has an unfinished rollout of {recorded.storage_uri} at "
+                    f"{recorded.phase_name}; continue it with `timonel rollout {name} --resume` "
+                    "or roll it back with `--abort` before starting another",
+                    field="storage_uri",
+                )
+            if not storage_uri:
+                raise SpecError(
+                    "a rollout needs the release to roll out: give --storage-uri URI",
+                    field="storage_uri",
+                )
+            clock = clock or SystemClock()
+            state = RolloutState(
+                storage_uri,
+                plan or RolloutPlan(),
+                started=clock.now(),
+                probe_data=None if probe_data is None else str(Path(probe_data).resolve()),
+                prometheus_url=prometheus_url,
+                gateway=gateway,
+                report_dir=None if report_dir is None else str(Path(report_dir).resolve()),
+            )
+        sources = evidence_sources(state, queries)
+        result = drive(
+            traffic,
+            state,
+            sources,
+            clock=clock or SystemClock(),
+            gateway=state.gateway,
+            progress=progress,
+        )
+        if state.report_dir:
+            write_report(result, state.report_dir)
+        return result
+    finally:
+        if cluster is None:
+            connected.close()

@@ -1,0 +1,88 @@
+"""A rollout's progress, recorded on the InferenceService it moves, so it survives its driver.
+
+The driver writes the annotation ``timonel.dev/rollout`` (JSON: the release being rolled out,
+the plan, the phase reached, where evidence comes from) before each phase, and removes it when
+the rollout ends. A Ctrl-C or a killed pipeline pod leaves it in place: ``timonel rollout NAME
+--resume`` continues from the recorded phase, ``--abort`` rolls back, and ``timonel status``
+reads it to say that the traffic split belongs to an unfinished rollout. Reading and writing are
+pure (object ⇄ annotations); the driver sends the patch.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from timonel.errors import SpecError
+from timonel.rollout.plan import Gates, RolloutPlan
+
+#: The annotation holding an unfinished rollout's state.
+ROLLOUT_STATE = "timonel.dev/rollout"
+
+
+@dataclass(frozen=True)
+class RolloutState:
+    """What it takes to continue a rollout: the release, the plan, the next phase to run (an
+    index into ``plan.phases()``), the evidence options, and when it started."""
+
+    storage_uri: str
+    plan: RolloutPlan
+    phase: int = 0
+    started: float = 0.0
+    probe_data: str | None = None
+    prometheus_url: str | None = None
+    gateway: str | None = None
+    report_dir: str | None = None
+    passed: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def phase_name(self) -> str:
+        phases = self.plan.phases()
+        return phases[self.phase] if self.phase < len(phases) else "promote"
+
+    def to_json(self) -> str:
+        data = dataclasses.asdict(self)
+        data["plan"]["steps"] = list(self.plan.steps)
+        data["passed"] = list(self.passed)
+        return json.dumps(data, sort_keys=True, separators=(",", ":"))
+
+
+def state_patch(state: RolloutState | None) -> dict[str, Any]:
+    """The merge patch that records ``state`` (or, with None, removes the record)."""
+    return {
+        "metadata": {"annotations": {ROLLOUT_STATE: None if state is None else state.to_json()}}
+    }
+
+
+def read_state(isvc: Mapping[str, Any]) -> RolloutState | None:
+    """The unfinished rollout recorded on an InferenceService, if any."""
+    metadata = isvc.get("metadata") or {}
+    text = (metadata.get("annotations") or {}).get(ROLLOUT_STATE)
+    if not text:
+        return None
+    try:
+        data = json.loads(text)
+        plan = dict(data.pop("plan"))
+        gates = Gates(**plan.pop("gates"))
+        plan["steps"] = tuple(plan["steps"])
+        data["passed"] = tuple(data.get("passed") or ())
+        return RolloutState(plan=RolloutPlan(gates=gates, **plan), **data)
+    except (ValueError, TypeError, KeyError) as exc:
+        raise SpecError(
+            f"the {ROLLOUT_STATE} annotation of {metadata.get('name')} is not a rollout state "
+            f"Timonel wrote ({exc}); run `timonel rollout {metadata.get('name')} --abort` to roll "
+            "back and clear it",
+            field=f"metadata.annotations.{ROLLOUT_STATE}",
+        ) from exc
+
+
+def describe(state: RolloutState) -> str:
+    """One line for ``timonel status``: the traffic is split by an unfinished rollout."""
+    return (
+        f"unfinished rollout of {state.storage_uri} at {state.phase_name} "
+        f"({len(state.passed)} of {len(state.plan.phases())} phases passed): continue with "
+        "`timonel rollout NAME --resume` or roll back with `--abort`"
+    )
