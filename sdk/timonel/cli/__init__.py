@@ -106,6 +106,7 @@ _GROUPS: tuple[str, ...] = (
     "render",
     "kserve",
     "cluster",
+    "rollout",
     "serve",
     "predict",
     "local",
