@@ -284,3 +284,13 @@ def test_a_retry_that_cannot_be_followed_is_a_spec_error(
         Retry(**fields)
     assert str(info.value) == message
     assert info.value.field == f"retry.{next(iter(fields))}"
+
+
+def test_a_value_that_is_no_tensor_names_its_input_and_is_never_sent() -> None:
+    server = Server()
+    with client(server) as rest, pytest.raises(SpecError) as caught:
+        rest.predict("half", {"x": [1.0], "mask": {"a": 1}})
+    assert str(caught.value).startswith(
+        "input 'mask': a string tensor holds bytes or str, not dict ({'a': 1}); give a numpy array"
+    )
+    assert [request.url.path for request in server.requests] == ["/v1/models/half/metadata"]

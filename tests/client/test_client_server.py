@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from timonel import AsyncClient, Client, ModelVersionStatus, Retry, ServingError
+from timonel import AsyncClient, Client, ModelVersionStatus, Retry, ServingError, SpecError
 
 pytestmark = pytest.mark.slow
 
@@ -99,6 +99,39 @@ def test_async_client(url: str) -> None:
     assert outputs["y"].tolist() == [2.5]
     assert reply == {"predictions": [3.0]}
     assert status == [ModelVersionStatus(1, "AVAILABLE")]
+
+
+NOT_A_TENSOR = (
+    "give a numpy array, a number, a string, or a rectangular (nested) list of numbers, strings "
+    "or bytes"
+)
+
+
+@pytest.mark.parametrize(
+    ("inputs", "why"),
+    [
+        (object(), "a string tensor holds bytes or str, not object"),
+        ({"x": {1.0, 2.0}}, "a string tensor holds bytes or str, not set"),
+        ([[1.0, 2.0], [3.0]], "inhomogeneous shape"),
+    ],
+    ids=["object", "set", "ragged"],
+)
+def test_a_value_that_is_no_tensor_is_a_spec_error_naming_the_input(
+    url: str, inputs: Any, why: str
+) -> None:
+    async def predict_async() -> None:
+        async with AsyncClient(url) as client:
+            await client.predict("half", inputs)
+
+    with Client(url) as client, pytest.raises(SpecError) as blocking:
+        client.predict("half", inputs)
+    with pytest.raises(SpecError) as awaited:
+        asyncio.run(predict_async())
+    for caught in (blocking, awaited):
+        message = str(caught.value)
+        assert message.startswith("input 'x': ") and why in message, message
+        assert message.endswith(NOT_A_TENSOR)
+        assert caught.value.field == "inputs.x"
 
 
 def test_host_header_does_not_change_the_answer(url: str) -> None:

@@ -15,9 +15,11 @@ from typing import Any, Generic, Protocol, TypeVar
 import numpy as np
 
 from timonel.client._types import Classifications, ModelMetadata, ModelVersionStatus, Servable
+from timonel.errors import SpecError
 from timonel.signatures import SignatureDef
 
 R = TypeVar("R")
+T = TypeVar("T")
 Arrays = dict[str, np.ndarray[Any, Any]]
 #: a tf.train.Example written as JSON: feature name → value or list of values
 JsonExample = Mapping[str, Any]
@@ -29,6 +31,26 @@ class Call(Generic[R]):
 
     request: Any
     parse: Callable[[Any], R]
+
+
+def encode_inputs(inputs: Mapping[str, Any], encode: Callable[[Any], T]) -> dict[str, T]:
+    """Each named input through ``encode`` (``np.asarray``, a codec), for a predict call.
+
+    numpy and the codecs refuse a value that is no tensor (an object, a set, a ragged list) with
+    a TypeError or ValueError; that is the caller's input to fix, so it is reported as a
+    ``SpecError`` naming the input, the same for REST and gRPC.
+    """
+    encoded: dict[str, T] = {}
+    for name, value in inputs.items():
+        try:
+            encoded[name] = encode(value)
+        except (TypeError, ValueError) as exc:
+            raise SpecError(
+                f"input {name!r}: {exc}; give a numpy array, a number, a string, or a "
+                "rectangular (nested) list of numbers, strings or bytes",
+                field=f"inputs.{name}",
+            ) from exc
+    return encoded
 
 
 class Api(Protocol):

@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 import httpx
 import numpy as np
 
-from timonel.client._call import Api, Arrays, Call, JsonExample
+from timonel.client._call import Api, Arrays, Call, JsonExample, encode_inputs
 from timonel.client._rest import RestApi
 from timonel.client._retry import Retry, check_timeout
 from timonel.client._transports import (
@@ -113,9 +113,10 @@ def _named_inputs(inputs: Any, signature: SignatureDef, servable: Servable) -> A
                 field="inputs",
             )
         inputs = {next(iter(signature.inputs)): inputs}
+    arrays = encode_inputs(inputs, np.asarray)
     return {
-        name: _cast(value, signature.inputs[name].dtype if name in signature.inputs else "")
-        for name, value in inputs.items()
+        name: _cast(array, signature.inputs[name].dtype if name in signature.inputs else "")
+        for name, array in arrays.items()
     }
 
 

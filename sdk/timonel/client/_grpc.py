@@ -28,7 +28,7 @@ from tensorflow_serving.apis import (
     regression_pb2,
 )
 
-from timonel.client._call import Arrays, Call, JsonExample
+from timonel.client._call import Arrays, Call, JsonExample, encode_inputs
 from timonel.client._types import Classifications, ModelMetadata, ModelVersionStatus, Servable
 from timonel.codec.json_tensor import decode_predict, encode_predict
 from timonel.codec.tensor_proto import from_tensor_proto, to_tensor_proto
@@ -58,8 +58,8 @@ def predict_request(
     servable: Servable, inputs: Mapping[str, np.ndarray[Any, Any]]
 ) -> predict_pb2.PredictRequest:
     request = predict_pb2.PredictRequest(model_spec=model_spec(servable))
-    for name, value in inputs.items():
-        request.inputs[name].CopyFrom(to_tensor_proto(value))
+    for name, tensor in encode_inputs(inputs, to_tensor_proto).items():
+        request.inputs[name].CopyFrom(tensor)
     return request
 
 

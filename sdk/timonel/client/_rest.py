@@ -14,7 +14,7 @@ from urllib.parse import quote
 
 import numpy as np
 
-from timonel.client._call import Arrays, Call, JsonExample
+from timonel.client._call import Arrays, Call, JsonExample, encode_inputs
 from timonel.client._types import Classifications, ModelMetadata, ModelVersionStatus, Servable
 from timonel.codec.json_tensor import from_json, to_json
 from timonel.errors import ServingError
@@ -71,9 +71,7 @@ class RestApi:
         inputs: Mapping[str, np.ndarray[Any, Any]],
         signature: SignatureDef,
     ) -> Call[Arrays]:
-        body = _with_signature(
-            servable, {"inputs": {name: to_json(value) for name, value in inputs.items()}}
-        )
+        body = _with_signature(servable, {"inputs": encode_inputs(inputs, to_json)})
 
         def parse(reply: Any) -> Arrays:
             return parse_outputs(reply, signature)
