@@ -67,7 +67,7 @@ _EXPORTS: dict[str, str] = {
     "read_manifest": "timonel.releases.storage",
     "render": "timonel.kserve.render",
     "rollback": "timonel.kube.rollout",
-    "rollout": "timonel.rollout.run",
+    "rollout": "timonel.rollouts.run",
     "serve": "timonel.server",
     "status": "timonel.kube.rollout",
 }
@@ -142,7 +142,7 @@ if _TYPE_CHECKING:  # what type checkers and IDEs see; mirrors _EXPORTS
     from timonel.releases.package import SavedModelInfo, inspect_model, package
     from timonel.releases.publish import discard_unpublished, publish
     from timonel.releases.storage import Release, download_release, list_releases, read_manifest
-    from timonel.rollout.run import rollout
+    from timonel.rollouts.run import rollout
     from timonel.server import ServerOptions, serve
     from timonel.signatures import SignatureDef, TensorInfo
     from timonel.spec import Accelerator, Autoscaling, Canary, Model, Resources, ServingSpec, Tuning

@@ -21,10 +21,14 @@ import pytest
 from google.auth import credentials as google_credentials
 
 from timonel.errors import ApiError, TimonelError
+from timonel.kube.client import Cluster
 from timonel.kube.gke_connect import cluster_access, connect_gke
 from timonel.kube.requests import list_objects
 from timonel.kube.resources import INFERENCE_SERVICE
 from timonel.local.apiserver import certs
+
+PROJECT = "proj"
+LOCATION = "us-central1"
 
 
 class IssuedTokens(google_credentials.Credentials):  # type: ignore[misc]  # untyped base
@@ -80,11 +84,22 @@ class StandInGke:
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
 
-    def add(self, project: str, location: str, name: str, record: dict[str, Any]) -> None:
-        self.clusters[f"/v1/projects/{project}/locations/{location}/clusters/{name}"] = {
+    def add(self, name: str, record: dict[str, Any]) -> None:
+        self.clusters[f"/v1/projects/{PROJECT}/locations/{LOCATION}/clusters/{name}"] = {
             "name": name,
             **record,
         }
+
+    def connect(self, cluster: str, credentials: Any, **options: Any) -> Cluster:
+        """``connect_gke`` to ``cluster`` in PROJECT and LOCATION, through this stand-in."""
+        return connect_gke(
+            project=PROJECT,
+            location=LOCATION,
+            cluster=cluster,
+            credentials=credentials,
+            api_base=self.url,
+            **options,
+        )
 
     def close(self) -> None:
         self.server.shutdown()
@@ -122,16 +137,9 @@ def hour_tokens() -> IssuedTokens:
 def test_a_cluster_found_by_name_answers_with_the_google_token(
     gke: StandInGke, local_api: Any, hour_tokens: IssuedTokens
 ) -> None:
-    gke.add("proj", "europe-west4", "serving", gke_record(local_api))
+    gke.add("serving", gke_record(local_api))
 
-    with connect_gke(
-        project="proj",
-        location="europe-west4",
-        cluster="serving",
-        namespace="models",
-        credentials=hour_tokens,
-        api_base=gke.url,
-    ) as cluster:
+    with gke.connect("serving", hour_tokens, namespace="models") as cluster:
         listed = cluster.send(list_objects(INFERENCE_SERVICE, "models"))
 
     assert listed["kind"] == "InferenceServiceList"
@@ -139,13 +147,13 @@ def test_a_cluster_found_by_name_answers_with_the_google_token(
     assert cluster.host == local_api.url
     assert gke.seen == [
         (
-            "/v1/projects/proj/locations/europe-west4/clusters/serving",
+            "/v1/projects/proj/locations/us-central1/clusters/serving",
             f"Bearer {localcluster.TOKEN}",
         )
     ]
     assert hour_tokens.refreshes == 1
     assert str(cluster.target) == (
-        "GKE cluster serving (project proj, location europe-west4) with Google credentials"
+        "GKE cluster serving (project proj, location us-central1) with Google credentials"
     )
 
 
@@ -154,15 +162,9 @@ def test_a_token_about_to_expire_is_renewed_before_the_next_call(
 ) -> None:
     # the kubernetes loader renews tokens within five minutes of their expiry
     short = IssuedTokens(localcluster.TOKEN, datetime.timedelta(minutes=2))
-    gke.add("proj", "us-central1", "serving", gke_record(local_api))
+    gke.add("serving", gke_record(local_api))
 
-    with connect_gke(
-        project="proj",
-        location="us-central1",
-        cluster="serving",
-        credentials=short,
-        api_base=gke.url,
-    ) as cluster:
+    with gke.connect("serving", short) as cluster:
         before = short.refreshes
         for _ in range(2):
             cluster.send(list_objects(INFERENCE_SERVICE, "default"))
@@ -176,22 +178,13 @@ def test_the_private_endpoint_is_used_when_asked(
 ) -> None:
     endpoint = local_api.url.removeprefix("https://")
     gke.add(
-        "proj",
-        "us-central1",
         "private",
         gke_record(
             local_api, endpoint="203.0.113.7", privateClusterConfig={"privateEndpoint": endpoint}
         ),
     )
 
-    with connect_gke(
-        project="proj",
-        location="us-central1",
-        cluster="private",
-        private_endpoint=True,
-        credentials=hour_tokens,
-        api_base=gke.url,
-    ) as cluster:
+    with gke.connect("private", hour_tokens, private_endpoint=True) as cluster:
         assert cluster.send(list_objects(INFERENCE_SERVICE, "default"))["items"] == []
 
 
@@ -200,20 +193,12 @@ def test_a_cluster_signed_by_another_ca_is_not_trusted(
 ) -> None:
     other_ca = certs.ensure(tmp_path / "other").ca
     gke.add(
-        "proj",
-        "us-central1",
         "serving",
         gke_record(local_api, masterAuth={"clusterCaCertificate": ca_data(other_ca)}),
     )
 
     with (
-        connect_gke(
-            project="proj",
-            location="us-central1",
-            cluster="serving",
-            credentials=hour_tokens,
-            api_base=gke.url,
-        ) as cluster,
+        gke.connect("serving", hour_tokens) as cluster,
         pytest.raises(TimonelError) as raised,
     ):
         cluster.send(list_objects(INFERENCE_SERVICE, "default"))
@@ -226,13 +211,7 @@ def test_an_unknown_cluster_says_how_to_list_them(
     gke: StandInGke, hour_tokens: IssuedTokens
 ) -> None:
     with pytest.raises(ApiError) as raised:
-        connect_gke(
-            project="proj",
-            location="us-central1",
-            cluster="missing",
-            credentials=hour_tokens,
-            api_base=gke.url,
-        )
+        gke.connect("missing", hour_tokens)
 
     assert raised.value.status.code == 404
     assert "`gcloud container clusters list --project proj`" in str(raised.value)
@@ -244,13 +223,7 @@ def test_a_forbidden_account_is_told_which_role_to_grant(
     gke.error = (403, "Required 'container.clusters.get' permission for 'projects/proj'.")
 
     with pytest.raises(ApiError) as raised:
-        connect_gke(
-            project="proj",
-            location="us-central1",
-            cluster="serving",
-            credentials=hour_tokens,
-            api_base=gke.url,
-        )
+        gke.connect("serving", hour_tokens)
 
     assert raised.value.status.code == 403
     assert "roles/container.clusterViewer on project proj" in str(raised.value)
@@ -275,13 +248,7 @@ def test_an_unreachable_gke_api_is_reported_as_such(hour_tokens: IssuedTokens) -
     stand_in.close()  # the port is now closed
 
     with pytest.raises(ApiError) as raised:
-        connect_gke(
-            project="proj",
-            location="us-central1",
-            cluster="serving",
-            credentials=hour_tokens,
-            api_base=stand_in.url,
-        )
+        stand_in.connect("serving", hour_tokens)
 
     assert raised.value.status.code == 503
     assert f"cannot reach the GKE API at {stand_in.url}" in str(raised.value)
