@@ -25,6 +25,7 @@ _EXPORTS: dict[str, str] = {
     "Client": "timonel.client",
     "Cluster": "timonel.kube.client",
     "ClusterUnreachable": "timonel.errors",
+    "Endpoint": "timonel.kube.endpoints",
     "Manifest": "timonel.releases.manifest",
     "Model": "timonel.spec",
     "ModelError": "timonel.errors",
@@ -41,6 +42,8 @@ _EXPORTS: dict[str, str] = {
     "ServiceStatus": "timonel.kube.status",
     "ServingError": "timonel.errors",
     "ServingSpec": "timonel.spec",
+    "SignatureChange": "timonel.releases.verify",
+    "SmokeReport": "timonel.client.smoke",
     "SignatureDef": "timonel.signatures",
     "SpecError": "timonel.errors",
     "Status": "timonel.errors",
@@ -57,6 +60,9 @@ _EXPORTS: dict[str, str] = {
     "deploy": "timonel.kube.rollout",
     "discard_unpublished": "timonel.releases.publish",
     "download_release": "timonel.releases.storage",
+    "endpoint_of": "timonel.kube.endpoints",
+    "find_endpoint": "timonel.kube.endpoints",
+    "find_service": "timonel.kube.rollout",
     "from_manifest": "timonel.kserve.render",
     "inspect_model": "timonel.releases.package",
     "list_releases": "timonel.releases.storage",
@@ -65,11 +71,15 @@ _EXPORTS: dict[str, str] = {
     "promote": "timonel.kube.rollout",
     "publish": "timonel.releases.publish",
     "read_manifest": "timonel.releases.storage",
+    "release_changes": "timonel.releases.verify",
     "render": "timonel.kserve.render",
     "rollback": "timonel.kube.rollout",
     "rollout": "timonel.rollouts.run",
     "serve": "timonel.server",
+    "signature_changes": "timonel.releases.verify",
+    "smoke_test": "timonel.client.smoke",
     "status": "timonel.kube.rollout",
+    "verify_release": "timonel.releases.verify",
 }
 
 __all__ = sorted([*_EXPORTS, "__version__"])
@@ -110,6 +120,7 @@ def __dir__() -> list[str]:
 
 if _TYPE_CHECKING:  # what type checkers and IDEs see; mirrors _EXPORTS
     from timonel.client import AsyncClient, Client, ModelMetadata, ModelVersionStatus, Retry
+    from timonel.client.smoke import SmokeReport, smoke_test
     from timonel.errors import (
         ApiError,
         ClusterUnreachable,
@@ -127,10 +138,12 @@ if _TYPE_CHECKING:  # what type checkers and IDEs see; mirrors _EXPORTS
     from timonel.kserve.render import from_manifest, render
     from timonel.kube.client import Cluster
     from timonel.kube.gke_connect import connect_gke
+    from timonel.kube.endpoints import Endpoint, endpoint_of, find_endpoint
     from timonel.kube.rollout import (
         canary,
         delete,
         deploy,
+        find_service,
         list_services,
         promote,
         rollback,
@@ -142,6 +155,12 @@ if _TYPE_CHECKING:  # what type checkers and IDEs see; mirrors _EXPORTS
     from timonel.releases.package import SavedModelInfo, inspect_model, package
     from timonel.releases.publish import discard_unpublished, publish
     from timonel.releases.storage import Release, download_release, list_releases, read_manifest
+    from timonel.releases.verify import (
+        SignatureChange,
+        release_changes,
+        signature_changes,
+        verify_release,
+    )
     from timonel.rollouts.run import rollout
     from timonel.server import ServerOptions, serve
     from timonel.signatures import SignatureDef, TensorInfo

@@ -186,6 +186,21 @@ def rollback_patch(isvc: dict[str, Any]) -> dict[str, Any]:
     return patch
 
 
+def as_canary(manifest: dict[str, Any], percent: int) -> dict[str, Any]:
+    """The manifest whose new revision takes ``percent`` of the traffic (Knative mode)."""
+    check_percent(percent)
+    if deployment_mode(manifest) == "Standard":
+        raise SpecError(
+            f"{_name(manifest)} runs in Standard mode, where a canary is a second predictor; "
+            f"use `timonel canary {manifest['metadata']['name']} --storage-uri URI --percent "
+            f"{percent}` instead of deploying with a canary percent",
+            field="spec.canary",
+        )
+    out = copy.deepcopy(manifest)
+    out["spec"]["predictor"]["canaryTrafficPercent"] = percent
+    return out
+
+
 def with_previous(manifest: dict[str, Any], current: dict[str, Any] | None) -> dict[str, Any]:
     """The manifest to apply, remembering the storage URI it replaces (for ``rollback``).
 

@@ -103,8 +103,13 @@ def deploy(
     timeout: float = DEFAULT_TIMEOUT,
     dry_run: bool = False,
     on_change: Progress | None = None,
+    canary_percent: int | None = None,
 ) -> ServiceStatus:
     """Create or update the InferenceService for a ServingSpec (or an already rendered manifest).
+
+    ``canary_percent`` makes an update a canary (Knative mode): the new revision gets that share
+    of the traffic and the one serving now keeps the rest, until ``promote`` or ``rollback``. A
+    first deploy has nothing to share with and takes all the traffic.
 
     A ServingSpec's release is checked first (``check_release``: published, and a runtime that
     can load what its TensorFlow exported); give ``model.tensorflow_version`` to deploy without
@@ -125,6 +130,8 @@ def deploy(
         metadata = manifest.setdefault("metadata", {})
         metadata.setdefault("namespace", session.namespace)
         current = _read(session, metadata["name"], metadata["namespace"])
+        if canary_percent is not None and current is not None:
+            manifest = patches.as_canary(manifest, canary_percent)
         intent = patches.with_previous(manifest, current)
         written = session.send(apply_object(intent, dry_run=dry_run))
         return _finish(
@@ -231,6 +238,15 @@ def status(
     with _session(cluster) as session:
         request = get_object(INFERENCE_SERVICE, namespace or session.namespace, name)
         return read_status(session.send(request))
+
+
+def find_service(
+    name: str, *, cluster: Cluster | None = None, namespace: str | None = None
+) -> ServiceStatus | None:
+    """Like ``status``, but None when no InferenceService has that name (a first deploy)."""
+    with _session(cluster) as session:
+        found = _read(session, name, namespace or session.namespace)
+    return None if found is None else read_status(found)
 
 
 def list_services(

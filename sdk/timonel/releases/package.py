@@ -269,7 +269,7 @@ def package(
             requests = _warmup_requests(
                 name, signature_name, signature, examples=examples, existing=own_warmup
             )
-            _replay(loaded, requests, signature_name)
+            replay_warmup(loaded, requests, signature_name)
             records = write_warmup(scratch / "warmup", requests)
             model_files[WARMUP_RELPATH] = scratch / "warmup"
         extra_files = {}
@@ -364,7 +364,7 @@ def _warmup_requests(
     )
 
 
-def _replay(loaded: Any, requests: Sequence[Any], signature_name: str) -> None:
+def replay_warmup(loaded: Any, requests: Sequence[Any], signature_name: str) -> None:
     """Run each predict warmup record on the model, as TF Serving will while loading it."""
     import tensorflow as tf
 

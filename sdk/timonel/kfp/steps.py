@@ -1,0 +1,57 @@
+"""The steps every Timonel pipeline runs after it has a SavedModel: package, validate, render,
+deploy, smoke test. Called inside a ``@dsl.pipeline`` function, it adds those tasks to it."""
+
+from typing import Any
+
+from timonel.kfp import components
+
+
+def release_and_deploy(
+    saved_model: Any,
+    *,
+    model_name: Any,
+    repo: Any,
+    strategy: Any,
+    canary_percent: Any,
+    gpu_type: Any,
+    gpu_count: Any,
+    min_replicas: Any,
+    max_replicas: Any,
+    allow_breaking: Any,
+    gateway: Any,
+    smoke_instances: Any,
+) -> Any:
+    """Add the tasks; returns the deploy task (its outputs: endpoint, revision, ...)."""
+    packaged = components.package_model(saved_model=saved_model, name=model_name, repo=repo)
+    packaged.set_display_name("Package the release")
+    validated = components.validate_model(
+        release=packaged.outputs["release"], allow_breaking=allow_breaking
+    )
+    validated.set_display_name("Validate against the deployed release")
+    rendered = components.render_inference_service(
+        release=packaged.outputs["release"],
+        gpu_type=gpu_type,
+        gpu_count=gpu_count,
+        min_replicas=min_replicas,
+        max_replicas=max_replicas,
+    )
+    rendered.set_display_name("Render the InferenceService")
+    deployed = components.deploy_inference_service(
+        manifest=rendered.outputs["manifest"],
+        strategy=strategy,
+        canary_percent=canary_percent,
+        gateway=gateway,
+    ).after(validated)
+    deployed.set_display_name("Deploy and wait until Ready")
+    deployed.set_caching_options(False)
+    validated.set_caching_options(False)
+    tested = components.smoke_test(
+        model_name=model_name,
+        rest_url=deployed.outputs["rest_url"],
+        grpc_target=deployed.outputs["grpc_target"],
+        host=deployed.outputs["host"],
+        instances=smoke_instances,
+    )
+    tested.set_display_name("Smoke test over REST and gRPC")
+    tested.set_caching_options(False)
+    return deployed
