@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from rollout.fakeclock import FakeClock
+from rollouts.fakeclock import FakeClock
 
 
 @pytest.fixture

@@ -5,8 +5,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from timonel.rollout.agreement import compare_outputs
-from timonel.rollout.evidence import Agreement
+from timonel.rollouts.agreement import compare_outputs
+from timonel.rollouts.evidence import Agreement
 
 SCORES = np.array([[0.1, 0.9], [0.8, 0.2], [0.4, 0.6]], dtype=np.float32)
 

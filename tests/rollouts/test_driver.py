@@ -4,14 +4,14 @@ from collections.abc import Callable
 
 import pytest
 
-from rollout.fakeclock import FakeClock
-from rollout.faketraffic import FakeTraffic
+from rollouts.fakeclock import FakeClock
+from rollouts.faketraffic import FakeTraffic
 from timonel.errors import RolloutFailed
-from timonel.rollout.driver import ABORTED, PROMOTED, ROLLED_BACK, abort, drive, pair_of
-from timonel.rollout.evidence import Agreement, RevisionEvidence, WindowEvidence
-from timonel.rollout.plan import Gates, RolloutPlan
-from timonel.rollout.sources import Clock, Pair
-from timonel.rollout.state import ROLLOUT_STATE, RolloutState, describe, read_state
+from timonel.rollouts.driver import ABORTED, PROMOTED, ROLLED_BACK, abort, drive, pair_of
+from timonel.rollouts.evidence import Agreement, RevisionEvidence, WindowEvidence
+from timonel.rollouts.plan import Gates, RolloutPlan
+from timonel.rollouts.sources import Clock, Pair
+from timonel.rollouts.state import ROLLOUT_STATE, RolloutState, describe, read_state
 
 V2 = "gs://repo/m/v2"
 

@@ -2,9 +2,9 @@ from __future__ import annotations
 
 import pytest
 
-from timonel.rollout.evidence import Agreement, RevisionEvidence, WindowEvidence
-from timonel.rollout.gates import Verdict, judge
-from timonel.rollout.plan import Gates
+from timonel.rollouts.evidence import Agreement, RevisionEvidence, WindowEvidence
+from timonel.rollouts.gates import Verdict, judge
+from timonel.rollouts.plan import Gates
 
 
 def window(

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from timonel.errors import SpecError
-from timonel.rollout.plan import Gates, RolloutPlan, parse_duration, parse_steps
+from timonel.rollouts.plan import Gates, RolloutPlan, parse_duration, parse_steps
 
 
 @pytest.mark.parametrize(

@@ -5,13 +5,13 @@ from pathlib import Path
 
 import pytest
 
-from rollout.fakeclock import FakeClock
-from rollout.toyrevisions import DIFFERS, ERRORS, GOOD, SLOW, Behaviour, Revision, probe_bodies
+from rollouts.fakeclock import FakeClock
+from rollouts.toyrevisions import DIFFERS, ERRORS, GOOD, SLOW, Behaviour, Revision, probe_bodies
 from timonel.errors import SpecError
-from timonel.rollout.gates import Verdict, judge
-from timonel.rollout.plan import Gates
-from timonel.rollout.probes import ProbeSource, load_probe_data
-from timonel.rollout.sources import Endpoint, Pair
+from timonel.rollouts.gates import Verdict, judge
+from timonel.rollouts.plan import Gates
+from timonel.rollouts.probes import ProbeSource, load_probe_data
+from timonel.rollouts.sources import Endpoint, Pair
 
 
 def gather(canary_behaviour: Behaviour, clock: FakeClock, requests: int = 30):  # type: ignore[no-untyped-def]  # test helper

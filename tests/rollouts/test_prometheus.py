@@ -15,13 +15,13 @@ import httpx
 import pytest
 import yaml
 
-from rollout.toyrevisions import ERRORS, GOOD, SLOW, Behaviour, Revision, probe_bodies
+from rollouts.toyrevisions import ERRORS, GOOD, SLOW, Behaviour, Revision, probe_bodies
 from timonel.errors import SpecError
-from timonel.rollout.gates import judge
-from timonel.rollout.plan import Gates
-from timonel.rollout.probes import ProbeSource
-from timonel.rollout.prometheus import PrometheusSource
-from timonel.rollout.sources import Endpoint, Pair, SystemClock
+from timonel.rollouts.gates import judge
+from timonel.rollouts.plan import Gates
+from timonel.rollouts.probes import ProbeSource
+from timonel.rollouts.prometheus import PrometheusSource
+from timonel.rollouts.sources import Endpoint, Pair, SystemClock
 
 pytestmark = pytest.mark.slow
 SCRAPE_SECONDS = 0.5

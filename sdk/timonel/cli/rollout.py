@@ -64,8 +64,8 @@ def register(app: typer.Typer) -> None:
         from timonel.cli import stderr, stdout
         from timonel.errors import SpecError
         from timonel.kube.client import Cluster
-        from timonel.rollout.plan import Gates, RolloutPlan, parse_duration, parse_steps
-        from timonel.rollout.run import rollout as run_rollout
+        from timonel.rollouts.plan import Gates, RolloutPlan, parse_duration, parse_steps
+        from timonel.rollouts.run import rollout as run_rollout
 
         if max_p99_latency_ms is not None and max_latency_ratio is not None:
             raise SpecError(

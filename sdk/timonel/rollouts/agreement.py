@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from timonel.rollout.evidence import Agreement
+from timonel.rollouts.evidence import Agreement
 
 Outputs = Mapping[str, "np.ndarray[Any, Any]"]
 

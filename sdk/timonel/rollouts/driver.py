@@ -33,10 +33,10 @@ from timonel.kserve.vocabulary import TAG_ROUTING
 from timonel.kube.patches import in_canary
 from timonel.kube.status import read_status
 from timonel.local.ingress.routes import MIRROR_PERCENT, MIRROR_REVISION
-from timonel.rollout.evidence import WindowEvidence
-from timonel.rollout.gates import Decision, Verdict, judge
-from timonel.rollout.sources import Clock, Endpoint, EvidenceSource, Pair
-from timonel.rollout.state import ROLLOUT_STATE, RolloutState
+from timonel.rollouts.evidence import WindowEvidence
+from timonel.rollouts.gates import Decision, Verdict, judge
+from timonel.rollouts.sources import Clock, Endpoint, EvidenceSource, Pair
+from timonel.rollouts.state import ROLLOUT_STATE, RolloutState
 
 Progress = Callable[[str], None]
 

@@ -13,8 +13,8 @@ import enum
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from timonel.rollout.evidence import WindowEvidence
-from timonel.rollout.plan import Gates
+from timonel.rollouts.evidence import WindowEvidence
+from timonel.rollouts.plan import Gates
 
 
 class Verdict(enum.Enum):

@@ -21,9 +21,9 @@ import numpy as np
 
 from timonel.client import Client, Retry
 from timonel.errors import SpecError, TimonelError
-from timonel.rollout.agreement import compare_outputs
-from timonel.rollout.evidence import Agreement, RevisionEvidence, WindowEvidence
-from timonel.rollout.sources import Clock, Endpoint, Pair, wait_until
+from timonel.rollouts.agreement import compare_outputs
+from timonel.rollouts.evidence import Agreement, RevisionEvidence, WindowEvidence
+from timonel.rollouts.sources import Clock, Endpoint, Pair, wait_until
 
 #: Probes send each request once: a retried error would hide what a client saw.
 _NO_RETRY = Retry(attempts=1)

@@ -24,8 +24,8 @@ from typing import Any
 import httpx
 
 from timonel.errors import SpecError, TimonelError
-from timonel.rollout.evidence import RevisionEvidence, WindowEvidence
-from timonel.rollout.sources import Clock, Pair, wait_until
+from timonel.rollouts.evidence import RevisionEvidence, WindowEvidence
+from timonel.rollouts.sources import Clock, Pair, wait_until
 
 #: The default queries; latency queries answer in seconds.
 DEFAULT_QUERIES: Mapping[str, str] = {

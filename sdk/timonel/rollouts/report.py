@@ -15,8 +15,8 @@ from collections.abc import Callable
 from html import escape
 from pathlib import Path
 
-from timonel.rollout.driver import PhaseRecord, RolloutResult
-from timonel.rollout.evidence import RevisionEvidence, WindowEvidence
+from timonel.rollouts.driver import PhaseRecord, RolloutResult
+from timonel.rollouts.evidence import RevisionEvidence, WindowEvidence
 
 _COLOURS = {"stable": "#4e79a7", "canary": "#f28e2b"}
 _VERDICT_COLOURS = {"pass": "#2e7d32", "fail": "#c62828", "wait": "#9e9e9e"}

@@ -18,12 +18,12 @@ from timonel.kube import rollout as kube
 from timonel.kube.client import Cluster
 from timonel.kube.requests import get_object, merge_patch
 from timonel.kube.resources import INFERENCE_SERVICE
-from timonel.rollout.driver import Progress, RolloutResult, abort, drive
-from timonel.rollout.plan import RolloutPlan
-from timonel.rollout.probes import ProbeSource, load_probe_data, warmup_probes
-from timonel.rollout.prometheus import PrometheusSource
-from timonel.rollout.sources import Clock, EvidenceSource, SystemClock
-from timonel.rollout.state import RolloutState, read_state
+from timonel.rollouts.driver import Progress, RolloutResult, abort, drive
+from timonel.rollouts.plan import RolloutPlan
+from timonel.rollouts.probes import ProbeSource, load_probe_data, warmup_probes
+from timonel.rollouts.prometheus import PrometheusSource
+from timonel.rollouts.sources import Clock, EvidenceSource, SystemClock
+from timonel.rollouts.state import RolloutState, read_state
 
 
 @dataclasses.dataclass
@@ -109,7 +109,7 @@ def rollout(
     revision's tag host (``timonel local``'s ingress, or a cluster's gateway); without it the
     tag URLs are used as they are. ``report_dir`` receives ``report.json`` and ``report.html``.
     """
-    from timonel.rollout.report import write_report
+    from timonel.rollouts.report import write_report
 
     connected = Cluster.connect() if cluster is None else cluster
     try:

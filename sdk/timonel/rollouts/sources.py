@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass
 from typing import Protocol
 
-from timonel.rollout.evidence import WindowEvidence
+from timonel.rollouts.evidence import WindowEvidence
 
 
 class Clock(Protocol):

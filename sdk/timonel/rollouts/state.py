@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from timonel.errors import SpecError
-from timonel.rollout.plan import Gates, RolloutPlan
+from timonel.rollouts.plan import Gates, RolloutPlan
 
 #: The annotation holding an unfinished rollout's state.
 ROLLOUT_STATE = "timonel.dev/rollout"
