@@ -12,12 +12,12 @@ from timonel.local.ingress.routes import (
     MIRROR_PERCENT,
     MIRROR_REVISION,
     RETENTION_PERIOD,
-    Backend,
     Route,
     Target,
     parse_duration,
     routing_table,
 )
+from timonel.local.revisions import RevisionKey
 
 R1, R2 = "half-predictor-00001", "half-predictor-00002"
 
@@ -103,12 +103,12 @@ def test_pick_follows_the_percentages() -> None:
     picked = [route.pick(draws.random()) for _ in range(10_000)]
     share = sum(1 for target in picked if target and target.backend.revision == R2) / 10_000
     assert 0.28 < share < 0.32
-    assert route.pick(0.0) == Target(Backend("default", "half", R2), 30, "latest")
-    assert route.pick(0.999) == Target(Backend("default", "half", R1), 70, "prev")
+    assert route.pick(0.0) == Target(RevisionKey("default", "half", R2), 30, "latest")
+    assert route.pick(0.999) == Target(RevisionKey("default", "half", R1), 70, "prev")
 
 
 def test_a_route_at_zero_percent_everywhere_picks_nothing() -> None:
-    route = Route("default", "x", (Target(Backend("default", "x", "r"), 0),))
+    route = Route("default", "x", (Target(RevisionKey("default", "x", "r"), 0),))
     assert route.pick(0.5) is None
 
 
@@ -144,8 +144,8 @@ def test_idle_window_is_the_largest_of_default_retention_and_scale_down_delay() 
 
 def test_revisions_with_min_replicas_zero_may_scale_to_zero() -> None:
     templates = {
-        Backend("default", "half", R1): {"minReplicas": 0},
-        Backend("default", "half", R2): {},
+        RevisionKey("default", "half", R1): {"minReplicas": 0},
+        RevisionKey("default", "half", R2): {},
     }
     route = routing_table([knative()], templates=templates).hosts["half.default.example.com"]
     assert route.scale_to_zero == {R1}

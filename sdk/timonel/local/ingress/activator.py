@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from timonel.errors import TimonelError
-from timonel.local.ingress.routes import Backend, RoutingTable
+from timonel.local.ingress.routes import RoutingTable
 from timonel.local.reconcile import Phase, RevisionObservation
 from timonel.local.revisions import RevisionKey
 
@@ -84,11 +84,11 @@ class Activator:
         self._queue_depth = queue_depth
         self._timeout = timeout
         self._clock = clock
-        self._load: dict[Backend, _Load] = {}
+        self._load: dict[RevisionKey, _Load] = {}
 
     @contextlib.asynccontextmanager
     async def hold(
-        self, backend: Backend, *, avoid: Endpoint | None = None
+        self, backend: RevisionKey, *, avoid: Endpoint | None = None
     ) -> AsyncIterator[Endpoint]:
         """The backend's endpoint for one request, counted in flight until the block ends.
 
@@ -104,9 +104,10 @@ class Activator:
             load.in_flight -= 1
             load.last_request = self._clock()
 
-    async def _endpoint(self, backend: Backend, load: _Load, avoid: Endpoint | None) -> Endpoint:
-        key = RevisionKey(backend.namespace, backend.isvc, backend.revision)
-        found = self._ready(key, avoid)
+    async def _endpoint(
+        self, backend: RevisionKey, load: _Load, avoid: Endpoint | None
+    ) -> Endpoint:
+        found = self._ready(backend, avoid)
         if found is not None:
             return found
         if load.held >= self._queue_depth:
@@ -116,16 +117,16 @@ class Activator:
             )
         load.held += 1
         try:
-            before = self._revisions.revision_state(key)
+            before = self._revisions.revision_state(backend)
             restarts = before.restarts if before is not None else 0
-            self._revisions.scale(key, 1)
+            self._revisions.scale(backend, 1)
             deadline = self._clock() + self._timeout
             while True:
                 await asyncio.sleep(_POLL_SECONDS)
-                found = self._ready(key, avoid)
+                found = self._ready(backend, avoid)
                 if found is not None:
                     return found
-                state = self._revisions.revision_state(key)
+                state = self._revisions.revision_state(backend)
                 if (
                     state is not None
                     and state.phase is Phase.FAILED
@@ -150,11 +151,11 @@ class Activator:
         endpoint = Endpoint(state.rest, state.grpc)
         return None if endpoint == avoid else endpoint
 
-    def scale_down_idle(self, table: RoutingTable) -> list[Backend]:
+    def scale_down_idle(self, table: RoutingTable) -> list[RevisionKey]:
         """Stop every revision that may scale to zero and has been idle past its window."""
         now = self._clock()
         stopped = []
-        windows: dict[Backend, float] = {}
+        windows: dict[RevisionKey, float] = {}
         for route in [*table.hosts.values(), *table.models.values()]:
             if route.idle_seconds is None:
                 continue
@@ -165,9 +166,8 @@ class Activator:
             load = self._load.setdefault(backend, _Load(last_request=now))
             if load.in_flight or now - load.last_request < window:
                 continue
-            key = RevisionKey(backend.namespace, backend.isvc, backend.revision)
-            if self._revisions.revision_state(key) is None:
+            if self._revisions.revision_state(backend) is None:
                 continue  # at zero already
-            self._revisions.scale(key, 0)
+            self._revisions.scale(backend, 0)
             stopped.append(backend)
         return stopped

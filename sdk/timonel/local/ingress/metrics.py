@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Gauge, Histogram, generate_latest
 
-from timonel.local.ingress.routes import Backend
+from timonel.local.revisions import RevisionKey
 
 #: queue-proxy's ``latencyBounds``, in seconds.
 LATENCY_BOUNDS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10)
@@ -51,10 +51,10 @@ class RequestMetrics:
             registry=self.registry,
         )
 
-    def started(self, backend: Backend) -> None:
+    def started(self, backend: RevisionKey) -> None:
         self._depth.labels(*_identity(backend)).inc()
 
-    def finished(self, backend: Backend, tag: str, status: int, seconds: float) -> None:
+    def finished(self, backend: RevisionKey, tag: str, status: int, seconds: float) -> None:
         self._depth.labels(*_identity(backend)).dec()
         labels = (*_identity(backend), tag or "kn:default", str(status))
         self._duration.labels(*labels).observe(seconds)
@@ -64,7 +64,7 @@ class RequestMetrics:
         return generate_latest(self.registry)
 
 
-def _identity(backend: Backend) -> tuple[str, str, str, str]:
+def _identity(backend: RevisionKey) -> tuple[str, str, str, str]:
     """Namespace, Knative Service, Configuration (both ``<isvc>-predictor``) and revision."""
     service = f"{backend.isvc}-predictor"
     return backend.namespace, service, service, backend.revision

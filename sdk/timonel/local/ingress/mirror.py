@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter
 
-from timonel.local.ingress.routes import Backend
+from timonel.local.revisions import RevisionKey
 
 #: Headers that ask for mirroring of one request (they win over the InferenceService's
 #: ``timonel.dev/mirror-revision`` and ``timonel.dev/mirror-percent`` annotations).
@@ -81,7 +81,7 @@ class MirrorRecords:
         self._counts: dict[tuple[str, str, str, str], MirrorCount] = {}
 
     def record(
-        self, primary: Backend, mirror: Backend, answer: Answer, mirrored: Answer | None
+        self, primary: RevisionKey, mirror: RevisionKey, answer: Answer, mirrored: Answer | None
     ) -> None:
         """One mirrored request: ``mirrored`` is None when the mirror could not be reached."""
         error = mirrored is None or (mirrored.status >= 500 and answer.status < 500)

@@ -58,7 +58,6 @@ from timonel.local.ingress.mirror import (
 from timonel.local.ingress.routes import (
     MIRROR_PERCENT,
     MIRROR_REVISION,
-    Backend,
     Mirror,
     Route,
     RoutingTable,
@@ -66,6 +65,7 @@ from timonel.local.ingress.routes import (
     routing_table,
 )
 from timonel.local.reconcile import DEFAULT_DOMAIN
+from timonel.local.revisions import RevisionKey
 
 log = logging.getLogger("timonel.local.ingress")
 
@@ -107,7 +107,7 @@ class Ingress:
         self._draw = draw
         self._lock = threading.Lock()
         self._isvcs: dict[tuple[str, str], Mapping[str, Any]] = {}
-        self._templates: dict[Backend, Mapping[str, Any]] = {}
+        self._templates: dict[RevisionKey, Mapping[str, Any]] = {}
         self.table = RoutingTable()
         self._session: aiohttp.ClientSession | None = None
         self._server: asyncio.Server | None = None
@@ -134,7 +134,7 @@ class Ingress:
             else:
                 self._isvcs[key] = _without_bad_mirror(isvc)
                 for revision, template in templates.items():
-                    self._templates[Backend(namespace, name, revision)] = template
+                    self._templates[RevisionKey(namespace, name, revision)] = template
             self.table = routing_table(
                 self._isvcs.values(),
                 domain=self._domain,
@@ -209,7 +209,7 @@ class Ingress:
             )
 
     async def _forward(
-        self, request: web.BaseRequest, backend: Backend, mirror: Mirror | None
+        self, request: web.BaseRequest, backend: RevisionKey, mirror: Mirror | None
     ) -> tuple[web.StreamResponse, int]:
         assert self._session is not None
         headers = _forwarded(request.headers)
@@ -251,8 +251,8 @@ class Ingress:
         raise AssertionError("unreachable")  # every attempt returns, continues or raises
 
     def _again(
-        self, request: web.BaseRequest, backend: Backend, avoid: Endpoint
-    ) -> tuple[Backend, Endpoint | None]:
+        self, request: web.BaseRequest, backend: RevisionKey, avoid: Endpoint
+    ) -> tuple[RevisionKey, Endpoint | None]:
         """After a refused connect: the split's pick now, or the same revision restarted."""
         route = self.table.lookup(request.host, request.path)
         target = route.pick(self._draw()) if route is not None else None
@@ -264,7 +264,7 @@ class Ingress:
         self,
         request: web.BaseRequest,
         body: bytes,
-        primary: Backend,
+        primary: RevisionKey,
         mirror: Mirror,
         answer: Answer,
     ) -> None:
@@ -286,7 +286,7 @@ class Ingress:
 
     async def _mirror(
         self, method: str, path: str, headers: dict[str, str], body: bytes,
-        primary: Backend, backend: Backend, answer: Answer,
+        primary: RevisionKey, backend: RevisionKey, answer: Answer,
     ) -> None:  # fmt: skip
         assert self._session is not None
         mirrored: Answer | None = None
@@ -453,7 +453,7 @@ def _mirror_of(route: Route, headers: Mapping[str, str]) -> Mirror | None:
     revision = headers.get(MIRROR_REVISION_HEADER)
     if revision:
         percent = mirror_percent(headers.get(MIRROR_PERCENT_HEADER))
-        return Mirror(Backend(route.namespace, route.isvc, revision), percent)
+        return Mirror(RevisionKey(route.namespace, route.isvc, revision), percent)
     return route.mirror
 
 

@@ -32,6 +32,7 @@ from typing import Any
 from timonel.errors import SpecError
 from timonel.kserve.vocabulary import SCALE_DOWN_DELAY
 from timonel.local.reconcile import DEFAULT_DOMAIN, deployment_mode, predictor_service_name
+from timonel.local.revisions import RevisionKey
 
 #: The annotation naming the revision that gets a copy of the requests (mirroring).
 MIRROR_REVISION = "timonel.dev/mirror-revision"
@@ -45,20 +46,8 @@ _DURATION = re.compile(r"^(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m(?!s))?(?:(\d+
 
 
 @dataclass(frozen=True)
-class Backend:
-    """One revision (Knative) or Deployment (Standard) of an InferenceService."""
-
-    namespace: str
-    isvc: str
-    revision: str
-
-    def __str__(self) -> str:
-        return f"{self.namespace}/{self.revision}"
-
-
-@dataclass(frozen=True)
 class Target:
-    backend: Backend
+    backend: RevisionKey
     percent: int
     tag: str = ""
 
@@ -68,7 +57,7 @@ class Mirror:
     """A copy of ``percent`` percent of the requests goes to ``backend``; its answers are only
     compared, never returned."""
 
-    backend: Backend
+    backend: RevisionKey
     percent: float
 
 
@@ -114,7 +103,7 @@ class RoutingTable:
         found = _TF_SERVING_PATH.match(path)
         return self.models.get(found.group(1)) if found else None
 
-    def backends(self) -> set[Backend]:
+    def backends(self) -> set[RevisionKey]:
         routes = [*self.hosts.values(), *self.models.values()]
         found = {target.backend for route in routes for target in route.targets}
         found |= {route.mirror.backend for route in routes if route.mirror is not None}
@@ -125,7 +114,7 @@ def routing_table(
     isvcs: Iterable[Mapping[str, Any]],
     *,
     domain: str = DEFAULT_DOMAIN,
-    templates: Mapping[Backend, Mapping[str, Any]] | None = None,
+    templates: Mapping[RevisionKey, Mapping[str, Any]] | None = None,
     idle_seconds: float = 60.0,
 ) -> RoutingTable:
     """The table for these InferenceServices; ``templates`` are revisions' predictor templates
@@ -187,7 +176,7 @@ def _targets(isvc: Mapping[str, Any], namespace: str, name: str) -> list[Target]
     component = (status.get("components") or {}).get("predictor") or {}
     return [
         Target(
-            Backend(namespace, name, str(entry["revisionName"])),
+            RevisionKey(namespace, name, str(entry["revisionName"])),
             int(entry.get("percent") or 0),
             str(entry.get("tag") or ""),
         )
@@ -211,10 +200,10 @@ def _standard_targets(isvc: Mapping[str, Any], namespace: str, name: str) -> lis
         if canary_name not in ready:
             continue
         percent = int(canary.get("trafficPercent", ready[canary_name].get("trafficPercent", 0)))
-        backend = Backend(namespace, name, f"{name}-{canary_name}-predictor")
+        backend = RevisionKey(namespace, name, f"{name}-{canary_name}-predictor")
         targets.append(Target(backend, percent))
     stable = max(0, 100 - sum(target.percent for target in targets))
-    stable_backend = Backend(namespace, name, predictor_service_name(name))
+    stable_backend = RevisionKey(namespace, name, predictor_service_name(name))
     return [Target(stable_backend, stable), *targets]
 
 
@@ -223,7 +212,7 @@ def _mirror(annotations: Mapping[str, str], namespace: str, name: str) -> Mirror
     if not revision:
         return None
     return Mirror(
-        Backend(namespace, name, revision), mirror_percent(annotations.get(MIRROR_PERCENT))
+        RevisionKey(namespace, name, revision), mirror_percent(annotations.get(MIRROR_PERCENT))
     )
 
 
