@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import os
 import re
+import shlex
+import subprocess
+import sys
+import venv
+from pathlib import Path
 
 import pytest
+import yaml
 
 from timonel.errors import SpecError
 from timonel.gke.plan import plan_cluster
 from timonel.spec import Accelerator
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_plan_creates_a_gpu_pool_that_starts_at_zero_with_workload_identity() -> None:
@@ -91,3 +100,72 @@ def test_every_file_the_plan_applies_comes_from_the_installed_package() -> None:
     assert "checkout" not in text
     assert "kubectl apply -f -" in text
     assert re.search(r"kubectl apply -f (?!- )(?!-$)", text, re.MULTILINE) is None
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The bin folder of a fresh venv with timonel's wheel and its base dependencies only."""
+    root = tmp_path_factory.mktemp("wheel")
+    quiet = {**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
+    build = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation"]
+    subprocess.run([*build, "--quiet", "-w", str(root), str(ROOT)], check=True, timeout=120)
+    (wheel,) = root.glob("timonel-*.whl")
+    # The venv gets no pip of its own: this pip installs into it (--python), which saves the
+    # venv's own pip install and installs exactly what a user's `pip install timonel` would.
+    venv.create(root / "venv", with_pip=False)
+    bin_dir = root / "venv" / "bin"
+    install = [sys.executable, "-m", "pip", "--python", str(bin_dir / "python"), "install"]
+    install += ["--quiet", "--no-compile", str(wheel)]
+    subprocess.run(install, check=True, env=quiet, timeout=300)
+    return bin_dir
+
+
+def run_installed(bin_dir: Path, command: str) -> str:
+    args = shlex.split(command)
+    assert args[0] == "timonel", command
+    result = subprocess.run(
+        [str(bin_dir / "timonel"), *args[1:]], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, f"{command}: {result.stderr}"
+    return result.stdout
+
+
+@pytest.mark.slow
+def test_every_timonel_command_the_plan_prints_works_from_a_pip_install(installed: Path) -> None:
+    found = subprocess.run(
+        [
+            str(installed / "python"),
+            "-c",
+            "import importlib.util as u; print(u.find_spec('tensorflow'))",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert found.stdout.strip() == "None"  # the base install: no TensorFlow
+    plan = run_installed(
+        installed, "timonel gke plan --cluster serve --location us-central1 --gpu nvidia-l4"
+    )
+    commands = [line.split(" | ")[0] for line in plan.splitlines() if line.startswith("timonel ")]
+    printed = {command: run_installed(installed, command) for command in commands}
+    kinds = {
+        command: [document["kind"] for document in yaml.safe_load_all(text)]
+        for command, text in printed.items()
+    }
+    assert kinds == {
+        "timonel kserve manifests runtime": ["ClusterServingRuntime"],
+        "timonel kserve manifests rbac --namespace models": ["Role", "RoleBinding"],
+    }
+
+
+@pytest.mark.slow
+def test_the_wheel_carries_the_manifests_as_package_data(installed: Path) -> None:
+    read = (
+        "import importlib.resources as r; "
+        "folder = r.files('timonel.kserve') / 'cluster-manifests'; "
+        "print(' '.join(sorted(p.name for p in folder.iterdir())))"
+    )
+    result = subprocess.run(
+        [str(installed / "python"), "-c", read], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.split() == ["pipeline-rbac.yaml", "tensorflow-serving-runtime.yaml"]
