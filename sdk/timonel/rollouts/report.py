@@ -48,7 +48,7 @@ def _panel(
     phases: tuple[PhaseRecord, ...], title: str, unit: str, metric: Metric, top: float
 ) -> str:
     """One bar panel: a stable and a canary bar per phase (the first source's last window)."""
-    width, height, left, bottom = 300, 170, 40, 40
+    width, height, left, bottom = 300, 170, 52, 40
     values = []
     for phase in phases:
         window = _last_window(phase)
