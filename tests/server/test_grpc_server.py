@@ -21,6 +21,7 @@ import pytest
 from google.protobuf import wrappers_pb2
 
 from timonel.errors import ServingError
+from timonel.server.channel_arguments import ConnectionLimits
 from timonel.server.grpc_server import (
     GrpcServer,
     Method,
@@ -123,7 +124,9 @@ def running(max_message_bytes: int = 2**31 - 1) -> Iterator[Running]:
     toys = Toys(loop)
 
     async def start() -> tuple[GrpcServer, int]:
-        server = GrpcServer(toys.methods(), max_message_bytes=max_message_bytes)
+        server = GrpcServer(
+            toys.methods(), limits=ConnectionLimits(max_receive_message_length=max_message_bytes)
+        )
         return server, await server.start("127.0.0.1", 0)
 
     server, port = asyncio.run_coroutine_threadsafe(start(), loop).result(timeout=30)

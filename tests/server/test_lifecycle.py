@@ -77,6 +77,10 @@ def test_versions_swap_under_load_and_a_broken_version_leaves_the_old_one_servin
     for worker in workers:
         worker.start()
     try:
+        for _ in range(600):  # version 1 answers under load before the swaps begin
+            if answers or failures:
+                break
+            time.sleep(0.05)
         for version in (2, 3):
             _publish(staging / str(version), base)
             status = _wait_for(server.rest, str(version), "AVAILABLE")

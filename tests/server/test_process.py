@@ -206,8 +206,17 @@ def _serve(*flags: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_startup_without_a_model_fails_like_tf_serving() -> None:
-    result = _serve()
+def test_startup_without_a_grpc_listener_fails_like_tf_serving() -> None:
+    result = _serve("--model_base_path=/m")
+    assert (result.returncode, result.stdout) == (1, "")
+    assert result.stderr.strip() == (
+        "Failed to start server. Error: INVALID_ARGUMENT: At least one of "
+        "server_options.grpc_port or server_options.grpc_socket_path must be set."
+    )
+
+
+def test_startup_without_a_model_fails_like_tf_serving(tmp_path: Path) -> None:
+    result = _serve(f"--grpc_socket_path={tmp_path / 'grpc.sock'}")
     assert result.returncode == 1
     assert result.stdout == ""
     assert result.stderr.strip() == (
@@ -220,7 +229,10 @@ def test_startup_with_a_model_that_cannot_load_fails(tmp_path: Path) -> None:
     (tmp_path / "m" / "1").mkdir(parents=True)
     (tmp_path / "m" / "1" / "saved_model.pb").write_bytes(b"garbage")
     result = _serve(
-        "--model_name=m", f"--model_base_path={tmp_path / 'm'}", "--max_num_load_retries=0"
+        "--model_name=m",
+        f"--model_base_path={tmp_path / 'm'}",
+        "--max_num_load_retries=0",
+        f"--grpc_socket_path={tmp_path / 'grpc.sock'}",
     )
     assert result.returncode == 1
     assert result.stdout == ""

@@ -92,16 +92,19 @@ def test_deprecated_model_type_selects_tensorflow() -> None:
         ),
         (
             "model_config_list { config { nam: 1 } }",
-            "models.config is not a text ModelServerConfig",
+            "Error parsing text-format tensorflow.serving.ModelServerConfig: 1:30 : Message type "
+            '"tensorflow.serving.ModelConfig" has no field named "nam". Invalid protobuf file: '
+            "'models.config'",
+        ),
+        (
+            'model_config_list { config { name: "m" base_path: "/m" model_type: TENSORFLOW '
+            'model_platform: "tensorflow" } }',
+            "Illegal setting both ModelServerConfig::model_type (deprecated) and "
+            "ModelServerConfig::model_platform, model name is m",
         ),
         (
             "custom_model_config { }",
             "models.config holds a custom_model_config; only model_config_list is supported",
-        ),
-        (
-            'model_config_list { config { name: "m" base_path: "/m" model_platform: "tensorflow"'
-            ' version_labels { key: "not-ok" value: 1 } } }',
-            "version label 'not-ok' of model m is not made of letters, digits and underscores",
         ),
     ],
 )
@@ -122,6 +125,16 @@ def test_refuses_what_tf_serving_refuses(text: str, message: str) -> None:
 def test_version_policy_checks(make: object, message: str) -> None:
     with pytest.raises(SpecError, match=message):
         make()  # type: ignore[operator]
+
+
+def test_label_spelling_is_checked_where_timonel_writes_not_where_the_server_reads() -> None:
+    text = (
+        'model_config_list { config { name: "m" base_path: "/m" model_platform: "tensorflow"'
+        ' version_labels { key: "nice try" value: 1 } } }'
+    )
+    (model,) = parse_models_config(text)  # TF Serving's ServerCore takes any spelling
+    with pytest.raises(SpecError, match="version label 'nice try' of model m is not made of"):
+        render_models_config([model])
 
 
 def test_accepts_uris_and_absolute_paths() -> None:

@@ -49,7 +49,58 @@ _FLAGS: dict[str, str] = {
         "Ops run in parallel (0: TensorFlow's choice; -1: every call in the request's own "
         "thread, where timeouts cannot stop it)."
     ),
+    "grpc_socket_path": "Also serve gRPC on this Unix socket (relative or absolute path).",
+    "grpc_channel_arguments": (
+        "gRPC arguments key=value,... (grpc.max_concurrent_streams, grpc.max_connection_age_ms, "
+        "grpc.max_connection_age_grace_ms, grpc.max_connection_idle_ms, grpc.keepalive_time_ms, "
+        "grpc.keepalive_timeout_ms, grpc.server_handshake_timeout_ms, "
+        "grpc.max_receive_message_length apply; others are ignored)."
+    ),
+    "enable_signature_method_name_check": (
+        "Refuse signatures whose method_name does not match the API (off: TF2 models classify)."
+    ),
+    "saved_model_tags": "Comma-separated tags of the MetaGraph to load.",
+    "tensorflow_session_config_file": "Text ConfigProto for the sessions (flags override it).",
+    "tensorflow_session_parallelism": "Intra- and inter-op threads when neither is set.",
+    "per_process_gpu_memory_fraction": "Fraction of GPU memory each session may take (0: TF's).",
+    "ssl_config_file": "Text SSLConfig: serve gRPC over TLS.",
+    "platform_config_file": (
+        "Text PlatformConfigMap; checked that it reads, then batching flags are ignored as in "
+        "TF Serving (its session settings are not applied here)."
+    ),
+    "enable_grpc_healthcheck_service": "Serve grpc.health.v1.Health.",
+    "enable_serialization_as_tensor_content": "Predict answers in tensor_content.",
+    "num_request_iterations_for_warmup": "Times each warmup record runs (0: once).",
+    "rest_api_enable_cors_support": "Add CORS headers to REST answers.",
 }
+
+#: tensorflow_model_server flags accepted for compatibility whose effect means nothing here:
+#: name → (type, default, why). A manifest written for the tensorflow/serving image starts.
+_NO_EFFECT: dict[str, tuple[type, Any, str]] = {
+    "rest_api_num_threads": (int, 0, "REST runs on one event loop; model calls on TF's pools"),
+    "grpc_max_threads": (int, 0, "gRPC runs on the REST API's event loop, not a thread pool"),
+    "num_load_threads": (int, 0, "versions load one at a time, TF Serving's default"),
+    "num_unload_threads": (int, 0, "versions unload one at a time, TF Serving's default"),
+    "flush_filesystem_caches": (bool, True, "TensorFlow's file systems keep no cache here"),
+    "enable_per_model_batching_parameters": (
+        bool, False, "one batching configuration (--batching_parameters_file) serves every model"
+    ),
+    "remove_unused_fields_from_bundle_metagraph": (
+        bool, True, "only signatures are kept of the MetaGraph"
+    ),
+    "prefer_tflite_model": (
+        bool, False, "TF Lite is not built in; SavedModels load, TF Serving's fallback"
+    ),
+    "num_tflite_pools": (int, 0, "TF Lite is not built in"),
+    "num_tflite_interpreters_per_pool": (int, 1, "TF Lite is not built in"),
+    "xla_cpu_compilation_enabled": (bool, False, "XLA follows TensorFlow's own defaults"),
+    "xla_gpu_compilation_enabled": (bool, False, "XLA follows TensorFlow's own defaults"),
+    "enable_profiler": (bool, True, "no TensorFlow profiler service is served"),
+    "thread_pool_factory_config_file": (str, "", "model calls run on TensorFlow's own pools"),
+    "mixed_precision": (str, "", "models run in the precision they were saved in"),
+    "skip_initialize_tpu": (bool, False, "there is no TPU to initialise"),
+    "use_alts_credentials": (bool, False, "ALTS runs only on Google Cloud; refused when true"),
+}  # fmt: skip
 
 
 def _bool(text: str) -> bool:
@@ -69,43 +120,75 @@ class _Parser(argparse.ArgumentParser):
         raise SpecError(f"{message}; see `{self.prog} --help`")
 
 
+_TYPES: dict[Any, type] = {"bool": bool, "int": int, "float": float, "str": str}
+
+
+def _add_flag(
+    parse: argparse.ArgumentParser, name: str, kind: type, default: Any, help: str
+) -> None:
+    if kind is bool:
+        parse.add_argument(
+            f"--{name}",
+            type=_bool,
+            nargs="?",
+            const=True,
+            default=default,
+            metavar="BOOL",
+            help=f"{help} (default {str(default).lower()})",
+        )
+    else:
+        parse.add_argument(
+            f"--{name}", type=kind, default=default, help=f"{help} (default {default!r})"
+        )
+
+
 def parser() -> argparse.ArgumentParser:
-    """The argument parser of ``timonel serve`` (defaults from ``ServerOptions``)."""
+    """The argument parser of ``timonel serve``: every flag of tensorflow_model_server's
+    ``main.cc`` (defaults from ``ServerOptions``) and timonel's own."""
     parse = _Parser(prog="timonel serve", description=_HELP, allow_abbrev=False)
     for item in fields(ServerOptions):
-        if item.name not in _FLAGS:
-            continue
-        flag = f"--{item.name}"
-        if item.type in ("bool", bool):
-            parse.add_argument(
-                flag,
-                type=_bool,
-                nargs="?",
-                const=True,
-                default=item.default,
-                metavar="BOOL",
-                help=f"{_FLAGS[item.name]} (default {str(item.default).lower()})",
-            )
-        else:
-            kind = int if item.type in ("int", int) else str
-            parse.add_argument(
-                flag,
-                type=kind,
-                default=item.default,
-                help=f"{_FLAGS[item.name]} (default {item.default!r})",
-            )
+        if item.name in _FLAGS:
+            kind = _TYPES.get(item.type, item.type)
+            _add_flag(parse, item.name, kind, item.default, _FLAGS[item.name])
+    compatibility = parse.add_argument_group("accepted for compatibility, no effect here")
+    for name, (kind, default, why) in _NO_EFFECT.items():
+        _add_flag(compatibility, name, kind, default, f"No effect: {why}.")
+    parse.add_argument(
+        "--version", action="store_true", help="Print the server and TensorFlow versions."
+    )
     return parse
 
 
-def flag_values(args: list[str]) -> dict[str, Any]:
-    """``ServerOptions`` fields from a command line; ``SpecError`` for a malformed one."""
-    return vars(parser().parse_args(args))
+def flag_values(args: list[str]) -> tuple[dict[str, Any], bool]:
+    """``ServerOptions`` fields from a command line, and whether it asks for ``--version``;
+    ``SpecError`` for a malformed one, or a flag whose upstream effect cannot be had here."""
+    values = vars(parser().parse_args(args))
+    show_version = values.pop("version")
+    if values["use_alts_credentials"]:
+        raise SpecError(
+            "--use_alts_credentials: ALTS works only between Google Cloud machines; use "
+            "--ssl_config_file for TLS"
+        )
+    for name in _NO_EFFECT:
+        values.pop(name)
+    return values, show_version
+
+
+def version_text() -> str:
+    """What ``--version`` prints: TF Serving's two lines, naming the API version served."""
+    from importlib import metadata
+
+    return (
+        f"TensorFlow ModelServer: {metadata.version('tensorflow-serving-api')}"
+        f"+timonel.{metadata.version('timonel')}\n"
+        f"TensorFlow Library: {metadata.version('tensorflow')}\n"
+    )
 
 
 def options_from_args(args: list[str]) -> ServerOptions:
     """``ServerOptions`` from a command line; ``SpecError`` for a malformed one or options the
     server cannot start with."""
-    return ServerOptions(**flag_values(args))
+    return ServerOptions(**flag_values(args)[0])
 
 
 def register(app: typer.Typer) -> None:
@@ -120,7 +203,11 @@ def register(app: typer.Typer) -> None:
         from timonel.server import serve as run_server
         from timonel.server.app import configure_logging
 
-        values = flag_values(list(ctx.args))  # a malformed command line: one line, exit 2
+        # a malformed command line: one line, exit 2
+        values, show_version = flag_values(list(ctx.args))
+        if show_version:
+            print(version_text(), end="")
+            return
         try:
             options = ServerOptions(**values)
         except SpecError as exc:

@@ -15,7 +15,9 @@ import gc
 import logging
 import os
 import signal
+import ssl
 import sys
+import tempfile
 import threading
 import time
 from collections import deque
@@ -25,6 +27,7 @@ from typing import Any
 import orjson
 
 from timonel.errors import ServingError, SpecError, TimonelError
+from timonel.server.channel_arguments import channel_limits
 from timonel.server.options import ServerOptions
 
 log = logging.getLogger("timonel.server")
@@ -139,6 +142,17 @@ class ModelServer:
     def _make_runner(self) -> Any:
         from timonel.server.runner import DirectRunner
 
+        if self.options.platform_config_file:
+            # As TF Serving: a platform config replaces the flags' session bundle config, the
+            # batching flags included. Its contents are read, not applied (see --help).
+            from timonel.tfserving._files import read_config_text
+
+            read_config_text(
+                self.options.platform_config_file,
+                what="platform config",
+                flag="--platform_config_file",
+            )
+            return DirectRunner()
         if not self.options.enable_batching:
             return DirectRunner()
         from timonel.server.batching import BatchScheduler
@@ -160,13 +174,37 @@ class ModelServer:
         return config.prometheus_path if config.prometheus_enabled else None
 
     def _session_config(self) -> Any:
+        """The sessions' ConfigProto: the config file's, with the flags written over it in TF
+        Serving's way (``server.cc``: the GPU fraction always; intra/inter-op threads from
+        their own flags when either is set, else both from --tensorflow_session_parallelism)."""
         import tensorflow as tf
 
-        return tf.compat.v1.ConfigProto(
-            intra_op_parallelism_threads=self.options.tensorflow_intra_op_parallelism,
-            inter_op_parallelism_threads=self.options.tensorflow_inter_op_parallelism,
-            allow_soft_placement=True,
+        options = self.options
+        config = tf.compat.v1.ConfigProto(allow_soft_placement=True)
+        if options.tensorflow_session_config_file:
+            from timonel.tfserving._files import parse_config_text, read_config_text
+
+            text, source = read_config_text(
+                options.tensorflow_session_config_file,
+                what="session config",
+                flag="--tensorflow_session_config_file",
+            )
+            parse_config_text(
+                text,
+                config,
+                source=source,
+                fix="write a text ConfigProto such as gpu_options { allow_growth: true }",
+            )
+        config.gpu_options.per_process_gpu_memory_fraction = options.per_process_gpu_memory_fraction
+        intra, inter = (
+            options.tensorflow_intra_op_parallelism,
+            options.tensorflow_inter_op_parallelism,
         )
+        if intra <= 0 and inter <= 0 and inter != -1:
+            intra = inter = options.tensorflow_session_parallelism
+        config.intra_op_parallelism_threads = intra
+        config.inter_op_parallelism_threads = inter
+        return config
 
     def _load(self, name: str, version: int, path: str) -> Any:
         """Load one version and run its warmup records; any failure fails the load.
@@ -189,7 +227,14 @@ class ModelServer:
 
         start = time.perf_counter()
         try:
-            servable = load_servable(name, version, path, session_config=self._session_config())
+            servable = load_servable(
+                name,
+                version,
+                path,
+                session_config=self._session_config(),
+                tags=[tag for tag in self.options.saved_model_tags.split(",") if tag],
+                check_method_name=self.options.enable_signature_method_name_check,
+            )
         except ServingError:
             self.metrics.record(self.metrics.load_attempt_count, 1, path, "fail")
             raise
@@ -204,7 +249,7 @@ class ModelServer:
             if not records:
                 log.info("No warmup data file found at %s", file)
                 return servable
-            count = replay_warmup(servable, records)
+            count = replay_warmup(servable, records, self.options.num_request_iterations_for_warmup)
         except ServingError as exc:
             servable.close()
             self.metrics.record(
@@ -231,6 +276,7 @@ class ModelServer:
         """Configure, load, and wait until every model's latest version serves."""
         try:
             configs = _model_configs(self.options)
+            self._session_config()  # a bad session config file fails start-up, not each load
         except SpecError as exc:
             raise ServingError(str(exc), code="INVALID_ARGUMENT") from exc
         self.manager.configure(configs)
@@ -265,16 +311,32 @@ class ModelServer:
         rest_server = None
         listener = None
         try:
+            grpc_server = grpc_service.make_server(
+                self.inference,
+                limits=channel_limits(options.grpc_channel_arguments),
+                tensor_content=options.enable_serialization_as_tensor_content,
+                health=options.enable_grpc_healthcheck_service,
+            )
+            tls = self._tls()
             if options.port:
-                grpc_server = grpc_service.make_server(self.inference)
                 address = _address(options.host, options.port)
                 try:
-                    self.grpc_port = await grpc_server.start(options.host, options.port)
+                    self.grpc_port = await grpc_server.start(options.host, options.port, tls)
                 except OSError as exc:
                     raise ServingError(
                         f"Failed to bind gRPC to {address}: {exc.strerror}", code="UNAVAILABLE"
                     ) from exc
                 log.info("Running gRPC ModelServer at %s ...", address)
+            if options.grpc_socket_path:
+                try:
+                    await grpc_server.start_unix(options.grpc_socket_path, tls)
+                except OSError as exc:
+                    raise ServingError(
+                        f"Failed to bind gRPC to UNIX socket {options.grpc_socket_path}: "
+                        f"{exc.strerror}",
+                        code="UNAVAILABLE",
+                    ) from exc
+                log.info("Running gRPC ModelServer at UNIX socket %s ...", options.grpc_socket_path)
             if options.rest_api_port and options.rest_api_port == options.port:
                 log.error(
                     "--rest_api_port %d is the gRPC --port too; REST API not started",
@@ -287,6 +349,7 @@ class ModelServer:
                     max_body_bytes=options.rest_api_max_body_bytes,
                     monitoring_path=self.monitoring_path,
                     timeout_ms=options.rest_api_timeout_in_ms,
+                    cors=options.rest_api_enable_cors_support,
                 )
                 rest_server = rest.make_server(api)
                 try:
@@ -312,6 +375,40 @@ class ModelServer:
         finally:
             await self._drain(grpc_server, rest_server, listener)
             flush_access_log()
+
+    def _tls(self) -> ssl.SSLContext | None:
+        """The TLS context of ``--ssl_config_file`` (None: plain gRPC), as TF Serving's
+        ``BuildServerCredentials``: the server's key and certificate, and with ``client_verify``
+        a client certificate signed by ``custom_ca`` required."""
+        if not self.options.ssl_config_file:
+            return None
+        from timonel.tfserving import read_ssl_config
+
+        try:
+            config = read_ssl_config(self.options.ssl_config_file)
+        except SpecError as exc:
+            raise ServingError(str(exc), code="INVALID_ARGUMENT") from exc
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.set_alpn_protocols(["h2"])
+        with tempfile.TemporaryDirectory() as folder:  # load_cert_chain reads files only
+            key, cert = os.path.join(folder, "key.pem"), os.path.join(folder, "cert.pem")
+            with open(key, "w", opener=lambda p, f: os.open(p, f, 0o600)) as file:
+                file.write(config.server_key)
+            with open(cert, "w") as file:
+                file.write(config.server_cert)
+            try:
+                context.load_cert_chain(cert, key)
+            except ssl.SSLError as exc:
+                raise ServingError(
+                    f"{self.options.ssl_config_file}: server_key and server_cert are not a PEM "
+                    f"key and its certificate: {exc}",
+                    code="INVALID_ARGUMENT",
+                ) from exc
+        if config.custom_ca:
+            context.load_verify_locations(cadata=config.custom_ca)
+        if config.client_verify:
+            context.verify_mode = ssl.CERT_REQUIRED
+        return context
 
     async def _flush_logs(self) -> None:
         loop = asyncio.get_running_loop()

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import ssl
 import zlib
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -30,6 +31,7 @@ import hpack
 from google.protobuf.message import DecodeError
 
 from timonel.errors import ServingError
+from timonel.server.channel_arguments import ConnectionLimits
 
 log = logging.getLogger("timonel.server")
 
@@ -39,6 +41,7 @@ _PUSH_PROMISE, _PING, _GOAWAY, _WINDOW_UPDATE, _CONTINUATION = 0x5, 0x6, 0x7, 0x
 _END_STREAM, _ACK, _END_HEADERS, _PADDED, _PRIORITY_FLAG = 0x1, 0x1, 0x4, 0x8, 0x20
 _NO_ERROR, _PROTOCOL_ERROR, _FLOW_CONTROL_ERROR, _STREAM_CLOSED = 0x0, 0x1, 0x3, 0x5
 _FRAME_SIZE_ERROR, _REFUSED_STREAM, _COMPRESSION_ERROR, _ENHANCE_YOUR_CALM = 0x6, 0x7, 0x9, 0xB
+_SETTINGS_MAX_CONCURRENT_STREAMS = 0x3
 _SETTINGS_INITIAL_WINDOW_SIZE, _SETTINGS_MAX_FRAME_SIZE = 0x4, 0x5
 _SETTINGS_MAX_HEADER_LIST_SIZE = 0x6
 #: the header list ``hpack.Decoder`` takes (its default), advertised so clients fail a larger
@@ -150,16 +153,22 @@ def frame(kind: int, flags: int, stream_id: int, payload: bytes = b"") -> bytes:
     )
 
 
-#: the server's first frames: its settings, and the connection window raised to match them
-_SERVER_PREFACE = frame(
-    _SETTINGS,
-    0,
-    0,
-    _SETTINGS_INITIAL_WINDOW_SIZE.to_bytes(2, "big")
-    + _RECEIVE_WINDOW.to_bytes(4, "big")
-    + _SETTINGS_MAX_HEADER_LIST_SIZE.to_bytes(2, "big")
-    + _MAX_HEADER_LIST.to_bytes(4, "big"),
-) + frame(_WINDOW_UPDATE, 0, 0, (_RECEIVE_WINDOW - _DEFAULT_WINDOW).to_bytes(4, "big"))
+def server_preface(max_concurrent_streams: int) -> bytes:
+    """The server's first frames: its settings, and the connection window raised to match."""
+    settings = {
+        _SETTINGS_MAX_CONCURRENT_STREAMS: max_concurrent_streams,
+        _SETTINGS_INITIAL_WINDOW_SIZE: _RECEIVE_WINDOW,
+        _SETTINGS_MAX_HEADER_LIST_SIZE: _MAX_HEADER_LIST,
+    }
+    payload = b"".join(k.to_bytes(2, "big") + v.to_bytes(4, "big") for k, v in settings.items())
+    return frame(_SETTINGS, 0, 0, payload) + frame(
+        _WINDOW_UPDATE, 0, 0, (_RECEIVE_WINDOW - _DEFAULT_WINDOW).to_bytes(4, "big")
+    )
+
+
+#: bytes queued in a transport past which the connection stops reading: a peer that does not
+#: read its answers (nor PING and SETTINGS acknowledgements) cannot make the server buffer more
+_WRITE_BUFFER_HIGH = 4 * 1024 * 1024
 
 
 class _ProtocolError(Exception):
@@ -176,6 +185,7 @@ class _Stream:
     deadline: float | None = None
     body: bytearray = field(default_factory=bytearray)
     unacked: int = 0  # bytes received since the last stream WINDOW_UPDATE
+    receive_window: int = _RECEIVE_WINDOW  # what the client may still send on this stream
     send_window: int = _DEFAULT_WINDOW
     pending: bytearray = field(default_factory=bytearray)  # DATA waiting for window
     trailers: bytes | None = None  # sent once ``pending`` is out
@@ -206,13 +216,28 @@ class _Connection(asyncio.Protocol):
         self.blocked: dict[int, _Stream] = {}  # streams with DATA waiting for window
         self.going_away = False
         self.closed = False
+        self.limits = server.limits
+        self.opened = self.idle_since = self.last_received = self.loop.time()
+        self.ping_sent: float | None = None  # a keepalive PING not acknowledged yet
+        self.receive_window = _RECEIVE_WINDOW  # what the client may still send on the connection
 
     # ---- connection ------------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
-        self.peer = _peer(self.transport.get_extra_info("peername"))
+        self.peer = _peer(
+            self.transport.get_extra_info("peername"), self.transport.get_extra_info("sockname")
+        )
+        self.transport.set_write_buffer_limits(high=_WRITE_BUFFER_HIGH)
         self.server.connections.add(self)
+
+    def pause_writing(self) -> None:
+        if self.transport is not None:
+            self.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        if self.transport is not None and not self.closed:
+            self.transport.resume_reading()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
@@ -224,12 +249,13 @@ class _Connection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self.buffer += data
+        self.last_received = self.loop.time()
         out: list[bytes] = []
         try:
             if not self.preface_seen:
                 if not self._read_preface():
                     return
-                out.append(_SERVER_PREFACE)  # only now: an HTTP/1 client gets an answer it reads
+                out.append(self.server.preface)  # only now: an HTTP/1 client gets an answer
                 if self.server.stopping:
                     self.going_away = True
                     out.append(frame(_GOAWAY, 0, 0, bytes(4) + _NO_ERROR.to_bytes(4, "big")))
@@ -315,6 +341,8 @@ class _Connection(asyncio.Protocol):
                     raise _ProtocolError(_FRAME_SIZE_ERROR, "PING must be 8 bytes on stream 0")
                 if not flags & _ACK:
                     out.append(frame(_PING, _ACK, 0, payload))
+                else:
+                    self.ping_sent = None
             elif kind == _WINDOW_UPDATE:
                 self._on_window_update(stream_id, payload, out)
             elif kind == _GOAWAY:
@@ -325,13 +353,24 @@ class _Connection(asyncio.Protocol):
         del buffer[:start]
 
     def _on_data(self, stream_id: int, flags: int, payload: bytes, out: list[bytes]) -> None:
+        self.receive_window -= len(payload)
+        if self.receive_window < 0:
+            raise _ProtocolError(
+                _FLOW_CONTROL_ERROR, "DATA past the connection's flow-control window"
+            )
         self.unacked += len(payload)
         if self.unacked >= _RECEIVE_WINDOW // 2:
             out.append(frame(_WINDOW_UPDATE, 0, 0, self.unacked.to_bytes(4, "big")))
+            self.receive_window += self.unacked
             self.unacked = 0
         stream = self.streams.get(stream_id)
         if stream is None or stream.task is not None:
             return  # reset, refused or already answered: its data only counts for the window
+        stream.receive_window -= len(payload)
+        if stream.receive_window < 0:
+            raise _ProtocolError(
+                _FLOW_CONTROL_ERROR, f"DATA past the flow-control window of stream {stream_id}"
+            )
         stream.unacked += len(payload)
         if flags & _PADDED:
             payload = _unpad(payload)
@@ -352,6 +391,7 @@ class _Connection(asyncio.Protocol):
             self._dispatch(stream, out)
         elif stream.unacked >= _RECEIVE_WINDOW // 2:
             out.append(frame(_WINDOW_UPDATE, 0, stream_id, stream.unacked.to_bytes(4, "big")))
+            stream.receive_window += stream.unacked
             stream.unacked = 0
 
     def _on_headers(self, stream_id: int, flags: int, payload: bytes, out: list[bytes]) -> None:
@@ -397,9 +437,14 @@ class _Connection(asyncio.Protocol):
             out.append(frame(_RST_STREAM, 0, stream_id, _STREAM_CLOSED.to_bytes(4, "big")))
             return
         self.last_stream = stream_id
-        if self.going_away or self.server.stopping:
+        if (
+            self.going_away
+            or self.server.stopping
+            or len(self.streams) >= self.limits.max_concurrent_streams
+        ):
             out.append(frame(_RST_STREAM, 0, stream_id, _REFUSED_STREAM.to_bytes(4, "big")))
             return
+        self.idle_since = self.loop.time()
         stream = _Stream(stream_id, send_window=self.peer_window, ended=bool(flags & _END_STREAM))
         self.streams[stream_id] = stream
         content_type = ""
@@ -583,8 +628,21 @@ class _Connection(asyncio.Protocol):
             stream.timer.cancel()
         assert self.transport is not None
         out: list[bytes] = []
+        held = self.transport.get_write_buffer_size() + sum(
+            len(s.pending) for s in self.blocked.values()
+        )
         if payload is None:
             self._answer_status(stream, code, message, out)
+        elif held and held + 5 + len(payload) > self.limits.max_pending_bytes:
+            self._answer_status(
+                stream,
+                "RESOURCE_EXHAUSTED",
+                f"This connection holds {held} bytes of answers its client has not read, and this "
+                f"one ({len(payload)} bytes) would pass the limit of "
+                f"{self.limits.max_pending_bytes}: read the answers (open the flow-control "
+                "window) before sending more calls",
+                out,
+            )
         else:
             stream.answered = True
             out.append(_frames(_HEADERS, 0, stream.id, _RESPONSE_HEADERS, self.peer_max_frame))
@@ -659,6 +717,40 @@ class _Connection(asyncio.Protocol):
         if self.transport is not None and not self.closed:
             self.transport.close()
 
+    def check_time(self, now: float) -> None:
+        """Close or ping the connection by the clock: a preface that never came, an age or an
+        idle time past its limit, a keepalive PING not acknowledged (``ConnectionLimits``)."""
+        limits = self.limits
+        if not self.preface_seen:
+            if now - self.opened > limits.handshake_timeout:
+                log.warning("gRPC connection from %s closed: no HTTP/2 preface", self.peer)
+                self.abort()
+            return
+        if self.streams:
+            self.idle_since = now
+        age = now - self.opened
+        if limits.max_connection_age is not None and age > limits.max_connection_age:
+            if not self.going_away:
+                self.go_away()
+            grace = limits.max_connection_age_grace
+            if grace is not None and age > limits.max_connection_age + grace:
+                self.abort()
+        idle = limits.max_connection_idle
+        if idle is not None and not self.streams and now - self.idle_since > idle:
+            self.go_away()
+        if self.going_away and not self.streams:
+            self.abort()
+            return
+        if limits.keepalive_time is None:
+            return
+        if self.ping_sent is not None:
+            if now - self.ping_sent > limits.keepalive_timeout:
+                log.warning("gRPC connection from %s closed: keepalive PING unanswered", self.peer)
+                self.abort()
+        elif now - self.last_received > limits.keepalive_time and self.transport is not None:
+            self.ping_sent = now
+            self.transport.write(frame(_PING, 0, 0, b"keepaliv"))
+
 
 def _frames(kind: int, flags: int, stream_id: int, block: bytes, max_frame: int) -> bytes:
     """A header block as HEADERS (+ CONTINUATION frames when it is longer than a frame)."""
@@ -688,32 +780,73 @@ def _truncate(message: str) -> str:
     return message[: _MAX_DETAILS - len("...TRUNCATED")] + "...TRUNCATED"
 
 
-def _peer(address: Any) -> str:
-    """The peer as grpc names it: ``ipv4:127.0.0.1:5555`` or ``ipv6:[::1]:5555``."""
+def _peer(address: Any, local: Any) -> str:
+    """The peer as grpc names it: ``ipv4:127.0.0.1:5555``, ``ipv6:[::1]:5555`` or, on a Unix
+    socket, ``unix:<socket path>``."""
     if isinstance(address, tuple) and len(address) >= 2:
         host, port = address[0], address[1]
         return f"ipv6:[{host}]:{port}" if ":" in host else f"ipv4:{host}:{port}"
+    if isinstance(local, str):
+        return f"unix:{local}"
     return str(address or "unknown")
 
 
 class GrpcServer:
-    """Unary gRPC methods by path (``/package.Service/Method``) on one listening socket."""
+    """Unary gRPC methods by path (``/package.Service/Method``) on TCP and Unix sockets, all
+    served the same way, within ``limits``."""
 
-    def __init__(self, methods: Mapping[str, Method], *, max_message_bytes: int) -> None:
+    def __init__(
+        self, methods: Mapping[str, Method], *, limits: ConnectionLimits | None = None
+    ) -> None:
         self.methods = dict(methods)
-        self.max_message_bytes = max_message_bytes
+        self.limits = limits or ConnectionLimits()
+        self.max_message_bytes = self.limits.max_receive_message_length
+        self.preface = server_preface(self.limits.max_concurrent_streams)
         self.connections: set[_Connection] = set()
         self.stopping = False
-        self._listener: asyncio.Server | None = None
+        self._listeners: list[asyncio.Server] = []
         self._idle: asyncio.Event | None = None
+        self._clock: asyncio.Task[None] | None = None
 
-    async def start(self, host: str, port: int) -> int:
-        """Listen on ``host:port`` (0: any free port); returns the port bound."""
+    async def start(self, host: str, port: int, tls: ssl.SSLContext | None = None) -> int:
+        """Listen on ``host:port`` (0: any free port), over TLS with ``tls``; returns the port
+        bound."""
         loop = asyncio.get_running_loop()
-        self._listener = await loop.create_server(
-            lambda: _Connection(self), host, port, reuse_address=True
+        listener = await loop.create_server(
+            lambda: _Connection(self), host, port, reuse_address=True, ssl=tls
         )
-        return int(self._listener.sockets[0].getsockname()[1])
+        self._listening(listener)
+        return int(listener.sockets[0].getsockname()[1])
+
+    async def start_unix(self, path: str, tls: ssl.SSLContext | None = None) -> None:
+        """Listen on the Unix socket ``path`` too (a stale socket file there is replaced)."""
+        loop = asyncio.get_running_loop()
+        listener = await loop.create_unix_server(lambda: _Connection(self), path, ssl=tls)
+        self._listening(listener)
+
+    def _listening(self, listener: asyncio.Server) -> None:
+        self._listeners.append(listener)
+        if self._clock is None:
+            self._clock = asyncio.get_running_loop().create_task(self._tick())
+
+    async def _tick(self) -> None:
+        """Every connection's clock-driven limits, checked a few times a second."""
+        limits = self.limits
+        times = [
+            limits.handshake_timeout,
+            limits.max_connection_age,
+            limits.max_connection_age_grace,
+            limits.max_connection_idle,
+            limits.keepalive_time,
+            limits.keepalive_timeout,
+        ]
+        interval = min(0.5, *(t / 4 for t in times if t is not None))
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(max(0.01, interval))
+            now = loop.time()
+            for connection in list(self.connections):
+                connection.check_time(now)
 
     def in_flight(self) -> int:
         return sum(len(connection.streams) for connection in self.connections)
@@ -726,8 +859,8 @@ class GrpcServer:
         """Refuse new calls, let the calls in flight finish for up to ``grace`` seconds, then
         close every connection."""
         self.stopping = True
-        if self._listener is not None:
-            self._listener.close()
+        for listener in self._listeners:
+            listener.close()
         for connection in list(self.connections):
             connection.go_away()
         self._idle = asyncio.Event()
@@ -740,5 +873,7 @@ class GrpcServer:
             )
         for connection in list(self.connections):
             connection.abort()
-        if self._listener is not None:
-            await self._listener.wait_closed()
+        if self._clock is not None:
+            self._clock.cancel()
+        for listener in self._listeners:
+            await listener.wait_closed()

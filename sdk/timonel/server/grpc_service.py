@@ -10,6 +10,7 @@ left of the client's deadline as its run timeout (none without a deadline), as i
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -31,6 +32,7 @@ from tensorflow_serving.apis import (
 
 from timonel.codec.tensor_proto import request_inputs, to_tensor_proto
 from timonel.errors import ServingError, SpecError
+from timonel.server.channel_arguments import ConnectionLimits
 from timonel.server.examples import serialize_input
 from timonel.server.grpc_server import STATUS_NUMBERS, GrpcServer, Method, Rpc
 from timonel.server.inference import (
@@ -45,8 +47,6 @@ from timonel.server.servable import CLASSIFY_METHOD, REGRESS_METHOD, Servable
 
 log = logging.getLogger("timonel.server")
 
-#: TF Serving accepts messages up to INT_MAX bytes
-MAX_MESSAGE_BYTES = 2**31 - 1
 T = TypeVar("T")
 
 
@@ -116,9 +116,11 @@ class _Calls:
 
 
 class PredictionService:
-    def __init__(self, inference: Inference) -> None:
+    def __init__(self, inference: Inference, *, tensor_content: bool = False) -> None:
         self.inference = inference
         self._calls = _Calls(inference)
+        #: ``--enable_serialization_as_tensor_content``: outputs in ``tensor_content``
+        self._typed_fields = not tensor_content
 
     async def Predict(self, request: Any, rpc: Rpc) -> Any:
         async def body() -> Any:
@@ -132,7 +134,9 @@ class PredictionService:
                 response = predict_pb2.PredictResponse()
                 _fill_spec(response.model_spec, servable, signature.key)
                 for alias, value in outputs.items():
-                    response.outputs[alias].CopyFrom(to_tensor_proto(value, typed_fields=True))
+                    response.outputs[alias].CopyFrom(
+                        to_tensor_proto(value, typed_fields=self._typed_fields)
+                    )
                 return response
 
         return await self._calls.handle("Predict", request, rpc, body)
@@ -291,18 +295,91 @@ def _fill_result(target: Any, result: ExampleResult) -> None:
                 classifications.classes.add(label=label, score=score)
 
 
-def make_server(inference: Inference) -> GrpcServer:
-    """A gRPC server answering every method of TF Serving's PredictionService and ModelService;
-    the caller starts it on the running loop."""
+class HealthService:
+    """``grpc.health.v1.Health/Check`` (``--enable_grpc_healthcheck_service``): the server and
+    both TF Serving services are SERVING once the ports are open, as ``server.cc`` sets them;
+    another service is NOT_FOUND. ``Watch`` is a streaming method, which this unary server
+    answers UNIMPLEMENTED."""
+
+    _SERVICES = ("", "ModelService", "PredictionService")
+
+    async def Check(self, request: Any, rpc: Rpc) -> Any:
+        if request.service not in self._SERVICES:
+            raise ServingError("service not registered", code="NOT_FOUND")
+        return health_message("HealthCheckResponse")(status=1)  # SERVING
+
+
+@functools.cache
+def _health_pool() -> Any:
+    """``grpc/health/v1/health.proto``, declared here: grpcio-health-checking is not a
+    dependency, and two messages do not warrant one."""
+    from google.protobuf import descriptor_pb2, descriptor_pool
+
+    F = descriptor_pb2.FieldDescriptorProto
+    file = descriptor_pb2.FileDescriptorProto(
+        name="grpc/health/v1/health.proto", package="grpc.health.v1", syntax="proto3"
+    )
+    request = file.message_type.add(name="HealthCheckRequest")
+    request.field.add(name="service", number=1, type=F.TYPE_STRING, label=F.LABEL_OPTIONAL)
+    response = file.message_type.add(name="HealthCheckResponse")
+    status = response.enum_type.add(name="ServingStatus")
+    for number, name in enumerate(("UNKNOWN", "SERVING", "NOT_SERVING", "SERVICE_UNKNOWN")):
+        status.value.add(name=name, number=number)
+    response.field.add(
+        name="status",
+        number=1,
+        type=F.TYPE_ENUM,
+        label=F.LABEL_OPTIONAL,
+        type_name=".grpc.health.v1.HealthCheckResponse.ServingStatus",
+    )
+    service = file.service.add(name="Health")
+    for name, streaming in (("Check", False), ("Watch", True)):
+        service.method.add(
+            name=name,
+            input_type=".grpc.health.v1.HealthCheckRequest",
+            output_type=".grpc.health.v1.HealthCheckResponse",
+            server_streaming=streaming,
+        )
+    pool = descriptor_pool.DescriptorPool()
+    pool.Add(file)
+    return pool
+
+
+def health_message(name: str) -> Any:
+    """``grpc.health.v1.<name>`` (HealthCheckRequest, HealthCheckResponse)."""
+    return message_factory.GetMessageClass(
+        _health_pool().FindMessageTypeByName(f"grpc.health.v1.{name}")
+    )
+
+
+def make_server(
+    inference: Inference,
+    *,
+    limits: ConnectionLimits | None = None,
+    tensor_content: bool = False,
+    health: bool = False,
+) -> GrpcServer:
+    """A gRPC server answering every method of TF Serving's PredictionService and ModelService
+    (and grpc's Health service with ``health``); the caller starts it on the running loop."""
     methods: dict[str, Method] = {}
-    for module, service in (
-        (prediction_service_pb2, PredictionService(inference)),
-        (model_service_pb2, ModelService(inference)),
-    ):
-        for definition in module.DESCRIPTOR.services_by_name.values():
+    services: list[tuple[Any, Any]] = [
+        (
+            prediction_service_pb2.DESCRIPTOR,
+            PredictionService(inference, tensor_content=tensor_content),
+        ),
+        (model_service_pb2.DESCRIPTOR, ModelService(inference)),
+    ]
+    if health:
+        services.append(
+            (_health_pool().FindFileByName("grpc/health/v1/health.proto"), HealthService())
+        )
+    for descriptor, service in services:
+        for definition in descriptor.services_by_name.values():
             for method in definition.methods:
+                handler = getattr(service, method.name, None)
+                if handler is None:
+                    continue  # Health/Watch streams: the server answers it UNIMPLEMENTED
                 methods[f"/{definition.full_name}/{method.name}"] = Method(
-                    message_factory.GetMessageClass(method.input_type),
-                    getattr(service, method.name),
+                    message_factory.GetMessageClass(method.input_type), handler
                 )
-    return GrpcServer(methods, max_message_bytes=MAX_MESSAGE_BYTES)
+    return GrpcServer(methods, limits=limits)

@@ -229,7 +229,7 @@ def check_tasks(servable: Servable, tasks: Sequence[tuple[str, str, str]]) -> li
             raise _invalid(f"Requested signature not found in model graph: {key}")
         if method not in (CLASSIFY_METHOD, REGRESS_METHOD):
             raise ServingError(f"Unsupported signature method_name: {method}", code="UNIMPLEMENTED")
-        feed, fetches, aliases = example_endpoints(signature, method)
+        feed, fetches, aliases = example_endpoints(signature, method, servable.check_method_name)
         if checked and feed != checked[0].feed:
             raise _invalid("Input tensor must be the same for all Signatures.")
         checked.append(ExampleTask(signature, method, feed, fetches, aliases))

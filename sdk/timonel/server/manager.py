@@ -132,6 +132,7 @@ class ModelManager:
                         self._models[name] = model
                         self._retired.add(name)
                 self._retired -= {c.name for c in models}
+                self._publish()  # labels take effect now, even when no version loads
             self._reconcile()
 
     def _check_config(self, config: ModelConfig) -> None:

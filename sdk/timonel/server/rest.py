@@ -47,6 +47,13 @@ _STATUS = re.compile(
     re.IGNORECASE,
 )
 _API_PATH = re.compile(r"/v1/.*", re.IGNORECASE | re.DOTALL)
+_ORIGIN = re.compile(r"https?://")
+#: ``--rest_api_enable_cors_support``: ``AddCORSHeaders`` of ``http_rest_api_util.cc``
+_CORS_HEADERS = {
+    "Access-Control-Allow-Origin": "*",
+    "Access-Control-Allow-Methods": "POST, GET",
+    "Access-Control-Allow-Headers": "Content-Type",
+}
 _JSON = "application/json"
 
 
@@ -100,8 +107,10 @@ class RestApi:
         max_body_bytes: int,
         monitoring_path: str | None,
         timeout_ms: int = 0,
+        cors: bool = False,
     ) -> None:
         self.inference = inference
+        self.headers = _CORS_HEADERS if cors else {}
         self.timeout_ms = timeout_ms
         self.metrics = metrics
         self.max_body_bytes = max_body_bytes
@@ -122,6 +131,12 @@ class RestApi:
                         charset="utf-8",
                     )
                 return web.Response(status=404, text="Not Found", content_type="text/html")
+            if request.method == "OPTIONS":  # a CORS preflight (http_server.cc)
+                if not _ORIGIN.search(request.headers.get("Origin", "")):
+                    raise ServingError(
+                        "Origin header is missing in CORS preflight", code="FAILED_PRECONDITION"
+                    )
+                return web.Response(body=b"", content_type=_JSON, headers=self.headers)
             found = route(request.method, path)
             if found is None:
                 raise ServingError(
@@ -129,13 +144,14 @@ class RestApi:
                 )
             model, api = found.name, _API_NAMES[found.kind]
             body = await self._dispatch(request, found)
-            return web.Response(body=body, content_type=_JSON)
+            return web.Response(body=body, content_type=_JSON, headers=self.headers)
         except ServingError as exc:
             code = exc.code
             return web.Response(
                 status=http_status(exc.code),
                 body=json_tensor.encode_error(str(exc)),
                 content_type=_JSON,
+                headers=self.headers,
             )
         except _BodyTooLarge as exc:
             code = "RESOURCE_EXHAUSTED"

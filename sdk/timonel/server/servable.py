@@ -70,8 +70,20 @@ def _invalid(message: str) -> ServingError:
 class Servable:
     """A SavedModel version loaded into its own graph and session."""
 
-    def __init__(self, name: str, version: int, path: str, session: Any, meta_graph: Any) -> None:
+    def __init__(
+        self,
+        name: str,
+        version: int,
+        path: str,
+        session: Any,
+        meta_graph: Any,
+        *,
+        check_method_name: bool = False,
+    ) -> None:
         self.name = name
+        #: ``--enable_signature_method_name_check``: off, as in TF Serving, a signature serves
+        #: whichever API its inputs and outputs fit (native TF2 signatures all say predict)
+        self.check_method_name = check_method_name
         self.version = version
         self.path = path
         self._session = session
@@ -98,7 +110,11 @@ class Servable:
         output_filter: Sequence[str] = (),
     ) -> Call:
         """Check a predict request against its signature; the session call that answers it."""
-        if signature.method_name not in (PREDICT_METHOD, CLASSIFY_METHOD, REGRESS_METHOD):
+        if self.check_method_name and signature.method_name not in (
+            PREDICT_METHOD,
+            CLASSIFY_METHOD,
+            REGRESS_METHOD,
+        ):
             raise ServingError(
                 "Expected prediction signature method_name to be one of "
                 f"{{{PREDICT_METHOD}, {CLASSIFY_METHOD}, {REGRESS_METHOD}}}. "
@@ -113,7 +129,7 @@ class Servable:
         self, signature: Signature, examples: Sequence[bytes], method: str
     ) -> Call:
         """The session call of a classify or regress request on serialized tf.Examples."""
-        feed, fetches, aliases = example_endpoints(signature, method)
+        feed, fetches, aliases = example_endpoints(signature, method, self.check_method_name)
         return Call({feed: np.array(list(examples), dtype=object)}, fetches, aliases)
 
     def run(
@@ -231,11 +247,12 @@ def regression_results(outputs: Mapping[str, np.ndarray], batch: int) -> list[fl
 
 
 def example_endpoints(
-    signature: Signature, method: str
+    signature: Signature, method: str, check_method_name: bool
 ) -> tuple[str, tuple[str, ...], tuple[str, ...]]:
     """A classify or regress signature checked as TF Serving checks it: its input tensor (the
-    serialized Examples), and the tensors and aliases of the outputs the method reads."""
-    if signature.method_name != method:
+    serialized Examples), and the tensors and aliases of the outputs the method reads. Its
+    ``method_name`` counts only with ``check_method_name`` (``classifier.cc``, ``regressor.cc``)."""
+    if check_method_name and signature.method_name != method:
         kind = "classification" if method == CLASSIFY_METHOD else "regression"
         raise _invalid(
             f"Expected {kind} signature method_name to be {method}. Was: {signature.method_name}"
@@ -389,8 +406,16 @@ def _code_name(code: int) -> str:
         return "UNKNOWN"
 
 
-def load_servable(name: str, version: int, path: str, *, session_config: Any = None) -> Servable:
-    """Load the ``serve`` MetaGraph of the SavedModel at ``path`` into a fresh session.
+def load_servable(
+    name: str,
+    version: int,
+    path: str,
+    *,
+    session_config: Any = None,
+    tags: Sequence[str] = ("serve",),
+    check_method_name: bool = False,
+) -> Servable:
+    """Load the MetaGraph tagged ``tags`` of the SavedModel at ``path`` into a fresh session.
 
     Failures become ``ServingError`` with TF's status code and message, which is what the
     version's status then reports.
@@ -401,7 +426,7 @@ def load_servable(name: str, version: int, path: str, *, session_config: Any = N
     session = tf.compat.v1.Session(graph=graph, config=session_config)
     try:
         with graph.as_default():
-            meta_graph = tf.compat.v1.saved_model.loader.load(session, ["serve"], path)
+            meta_graph = tf.compat.v1.saved_model.loader.load(session, list(tags), path)
     except tf.errors.OpError as exc:
         session.close()
         raise ServingError(exc.message, code=_code_name(exc.error_code)) from exc
@@ -411,4 +436,4 @@ def load_servable(name: str, version: int, path: str, *, session_config: Any = N
             f"Failed to load SavedModel at {path}: {exc}", code="INVALID_ARGUMENT"
         ) from exc
     graph.finalize()
-    return Servable(name, version, path, session, meta_graph)
+    return Servable(name, version, path, session, meta_graph, check_method_name=check_method_name)

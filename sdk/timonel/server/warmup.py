@@ -1,4 +1,4 @@
-"""Warmup at load: replay a version's ``assets.extra/tf_serving_warmup_requests`` once.
+"""Warmup at load: replay a version's ``assets.extra/tf_serving_warmup_requests``.
 
 TF Serving runs every record (Predict, Classify, Regress, MultiInference) through the freshly
 loaded session before the version turns AVAILABLE, so TF's lazy initialisation happens before
@@ -24,9 +24,10 @@ from timonel.server.servable import (
 )
 
 
-def replay_warmup(servable: Servable, logs: Sequence[Any]) -> int:
-    """Run each PredictionLog's request once against ``servable``; returns how many ran."""
-    for log in logs:
+def replay_warmup(servable: Servable, logs: Sequence[Any], iterations: int = 1) -> int:
+    """Run each PredictionLog's request ``iterations`` times (``--num_request_iterations_for_
+    warmup``) against ``servable``; returns how many records there were."""
+    for log in [log for _ in range(max(1, iterations)) for log in logs]:
         kind = log.WhichOneof("log_type")
         if kind == "predict_log":
             _predict(servable, log.predict_log.request)

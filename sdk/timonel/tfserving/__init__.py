@@ -1,5 +1,5 @@
 """TF Serving's own files, built and read with its protos: ``models.config``, the monitoring and
-batching parameter files, and warmup records.
+batching parameter files, the SSL config, and warmup records.
 
 Protobuf, tensorflow-serving-api and TensorFlow are imported inside the functions that need
 them, so importing this package stays light.
@@ -29,6 +29,7 @@ from timonel.tfserving.monitoring import (
     render_monitoring_config,
     write_monitoring_config,
 )
+from timonel.tfserving.ssl_config import SslConfig, parse_ssl_config, read_ssl_config
 from timonel.tfserving.warmup import (
     MAX_WARMUP_RECORDS,
     WARMUP_FILENAME,
@@ -50,16 +51,19 @@ __all__ = [
     "BatchingParameters",
     "ModelConfig",
     "MonitoringConfig",
+    "SslConfig",
     "VersionPolicy",
     "format_batching_parameters",
     "parse_batching_parameters",
     "parse_models_config",
     "parse_monitoring_config",
+    "parse_ssl_config",
     "predict_requests_from_json",
     "prediction_log",
     "read_batching_parameters",
     "read_models_config",
     "read_monitoring_config",
+    "read_ssl_config",
     "read_warmup",
     "render_models_config",
     "render_monitoring_config",

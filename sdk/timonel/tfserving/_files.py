@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from timonel.errors import SpecError
 
@@ -24,3 +25,18 @@ def write_config_text(path: str | Path, text: str) -> Path:
     file.parent.mkdir(parents=True, exist_ok=True)
     file.write_text(text, encoding="utf-8")
     return file
+
+
+def parse_config_text(text: str, message: Any, *, source: str, fix: str) -> None:
+    """Read text ``text`` into ``message`` with protobuf's ``text_format``; a file that does not
+    parse fails with the words TF Serving logs (``Error parsing text-format <type>: <line>:<col>
+    : <what>``, which scripts search for), the file's name, and ``fix``."""
+    from google.protobuf import text_format
+
+    try:
+        text_format.Parse(text, message)
+    except text_format.ParseError as exc:
+        raise SpecError(
+            f"Error parsing text-format {message.DESCRIPTOR.full_name}: "
+            f"{str(exc).rstrip('.')}. Invalid protobuf file: '{source}'; {fix}"
+        ) from exc

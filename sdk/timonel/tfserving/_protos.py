@@ -1,8 +1,9 @@
-"""Message classes for the two TF Serving config protos that the tensorflow-serving-api wheel lacks.
+"""Message classes for the TF Serving config protos that the tensorflow-serving-api wheel lacks.
 
-The wheel ships ``model_server_config_pb2`` but neither ``monitoring_config.proto``
-(``config/monitoring_config.proto``) nor ``BatchingParameters``
-(``servables/tensorflow/session_bundle_config.proto``). Their text files are still protos, so
+The wheel ships ``model_server_config_pb2`` but not ``monitoring_config.proto``
+(``config/monitoring_config.proto``), ``BatchingParameters``
+(``servables/tensorflow/session_bundle_config.proto``) nor ``SSLConfig``
+(``config/ssl_config.proto``). Their text files are still protos, so
 rather than hand-writing a text parser we declare the same messages (same package, names, field
 numbers and wrapper types as upstream) in a private descriptor pool and let protobuf's own
 ``text_format`` read and write them: comments, both ``f { value: 1 }`` and ``f: { value: 1 }``
@@ -82,11 +83,27 @@ def _pool() -> Any:
         ],
     )
     pool.Add(batching)
+
+    ssl = descriptor_pb2.FileDescriptorProto(
+        name="tensorflow_serving/config/ssl_config.proto", package=_PACKAGE, syntax="proto3"
+    )
+    message(
+        ssl,
+        "SSLConfig",
+        [
+            ("server_key", 1, F.TYPE_STRING, optional, None),
+            ("server_cert", 2, F.TYPE_STRING, optional, None),
+            ("custom_ca", 3, F.TYPE_STRING, optional, None),
+            ("client_verify", 4, F.TYPE_BOOL, optional, None),
+        ],
+    )
+    pool.Add(ssl)
     return pool
 
 
 def message_class(name: str) -> Any:
-    """The class of ``tensorflow.serving.<name>`` (``MonitoringConfig``, ``BatchingParameters``)."""
+    """The class of ``tensorflow.serving.<name>`` (``MonitoringConfig``, ``BatchingParameters``,
+    ``SSLConfig``)."""
     from google.protobuf import message_factory
 
     return message_factory.GetMessageClass(_pool().FindMessageTypeByName(f"{_PACKAGE}.{name}"))

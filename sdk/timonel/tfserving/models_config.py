@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from timonel.errors import SpecError
-from timonel.tfserving._files import read_config_text, write_config_text
+from timonel.tfserving._files import parse_config_text, read_config_text, write_config_text
 
 #: The only platform TF Serving's stock build (and ``timonel serve``) loads.
 TENSORFLOW_PLATFORM = "tensorflow"
@@ -103,6 +103,11 @@ class ModelConfig:
                 f"got base_path()={self.base_path}; give an absolute folder or a gs://, s3:// URI",
                 field="base_path",
             )
+
+    def check_labels(self) -> None:
+        """The label rules of TF Serving's documentation (``g3doc/serving_config.md``), checked
+        where timonel writes a config. The server itself, like TF Serving's ``ServerCore``,
+        checks only that a label's version is available, and takes any spelling."""
         for label, version in self.labels.items():
             if not _LABEL.match(label):
                 raise SpecError(
@@ -147,7 +152,20 @@ class ModelConfig:
         else:
             policy = VersionPolicy()
         platform = proto.model_platform
-        if not platform and proto.model_type == _DEPRECATED_TENSORFLOW_MODEL_TYPE:
+        if proto.model_type:  # server_core.cc GetPlatform, in its order and words
+            if platform:
+                raise SpecError(
+                    "Illegal setting both ModelServerConfig::model_type (deprecated) and "
+                    f"ModelServerConfig::model_platform, model name is {proto.name}; "
+                    f'keep only model_platform: "{TENSORFLOW_PLATFORM}"',
+                    field="model_type",
+                )
+            if proto.model_type != _DEPRECATED_TENSORFLOW_MODEL_TYPE:
+                raise SpecError(
+                    f"ModelServerConfig::model_type choice {proto.model_type} not supported.; "
+                    f'use model_platform: "{TENSORFLOW_PLATFORM}"',
+                    field="model_type",
+                )
             platform = TENSORFLOW_PLATFORM
         return cls(
             name=proto.name,
@@ -164,6 +182,8 @@ def render_models_config(models: Sequence[ModelConfig]) -> str:
     from tensorflow_serving.config import model_server_config_pb2
 
     _check_unique(models)
+    for model in models:
+        model.check_labels()
     config = model_server_config_pb2.ModelServerConfig()
     config.model_config_list.config.extend(model.to_proto() for model in models)
     return str(text_format.MessageToString(config))
@@ -174,17 +194,12 @@ def parse_models_config(text: str, *, source: str = "models.config") -> list[Mod
 
     ``source`` names the file in error messages.
     """
-    from google.protobuf import text_format
     from tensorflow_serving.config import model_server_config_pb2
 
     config = model_server_config_pb2.ModelServerConfig()
-    try:
-        text_format.Parse(text, config)
-    except text_format.ParseError as exc:
-        raise SpecError(
-            f"{source} is not a text ModelServerConfig: {exc}; "
-            "fix the syntax (see TF Serving's serving_config.md)"
-        ) from exc
+    parse_config_text(
+        text, config, source=source, fix="fix the syntax (see TF Serving's serving_config.md)"
+    )
     if config.WhichOneof("config") == "custom_model_config":
         raise SpecError(
             f"{source} holds a custom_model_config; only model_config_list is supported, "
