@@ -208,3 +208,15 @@ def test_deploy_wait_on_a_stopped_service_says_how_to_start_it(
         )
     finally:
         assert run(capsys, "delete", "paused", "--wait", "--timeout", "30")[0] == 0
+
+
+@pytest.mark.usefixtures("kubeconfig")
+def test_a_canary_share_out_of_range_names_the_flag(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(
+        capsys, "canary", "half", "--storage-uri", "gs://b/half/v2", "--percent", "150"
+    )
+    assert (code, out) == (cli.EXIT_USER_ERROR, "")
+    assert err == (
+        "error: --percent: canary traffic percent 150 is out of range; expected an integer from "
+        "0 to 100 (the share of requests the new model receives)\n"
+    )

@@ -164,7 +164,7 @@ def test_a_spec_file_with_flag_overrides(
         ),
         (
             ["gke", "plan", "--cluster", "c", "--location", "l", "--gpu", "nvidia-a10"],
-            "error: accelerator.type: 'nvidia-a10' is not a GPU type GKE offers",
+            "error: --gpu: 'nvidia-a10' is not a GPU type GKE offers",
         ),
     ],
 )

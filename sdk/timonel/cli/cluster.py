@@ -210,18 +210,21 @@ def register(app: typer.Typer) -> None:
         dry_run: bool = _DRY_RUN,
     ) -> None:
         """Send a share of the traffic to a new release (its URI and share in one update)."""
+        from timonel.cli.spec_options import flags_named
         from timonel.kube import rollout
 
-        _change(
-            f"canary at {percent}%",
-            name,
-            functools.partial(rollout.canary, name, storage_uri, percent),
-            namespace=namespace,
-            context=context,
-            wait=wait,
-            timeout=timeout,
-            dry_run=dry_run,
-        )
+        flags = {"spec.predictor.canaryTrafficPercent": "--percent", "storageUri": "--storage-uri"}
+        with flags_named(flags):
+            _change(
+                f"canary at {percent}%",
+                name,
+                functools.partial(rollout.canary, name, storage_uri, percent),
+                namespace=namespace,
+                context=context,
+                wait=wait,
+                timeout=timeout,
+                dry_run=dry_run,
+            )
 
     for command, done, help_text in (
         ("promote", "promoted", "Give the canary all the traffic."),

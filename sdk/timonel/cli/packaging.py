@@ -93,20 +93,24 @@ def register(app: typer.Typer) -> None:
         )
 
         from timonel.cli import stderr, stdout
+        from timonel.cli.spec_options import flags_named
         from timonel.releases.package import package as package_model
         from timonel.tfserving import MonitoringConfig, read_batching_parameters
 
         batching = read_batching_parameters(batching_file) if batching_file else None
         total = sum(f.stat().st_size for f in model_dir.rglob("*") if f.is_file())
-        with Progress(
-            "[progress.description]{task.description}",
-            BarColumn(),
-            DownloadColumn(),
-            TransferSpeedColumn(),
-            console=stderr,
-            transient=True,
-            disable=not stderr.is_terminal,
-        ) as bar:
+        with (
+            flags_named({"name": "--name", "version": "--version"}),
+            Progress(
+                "[progress.description]{task.description}",
+                BarColumn(),
+                DownloadColumn(),
+                TransferSpeedColumn(),
+                console=stderr,
+                transient=True,
+                disable=not stderr.is_terminal,
+            ) as bar,
+        ):
             task = bar.add_task(f"publishing {name}", total=total)
             release = package_model(
                 model_dir,

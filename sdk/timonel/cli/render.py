@@ -166,24 +166,26 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Print the gcloud/kubectl commands for a GKE cluster with a GPU pool (not run)."""
         from timonel.cli import stdout
+        from timonel.cli.spec_options import flags_named
         from timonel.gke.plan import plan_cluster
         from timonel.spec import Accelerator
 
-        accelerator = Accelerator(
-            gpu,
-            count=gpu_count,
-            spot=spot,
-            autopilot=autopilot,
-            sharing=gpu_sharing,
-            max_shared_clients=max_shared_clients,
-            mig_partition=mig_partition,
-        )
-        result = plan_cluster(
-            cluster,
-            location,
-            accelerator,
-            project=project,
-            min_nodes=min_nodes,
-            max_nodes=max_nodes,
-        )
+        with flags_named():
+            accelerator = Accelerator(
+                gpu,
+                count=gpu_count,
+                spot=spot,
+                autopilot=autopilot,
+                sharing=gpu_sharing,
+                max_shared_clients=max_shared_clients,
+                mig_partition=mig_partition,
+            )
+            result = plan_cluster(
+                cluster,
+                location,
+                accelerator,
+                project=project,
+                min_nodes=min_nodes,
+                max_nodes=max_nodes,
+            )
         stdout.out(result.render(), end="")

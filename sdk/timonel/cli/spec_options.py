@@ -2,14 +2,16 @@
 
 The flag table (``OPTION_PATHS``) and the flags' wording live here, not in ``timonel.spec``:
 a spec built from Python reports its attribute paths (``autoscaling.min_replicas``), and one
-built from the command line reports the flag the user typed (``--min-replicas``).
+built from the command line reports the flag the user typed (``--min-replicas``). Every command
+whose flags reach a ``SpecError`` words it the same way, through ``flags_named``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import re
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterator, Mapping
 from typing import Any
 
 from timonel.errors import SpecError
@@ -148,19 +150,38 @@ def spec_from_options(
         raise flag_error(exc, exclude=from_file) from None
 
 
-def flag_error(exc: SpecError, *, exclude: Collection[str] = ()) -> SpecError:
-    """The same error worded for the command line: each spec attribute a flag sets is named by
-    that flag (``autoscaling.min_replicas`` → ``--min-replicas``), except the ``exclude``d
-    options, which came from a spec file and keep the file's attribute names."""
-    flags = {
-        path: "NAME" if option == "name" else "--" + option.replace("_", "-")
-        for option, path in OPTION_PATHS.items()
-        if option not in exclude
-    }
+@contextlib.contextmanager
+def flags_named(flags: Mapping[str, str] | None = None) -> Iterator[None]:
+    """A ``SpecError`` raised inside names the command's flags, not the fields they set.
+
+    ``flags`` maps each field a flag sets (the ``SpecError.field`` the SDK reports) to the flag;
+    by default, the spec flags of ``OPTION_PATHS``.
+    """
+    try:
+        yield
+    except SpecError as exc:
+        raise flag_error(exc, flags=flags) from exc
+
+
+def flag_error(
+    exc: SpecError, *, exclude: Collection[str] = (), flags: Mapping[str, str] | None = None
+) -> SpecError:
+    """The same error worded for the command line: each field a flag sets is named by that flag
+    (``autoscaling.min_replicas`` → ``--min-replicas``), and an error about one field starts
+    with its flag. ``flags`` maps fields to flags (default: ``OPTION_PATHS``, less the
+    ``exclude``d options, which came from a spec file and keep the file's attribute names)."""
+    if flags is None:
+        flags = {
+            path: "NAME" if option == "name" else "--" + option.replace("_", "-")
+            for option, path in OPTION_PATHS.items()
+            if option not in exclude
+        }
     message = str(exc)
     field = exc.field or ""
     if field in flags and message.startswith(f"{field}:"):
         message = flags[field] + message[len(field) :]
+    elif field in flags and not message.startswith(flags[field]):
+        message = f"{flags[field]}: {message}"
     # Within the sentence only paths that cannot be ordinary words ("mode" can).
     for path in sorted((p for p in flags if "." in p or "_" in p), key=len, reverse=True):
         message = re.sub(rf"(?<![\w.\[-]){re.escape(path)}(?![\w\]])", flags[path], message)
