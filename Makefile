@@ -37,6 +37,7 @@ lint: install
 
 components: install
 	$(BIN)/python -m timonel.kserve.manifests --examples kserve/examples
+	$(BIN)/python -m timonel.kfp.compile .
 
 bench: install
 	@set -e; for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b; done
