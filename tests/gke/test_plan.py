@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 import venv
@@ -106,9 +107,16 @@ def test_every_file_the_plan_applies_comes_from_the_installed_package() -> None:
 def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The bin folder of a fresh venv with timonel's wheel and its base dependencies only."""
     root = tmp_path_factory.mktemp("wheel")
+    # Built from a copy: setuptools leaves its build/ folder in the tree it builds.
+    source = root / "source"
+    for name in ("setup.cfg", "pyproject.toml", "README.md"):
+        source.mkdir(exist_ok=True)
+        shutil.copy2(ROOT / name, source / name)
+    junk = shutil.ignore_patterns("__pycache__", "*.egg-info")
+    shutil.copytree(ROOT / "sdk", source / "sdk", ignore=junk)
     quiet = {**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
     build = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation"]
-    subprocess.run([*build, "--quiet", "-w", str(root), str(ROOT)], check=True, timeout=120)
+    subprocess.run([*build, "--quiet", "-w", str(root), str(source)], check=True, timeout=120)
     (wheel,) = root.glob("timonel-*.whl")
     # The venv gets no pip of its own: this pip installs into it (--python), which saves the
     # venv's own pip install and installs exactly what a user's `pip install timonel` would.
