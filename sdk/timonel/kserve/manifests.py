@@ -27,7 +27,7 @@ import argparse
 import copy
 import re
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -171,7 +171,14 @@ class _RecordingCluster(Cluster):
             return {"kind": "Status", "status": "Success"}
         return copy.deepcopy(self.written)
 
-    def stream(self, request: Request, *, timeout: float) -> Iterator[dict[str, Any]]:
+    def stream(
+        self,
+        request: Request,
+        *,
+        timeout: float,
+        on_open: Callable[[Callable[[], None]], None] | None = None,
+    ) -> Iterator[dict[str, Any]]:
+        """The watch's two events; it ends by itself, so there is nothing for ``on_open``."""
         self.requests.append(request)
         yield {"type": "MODIFIED", "object": copy.deepcopy(self.ready)}
         yield {"type": "DELETED", "object": copy.deepcopy(self.ready)}
