@@ -140,6 +140,30 @@ def test_shadow_mirrors_to_the_candidate_then_steps_stop_mirroring(clock: FakeCl
     assert seen[0]["timonel.dev/mirror-percent"] == "100"
     assert "timonel.dev/mirror-revision" not in seen[1]
     assert "timonel.dev/mirror-revision" not in traffic.annotations
+    assert [(pair.namespace, pair.mirrored) for pair in source.seen] == [
+        ("default", 100.0),
+        ("default", 0.0),
+    ]
+
+
+class ShadowOnly(Scripted):
+    """A source that sees nothing outside the shadow phase, as mirrored traffic."""
+
+    def gather(self, pair: Pair, start: float, end: float, clock: Clock) -> WindowEvidence | None:
+        return super().gather(pair, start, end, clock) if pair.mirrored else None
+
+
+def test_a_source_that_sees_nothing_of_a_step_leaves_it_to_the_others(clock: FakeClock) -> None:
+    plan = RolloutPlan(steps=(10, 100), shadow=60.0, gates=Gates(min_requests=20))
+    traffic = FakeTraffic()
+    mirror = ShadowOnly(good)
+    mirror.name = "mirror"
+    result = drive(traffic, RolloutState(V2, plan), [mirror, Scripted(good)], clock=clock)
+    assert result.promoted
+    assert [[e.source for e in p.windows[0]] for p in result.phases] == [
+        ["mirror", "scripted"],
+        ["scripted"],
+    ]
 
 
 def test_too_few_requests_extends_the_window_then_rolls_back(clock: FakeClock) -> None:

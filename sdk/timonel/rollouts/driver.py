@@ -184,7 +184,7 @@ def pair_of(isvc: dict[str, Any], gateway: str | None = None) -> Pair:
             return Endpoint(revision, url)
         return Endpoint(revision, gateway, urllib.parse.urlsplit(url).hostname)
 
-    return Pair(model, endpoint(*stable), endpoint(*canary))
+    return Pair(model, endpoint(*stable), endpoint(*canary), status.namespace)
 
 
 @dataclass
@@ -215,8 +215,8 @@ class _Run:
             f"{name}: {'mirroring to the candidate' if shadow else f'canary at {percent}%'}"
         )
         isvc = self.traffic.split(self.state.storage_uri, percent)
-        pair = pair_of(isvc, self.gateway)
         mirrored = plan.shadow_percent if shadow else 0.0
+        pair = dataclasses.replace(pair_of(isvc, self.gateway), mirrored=mirrored)
         self.record(self.state, (pair.canary.revision, mirrored) if shadow else None)
         duration = plan.shadow if shadow else plan.interval
         started = self.clock.now()
@@ -224,9 +224,8 @@ class _Run:
         decisions: list[Decision] = []
         for _ in range(plan.patience):
             start = self.clock.now()
-            window = tuple(
-                s.gather(pair, start, start + duration, self.clock) for s in self.sources
-            )
+            gathered = (s.gather(pair, start, start + duration, self.clock) for s in self.sources)
+            window = tuple(evidence for evidence in gathered if evidence is not None)
             decision = judge(plan.gates, window)
             windows.append(window)
             decisions.append(decision)

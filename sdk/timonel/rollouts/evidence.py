@@ -62,8 +62,9 @@ class Agreement:
 class WindowEvidence:
     """What one source saw of the stable and canary revisions over one window.
 
-    ``agreement`` is None for sources that see no answers (Prometheus); ``queries`` are the
-    queries a source ran, so the report shows how each number was obtained.
+    ``agreement`` is None for sources that see no answers (Prometheus); ``timed`` is False for
+    sources that time no request (mirrored traffic), whose windows no latency gate judges;
+    ``queries`` are the queries a source ran, so the report shows how each number was obtained.
     """
 
     source: str
@@ -71,6 +72,7 @@ class WindowEvidence:
     canary: RevisionEvidence
     agreement: Agreement | None = None
     queries: Mapping[str, str] = field(default_factory=dict)
+    timed: bool = True
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)

@@ -93,8 +93,8 @@ def error_rate_gate(gates: Gates, evidence: WindowEvidence) -> GateResult:
 
 
 def latency_gate(gates: Gates, evidence: WindowEvidence) -> GateResult | None:
-    """None when the plan limits no latency."""
-    if gates.max_p99_latency_ms is None and gates.max_latency_ratio is None:
+    """None when the plan limits no latency, or the source timed no request."""
+    if not evidence.timed or (gates.max_p99_latency_ms is None and gates.max_latency_ratio is None):
         return None
     waiting = _too_few(evidence, gates, "latency")
     if waiting:

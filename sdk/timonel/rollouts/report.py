@@ -158,7 +158,7 @@ def _queries(result: RolloutResult) -> str:
     if not shown:
         return ""
     items = "".join(f"<li>{escape(k)}: <code>{escape(q)}</code></li>" for k, q in shown.items())
-    return f"<h2>Prometheus queries</h2><ul>{items}</ul>"
+    return f"<h2>Where the numbers come from</h2><ul>{items}</ul>"
 
 
 def render_html(result: RolloutResult) -> str:

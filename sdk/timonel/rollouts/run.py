@@ -3,7 +3,8 @@
 The one function the CLI, the KFP component and Python callers share. It connects the driver to
 the InferenceService through ``timonel.kube.rollout`` (``canary``, ``promote``, ``rollback``,
 each waiting for readiness) and builds the evidence sources from the options: probes always
-(from ``probe_data`` or the release's warmup records), Prometheus when a URL is given.
+(from ``probe_data`` or the release's warmup records), the ingress's mirror records in a shadow
+phase through a gateway, Prometheus when a URL is given.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from timonel.kube.client import Cluster
 from timonel.kube.requests import get_object, merge_patch
 from timonel.kube.resources import INFERENCE_SERVICE
 from timonel.rollouts.driver import Progress, RolloutResult, abort, drive
+from timonel.rollouts.mirror import MirrorSource
 from timonel.rollouts.plan import RolloutPlan
 from timonel.rollouts.probes import ProbeSource, load_probe_data, warmup_probes
 from timonel.rollouts.prometheus import PrometheusSource
@@ -67,7 +69,7 @@ class ClusterTraffic:
 def evidence_sources(
     state: RolloutState, queries: Mapping[str, str] | None
 ) -> list[EvidenceSource]:
-    """Probes, and Prometheus when the state names one."""
+    """Probes; the gateway's mirror records for a shadow phase; Prometheus when named."""
     probes = (
         load_probe_data(state.probe_data) if state.probe_data else warmup_probes(state.storage_uri)
     )
@@ -77,6 +79,8 @@ def evidence_sources(
             probes, requests=max(50, gates.min_requests), tolerance=gates.max_relative_difference
         )
     ]
+    if state.plan.shadow > 0 and state.gateway:
+        sources.append(MirrorSource(state.gateway))
     if state.prometheus_url:
         sources.append(PrometheusSource(state.prometheus_url, queries=queries or {}))
     return sources
