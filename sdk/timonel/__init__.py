@@ -137,8 +137,8 @@ if _TYPE_CHECKING:  # what type checkers and IDEs see; mirrors _EXPORTS
     from timonel.kserve.admission import admit
     from timonel.kserve.render import from_manifest, render
     from timonel.kube.client import Cluster
-    from timonel.kube.gke_connect import connect_gke
     from timonel.kube.endpoints import Endpoint, endpoint_of, find_endpoint
+    from timonel.kube.gke_connect import connect_gke
     from timonel.kube.rollout import (
         canary,
         delete,
