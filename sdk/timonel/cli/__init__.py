@@ -110,6 +110,7 @@ _GROUPS: tuple[str, ...] = (
     "serve",
     "predict",
     "local",
+    "pipeline",
 )
 
 
