@@ -56,20 +56,20 @@ def controller(kubeconfig: Path, state: Path, *, serve: bool = False) -> Iterato
     Revisions run the stand-in server (no TensorFlow, quick restarts), or with ``serve`` the real
     ``timonel serve`` (slower back-off, as a TensorFlow process starts in seconds).
     """
-    from kubernetes import config
     from local.standin_server import standin_command
 
+    from timonel.kube.client import Cluster
     from timonel.local.controller import Controller
     from timonel.local.supervisor import Backoff
 
-    with config.new_client_from_config(str(kubeconfig), persist_config=False) as api_client:
+    with Cluster.connect(kubeconfig=kubeconfig) as api:
         if serve:
             running = Controller(
-                api_client, state, backoff=Backoff(initial=1.0, cap=5.0), watch_timeout=10
+                api, state, backoff=Backoff(initial=1.0, cap=5.0), watch_timeout=10
             )
         else:
             running = Controller(
-                api_client,
+                api,
                 state,
                 command=standin_command,
                 backoff=Backoff(initial=0.1, cap=1.0),

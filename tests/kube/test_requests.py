@@ -31,6 +31,30 @@ MANIFEST: dict[str, Any] = {
         ),
         (rq.list_objects(INFERENCE_SERVICE, "ml"), "list", "GET", ISVCS, (), rq.JSON),
         (
+            rq.list_objects(INFERENCE_SERVICE, None, all_namespaces=True),
+            "list",
+            "GET",
+            "/apis/serving.kserve.io/v1beta1/inferenceservices",
+            (),
+            rq.JSON,
+        ),
+        (
+            rq.watch_objects(INFERENCE_SERVICE, None, resource_version="7", all_namespaces=True),
+            "watch",
+            "GET",
+            "/apis/serving.kserve.io/v1beta1/inferenceservices",
+            (("watch", "true"), ("allowWatchBookmarks", "true"), ("resourceVersion", "7")),
+            rq.JSON,
+        ),
+        (
+            rq.replace_status({**MANIFEST, "status": {"observedGeneration": 1}}),
+            "update",
+            "PUT",
+            f"{ISVCS}/digits/status",
+            (),
+            rq.JSON,
+        ),
+        (
             rq.list_objects(INFERENCE_SERVICE, "ml", name="digits", label_selector="team=a"),
             "list",
             "GET",
@@ -154,3 +178,8 @@ def test_a_watch_never_asks_for_less_than_a_second() -> None:
 def test_target_names_the_object_for_messages() -> None:
     assert rq.get_object(INFERENCE_SERVICE, "ml", "digits").target == "inferenceservice ml/digits"
     assert rq.list_objects(INFERENCE_SERVICE, "ml").target == "inferenceservice ml/*"
+
+
+def test_a_status_write_names_the_status_subresource_for_rbac() -> None:
+    assert rq.replace_status(MANIFEST).resource == "inferenceservices/status"
+    assert rq.get_object(INFERENCE_SERVICE, "ml", "digits").resource == "inferenceservices"

@@ -13,6 +13,7 @@ import yaml
 from kubernetes import client, config
 from localcluster import TOKEN, controller, write_kubeconfig
 
+from timonel.kube.client import Cluster
 from timonel.local.apiserver import running
 from timonel.local.controller import Controller
 from timonel.local.revisions import RevisionKey, RevisionStore
@@ -107,10 +108,10 @@ def test_stop_ends_a_storage_copy_that_stalls(tmp_path: Path) -> None:
     )
     with (
         cluster(tmp_path) as (kubeconfig, api),
-        config.new_client_from_config(str(kubeconfig), persist_config=False) as api_client,
+        Cluster.connect(kubeconfig=kubeconfig) as kube,
     ):
         stalled = Controller(
-            api_client,
+            kube,
             state,
             initializer=stalled_initializer,
             command=standin_command,

@@ -6,7 +6,8 @@ from pathlib import Path
 import pytest
 
 from rollouts.fakeclock import FakeClock
-from rollouts.toyrevisions import DIFFERS, ERRORS, GOOD, SLOW, Behaviour, Revision, probe_bodies
+from rollouts.toyrevisions import Revision, probe_bodies
+from rollouts.toyserver import DIFFERS, ERRORS, GOOD, SLOW, Behaviour
 from timonel.errors import SpecError
 from timonel.rollouts.gates import Verdict, judge
 from timonel.rollouts.plan import Gates

@@ -15,7 +15,8 @@ import httpx
 import pytest
 import yaml
 
-from rollouts.toyrevisions import ERRORS, GOOD, SLOW, Behaviour, Revision, probe_bodies
+from rollouts.toyrevisions import Revision, probe_bodies
+from rollouts.toyserver import ERRORS, GOOD, SLOW, Behaviour
 from timonel.errors import SpecError
 from timonel.rollouts.gates import judge
 from timonel.rollouts.plan import Gates

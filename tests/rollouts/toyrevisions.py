@@ -14,27 +14,15 @@ from __future__ import annotations
 import json
 import threading
 import time
-from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
 
+from rollouts.toyserver import GOOD, Behaviour, answer
+
 #: Knative's queue-proxy latency buckets, in seconds.
 KNATIVE_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10)
-
-
-@dataclass(frozen=True)
-class Behaviour:
-    flip: bool = False
-    error_every: int = 0
-    delay: float = 0.0
-
-
-GOOD = Behaviour()
-ERRORS = Behaviour(error_every=3)
-SLOW = Behaviour(delay=0.3)
-DIFFERS = Behaviour(flip=True)
 
 
 class Revision:
@@ -64,15 +52,7 @@ class Revision:
         with self._lock:
             self.count += 1
             count = self.count
-        if self.behaviour.delay:
-            time.sleep(self.behaviour.delay)
-        if self.behaviour.error_every and count % self.behaviour.error_every == 0:
-            return 500, {"error": "Internal: the toy model failed on purpose"}
-        rows = []
-        for (x,) in body["instances"]:
-            p = 1.0 - x if self.behaviour.flip else x
-            rows.append([p, 1.0 - p])
-        return 200, {"predictions": rows}
+        return answer(self.behaviour, count, body)
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         revision = self

@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -213,16 +213,25 @@ class Cluster:
             response.release_conn()
         return json.loads(data) if data else {}
 
-    def stream(self, request: Request, *, timeout: float) -> Iterator[dict[str, Any]]:
+    def stream(
+        self,
+        request: Request,
+        *,
+        timeout: float,
+        on_open: Callable[[Callable[[], None]], None] | None = None,
+    ) -> Iterator[dict[str, Any]]:
         """Send a watch and yield its events as they arrive (``{"type": ..., "object": ...}``).
 
         A connection that drops mid-stream raises ``ClusterUnreachable``, so the waiter can
-        resume from the last resourceVersion it saw.
+        resume from the last resourceVersion it saw. ``on_open`` is handed a function that ends
+        the read from another thread: a controller stopping does not wait out a quiet watch.
         """
         from kubernetes.watch.watch import iter_resp_lines
         from urllib3.exceptions import HTTPError
 
         response = self._call(request, timeout)
+        if on_open is not None:
+            on_open(lambda: _interrupt(response))
         try:
             for line in iter_resp_lines(response):
                 yield json.loads(line)
@@ -231,6 +240,14 @@ class Cluster:
         finally:
             response.close()  # an unfinished watch must not go back to the connection pool
             response.release_conn()
+
+
+def _interrupt(response: Any) -> None:
+    """End a blocking read of ``response`` from another thread."""
+    try:
+        response.shutdown()
+    except Exception:  # already closed, or an older urllib3 without shutdown()
+        response.close()
 
 
 _USER = re.compile(r'User "([^"]+)"')
@@ -283,7 +300,7 @@ def translate(
         message = (
             f"forbidden: {who} may not `{request.verb}` {kind.group_resource}{namespace} "
             f"({said}); grant it a Role rule with apiGroups: [{group}], "
-            f"resources: [{kind.plural}], verbs: [{request.verb}] and bind it to the account"
+            f"resources: [{request.resource}], verbs: [{request.verb}] and bind it to the account"
         )
     elif code == 404 and status.reason != "NotFound":
         message = (

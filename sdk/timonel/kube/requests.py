@@ -36,6 +36,13 @@ class Request:
     body: Any = None
     content_type: str = JSON
     headers: dict[str, str] = field(default_factory=dict)
+    #: ``status`` for a write to the status subresource, which RBAC names apart.
+    subresource: str | None = None
+
+    @property
+    def resource(self) -> str:
+        """What an RBAC rule names: ``inferenceservices`` or ``inferenceservices/status``."""
+        return f"{self.kind.plural}/{self.subresource}" if self.subresource else self.kind.plural
 
     @property
     def target(self) -> str:
@@ -63,14 +70,19 @@ def list_objects(
     *,
     name: str | None = None,
     label_selector: str | None = None,
+    all_namespaces: bool = False,
 ) -> Request:
-    """List a collection; ``name`` narrows it to one object (a field selector), as watches do."""
+    """List a collection; ``name`` narrows it to one object (a field selector), as watches do.
+
+    ``all_namespaces`` lists a namespaced kind across the cluster (``namespace`` is then None).
+    """
     query: list[tuple[str, str]] = []
     if name:
         query.append(("fieldSelector", f"metadata.name={name}"))
     if label_selector:
         query.append(("labelSelector", label_selector))
-    return Request("list", "GET", kind, namespace, name, kind.path(namespace), query=tuple(query))
+    path = kind.path(namespace, all_namespaces=all_namespaces)
+    return Request("list", "GET", kind, namespace, name, path, query=tuple(query))
 
 
 def watch_objects(
@@ -80,6 +92,7 @@ def watch_objects(
     name: str | None = None,
     resource_version: str | None = None,
     timeout_seconds: int | None = None,
+    all_namespaces: bool = False,
 ) -> Request:
     """A watch from ``resource_version`` on: the server streams one JSON event per line.
 
@@ -93,7 +106,8 @@ def watch_objects(
         query.append(("resourceVersion", resource_version))
     if timeout_seconds is not None:
         query.append(("timeoutSeconds", str(max(1, int(timeout_seconds)))))
-    return Request("watch", "GET", kind, namespace, name, kind.path(namespace), query=tuple(query))
+    path = kind.path(namespace, all_namespaces=all_namespaces)
+    return Request("watch", "GET", kind, namespace, name, path, query=tuple(query))
 
 
 def create_object(manifest: dict[str, Any], *, dry_run: bool = False) -> Request:
@@ -191,6 +205,27 @@ def replace_object(manifest: dict[str, Any], *, dry_run: bool = False) -> Reques
         kind.path(namespace, name),
         query=_write_query(dry_run=dry_run, field_manager=FIELD_MANAGER),
         body=manifest,
+    )
+
+
+def replace_status(manifest: dict[str, Any]) -> Request:
+    """PUT the object's ``status`` subresource, as a controller reports what it observed.
+
+    The server keeps everything but ``status`` and answers 409 when ``metadata.resourceVersion``
+    is stale, so a controller re-reads and reconciles again.
+    """
+    kind = kind_of(manifest)
+    metadata = manifest.get("metadata", {})
+    namespace, name = metadata.get("namespace"), metadata["name"]
+    return Request(
+        "update",
+        "PUT",
+        kind,
+        namespace,
+        name,
+        f"{kind.path(namespace, name)}/status",
+        body=manifest,
+        subresource="status",
     )
 
 

@@ -63,10 +63,16 @@ class Kind:
         """``InferenceService.serving.kserve.io``, as invalid-object errors name it."""
         return f"{self.kind}.{self.group}" if self.group else self.kind
 
-    def path(self, namespace: str | None = None, name: str | None = None) -> str:
-        """The collection path, or the object path when ``name`` is given."""
+    def path(
+        self, namespace: str | None = None, name: str | None = None, *, all_namespaces: bool = False
+    ) -> str:
+        """The collection path, or the object path when ``name`` is given.
+
+        ``all_namespaces``: the collection across every namespace (``/apis/g/v/plural``), which
+        list and watch accept for a namespaced kind, as a controller watching the cluster does.
+        """
         root = f"/apis/{self.group}/{self.version}" if self.group else f"/api/{self.version}"
-        if self.namespaced:
+        if self.namespaced and not (all_namespaces and name is None):
             if not namespace:
                 raise SpecError(
                     f"{self.kind} is namespaced but no namespace was given; "

@@ -1,7 +1,8 @@
 """The local KServe controller: InferenceServices in, ``timonel serve`` processes and status out.
 
-``Controller(api_client, state_dir)`` lists and watches InferenceServices in every namespace
-through the Kubernetes API (``timonel local``'s server, or any API with KServe's CRD), reconciles
+``Controller(cluster, state_dir)`` lists and watches InferenceServices in every namespace
+through the Kubernetes API (``timonel local``'s server, or any API with KServe's CRD), with the
+same ``timonel.kube`` requests and ``Cluster`` every other Timonel command sends, reconciles
 each one as KServe does in Knative mode (``timonel.local.reconcile``), runs one ``timonel serve``
 process per revision that needs one (``timonel.local.supervisor``), and writes ``status`` through
 the status subresource, retrying a conflict on a fresh read. ``start()`` returns at once (the work
@@ -41,7 +42,6 @@ from __future__ import annotations
 
 import datetime
 import heapq
-import json
 import logging
 import threading
 import time
@@ -49,11 +49,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from kubernetes import client as k8s
-from kubernetes.client.rest import ApiException
-from kubernetes.watch.watch import iter_resp_lines
-
-from timonel.errors import TimonelError
+from timonel.errors import ApiError, Status
+from timonel.kube.client import Cluster
+from timonel.kube.requests import get_object, list_objects, replace_status, watch_objects
+from timonel.kube.resources import INFERENCE_SERVICE
 from timonel.kube.status import is_stopped
 from timonel.local.reconcile import (
     DEFAULT_DOMAIN,
@@ -79,10 +78,6 @@ from timonel.local.supervisor import (
 
 log = logging.getLogger(__name__)
 
-GROUP = "serving.kserve.io"
-VERSION = "v1beta1"
-PLURAL = "inferenceservices"
-
 IsvcKey = tuple[str, str]  # (namespace, name)
 
 #: Told each InferenceService as last reconciled (None once it is gone) with its revisions'
@@ -95,7 +90,7 @@ class Controller:
 
     def __init__(
         self,
-        api_client: k8s.ApiClient,
+        cluster: Cluster,
         state_dir: Path,
         *,
         domain: str = DEFAULT_DOMAIN,
@@ -105,7 +100,7 @@ class Controller:
         progress_deadline: float = 600.0,
         watch_timeout: int = 300,
     ) -> None:
-        self._api = k8s.CustomObjectsApi(api_client)
+        self._cluster = cluster
         self._domain = domain
         self._watch_timeout = watch_timeout
         self._store = RevisionStore(Path(state_dir))
@@ -120,8 +115,8 @@ class Controller:
         self._queue = _WorkQueue()
         self._stopping = threading.Event()
         self._threads: list[threading.Thread] = []
-        self._response_lock = threading.Lock()
-        self._response: Any = None
+        self._interrupt_lock = threading.Lock()
+        self._interrupt: Callable[[], None] | None = None
         self._listeners: list[RouteListener] = []
         self._at_zero: set[RevisionKey] = set()
         self._at_zero_lock = threading.Lock()
@@ -142,10 +137,10 @@ class Controller:
         """Stop the threads and terminate every revision process."""
         self._stopping.set()
         self._queue.close()
-        with self._response_lock:
-            response = self._response
-        if response is not None:
-            _shutdown(response)
+        with self._interrupt_lock:
+            interrupt = self._interrupt
+        if interrupt is not None:
+            interrupt()
         for thread in self._threads:
             thread.join(timeout=10)
         self._threads.clear()
@@ -200,7 +195,7 @@ class Controller:
                 self._stopping.wait(min(5.0, 0.2 * 2**failures))
 
     def _relist(self) -> str:
-        listing = self._api.list_cluster_custom_object(GROUP, VERSION, PLURAL)
+        listing = self._cluster.send(list_objects(INFERENCE_SERVICE, None, all_namespaces=True))
         present = {
             (item["metadata"].get("namespace", "default"), item["metadata"]["name"])
             for item in listing.get("items") or []
@@ -209,38 +204,41 @@ class Controller:
             self._queue.add(key)
         return str(listing["metadata"].get("resourceVersion") or "")
 
+    def _opened(self, interrupt: Callable[[], None]) -> None:
+        with self._interrupt_lock:
+            self._interrupt = interrupt
+        if self._stopping.is_set():
+            interrupt()  # stop() ran before the watch had opened
+
     def _follow(self, resource_version: str) -> str:
         """Read one watch request to its end; the resourceVersion to continue from."""
-        response = self._api.list_cluster_custom_object(
-            GROUP,
-            VERSION,
-            PLURAL,
-            watch=True,
+        request = watch_objects(
+            INFERENCE_SERVICE,
+            None,
             resource_version=resource_version,
-            allow_watch_bookmarks=True,
             timeout_seconds=self._watch_timeout,
-            _preload_content=False,
-            _request_timeout=(10, self._watch_timeout + 30),
+            all_namespaces=True,
         )
-        with self._response_lock:
-            self._response = response
         try:
-            for line in iter_resp_lines(response):
-                event = json.loads(line)
+            for event in self._cluster.stream(
+                request, timeout=self._watch_timeout + 30, on_open=self._opened
+            ):
                 kind = event.get("type")
                 body = event.get("object") or {}
                 if kind == "ERROR":
                     if body.get("code") == 410:
                         raise _Expired()
-                    raise TimonelError(f"the InferenceService watch failed: {body.get('message')}")
+                    raise ApiError(
+                        f"the InferenceService watch failed: {body.get('message')}",
+                        status=Status.from_dict(body),
+                    )
                 metadata = body.get("metadata") or {}
                 resource_version = str(metadata.get("resourceVersion") or resource_version)
                 if kind in ("ADDED", "MODIFIED", "DELETED"):
                     self._queue.add((metadata.get("namespace", "default"), metadata["name"]))
         finally:
-            with self._response_lock:
-                self._response = None
-            response.release_conn()
+            with self._interrupt_lock:
+                self._interrupt = None
         return resource_version
 
     # --- reconcile ---
@@ -269,9 +267,9 @@ class Controller:
         """Reconcile one InferenceService; True when it must be tried again (a conflict)."""
         namespace, name = key
         try:
-            isvc = self._api.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)
-        except ApiException as exc:
-            if exc.status == 404:
+            isvc = self._cluster.send(get_object(INFERENCE_SERVICE, namespace, name))
+        except ApiError as exc:
+            if exc.status.code == 404:
                 self._forget(namespace, name)
                 self._tell(key, None)
                 return False
@@ -351,16 +349,12 @@ class Controller:
     def _write_status(self, isvc: dict[str, Any], status: dict[str, Any]) -> bool:
         if status == isvc.get("status"):
             return False
-        metadata = isvc["metadata"]
-        body = {**isvc, "status": status}
         try:
-            self._api.replace_namespaced_custom_object_status(
-                GROUP, VERSION, metadata.get("namespace", "default"), PLURAL, metadata["name"], body
-            )
-        except ApiException as exc:
-            if exc.status == 409:
+            self._cluster.send(replace_status({**isvc, "status": status}))
+        except ApiError as exc:
+            if exc.status.code == 409:
                 return True  # changed meanwhile: reconcile again on a fresh read
-            if exc.status == 404:
+            if exc.status.code == 404:
                 return False  # deleted meanwhile: its DELETED event follows
             raise
         return False
@@ -377,14 +371,6 @@ class Controller:
 
 def _now() -> str:
     return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _shutdown(response: Any) -> None:
-    """Interrupt a blocking read of a watch response from another thread."""
-    try:
-        response.shutdown()
-    except Exception:  # already closed, or an older urllib3 without shutdown()
-        response.close()
 
 
 class _Expired(Exception):

@@ -36,8 +36,7 @@ def _write_json(path: Path, data: dict[str, object]) -> None:
 
 async def serve(home: Home, *, api_port: int, ingress_port: int | None) -> None:
     """Serve until SIGTERM/SIGINT; see the module docstring for the order of things."""
-    from kubernetes import config
-
+    from timonel.kube.client import Cluster
     from timonel.local.controller import Controller
     from timonel.local.ingress.router import DEFAULT_INGRESS_PORT, Ingress
 
@@ -54,10 +53,8 @@ async def serve(home: Home, *, api_port: int, ingress_port: int | None) -> None:
     url = f"https://127.0.0.1:{port}"
     kubeconfig.write(home.kubeconfig, url, token, ca_pem=tls.ca.read_bytes())
     log.info("API server listening on %s", url)
-    client = config.new_client_from_config(
-        config_file=str(home.kubeconfig), context=kubeconfig.CONTEXT
-    )
-    controller = Controller(client, home.root)
+    cluster = Cluster.connect(kubeconfig=home.kubeconfig, context=kubeconfig.CONTEXT)
+    controller = Controller(cluster, home.root)
     ingress = Ingress(controller)
     controller.listen(ingress.update)
     ingress_port = await ingress.start(ingress_port or DEFAULT_INGRESS_PORT)
@@ -82,7 +79,7 @@ async def serve(home: Home, *, api_port: int, ingress_port: int | None) -> None:
         await loop.run_in_executor(None, controller.stop)
         await ingress.close()
         await served.close()
-        client.close()
+        cluster.close()
         registry.store.close()
         log.info("stopped")
 

@@ -19,6 +19,7 @@ from timonel.kube import rollout as kube
 from timonel.kube.client import Cluster
 from timonel.kube.requests import get_object, merge_patch
 from timonel.kube.resources import INFERENCE_SERVICE
+from timonel.kube.wait import Goal, Verdict, assess, watch_until
 from timonel.rollouts.driver import Progress, RolloutResult, abort, drive
 from timonel.rollouts.mirror import MirrorSource
 from timonel.rollouts.plan import RolloutPlan
@@ -49,7 +50,22 @@ class ClusterTraffic:
             namespace=self.namespace,
             timeout=self.timeout,
         )
+        if percent == 0:
+            self._candidate_ready()
         return self.read()
+
+    def _candidate_ready(self) -> None:
+        """Wait for the candidate of a 0% canary (the shadow phase) to be the latest ready
+        revision: ``canary``'s wait does not ask it at 0%, the shape of a rollback, and until
+        then Knative's ``latestRevision`` target is still the stable revision."""
+        goal = Goal(int(self.read()["metadata"].get("generation") or 1), latest_percent=0)
+        watch_until(
+            self.cluster,
+            self.name,
+            lambda isvc: Verdict(False, "it to exist") if isvc is None else assess(isvc, goal),
+            namespace=self.namespace,
+            timeout=self.timeout,
+        )
 
     def promote(self) -> None:
         kube.promote(

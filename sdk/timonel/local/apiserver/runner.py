@@ -124,6 +124,13 @@ class Served:
         Returns once every accepted socket is closed: connections get ``_CLOSE_GRACE`` seconds to
         end well (requests finish, TLS close_notify), then the rest are aborted.
         """
+        # Stop accepting first and let the connections accepted in this loop iteration start:
+        # their accept tasks run on the next iteration, and on Python 3.11 one that runs after
+        # close() fails (Server._attach asserts the server still listens) and leaves its socket
+        # open and unknown to everyone.
+        loop = asyncio.get_running_loop()
+        for sock in self.server.sockets:
+            loop.remove_reader(sock.fileno())
         # Waiting for the connections is wait_closed() started before close(): Python 3.11
         # returns at once when it is called after close().
         all_closed = asyncio.ensure_future(self.server.wait_closed())
