@@ -18,14 +18,16 @@ def deploy_saved_model(
     smoke_instances: list = [[0.0] * 64],  # noqa: B006  # KFP reads the default from here
     repo: str = "gs://my-models",
     model_name: str = "digits",
-    strategy: str = "replace",
-    canary_percent: int = 10,
+    canary_percent: int = 0,
     gpu_type: str = "",
     gpu_count: int = 1,
     min_replicas: int = 1,
     max_replicas: int = 3,
     allow_breaking: bool = False,
     gateway: str = "",
+    gke_project: str = "",
+    gke_location: str = "",
+    gke_cluster: str = "",
 ) -> None:
     """Release and deploy a SavedModel from a bucket.
 
@@ -34,14 +36,18 @@ def deploy_saved_model(
         smoke_instances: Inputs the smoke test sends, as rows the model's input takes.
         repo: Model repository the release is published in (gs://, s3:// or file://).
         model_name: Name of the model, its releases and its InferenceService.
-        strategy: replace (the new version takes all traffic) or canary.
-        canary_percent: Share of traffic for the new version when strategy is canary.
+        canary_percent: Share of traffic for the new version: 0 gives it all; 1-99 starts a
+            canary that keeps the rest on the serving version until promote or rollback.
         gpu_type: GKE accelerator for serving, such as nvidia-l4; empty serves on CPU.
         gpu_count: GPUs per serving replica when gpu_type is set.
         min_replicas: Fewest serving replicas; 0 scales to zero when idle.
         max_replicas: Most serving replicas.
         allow_breaking: Deploy even if the serving signature breaks today's clients.
         gateway: Ingress address to reach the endpoint through; empty uses its URL.
+        gke_project: Project of the GKE cluster to deploy to by name (Vertex AI Pipelines);
+            empty deploys with the pod's service account.
+        gke_location: Region or zone of that GKE cluster.
+        gke_cluster: Name of that GKE cluster.
     """
     imported = dsl.importer(artifact_uri=saved_model_uri, artifact_class=Model, reimport=False)
     imported.set_display_name("Import the SavedModel")
@@ -49,7 +55,6 @@ def deploy_saved_model(
         imported.output,
         model_name=model_name,
         repo=repo,
-        strategy=strategy,
         canary_percent=canary_percent,
         gpu_type=gpu_type,
         gpu_count=gpu_count,
@@ -58,4 +63,7 @@ def deploy_saved_model(
         allow_breaking=allow_breaking,
         gateway=gateway,
         smoke_instances=smoke_instances,
+        gke_project=gke_project,
+        gke_location=gke_location,
+        gke_cluster=gke_cluster,
     )

@@ -63,14 +63,16 @@ def train_and_deploy(
     model_name: str = "digits",
     epochs: int = 5,
     train_gpu: str = "",
-    strategy: str = "replace",
-    canary_percent: int = 10,
+    canary_percent: int = 0,
     gpu_type: str = "",
     gpu_count: int = 1,
     min_replicas: int = 1,
     max_replicas: int = 3,
     allow_breaking: bool = False,
     gateway: str = "",
+    gke_project: str = "",
+    gke_location: str = "",
+    gke_cluster: str = "",
     smoke_instances: list = SMOKE_INSTANCES,
 ) -> None:
     """Train, release, validate, deploy and smoke test a digits classifier.
@@ -81,14 +83,18 @@ def train_and_deploy(
         epochs: Training epochs.
         train_gpu: Accelerator for the training step (a Kubernetes resource such as
             nvidia.com/gpu); empty trains on the CPU.
-        strategy: replace (the new version takes all traffic) or canary.
-        canary_percent: Share of traffic for the new version when strategy is canary.
+        canary_percent: Share of traffic for the new version: 0 gives it all; 1-99 starts a
+            canary that keeps the rest on the serving version until promote or rollback.
         gpu_type: GKE accelerator for serving, such as nvidia-l4; empty serves on CPU.
         gpu_count: GPUs per serving replica when gpu_type is set.
         min_replicas: Fewest serving replicas; 0 scales to zero when idle.
         max_replicas: Most serving replicas.
         allow_breaking: Deploy even if the serving signature breaks today's clients.
         gateway: Ingress address to reach the endpoint through; empty uses its URL.
+        gke_project: Project of the GKE cluster to deploy to by name (Vertex AI Pipelines);
+            empty deploys with the pod's service account.
+        gke_location: Region or zone of that GKE cluster.
+        gke_cluster: Name of that GKE cluster.
         smoke_instances: Inputs the smoke test sends, rows of 64 pixels in 0..1.
     """
     trained = train_digits(epochs=epochs)
@@ -98,7 +104,6 @@ def train_and_deploy(
         trained.outputs["model"],
         model_name=model_name,
         repo=repo,
-        strategy=strategy,
         canary_percent=canary_percent,
         gpu_type=gpu_type,
         gpu_count=gpu_count,
@@ -107,4 +112,7 @@ def train_and_deploy(
         allow_breaking=allow_breaking,
         gateway=gateway,
         smoke_instances=smoke_instances,
+        gke_project=gke_project,
+        gke_location=gke_location,
+        gke_cluster=gke_cluster,
     )

@@ -77,8 +77,8 @@ def test_each_component_loads_and_compiles_in_a_new_pipeline(name: str, tmp_path
             {
                 "repo": ("STRING", "gs://my-models"),
                 "epochs": ("NUMBER_INTEGER", 5),
-                "strategy": ("STRING", "replace"),
-                "canary_percent": ("NUMBER_INTEGER", 10),
+                "canary_percent": ("NUMBER_INTEGER", 0),
+                "gke_cluster": ("STRING", ""),
                 "gpu_count": ("NUMBER_INTEGER", 1),
                 "min_replicas": ("NUMBER_INTEGER", 1),
                 "max_replicas": ("NUMBER_INTEGER", 3),
@@ -90,7 +90,8 @@ def test_each_component_loads_and_compiles_in_a_new_pipeline(name: str, tmp_path
             "deploy_saved_model.yaml",
             {
                 "saved_model_uri": ("STRING", "gs://my-bucket/exports/digits"),
-                "canary_percent": ("NUMBER_INTEGER", 10),
+                "canary_percent": ("NUMBER_INTEGER", 0),
+                "gke_project": ("STRING", ""),
                 "min_replicas": ("NUMBER_INTEGER", 1),
                 "allow_breaking": ("BOOLEAN", False),
             },

@@ -9,7 +9,14 @@ compiled spec carries the function's source and runs it there, so a body imports
 and does nothing but call ``timonel``. Docstrings become the descriptions in the Kubeflow UI.
 
 Steps that talk to Kubernetes take ``context`` and ``namespace``; left empty, a step in a pod
-uses its service account (in-cluster) and a local run uses ``$KUBECONFIG``.
+uses its service account (in-cluster) and a local run uses ``$KUBECONFIG``. They also take
+``gke_project``, ``gke_location`` and ``gke_cluster``: given, the step reaches that GKE cluster by
+name with the task's Google credentials, as a Vertex AI Pipelines task must
+(``timonel.kfp.connection``).
+
+A canary starts in one place: ``render_inference_service``'s ``canary_percent`` writes KServe's
+``canaryTrafficPercent`` (and per-revision URLs) into the manifest, and
+``deploy_inference_service`` applies the manifest as rendered; 0 replaces the serving model.
 """
 
 from typing import NamedTuple
@@ -69,6 +76,9 @@ def validate_model(
     allow_breaking: bool = False,
     context: str = "",
     namespace: str = "",
+    gke_project: str = "",
+    gke_location: str = "",
+    gke_cluster: str = "",
 ) -> None:
     """Check a release before it serves: it loads, its warmup runs, its signature fits.
 
@@ -78,10 +88,17 @@ def validate_model(
     unless ``allow_breaking``.
     """
     import timonel
+    from timonel.kfp.connection import connect
 
     manifest = timonel.read_manifest(release.uri)
     records = timonel.verify_release(release.uri)
-    with timonel.Cluster.connect(context=context or None, namespace=namespace or None) as cluster:
+    with connect(
+        context=context,
+        namespace=namespace,
+        gke_project=gke_project,
+        gke_location=gke_location,
+        gke_cluster=gke_cluster,
+    ) as cluster:
         served = timonel.find_service(manifest.name, cluster=cluster)
     served_uri = served.storage_uri if served is not None else None
     changes = timonel.release_changes(served_uri, release.uri) if served_uri else []
@@ -126,6 +143,7 @@ def render_inference_service(
     min_replicas: int = 1,
     max_replicas: int = 3,
     scale_target: int = 0,
+    canary_percent: int = 0,
     mode: str = "knative",
     namespace: str = "default",
 ) -> None:
@@ -133,9 +151,13 @@ def render_inference_service(
 
     ``gpu_type`` (a GKE accelerator such as nvidia-l4; empty for CPU) with ``gpu_count``,
     ``spot`` and ``gpu_sharing`` (time-sharing or mps) pick the GPU nodes; ``min_replicas`` 0
-    scales to zero. The accelerator, node selector and tolerations set on this task
-    (``set_accelerator_type``, kfp-kubernetes ``add_node_selector``/``add_toleration``) are
-    passed on to the InferenceService, not applied to this step's pod. The output is the
+    scales to zero. ``canary_percent`` above 0 makes the release a canary: it gets that share of
+    the traffic, the model serving now keeps the rest until promote or rollback (a first deploy
+    takes all), and each revision gets its own URL; 0 gives the release all the traffic.
+
+    The accelerator, node selector and tolerations set on this task (``set_accelerator_type``,
+    kfp-kubernetes ``add_node_selector``/``add_toleration``) are passed on to the
+    InferenceService, not applied to this step's pod. The output is the
     manifest as YAML, checked against KServe's admission rules.
     """
     import timonel
@@ -158,6 +180,8 @@ def render_inference_service(
             max_replicas=max_replicas,
             scale_target=scale_target or None,
         ),
+        canary=timonel.Canary(traffic_percent=canary_percent) if canary_percent else None,
+        tag_routing=canary_percent > 0,
         mode=mode,
         namespace=namespace,
     ).placed(
@@ -175,36 +199,39 @@ def render_inference_service(
 @dsl.component(base_image=COMPONENT_IMAGE, install_kfp_package=False)
 def deploy_inference_service(
     manifest: Input[Artifact],
-    strategy: str = "replace",
-    canary_percent: int = 10,
     timeout_seconds: float = 600.0,
     context: str = "",
     gateway: str = "",
+    gke_project: str = "",
+    gke_location: str = "",
+    gke_cluster: str = "",
 ) -> NamedTuple(  # type: ignore[valid-type]  # KFP reads the outputs from this call
     "DeployOutputs", endpoint=str, revision=str, rest_url=str, grpc_target=str, host=str
 ):
     """Apply the InferenceService and wait until the generation this write made is Ready.
 
-    ``strategy`` replace serves the new model to all traffic; canary gives it
-    ``canary_percent`` and keeps the rest on the model serving now (a first deploy takes all).
-    Outputs KServe's endpoint URL, the new revision, and where clients reach it (through
-    ``gateway``, the ingress address, when the URL does not resolve from the pipeline).
+    The manifest is applied as rendered: a canary percent in it sends that share of the traffic
+    to the new model and keeps the rest on the model serving now. Outputs KServe's endpoint URL,
+    the new revision, and where clients reach that revision (through ``gateway``, the ingress
+    address, when the URL does not resolve from the pipeline).
     """
     from collections import namedtuple
 
     import yaml
 
     import timonel
+    from timonel.kfp.connection import connect
 
-    if strategy not in ("replace", "canary"):
-        raise timonel.SpecError(f"strategy {strategy!r}: expected replace or canary")
     with open(manifest.path, encoding="utf-8") as source:
         spec = timonel.from_manifest(yaml.safe_load(source))
-    percent = canary_percent if strategy == "canary" else None
-    with timonel.Cluster.connect(context=context or None) as cluster:
-        status = timonel.deploy(
-            spec, cluster=cluster, timeout=timeout_seconds, canary_percent=percent
-        )
+    with connect(
+        context=context,
+        namespace=spec.namespace,
+        gke_project=gke_project,
+        gke_location=gke_location,
+        gke_cluster=gke_cluster,
+    ) as cluster:
+        status = timonel.deploy(spec, cluster=cluster, timeout=timeout_seconds)
         where = timonel.find_endpoint(
             status.name,
             cluster=cluster,
@@ -223,11 +250,21 @@ def promote(
     timeout_seconds: float = 600.0,
     context: str = "",
     namespace: str = "",
+    gke_project: str = "",
+    gke_location: str = "",
+    gke_cluster: str = "",
 ) -> str:
     """Give the canary all the traffic; returns the revision that now serves it."""
     import timonel
+    from timonel.kfp.connection import connect
 
-    with timonel.Cluster.connect(context=context or None, namespace=namespace or None) as cluster:
+    with connect(
+        context=context,
+        namespace=namespace,
+        gke_project=gke_project,
+        gke_location=gke_location,
+        gke_cluster=gke_cluster,
+    ) as cluster:
         status = timonel.promote(name, cluster=cluster, timeout=timeout_seconds)
     return status.latest_ready_revision or ""
 
@@ -238,13 +275,23 @@ def rollback(
     timeout_seconds: float = 600.0,
     context: str = "",
     namespace: str = "",
+    gke_project: str = "",
+    gke_location: str = "",
+    gke_cluster: str = "",
 ) -> str:
     """Send all traffic back to the previous model: at once during a canary (the old revision
     still runs), else by deploying the release served before again. Returns the storage URI
     that now serves."""
     import timonel
+    from timonel.kfp.connection import connect
 
-    with timonel.Cluster.connect(context=context or None, namespace=namespace or None) as cluster:
+    with connect(
+        context=context,
+        namespace=namespace,
+        gke_project=gke_project,
+        gke_location=gke_location,
+        gke_cluster=gke_cluster,
+    ) as cluster:
         status = timonel.rollback(name, cluster=cluster, timeout=timeout_seconds)
     return status.storage_uri or ""
 

@@ -11,7 +11,6 @@ def release_and_deploy(
     *,
     model_name: Any,
     repo: Any,
-    strategy: Any,
     canary_percent: Any,
     gpu_type: Any,
     gpu_count: Any,
@@ -20,12 +19,20 @@ def release_and_deploy(
     allow_breaking: Any,
     gateway: Any,
     smoke_instances: Any,
+    gke_project: Any,
+    gke_location: Any,
+    gke_cluster: Any,
 ) -> Any:
-    """Add the tasks; returns the deploy task (its outputs: endpoint, revision, ...)."""
+    """Add the tasks; returns the deploy task (its outputs: endpoint, revision, ...).
+
+    ``gke_*`` name the GKE cluster the steps that talk to Kubernetes reach with the task's
+    Google credentials (Vertex AI Pipelines); empty, they use the pod's service account.
+    """
+    cluster = {"gke_project": gke_project, "gke_location": gke_location, "gke_cluster": gke_cluster}
     packaged = components.package_model(saved_model=saved_model, name=model_name, repo=repo)
     packaged.set_display_name("Package the release")
     validated = components.validate_model(
-        release=packaged.outputs["release"], allow_breaking=allow_breaking
+        release=packaged.outputs["release"], allow_breaking=allow_breaking, **cluster
     )
     validated.set_display_name("Validate against the deployed release")
     rendered = components.render_inference_service(
@@ -34,13 +41,11 @@ def release_and_deploy(
         gpu_count=gpu_count,
         min_replicas=min_replicas,
         max_replicas=max_replicas,
+        canary_percent=canary_percent,
     )
     rendered.set_display_name("Render the InferenceService")
     deployed = components.deploy_inference_service(
-        manifest=rendered.outputs["manifest"],
-        strategy=strategy,
-        canary_percent=canary_percent,
-        gateway=gateway,
+        manifest=rendered.outputs["manifest"], gateway=gateway, **cluster
     ).after(validated)
     deployed.set_display_name("Deploy and wait until Ready")
     deployed.set_caching_options(False)
