@@ -50,7 +50,6 @@ import readme  # noqa: E402  (bench/readme.py)
 import tfmodels  # noqa: E402  (the test suite's SavedModels)
 
 from timonel.kube.client import Cluster  # noqa: E402
-from timonel.kube.wait import Verdict, watch_until  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -93,12 +92,16 @@ class ServerObserver(threading.Thread):
             self.error = exc
 
     def _measure(self) -> float:
-        def has_endpoint(obj: dict[str, Any] | None) -> Verdict:
-            endpoints = _endpoints(obj)
-            return Verdict(any(e.get("rest") for e in endpoints.values()), "an endpoint")
+        from timonel.local.revisions import RevisionKey
 
-        obj = watch_until(self.cluster, self.name, has_endpoint, timeout=TIMEOUT)
-        revision, endpoint = next((r, e) for r, e in _endpoints(obj).items() if e.get("rest"))
+        revision = f"{self.name}-predictor-00001"
+        key = RevisionKey(NAMESPACE, self.name, revision)
+        deadline = time.monotonic() + TIMEOUT
+        while (state := self.controller.revision_state(key)) is None or not state.rest:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"revision {revision} never got a server")
+            time.sleep(0.003)  # the controller in this process, not the API
+        endpoint = {"rest": f"http://{state.rest}"}
         pid = self.controller.revision_pid(NAMESPACE, self.name, revision)
         if pid is None:
             raise RuntimeError(f"no process for revision {revision}")
@@ -118,11 +121,6 @@ class ServerObserver(threading.Thread):
                     pass
                 time.sleep(0.003)  # probing the server under test, not the API
         raise RuntimeError(f"{url} never became AVAILABLE")
-
-
-def _endpoints(obj: dict[str, Any] | None) -> dict[str, Any]:
-    status = (obj or {}).get("status", {})
-    return dict(status.get("components", {}).get("predictor", {}).get("localEndpoints") or {})
 
 
 def measure(

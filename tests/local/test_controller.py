@@ -2,7 +2,8 @@
 
 Revisions run the stand-in server (``standin_server.py``) so the KServe lifecycle (deploy, canary,
 promote, rollback, delete, crash, failures) runs in seconds; ``test_controller_serve.py`` runs the
-same flow on the real ``timonel serve``.
+same flow on the real ``timonel serve``. Predictions go through the ingress by the Host of
+``status.url`` (or of a tag's URL), as a client on a cluster sends them.
 """
 
 from __future__ import annotations
@@ -10,9 +11,11 @@ from __future__ import annotations
 import os
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -20,6 +23,9 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from timonel.local.controller import Controller
+from timonel.local.ingress.router import Ingress, running
+from timonel.local.reconcile import Phase
+from timonel.local.revisions import RevisionKey
 
 from .kubeapi import GROUP, PLURAL, VERSION
 from .standin_server import write_model
@@ -30,6 +36,21 @@ NAMESPACE = "default"
 @pytest.fixture(scope="module")
 def api(kube_client: client.ApiClient) -> client.CustomObjectsApi:
     return client.CustomObjectsApi(kube_client)
+
+
+@contextmanager
+def ingress_of(controller: Controller) -> Iterator[str]:
+    """The controller's ingress, serving on a free port; its URL."""
+    router = Ingress(controller)
+    controller.listen(router.update)
+    with running(router) as served:
+        yield served.url
+
+
+@pytest.fixture(scope="module")
+def ingress(local_controller: Controller) -> Iterator[str]:
+    with ingress_of(local_controller) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
@@ -82,17 +103,12 @@ def condition(isvc: dict[str, Any], kind: str) -> dict[str, Any]:
 
 
 def settled(isvc: dict[str, Any]) -> bool:
-    """Observed the latest generation and Ready, with every traffic target's server ready."""
+    """Observed the latest generation and Ready (the ingress holds a request for a revision
+    that is still starting)."""
     status = isvc.get("status") or {}
     if status.get("observedGeneration") != isvc["metadata"]["generation"]:
         return False
-    if condition(isvc, "Ready").get("status") != "True":
-        return False
-    component = status["components"]["predictor"]
-    endpoints = component.get("localEndpoints") or {}
-    return all(
-        endpoints.get(t["revisionName"], {}).get("phase") == "Ready" for t in component["traffic"]
-    )
+    return condition(isvc, "Ready").get("status") == "True"
 
 
 def ready_at(revision: str) -> Callable[[dict[str, Any]], bool]:
@@ -131,10 +147,30 @@ def update(
     raise AssertionError("kept conflicting")
 
 
-def predict(isvc: dict[str, Any], revision: str) -> Any:
-    endpoint = isvc["status"]["components"]["predictor"]["localEndpoints"][revision]["rest"]
+def host_of(isvc: dict[str, Any], revision: str | None = None) -> str:
+    """The Host reaching ``revision`` alone: its tag's URL, or the InferenceService's URL when it
+    takes all the traffic; without a revision, the InferenceService's URL (its split)."""
+    status = isvc["status"]
+    if revision is not None:
+        for target in status["components"]["predictor"]["traffic"]:
+            if target["revisionName"] == revision and (
+                target.get("url") or target["percent"] == 100
+            ):
+                return str(urlsplit(target.get("url") or status["url"]).hostname)
+        raise AssertionError(f"no host reaches {revision} alone: {status['components']}")
+    return str(urlsplit(status["url"]).hostname)
+
+
+def predict(ingress: str, isvc: dict[str, Any], revision: str | None = None) -> Any:
+    """Predict through the ingress, by the Host of ``host_of(isvc, revision)``."""
     name = isvc["metadata"]["name"]
-    reply = httpx.post(f"{endpoint}/v1/models/{name}:predict", json={"instances": [1.0]})
+    reply = httpx.post(
+        f"{ingress}/v1/models/{name}:predict",
+        json={"instances": [1.0]},
+        headers={"Host": host_of(isvc, revision)},
+        timeout=30,
+    )
+    assert reply.status_code == 200, reply.text
     return reply.json()["predictions"]
 
 
@@ -146,7 +182,7 @@ def traffic(isvc: dict[str, Any]) -> list[tuple[str, int, str]]:
 
 
 def test_lifecycle_deploy_canary_promote_rollback_delete(
-    api: client.CustomObjectsApi, local_controller: Controller, repo: Path
+    api: client.CustomObjectsApi, local_controller: Controller, ingress: str, repo: Path
 ) -> None:
     name = "life"
     r1, r2 = f"{name}-predictor-00001", f"{name}-predictor-00002"
@@ -166,14 +202,15 @@ def test_lifecycle_deploy_canary_promote_rollback_delete(
     assert component["url"] == f"http://{name}-predictor.default.example.com"
     assert component["latestReadyRevision"] == component["latestRolledoutRevision"] == r1
     assert traffic(deployed) == [(r1, 100, "")]
-    assert predict(deployed, r1) == [1]
+    assert predict(ingress, deployed, r1) == [1]
 
     # Canary: the new release and the percent in one update.
     update(api, name, canary_change(str(repo / "half" / "v2"), 30))
     split = wait_for(api, name, ready_at(r2))
     assert traffic(split) == [(r2, 30, ""), (r1, 70, "prev")]
     assert split["status"]["components"]["predictor"]["latestRolledoutRevision"] == r1
-    assert predict(split, r2) == [2] and predict(split, r1) == [1]
+    assert predict(ingress, split, r1) == [1]  # by the prev tag's host
+    assert {predict(ingress, split)[0] for _ in range(40)} == {1, 2}
 
     # Roll back: percent 0 keeps the new spec and sends everything to the previous revision.
     update(api, name, lambda i: i["spec"]["predictor"].update(canaryTrafficPercent=0))
@@ -187,10 +224,10 @@ def test_lifecycle_deploy_canary_promote_rollback_delete(
     assert traffic(promoted) == [(r2, 100, "")]
     assert component["latestRolledoutRevision"] == r2
     assert component["previousRolledoutRevision"] == r1
-    wait_for(
-        api, name, lambda i: r1 not in i["status"]["components"]["predictor"]["localEndpoints"]
-    )
-    assert local_controller.revision_pid(NAMESPACE, name, r1) is None
+    deadline = time.monotonic() + 20
+    while local_controller.revision_pid(NAMESPACE, name, r1) is not None:
+        assert time.monotonic() < deadline, "the promoted-away revision's process still runs"
+        time.sleep(0.05)
     pid = local_controller.revision_pid(NAMESPACE, name, r2)
     assert pid is not None
 
@@ -205,7 +242,7 @@ def test_lifecycle_deploy_canary_promote_rollback_delete(
 
 
 def test_killed_revision_process_is_restarted(
-    api: client.CustomObjectsApi, local_controller: Controller, repo: Path
+    api: client.CustomObjectsApi, local_controller: Controller, ingress: str, repo: Path
 ) -> None:
     name = "crash"
     revision = f"{name}-predictor-00001"
@@ -218,14 +255,17 @@ def test_killed_revision_process_is_restarted(
 
     os.kill(first, signal.SIGKILL)
 
-    def restarted(isvc: dict[str, Any]) -> bool:
-        entry = isvc["status"]["components"]["predictor"]["localEndpoints"][revision]
-        return bool(entry["restarts"] == 1 and entry["phase"] == "Ready")
-
-    again = wait_for(api, name, restarted)
+    key = RevisionKey(NAMESPACE, name, revision)
+    deadline = time.monotonic() + 30
+    while (state := local_controller.revision_state(key)) is None or (
+        state.restarts,
+        state.phase,
+    ) != (1, Phase.READY):
+        assert time.monotonic() < deadline, f"not restarted: {state}"
+        time.sleep(0.05)
     assert local_controller.revision_pid(NAMESPACE, name, revision) not in (None, first)
-    assert condition(again, "Ready")["status"] == "True"
-    assert predict(again, revision) == [1]
+    again = wait_for(api, name, settled)
+    assert predict(ingress, again, revision) == [1]
     api.delete_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL, name)
 
 
@@ -253,7 +293,7 @@ def test_missing_model_is_reported_as_kserve_does(
 
 
 def test_corrupt_canary_keeps_traffic_on_the_old_revision(
-    api: client.CustomObjectsApi, local_controller: Controller, repo: Path
+    api: client.CustomObjectsApi, local_controller: Controller, ingress: str, repo: Path
 ) -> None:
     name = "corrupt"
     r1, r2 = f"{name}-predictor-00001", f"{name}-predictor-00002"
@@ -288,12 +328,12 @@ def test_corrupt_canary_keeps_traffic_on_the_old_revision(
         "message": f"Failed to load servable {name} version 3: bad graph",
         "reason": "ModelLoadFailed",
     }
-    assert predict(failed, r1) == [1]
+    assert predict(ingress, failed, r1) == [1]
     api.delete_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL, name)
 
 
 def test_gpu_request_runs_on_the_cpu_with_a_note(
-    api: client.CustomObjectsApi, local_controller: Controller, repo: Path
+    api: client.CustomObjectsApi, local_controller: Controller, ingress: str, repo: Path
 ) -> None:
     name = "gpu"
     body = manifest(name, str(repo / "half" / "v1"), resources={"limits": {"nvidia.com/gpu": "1"}})
@@ -307,7 +347,7 @@ def test_gpu_request_runs_on_the_cpu_with_a_note(
         "GPURequestedOnCPU",
     )
     assert "nvidia.com/gpu: 1" in note["message"]
-    assert predict(ready, f"{name}-predictor-00001") == [1]
+    assert predict(ingress, ready, f"{name}-predictor-00001") == [1]
     api.delete_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL, name)
 
 
@@ -327,7 +367,7 @@ def test_standard_mode_is_reported_not_run(
 
 
 def test_stop_annotation_stops_the_revisions_and_removing_it_starts_over(
-    api: client.CustomObjectsApi, local_controller: Controller, repo: Path
+    api: client.CustomObjectsApi, local_controller: Controller, ingress: str, repo: Path
 ) -> None:
     name = "paused"
     api.create_namespaced_custom_object(
@@ -348,5 +388,5 @@ def test_stop_annotation_stops_the_revisions_and_removing_it_starts_over(
     resumed = wait_for(api, name, settled)
     assert condition(resumed, "Stopped")["status"] == "False"
     assert traffic(resumed) == [(f"{name}-predictor-00001", 100, "")]
-    assert predict(resumed, f"{name}-predictor-00001") == [1]
+    assert predict(ingress, resumed, f"{name}-predictor-00001") == [1]
     api.delete_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL, name)

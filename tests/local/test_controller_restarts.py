@@ -20,7 +20,7 @@ from timonel.local.revisions import RevisionKey, RevisionStore
 
 from .kubeapi import GROUP, PLURAL, VERSION
 from .standin_server import standin_command, write_model
-from .test_controller import NAMESPACE, manifest, predict, settled, wait_for
+from .test_controller import NAMESPACE, ingress_of, manifest, predict, settled, wait_for
 from .test_supervisor import assert_ended_by_stop, stalled_initializer, stalled_pid
 
 
@@ -37,7 +37,10 @@ def test_watch_resumes_after_the_api_server_restarts(tmp_path: Path) -> None:
     model = write_model(tmp_path / "repo" / "half")
     with ExitStack() as controller_running:
         with cluster(tmp_path) as (kubeconfig, _):
-            controller_running.enter_context(controller(kubeconfig, tmp_path / "controller"))
+            started = controller_running.enter_context(
+                controller(kubeconfig, tmp_path / "controller")
+            )
+            ingress = controller_running.enter_context(ingress_of(started))
         # The server was down while the controller watched; it comes back on the same port.
         port = urlsplit(yaml.safe_load(kubeconfig.read_text())["clusters"][0]["cluster"]["server"])
         with cluster(tmp_path, port.port or 0) as (_, api):
@@ -45,7 +48,7 @@ def test_watch_resumes_after_the_api_server_restarts(tmp_path: Path) -> None:
                 GROUP, VERSION, NAMESPACE, PLURAL, manifest("after", str(model))
             )
             ready = wait_for(api, "after", settled)
-            assert predict(ready, "after-predictor-00001") == [1]
+            assert predict(ingress, ready, "after-predictor-00001") == [1]
 
 
 def test_restarted_controller_keeps_its_revisions(tmp_path: Path) -> None:
@@ -66,7 +69,10 @@ def test_restarted_controller_keeps_its_revisions(tmp_path: Path) -> None:
         body["spec"]["predictor"]["model"]["storageUri"] = str(v2)
         api.replace_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL, "kept", body)
 
-        with controller(kubeconfig, tmp_path / "controller"):
+        with (
+            controller(kubeconfig, tmp_path / "controller") as second,
+            ingress_of(second) as ingress,
+        ):
             ready = wait_for(
                 api,
                 "kept",
@@ -78,13 +84,17 @@ def test_restarted_controller_keeps_its_revisions(tmp_path: Path) -> None:
             )
             component = ready["status"]["components"]["predictor"]
             assert component["previousRolledoutRevision"] == "kept-predictor-00001"
-            assert predict(ready, "kept-predictor-00002") == [2]
+            assert predict(ingress, ready, "kept-predictor-00002") == [2]
 
 
 def test_recreated_isvc_starts_over_with_new_revisions(tmp_path: Path) -> None:
     v1 = write_model(tmp_path / "repo" / "v1", version=1)
     v2 = write_model(tmp_path / "repo" / "v2", version=2)
-    with cluster(tmp_path) as (kubeconfig, api), controller(kubeconfig, tmp_path / "controller"):
+    with (
+        cluster(tmp_path) as (kubeconfig, api),
+        controller(kubeconfig, tmp_path / "controller") as started,
+        ingress_of(started) as ingress,
+    ):
         api.create_namespaced_custom_object(
             GROUP, VERSION, NAMESPACE, PLURAL, manifest("again", str(v1))
         )
@@ -97,7 +107,7 @@ def test_recreated_isvc_starts_over_with_new_revisions(tmp_path: Path) -> None:
         assert ready["status"]["components"]["predictor"]["traffic"][0]["revisionName"] == (
             "again-predictor-00001"
         )
-        assert predict(ready, "again-predictor-00001") == [2]
+        assert predict(ingress, ready, "again-predictor-00001") == [2]
 
 
 @pytest.mark.timeout(60)  # a stop that waited for the copy would hang for 600 s

@@ -6,6 +6,7 @@ answer says which revision served it.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import signal
@@ -19,6 +20,9 @@ import httpx
 import pytest
 from kubernetes import client
 
+import timonel
+from timonel import cli
+from timonel.kube.client import Cluster
 from timonel.local.controller import Controller
 from timonel.local.ingress.router import Ingress, RunningIngress, running
 from timonel.local.revisions import RevisionKey
@@ -271,3 +275,25 @@ def test_an_unknown_host_gets_404_naming_the_hosts_that_work(ingress: RunningIng
     )
     assert reply.status_code == 404
     assert "no InferenceService answers Host 'nothing.default.example.com'" in reply.text
+
+
+def test_client_for_service_and_timonel_predict_find_the_service_from_its_status(
+    api: client.CustomObjectsApi,
+    ingress: RunningIngress,
+    local_kubeconfig: Path,
+    repo: Path,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    name = "found"
+    deploy(api, name, str(repo / "half" / "v1"))
+    with (
+        Cluster.connect(kubeconfig=local_kubeconfig) as cluster,
+        timonel.Client.for_service(name, cluster=cluster, gateway=ingress.url) as found,
+    ):
+        assert found.predict_json(name, {"instances": [1.0]}) == {"predictions": [1]}
+    monkeypatch.setenv("KUBECONFIG", str(local_kubeconfig))
+    body = '{"instances": [1.0]}'
+    code = cli.main(["predict", name, "--gateway", ingress.url, "--json", body])
+    assert (code, json.loads(capsys.readouterr().out)) == (0, {"predictions": [1]})
+    api.delete_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL, name)

@@ -122,10 +122,7 @@ def test_first_revision_deploying_waits_for_a_ready_revision() -> None:
         "Ready": ("Unknown", "Predictor ingress not created", ""),
         "RoutesReady": ("Unknown", "PredictorRouteReady not ready", ""),
     }
-    assert predictor(outcome) == {
-        "latestCreatedRevision": R1,
-        "localEndpoints": {R1: {"phase": "Pending", "restarts": 0}},
-    }
+    assert predictor(outcome) == {"latestCreatedRevision": R1}
     assert outcome.status["modelStatus"] == {
         "copies": {"failedCopies": 0},
         "states": {"activeModelState": "", "targetModelState": "Pending"},
@@ -145,14 +142,6 @@ def test_ready_revision_gives_kserve_status_shape() -> None:
                 "latestCreatedRevision": R1,
                 "latestReadyRevision": R1,
                 "latestRolledoutRevision": R1,
-                "localEndpoints": {
-                    R1: {
-                        "grpc": "127.0.0.1:8500",
-                        "phase": "Ready",
-                        "rest": "http://127.0.0.1:8501",
-                        "restarts": 0,
-                    }
-                },
                 "traffic": [{"latestRevision": True, "percent": 100, "revisionName": R1}],
                 "url": "http://half-predictor.models.example.com",
             }

@@ -1,10 +1,14 @@
-"""``timonel predict``: send a TF Serving REST predict body to a model server, print the reply."""
+"""``timonel predict``: send a TF Serving REST predict body to a model server, print the reply.
+
+Without ``--url`` the server is the InferenceService NAME, found from its status through the
+cluster's ingress (``Client.for_service``), on ``timonel local`` as on GKE.
+"""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import typer
 
@@ -45,8 +49,26 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def predict(
         name: str = typer.Argument(..., help="Model name (the InferenceService's name on KServe)."),
-        url: str = typer.Option(
-            ..., "--url", help="Server URL: http://HOST:8501 (REST) or HOST:8500 with --grpc."
+        url: str | None = typer.Option(
+            None,
+            "--url",
+            help="Server URL: http://HOST:8501 (REST) or HOST:8500 with --grpc. Default: the "
+            "InferenceService NAME's status.url, through the ingress gateway.",
+        ),
+        namespace: str | None = typer.Option(
+            None,
+            "--namespace",
+            "-n",
+            help="The InferenceService's namespace (default: the context's).",
+        ),
+        context: str | None = typer.Option(
+            None, "--context", help="kubeconfig context (default: the current one, or in-cluster)."
+        ),
+        gateway: str | None = typer.Option(
+            None,
+            "--gateway",
+            help="Ingress gateway address http://HOST:PORT (default: timonel local's ingress, or "
+            "istio-system/istio-ingressgateway's LoadBalancer address).",
         ),
         body: str = typer.Option(
             ...,
@@ -70,9 +92,17 @@ def register(app: typer.Typer) -> None:
         from timonel.client import Client
 
         request = _read_body(body)
-        with Client(
-            url, protocol="grpc" if grpc else None, host=host_header, timeout=timeout
-        ) as client:
+        protocol: Literal["grpc"] | None = "grpc" if grpc else None
+        if url is None:
+            from timonel.kube.client import Cluster
+
+            with Cluster.connect(context=context, namespace=namespace) as cluster:
+                client = Client.for_service(
+                    name, cluster=cluster, gateway=gateway, protocol=protocol, timeout=timeout
+                )
+        else:
+            client = Client(url, protocol=protocol, host=host_header, timeout=timeout)
+        with client:
             reply = client.predict_json(
                 name, request, signature=signature, version=version, label=label
             )

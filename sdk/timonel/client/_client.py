@@ -17,9 +17,10 @@ protocols accept the same arrays.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Generator, Mapping
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, Self, TypeVar
 from urllib.parse import urlsplit
 
 import httpx
@@ -42,6 +43,8 @@ from timonel.signatures import SignatureDef
 if TYPE_CHECKING:
     import grpc
     import grpc.aio
+
+    from timonel.kube.client import Cluster
 
 R = TypeVar("R")
 #: a client method: yields each call it needs (and receives its parsed reply, or its
@@ -152,6 +155,38 @@ class _Base:
         self._retry = retry
         self._api = _api(self.protocol)
         self._metadata: dict[tuple[str, int | None, str | None], ModelMetadata] = {}
+
+    @classmethod
+    def for_service(
+        cls,
+        name: str,
+        *,
+        namespace: str | None = None,
+        cluster: Cluster | None = None,
+        gateway: str | None = None,
+        protocol: Protocol | None = None,
+        **options: Any,
+    ) -> Self:
+        """A client for the InferenceService ``name``, found from its status as a cluster's
+        clients find it: ``status.url`` through the ingress gateway, with its host as the Host
+        header (gRPC ``:authority``), so the same call works on ``timonel local`` and on GKE.
+
+        ``cluster`` defaults to ``Cluster.connect()`` (the kubeconfig kubectl would use, else
+        ``timonel local``'s). ``gateway`` (``http://HOST:PORT``) is the ingress address; without
+        it, it is discovered: ``timonel local``'s ingress port, else the LoadBalancer address of
+        ``istio-system/istio-ingressgateway``, else ``status.url`` is used as it is (DNS must
+        resolve the cluster's domain). With Kourier or the Gateway API, pass the gateway's
+        external address. ``options`` are the constructor's (``timeout``, ``retry``, ...).
+        """
+        from timonel.kube.client import Cluster
+        from timonel.kube.endpoints import find_endpoint
+
+        with contextlib.ExitStack() as owned:
+            if cluster is None:
+                cluster = owned.enter_context(Cluster.connect(namespace=namespace))
+            where = find_endpoint(name, cluster=cluster, namespace=namespace, gateway=gateway)
+        url = where.grpc if protocol == "grpc" else where.rest
+        return cls(url, protocol=protocol, host=where.host, **options)
 
     def _signature(self, servable: Servable) -> Plan[SignatureDef]:
         metadata = self._metadata.get((servable.model, servable.version, servable.label))

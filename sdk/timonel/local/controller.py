@@ -10,16 +10,10 @@ runs on threads); ``stop()`` ends the threads and terminates every process.
 
 Status follows KServe's shape field for field (``conditions``, ``url``, ``address``,
 ``components.predictor`` with revisions and ``traffic``, ``modelStatus``, ``observedGeneration``,
-``deploymentMode``). What the local emulation adds, all in places KServe clients ignore:
+``deploymentMode``). Clients reach revisions as on a cluster, through ``status.url`` on the ingress
+(``timonel.local.ingress``), which asks ``revision_state`` where each revision's server listens.
+What the local emulation adds, all in places KServe clients ignore:
 
-``status.components.predictor.localEndpoints``
-    One entry per revision that has a process, keyed by revision name::
-
-        {"half-predictor-00002": {"phase": "Ready", "restarts": 0,
-                                  "rest": "http://127.0.0.1:40123", "grpc": "127.0.0.1:40124"}}
-
-    ``phase`` is Pending, Initializing (the storage initializer runs), Starting, Ready or Failed
-    (waiting out a restart back-off). Tests and the local router reach a revision's server here.
 ``conditions[type=LocalCPUFallback]``
     Severity Info: the predictor asks for GPUs, which run on the CPU here.
 ``observedGeneration``

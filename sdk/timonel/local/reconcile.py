@@ -26,7 +26,6 @@ A real cluster converges over several reconciles as Knative's own status updates
 
 Where the local emulation adds to KServe's shape (all documented in ``timonel.local.controller``):
 
-- ``status.components.predictor.localEndpoints``: the loopback addresses of each running revision.
 - ``status.observedGeneration`` is the InferenceService generation this status reflects (KServe
   copies the Knative Service's generation instead, which lags behind traffic-only changes).
 - A condition ``LocalCPUFallback`` (severity Info) says when a GPU request runs on the CPU here.
@@ -372,9 +371,7 @@ def _reconcile_once(
         _update_transition(
             status, "InvalidSpec", {"reason": "InvalidPredictorSpec", "message": problem}
         )
-        running = _running(known, status)
-        _set_local_endpoints(status, known, observed, running)
-        return Outcome(known, running, status)
+        return Outcome(known, _running(known, status), status)
 
     template = revision_template(predictor)
     if not known or _canonical(known[-1].template) != _canonical(template):
@@ -405,9 +402,7 @@ def _reconcile_once(
     _propagate_cross_component(conditions, LATEST_DEPLOYMENT_READY, PREDICTOR_CONFIGURATION_READY)
     _reconcile_ingress(status, conditions, component, names)
 
-    running = _running(known, status)
-    _set_local_endpoints(status, known, observed, running)
-    return Outcome(known, running, status)
+    return Outcome(known, _running(known, status), status)
 
 
 def _canonical(value: Any) -> str:
@@ -734,29 +729,6 @@ def _running(revisions: Sequence[Revision], status: Mapping[str, Any]) -> frozen
     known = {revision.name for revision in revisions}
     wanted.add(revisions[-1].name)
     return frozenset(wanted & known)
-
-
-def _set_local_endpoints(
-    status: dict[str, Any],
-    revisions: Sequence[Revision],
-    observed: Mapping[str, RevisionObservation],
-    running: frozenset[str],
-) -> None:
-    component = status.setdefault("components", {}).setdefault("predictor", {})
-    endpoints: dict[str, Any] = {}
-    for revision in revisions:
-        if revision.name not in running:
-            continue
-        observation = observed.get(revision.name, RevisionObservation())
-        entry: dict[str, Any] = {"phase": str(observation.phase), "restarts": observation.restarts}
-        if observation.rest:
-            entry["rest"] = f"http://{observation.rest}"
-        if observation.grpc:
-            entry["grpc"] = observation.grpc
-        endpoints[revision.name] = entry
-    _set_or_drop(component, "localEndpoints", endpoints)
-    if not component:
-        del status["components"]
 
 
 def _set_or_drop(target: dict[str, Any], key: str, value: Any) -> None:
