@@ -18,6 +18,7 @@ from typing import Any
 
 import httpx
 
+from rollouts.toyrevisions import probe_bodies
 from rollouts.toyserver import Behaviour, write_model
 from timonel.kube.client import Cluster
 from timonel.kube.requests import get_object
@@ -34,10 +35,9 @@ def host(name: str) -> str:
 
 
 def probe_file(folder: Path) -> Path:
-    """Probe bodies of two instances each, scores spread so every class appears."""
+    """``probe_bodies`` as a probe-data file."""
     path = folder / "probes.json"
-    bodies = [{"instances": [[0.04 + 0.1 * i], [0.96 - 0.1 * i]]} for i in range(10)]
-    path.write_text(json.dumps(bodies))
+    path.write_text(json.dumps(probe_bodies()))
     return path
 
 
