@@ -40,6 +40,8 @@ def toy_cluster(
             router = Ingress(controller, idle_seconds=600.0, timeout=20.0)
             controller.listen(router.update)
             with running(router) as served:
-                yield LocalCluster(api, served, tmp_path_factory.mktemp("releases"))
+                yield LocalCluster(
+                    api, served, tmp_path_factory.mktemp("releases"), local_kubeconfig
+                )
         finally:
             controller.stop()

@@ -1,9 +1,9 @@
 """Rollouts on ``timonel local``: releases of the toy model, deploys, and live clients.
 
-``LocalCluster`` is what the ``toy_cluster`` fixture gives: the API (``timonel.kube.Cluster``),
-the running ingress, and a folder of releases. ``LiveClients`` plays the users of a service:
-a thread sending predict requests through the ingress to the service's own host (so they follow
-the traffic split) and keeping every answer, bounded in count and time.
+``LocalCluster`` is what the ``toy_cluster`` fixture gives: the API (``timonel.kube.Cluster``)
+and its kubeconfig, the running ingress, and a folder of releases. ``LiveClients`` plays the
+users of a service: a thread sending predict requests through the ingress to the service's own
+host (so they follow the traffic split) and keeping every answer, bounded in count and time.
 """
 
 from __future__ import annotations
@@ -46,6 +46,7 @@ class LocalCluster:
     api: Cluster
     ingress: RunningIngress
     releases: Path
+    kubeconfig: Path
 
     @property
     def gateway(self) -> str:

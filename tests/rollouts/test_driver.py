@@ -196,8 +196,9 @@ def test_an_interrupted_rollout_is_recorded_resumed_and_promoted(clock: FakeCloc
         "step-50",
         ("step-10", "step-25"),
     )
-    assert "unfinished rollout of gs://repo/m/v2 at step-50 (2 of 3 phases passed)" in describe(
-        state
+    assert describe(state, "m").startswith(
+        "unfinished rollout of gs://repo/m/v2 at step-50 (2 of 3 phases passed): continue with "
+        "`timonel rollout m --resume`"
     )
     assert traffic.isvc["spec"]["predictor"]["canaryTrafficPercent"] == 50
 

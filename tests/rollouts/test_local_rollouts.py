@@ -17,6 +17,7 @@ import pytest
 import timonel
 from rollouts.localrollouts import LiveClients, LocalCluster, probe_file
 from rollouts.toyserver import DIFFERS, ERRORS, GOOD, Behaviour
+from timonel.cli import main
 from timonel.kube.status import read_status
 from timonel.rollouts.driver import ABORTED, PROMOTED, ROLLED_BACK, RolloutResult
 from timonel.rollouts.plan import Gates, RolloutPlan
@@ -148,8 +149,15 @@ def interrupt_at(phase: str):  # type: ignore[no-untyped-def]  # a progress call
     return progress
 
 
-def interrupted(toy_cluster: LocalCluster, name: str, tmp_path: Path) -> str:
-    """A good v2's rollout stopped by Ctrl-C as step-60 begins; returns its URI."""
+def interrupted(
+    toy_cluster: LocalCluster,
+    name: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> str:
+    """A good v2's rollout stopped by Ctrl-C as step-60 begins, which ``timonel status``
+    reports; returns its URI."""
     v2 = start(toy_cluster, name, GOOD)
     with pytest.raises(Interrupted):
         roll(toy_cluster, name, v2, STEPS, tmp_path, progress=interrupt_at("step-60"))
@@ -159,14 +167,27 @@ def interrupted(toy_cluster: LocalCluster, name: str, tmp_path: Path) -> str:
         f"{name}-predictor-00002": 20,
         f"{name}-predictor-00001": 80,
     }
+    monkeypatch.setenv("KUBECONFIG", str(toy_cluster.kubeconfig))
+    monkeypatch.setenv("COLUMNS", "400")
+    capsys.readouterr()
+    assert main(["status", name]) == 0
+    assert (
+        f"unfinished rollout of {v2} at step-60 (1 of 2 phases passed): continue with "
+        f"`timonel rollout {name} --resume` or roll back with `timonel rollout {name} --abort`"
+    ) in " ".join(capsys.readouterr().out.split())
+    assert main(["status", name, "-o", "json"]) == 0
+    assert json.loads(capsys.readouterr().out)["rollout"].startswith("unfinished rollout of")
     return v2
 
 
 def test_an_interrupted_rollout_is_resumed_from_the_step_it_reached(
-    toy_cluster: LocalCluster, tmp_path: Path
+    toy_cluster: LocalCluster,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     name = "resumed"
-    v2 = interrupted(toy_cluster, name, tmp_path)
+    v2 = interrupted(toy_cluster, name, tmp_path, monkeypatch, capsys)
     result = roll(toy_cluster, name, None, STEPS, tmp_path, resume=True)
     assert result.outcome == PROMOTED, result.reason
     assert result.passed_before == ("step-20",)
@@ -176,10 +197,13 @@ def test_an_interrupted_rollout_is_resumed_from_the_step_it_reached(
 
 
 def test_an_interrupted_rollout_is_aborted_back_to_the_stable_release(
-    toy_cluster: LocalCluster, tmp_path: Path
+    toy_cluster: LocalCluster,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     name = "aborted"
-    interrupted(toy_cluster, name, tmp_path)
+    interrupted(toy_cluster, name, tmp_path, monkeypatch, capsys)
     result = roll(toy_cluster, name, None, STEPS, tmp_path, abort_only=True)
     assert result.outcome == ABORTED
     assert "aborted at step-60" in result.reason

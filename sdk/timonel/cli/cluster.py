@@ -66,13 +66,17 @@ def _progress(name: str, wait: bool) -> Iterator[Callable[[Any, Verdict], None] 
         yield show
 
 
-def _print_status(status: ServiceStatus, output: Output = Output.table) -> None:
+def _print_status(
+    status: ServiceStatus, output: Output = Output.table, rollout: str | None = None
+) -> None:
+    """``rollout``: the unfinished rollout that split the traffic, if any."""
+    from rich.markup import escape
     from rich.table import Table
 
     from timonel.cli import stdout
 
     if output is Output.json:
-        stdout.print_json(data=status.to_dict())
+        stdout.print_json(data=status.to_dict() | {"rollout": rollout})
         return
     summary = Table.grid(padding=(0, 2))
     summary.add_column(style="bold")
@@ -96,6 +100,8 @@ def _print_status(status: ServiceStatus, output: Output = Output.table) -> None:
             summary.add_row(label, revision)
     if not status.ready:
         summary.add_row("why", status.why_not_ready)
+    if rollout:
+        summary.add_row("rollout", f"[yellow]{escape(rollout)}[/]")
     stdout.print(summary)
     if status.traffic:
         traffic = Table("revision", "traffic", "tag", "latest", "url", title="traffic")
@@ -190,11 +196,17 @@ def register(app: typer.Typer) -> None:
         context: str | None = _CONTEXT,
         output: Output = _OUTPUT,
     ) -> None:
-        """Readiness, URL, revisions and traffic split of a deployed model."""
-        from timonel.kube import rollout
+        """Readiness, URL, revisions and traffic split of a deployed model, and the rollout
+        that split it when one is unfinished."""
+        from timonel.kube.requests import get_object
+        from timonel.kube.resources import INFERENCE_SERVICE
+        from timonel.kube.status import read_status
+        from timonel.rollouts.state import describe, read_state
 
         with _connect(context, namespace) as cluster:
-            _print_status(rollout.status(name, cluster=cluster), output)
+            isvc = cluster.send(get_object(INFERENCE_SERVICE, cluster.namespace, name))
+            state = read_state(isvc)
+            _print_status(read_status(isvc), output, describe(state, name) if state else None)
 
     @app.command()
     def canary(

@@ -79,10 +79,10 @@ def read_state(isvc: Mapping[str, Any]) -> RolloutState | None:
         ) from exc
 
 
-def describe(state: RolloutState) -> str:
-    """One line for ``timonel status``: the traffic is split by an unfinished rollout."""
+def describe(state: RolloutState, name: str) -> str:
+    """One line for ``timonel status NAME``: the traffic is split by an unfinished rollout."""
     return (
         f"unfinished rollout of {state.storage_uri} at {state.phase_name} "
         f"({len(state.passed)} of {len(state.plan.phases())} phases passed): continue with "
-        "`timonel rollout NAME --resume` or roll back with `--abort`"
+        f"`timonel rollout {name} --resume` or roll back with `timonel rollout {name} --abort`"
     )
