@@ -120,11 +120,15 @@ class _Parser(argparse.ArgumentParser):
         raise SpecError(f"{message}; see `{self.prog} --help`")
 
 
-_TYPES: dict[Any, type] = {"bool": bool, "int": int, "float": float, "str": str}
+_TYPES: dict[object, type] = {"bool": bool, "int": int, "float": float, "str": str}
 
 
 def _add_flag(
-    parse: argparse.ArgumentParser, name: str, kind: type, default: Any, help: str
+    parse: argparse.ArgumentParser | argparse._ArgumentGroup,
+    name: str,
+    kind: type,
+    default: Any,
+    help: str,
 ) -> None:
     if kind is bool:
         parse.add_argument(
@@ -148,8 +152,7 @@ def parser() -> argparse.ArgumentParser:
     parse = _Parser(prog="timonel serve", description=_HELP, allow_abbrev=False)
     for item in fields(ServerOptions):
         if item.name in _FLAGS:
-            kind = _TYPES.get(item.type, item.type)
-            _add_flag(parse, item.name, kind, item.default, _FLAGS[item.name])
+            _add_flag(parse, item.name, _TYPES[item.type], item.default, _FLAGS[item.name])
     compatibility = parse.add_argument_group("accepted for compatibility, no effect here")
     for name, (kind, default, why) in _NO_EFFECT.items():
         _add_flag(compatibility, name, kind, default, f"No effect: {why}.")
