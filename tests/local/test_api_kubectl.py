@@ -169,3 +169,106 @@ def test_kubectl_apply_and_create_validate_through_the_server(
     invalid = kubectl(local_kubeconfig, "apply", "-f", str(refused))
     assert invalid.returncode == 1
     assert "spec.predictor.minReplicas" in invalid.stderr
+
+
+def kubectl_watching(config: Path, *args: str) -> subprocess.Popen[str]:
+    """kubectl started with ``args``, returned once its watch has its initial state.
+
+    Its log (``-v=6``) says when: client-go's reflector logs "Caches populated" once the watch
+    delivered the bookmark that ends the initial events, so a change made afterwards is one
+    kubectl sees arrive, not one it reads in its first look.
+    """
+    process = subprocess.Popen(
+        [
+            KUBECTL,
+            "--kubeconfig",
+            str(config),
+            "--cache-dir",
+            str(config.parent / "cache"),
+            "-v=6",
+            *args,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stderr is not None
+    for line in process.stderr:
+        if "Caches populated" in line:
+            return process
+    process.kill()
+    raise AssertionError(f"kubectl {' '.join(args)} ended before its watch was populated")
+
+
+def finished(process: subprocess.Popen[str]) -> tuple[int, str, str]:
+    """The exit code, output and the rest of the log of a kubectl started in the background."""
+    try:
+        out, err = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    return process.returncode, out, err
+
+
+def test_kubectl_wait_for_ready_returns_when_the_condition_turns_true(
+    local_kubeconfig: Path, api: client.CustomObjectsApi
+) -> None:
+    api.create_namespaced_custom_object(GROUP, VERSION, "default", PLURAL, isvc("waited"))
+    waiting = kubectl_watching(
+        local_kubeconfig, "wait", "--for=condition=Ready", "isvc/waited", "--timeout=50s"
+    )
+    # kubectl 1.37 watches with sendInitialEvents and waits for the bookmark that ends them.
+    api.patch_namespaced_custom_object_status(
+        GROUP,
+        VERSION,
+        "default",
+        PLURAL,
+        "waited",
+        {"status": {"conditions": [{"type": "Ready", "status": "True"}]}},
+    )
+    code, out, err = finished(waiting)
+    assert code == 0, err
+    assert out.strip() == "inferenceservice.serving.kserve.io/waited condition met"
+
+
+def test_kubectl_wait_for_delete_returns_once_it_is_gone(
+    local_kubeconfig: Path, api: client.CustomObjectsApi
+) -> None:
+    api.create_namespaced_custom_object(GROUP, VERSION, "default", PLURAL, isvc("doomed"))
+    waiting = kubectl_watching(
+        local_kubeconfig, "wait", "--for=delete", "isvc/doomed", "--timeout=50s"
+    )
+    api.delete_namespaced_custom_object(GROUP, VERSION, "default", PLURAL, "doomed")
+    code, out, err = finished(waiting)
+    assert code == 0, err
+    assert out.strip() == "inferenceservice.serving.kserve.io/doomed condition met"
+
+
+def test_kubectl_wait_for_jsonpath_returns_when_the_field_has_the_value(
+    local_kubeconfig: Path, api: client.CustomObjectsApi
+) -> None:
+    api.create_namespaced_custom_object(GROUP, VERSION, "default", PLURAL, isvc("addressed"))
+    url = "http://addressed.default.example.com"
+    waiting = kubectl_watching(
+        local_kubeconfig,
+        "wait",
+        f"--for=jsonpath={{.status.url}}={url}",
+        "isvc/addressed",
+        "--timeout=50s",
+    )
+    api.patch_namespaced_custom_object_status(
+        GROUP, VERSION, "default", PLURAL, "addressed", {"status": {"url": url}}
+    )
+    code, out, err = finished(waiting)
+    assert code == 0, err
+    assert out.strip() == "inferenceservice.serving.kserve.io/addressed condition met"
+
+
+def test_kubectl_wait_times_out_on_a_condition_that_stays_false(
+    local_kubeconfig: Path, api: client.CustomObjectsApi
+) -> None:
+    api.create_namespaced_custom_object(GROUP, VERSION, "default", PLURAL, isvc("never"))
+    result = kubectl(
+        local_kubeconfig, "wait", "--for=condition=Ready", "isvc/never", "--timeout=2s"
+    )
+    assert result.returncode == 1
+    assert "timed out waiting for the condition on inferenceservices/never" in result.stderr

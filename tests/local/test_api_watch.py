@@ -151,3 +151,91 @@ def test_a_watch_resumes_across_a_server_restart(tmp_path: Path) -> None:
     with running(tmp_path, TOKEN) as srv:
         found = events(custom(srv.url), 1, resource_version=seen["metadata"]["resourceVersion"])
     assert [(t, n) for t, n, _ in found] == [("MODIFIED", "a")]
+
+
+def watch_lines(server: Running, query: str, count: int) -> list[dict[str, Any]]:
+    """The first ``count`` events of a raw watch request on the default namespace."""
+    url = f"{server.url}/apis/{GROUP}/{VERSION}/namespaces/default/{PLURAL}?watch=true&{query}"
+    found: list[dict[str, Any]] = []
+    with (
+        httpx.Client(headers={"Authorization": f"Bearer {TOKEN}"}, timeout=10) as session,
+        session.stream("GET", url) as response,
+    ):
+        assert response.status_code == 200, response.read()
+        for line in response.iter_lines():
+            found.append(json.loads(line))
+            if len(found) == count:
+                break
+    return found
+
+
+def test_send_initial_events_ends_them_with_an_annotated_bookmark(server: Running) -> None:
+    api = custom(server.url)
+    api.create_namespaced_custom_object(GROUP, VERSION, "default", PLURAL, isvc("a"))
+    created = api.create_namespaced_custom_object(GROUP, VERSION, "default", PLURAL, isvc("b"))
+    query = (
+        "sendInitialEvents=true&resourceVersionMatch=NotOlderThan&allowWatchBookmarks=true"
+        "&timeoutSeconds=5"
+    )
+    added_a, added_b, bookmark = watch_lines(server, query, 3)
+    assert [added_a["type"], added_a["object"]["metadata"]["name"]] == ["ADDED", "a"]
+    assert [added_b["type"], added_b["object"]["metadata"]["name"]] == ["ADDED", "b"]
+    assert bookmark == {
+        "type": "BOOKMARK",
+        "object": {
+            "kind": "InferenceService",
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "metadata": {
+                "resourceVersion": created["metadata"]["resourceVersion"],
+                "annotations": {"k8s.io/initial-events-end": "true"},
+            },
+        },
+    }
+
+
+def test_send_initial_events_false_starts_from_now(server: Running) -> None:
+    api = custom(server.url)
+    api.create_namespaced_custom_object(GROUP, VERSION, "default", PLURAL, isvc("before"))
+    url = (
+        f"{server.url}/apis/{GROUP}/{VERSION}/namespaces/default/{PLURAL}?watch=true"
+        "&sendInitialEvents=false&resourceVersionMatch=NotOlderThan&timeoutSeconds=5"
+    )
+    with (
+        httpx.Client(headers={"Authorization": f"Bearer {TOKEN}"}, timeout=10) as session,
+        session.stream("GET", url) as response,
+    ):
+        # The headers are out: the watch has its starting point.
+        api.create_namespaced_custom_object(GROUP, VERSION, "default", PLURAL, isvc("after"))
+        first = json.loads(next(response.iter_lines()))
+    assert (first["type"], first["object"]["metadata"]["name"]) == ("ADDED", "after")
+
+
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        (
+            "sendInitialEvents=true",
+            "resourceVersionMatch: Forbidden: sendInitialEvents requires setting "
+            "resourceVersionMatch to NotOlderThan",
+        ),
+        (
+            "resourceVersionMatch=NotOlderThan&resourceVersion=1",
+            "resourceVersionMatch: Forbidden: resourceVersionMatch is forbidden for watch unless "
+            "sendInitialEvents is provided",
+        ),
+        (
+            "sendInitialEvents=true&resourceVersionMatch=Exact&resourceVersion=1",
+            'Unsupported value: "Exact": supported values: "NotOlderThan"',
+        ),
+    ],
+)
+def test_watch_parameters_are_checked_as_kube_apiserver_does(
+    server: Running, query: str, message: str
+) -> None:
+    url = f"{server.url}/apis/{GROUP}/{VERSION}/namespaces/default/{PLURAL}?watch=true&{query}"
+    response = httpx.get(url, headers={"Authorization": f"Bearer {TOKEN}"})
+    assert response.status_code == 422
+    body = response.json()
+    assert body["reason"] == "Invalid"
+    assert body["message"].startswith('ListOptions.meta.k8s.io "" is invalid: ')
+    assert message in body["message"]

@@ -12,7 +12,8 @@ import asyncio
 import hmac
 import json
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import yaml
@@ -23,6 +24,7 @@ from timonel.kube.resources import EVENT, NAMESPACE, Kind
 from timonel.local.apiserver import discovery, openapi, patches, statuses, tables
 from timonel.local.apiserver.registry import Registry
 from timonel.local.apiserver.selectors import Selector, field_selector, label_selector
+from timonel.local.apiserver.statuses import FieldError
 from timonel.local.apiserver.store import resource_key
 
 #: How long an idle watch with allowWatchBookmarks waits before sending a BOOKMARK.
@@ -55,6 +57,104 @@ def _failure(exc: ApiError) -> web.Response:
 
 def _flag(request: web.Request, name: str) -> bool:
     return request.query.get(name, "").lower() in ("1", "true")
+
+
+#: The annotation on the BOOKMARK that ends a watch's initial events (``sendInitialEvents``).
+INITIAL_EVENTS_END = "k8s.io/initial-events-end"
+
+#: Whom watch-parameter errors name, as kube-apiserver's ListOptions validation does.
+_LIST_OPTIONS = Kind("meta.k8s.io", "v1", "ListOptions", "")
+
+
+@dataclass(frozen=True)
+class WatchOptions:
+    """A watch request's parameters, validated as kube-apiserver does (``validateWatchOptions``).
+
+    ``initial_events``: begin with an ADDED event per existing object (asked with
+    ``sendInitialEvents=true``, or by default when no resourceVersion or "0" is given);
+    ``initial_events_end``: then a BOOKMARK annotated ``k8s.io/initial-events-end: "true"``,
+    which client-go's watch-list (kubectl 1.37's ``wait``, informers) waits for before it trusts
+    its cache; ``from_now``: no resourceVersion and ``sendInitialEvents=false``, so only changes
+    from now on.
+    """
+
+    resource_version: int
+    timeout: float
+    bookmarks: bool
+    initial_events: bool
+    initial_events_end: bool
+    from_now: bool
+
+
+def _bool_parameter(query: Mapping[str, str], name: str) -> bool | None:
+    value = query.get(name)
+    if value is None:
+        return None
+    if value.lower() not in ("true", "false", "1", "0"):
+        raise statuses.bad_request(f'invalid watch parameter {name}: "{value}" is not a boolean')
+    return value.lower() in ("true", "1")
+
+
+def watch_options(query: Mapping[str, str]) -> WatchOptions:
+    """Read and check the parameters of a ``?watch=true`` request."""
+    asked = query.get("resourceVersion", "")
+    try:
+        timeout = float(query.get("timeoutSeconds") or DEFAULT_WATCH_TIMEOUT)
+        version = int(asked) if asked else 0
+    except ValueError as exc:
+        raise statuses.bad_request(f"invalid watch parameter: {exc}") from exc
+    send_initial = _bool_parameter(query, "sendInitialEvents")
+    bookmarks = _bool_parameter(query, "allowWatchBookmarks") or False
+    match = query.get("resourceVersionMatch", "")
+    errors: list[FieldError] = []
+    if send_initial is not None and match != "NotOlderThan":
+        errors.append(
+            FieldError(
+                "resourceVersionMatch",
+                "FieldValueForbidden",
+                "Forbidden: sendInitialEvents requires setting resourceVersionMatch to "
+                "NotOlderThan",
+            )
+        )
+    if match:
+        if send_initial is None:
+            errors.append(
+                FieldError(
+                    "resourceVersionMatch",
+                    "FieldValueForbidden",
+                    "Forbidden: resourceVersionMatch is forbidden for watch unless "
+                    "sendInitialEvents is provided",
+                )
+            )
+        if match != "NotOlderThan":
+            errors.append(
+                FieldError(
+                    "resourceVersionMatch",
+                    "FieldValueNotSupported",
+                    f'Unsupported value: "{match}": supported values: "NotOlderThan"',
+                )
+            )
+    if errors:
+        raise statuses.invalid(_LIST_OPTIONS, "", errors)
+    initial = send_initial if send_initial is not None else version == 0
+    return WatchOptions(
+        resource_version=version,
+        timeout=timeout,
+        bookmarks=bookmarks,
+        initial_events=initial,
+        # kube-apiserver's watch cache ends the initial events only for a client that asked
+        # for them and accepts bookmarks.
+        initial_events_end=bool(send_initial) and bookmarks,
+        from_now=send_initial is False and version == 0,
+    )
+
+
+def _bookmark(kind: Kind, version: int, *, initial_events_end: bool = False) -> dict[str, Any]:
+    """A BOOKMARK's object: the kind with nothing but the resourceVersion reached."""
+    metadata: dict[str, Any] = {"resourceVersion": str(version)}
+    if initial_events_end:
+        metadata["annotations"] = {INITIAL_EVENTS_END: "true"}
+    return {"kind": kind.kind, "apiVersion": kind.api_version, "metadata": metadata}
 
 
 class ApiServer:
@@ -254,13 +354,9 @@ class ApiServer:
     async def _watch(
         self, request: web.Request, kind: Kind, namespace: str | None, selector: Selector
     ) -> web.StreamResponse:
-        asked = request.query.get("resourceVersion", "")
-        try:
-            timeout = float(request.query.get("timeoutSeconds") or DEFAULT_WATCH_TIMEOUT)
-            since = int(asked) if asked else 0
-        except ValueError as exc:
-            raise statuses.bad_request(f"invalid watch parameter: {exc}") from exc
-        bookmarks = _flag(request, "allowWatchBookmarks")
+        options = watch_options(request.query)
+        # Fixed before the headers go out: a client may write as soon as it sees them.
+        since = self.registry.store.resource_version() if options.from_now else None
         response = web.StreamResponse(headers={"Content-Type": "application/json"})
         response.enable_chunked_encoding()
         await response.prepare(request)
@@ -270,7 +366,7 @@ class ApiServer:
             await response.write(line.encode() + b"\n")
 
         try:
-            await self._stream(send, kind, namespace, selector, since, timeout, bookmarks)
+            await self._stream(send, kind, namespace, selector, options, since)
             await response.write_eof()
         except ConnectionResetError:  # the client went away; nothing to tell it
             pass
@@ -282,23 +378,32 @@ class ApiServer:
         kind: Kind,
         namespace: str | None,
         selector: Selector,
-        since: int,
-        timeout: float,
-        bookmarks: bool,
+        options: WatchOptions,
+        now: int | None,
     ) -> None:
-        """Send the watch's events until its timeout, a 410, or the server stopping."""
+        """Send the watch's events until its timeout, a 410, or the server stopping.
+
+        ``now``: the resourceVersion a watch from now on starts after.
+        """
         store = self.registry.store
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        if since == 0:
-            items, since = self.registry.list(kind, namespace, selector)
-            for obj in items:
-                await send("ADDED", obj)
-        elif since > store.resource_version():
+        deadline = loop.time() + options.timeout
+        since = options.resource_version
+        if since > store.resource_version():
             error = statuses.too_large_resource_version(since, store.resource_version())
             await send("ERROR", statuses.to_body(error.status))
             return
+        if options.initial_events:
+            # The state now, which is "not older than" any version the client may have asked.
+            items, since = self.registry.list(kind, namespace, selector)
+            for obj in items:
+                await send("ADDED", obj)
+        elif now is not None:
+            since = now
+        if options.initial_events_end:
+            await send("BOOKMARK", _bookmark(kind, since, initial_events_end=True))
         idle_since = loop.time()
+        bookmarks = options.bookmarks
         while not self._stopping.is_set() and loop.time() < deadline:
             changed = self._changed
             current = store.resource_version()
@@ -326,14 +431,7 @@ class ApiServer:
                 await asyncio.wait_for(changed.wait(), timeout=max(wait, 0))
             except TimeoutError:
                 if bookmarks and loop.time() - idle_since >= self.bookmark_interval:
-                    await send(
-                        "BOOKMARK",
-                        {
-                            "kind": kind.kind,
-                            "apiVersion": kind.api_version,
-                            "metadata": {"resourceVersion": str(since)},
-                        },
-                    )
+                    await send("BOOKMARK", _bookmark(kind, since))
                     idle_since = loop.time()
 
     # -- request parsing -----------------------------------------------------------------------
