@@ -1,14 +1,17 @@
 """The controller running the real ``timonel serve`` on published releases (file and gs://).
 
 Slow: every revision is a TensorFlow process. The faster ``test_controller.py`` covers the same
-status logic with a stand-in server.
+status logic with a stand-in server. Predictions, REST and gRPC, go through the ingress.
 """
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import tfmodels
 from emulators import BucketEmulator
@@ -21,6 +24,8 @@ from .test_controller import (
     NAMESPACE,
     canary_change,
     condition,
+    host_of,
+    ingress_of,
     manifest,
     predict,
     ready_at,
@@ -39,6 +44,12 @@ SERVE_TIMEOUT = 120.0
 @pytest.fixture(scope="module")
 def api(kube_client: client.ApiClient) -> client.CustomObjectsApi:
     return client.CustomObjectsApi(kube_client)
+
+
+@pytest.fixture(scope="module")
+def ingress(serving_controller: Controller) -> Iterator[str]:
+    with ingress_of(serving_controller) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
@@ -63,23 +74,33 @@ def releases(models: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) 
     }
 
 
-def grpc_predict(isvc: dict[str, Any], revision: str, values: list[float]) -> list[float]:
-    """Predict through the revision's gRPC port with TF Serving's own stubs."""
+def grpc_predict(
+    ingress: str, isvc: dict[str, Any], revision: str | None, values: list[float], calls: int = 1
+) -> list[float]:
+    """Predict over gRPC through the ingress (``:authority`` the revision's host) with TF
+    Serving's own stubs, ``calls`` times on one channel; the answers, one after the other."""
     import grpc
     import tensorflow as tf
     from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
-    target = isvc["status"]["components"]["predictor"]["localEndpoints"][revision]["grpc"]
     request = predict_pb2.PredictRequest()
     request.model_spec.name = isvc["metadata"]["name"]
     request.inputs["x"].CopyFrom(tf.make_tensor_proto(values, dtype=tf.float32))
-    with grpc.insecure_channel(target) as channel:
-        reply = prediction_service_pb2_grpc.PredictionServiceStub(channel).Predict(request, 30)
-    return [float(v) for v in tf.make_ndarray(reply.outputs["y"]).tolist()]
+    authority = [("grpc.default_authority", host_of(isvc, revision))]
+    answers: list[float] = []
+    with grpc.insecure_channel(ingress.removeprefix("http://"), options=authority) as channel:
+        stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+        for _ in range(calls):
+            reply = stub.Predict(request, 30)
+            answers += [float(v) for v in tf.make_ndarray(reply.outputs["y"]).tolist()]
+    return answers
 
 
 def test_release_lifecycle_on_timonel_serve(
-    api: client.CustomObjectsApi, serving_controller: Controller, releases: dict[str, str]
+    api: client.CustomObjectsApi,
+    serving_controller: Controller,
+    ingress: str,
+    releases: dict[str, str],
 ) -> None:
     name = "served"
     r1, r2 = f"{name}-predictor-00001", f"{name}-predictor-00002"
@@ -88,13 +109,25 @@ def test_release_lifecycle_on_timonel_serve(
     )
     deployed = wait_for(api, name, settled, timeout=SERVE_TIMEOUT)
     assert traffic(deployed) == [(r1, 100, "")]
-    assert predict(deployed, r1) == [2.5]
-    assert grpc_predict(deployed, r1, [1.0, 2.0]) == [2.5, 3.0]
+    assert predict(ingress, deployed, r1) == [2.5]
+    assert grpc_predict(ingress, deployed, r1, [1.0, 2.0]) == [2.5, 3.0]
 
     update(api, name, canary_change(releases["v2"], 30))
     split = wait_for(api, name, ready_at(r2), timeout=SERVE_TIMEOUT)
     assert traffic(split) == [(r2, 30, ""), (r1, 70, "prev")]
-    assert predict(split, r2) == [3.5] and predict(split, r1) == [2.5]
+    assert predict(ingress, split, r1) == [2.5]  # by the prev tag's host
+    assert {predict(ingress, split)[0] for _ in range(40)} == {2.5, 3.5}
+    # One gRPC channel: every call follows the split on its own, and each is counted.
+    answers = Counter(grpc_predict(ingress, split, None, [1.0], calls=100))
+    assert set(answers) == {2.5, 3.5} and answers[3.5] >= 10, answers
+    metrics = httpx.get(f"{ingress}/metrics").text
+    counted = sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in metrics.splitlines()
+        if line.startswith("kn_serving_invocation_duration_seconds_count")
+        and f'kn_service_name="{name}-predictor"' in line
+    )
+    assert counted >= 100 + 40 + 1, counted
 
     update(api, name, lambda i: i["spec"]["predictor"].pop("canaryTrafficPercent"))
     promoted = wait_for(api, name, lambda i: settled(i) and len(traffic(i)) == 1)
@@ -157,6 +190,7 @@ def test_release_in_a_gcs_bucket(
     serving_controller: Controller,
     models: dict[str, Path],
     gcs_emulator: BucketEmulator,
+    ingress: str,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from timonel.releases.package import package
@@ -176,5 +210,5 @@ def test_release_in_a_gcs_bucket(
         GROUP, VERSION, NAMESPACE, PLURAL, manifest(name, release.uri)
     )
     ready = wait_for(api, name, settled, timeout=SERVE_TIMEOUT)
-    assert predict(ready, f"{name}-predictor-00001") == [3.5]
+    assert predict(ingress, ready, f"{name}-predictor-00001") == [3.5]
     api.delete_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL, name)

@@ -11,9 +11,8 @@ appends the unit, so a cluster's Prometheus has ``kn_serving_invocation_duration
 On a cluster the revision's identity comes from the pod's resource attributes; the local ingress
 serves every revision from one process, so it writes them as labels (``k8s_namespace_name``,
 ``kn_service_name``, ``kn_configuration_name``, ``kn_revision_name``), the names a cluster's
-Prometheus gets when it promotes those attributes. gRPC connections are routed whole (see
-``timonel.local.ingress.router``), so these count REST requests and gRPC connections' requests
-are not counted.
+Prometheus gets when it promotes those attributes. Every REST request and every gRPC call (an
+HTTP/2 stream, ``timonel.local.ingress.grpc_proxy``) is one request here, as in queue-proxy.
 """
 
 from __future__ import annotations

@@ -14,10 +14,9 @@ takes both protocols, as a cluster's gateway does. The first bytes of a connecti
   split picks now, or to the same revision once the supervisor has restarted it. A request body
   of up to 64 KiB is read whole first, so that a request dropped by a revision that was stopping
   can be sent again too; larger bodies stream and such a request fails with 503.
-- **HTTP/2 cleartext** (gRPC): the first request's ``:authority`` (read with ``hpack``) picks the
-  route and the revision, and from then on the connection's bytes are spliced to that revision's
-  gRPC port without being parsed. Unlike Envoy, which balances each gRPC call, the split applies
-  to connections: a client that opens one channel stays on one revision until it reconnects.
+- **HTTP/2 cleartext** (gRPC): the connection is handed to ``timonel.local.ingress.grpc_proxy``,
+  which routes every call (stream) on its own by ``:authority`` through the split, over kept-alive
+  HTTP/2 connections to the revisions' gRPC ports.
 
 A request whose Host no route knows gets 404 naming the host and the hosts that would work, except
 ``GET /metrics`` (the Prometheus text of ``timonel.local.ingress.metrics`` and the mirror counts)
@@ -42,12 +41,12 @@ from contextlib import contextmanager
 from typing import Any
 
 import aiohttp
-import hpack
 from aiohttp import web
-from aiohttp.web_protocol import RequestHandler
 
 from timonel.errors import SpecError
+from timonel.local.ingress import grpc_proxy
 from timonel.local.ingress.activator import Activator, Endpoint, Revisions, Unavailable
+from timonel.local.ingress.grpc_proxy import CallRoute, Upstreams
 from timonel.local.ingress.metrics import RequestMetrics
 from timonel.local.ingress.mirror import (
     MIRROR_PERCENT_HEADER,
@@ -114,6 +113,7 @@ class Ingress:
         self._http: web.Server | None = None  # made on the event loop, in start()
         self._mirroring: set[asyncio.Task[None]] = set()
         self._idle_task: asyncio.Task[None] | None = None
+        self._upstreams = Upstreams()
 
     # --- the controller's side ---
 
@@ -167,6 +167,7 @@ class Ingress:
             task.cancel()
         if self._session is not None:
             await self._session.close()
+        self._upstreams.close()
 
     async def _scale_down_loop(self) -> None:
         while True:
@@ -319,66 +320,28 @@ class Ingress:
 
     # --- HTTP/2 (gRPC) ---
 
-    async def _splice(self, client: asyncio.Transport, preamble: bytes, sniffer: _Sniffer) -> None:
-        """Route an HTTP/2 connection by its first request's ``:authority`` and splice it."""
-        authority, path = _first_request(preamble)
-        route = self.table.lookup(authority or "", path)
+    def _call_route(self, authority: str, path: str) -> CallRoute | None:
+        """The route of one gRPC call, counted in the queue-proxy metrics as a request."""
+        route = self.table.lookup(authority, path)
         target = route.pick(self._draw()) if route is not None else None
-        if target is None:
-            log.info("gRPC connection for %r matched no route; closing it", authority)
-            client.close()
-            return
-        try:
-            async with self.activator.hold(target.backend) as endpoint:
-                loop = asyncio.get_running_loop()
-                host, port = endpoint.grpc.rsplit(":", 1)
-                upstream, pipe = await loop.create_connection(
-                    lambda: _Pipe(client), host, int(port)
-                )
-                sniffer.attach(upstream, preamble)
-                await pipe.closed
-        except (Unavailable, OSError) as exc:
-            log.info("gRPC connection to %s failed: %s", target.backend, exc)
-            client.close()
+        if route is None or target is None:
+            return None
+        backend, tag = target.backend, route.tag or target.tag
+        self.metrics.started(backend)
 
+        def finished(status: int, seconds: float) -> None:
+            self.metrics.finished(backend, tag, status, seconds)
 
-class _Pipe(asyncio.Protocol):
-    """Bytes from one transport written to its peer, with back-pressure both ways."""
-
-    def __init__(self, peer: asyncio.Transport) -> None:
-        self.peer = peer
-        self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-
-    def data_received(self, data: bytes) -> None:
-        self.peer.write(data)
-
-    def pause_writing(self) -> None:
-        self.peer.pause_reading()
-
-    def resume_writing(self) -> None:
-        self.peer.resume_reading()
-
-    def eof_received(self) -> bool | None:
-        if self.peer.can_write_eof():
-            self.peer.write_eof()
-        return None
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.peer.close()
-        if not self.closed.done():
-            self.closed.set_result(None)
+        return CallRoute(target, lambda: self.activator.hold(backend), finished)
 
 
 class _Sniffer(asyncio.Protocol):
-    """Reads a connection's first bytes, then hands it to aiohttp or splices it (HTTP/2)."""
+    """Reads a connection's first bytes, then hands it to aiohttp (HTTP/1.1) or the gRPC proxy."""
 
     def __init__(self, ingress: Ingress) -> None:
         self._ingress = ingress
         self._buffer = b""
         self._transport: asyncio.Transport | None = None
-        self._pipe: _Pipe | None = None
-        self._h2 = False
-        self._task: asyncio.Task[None] | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
@@ -386,67 +349,18 @@ class _Sniffer(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         assert self._transport is not None
-        if self._pipe is not None:
-            self._pipe.peer.write(data)
-            return
         self._buffer += data
-        if self._h2:
-            return
         if len(self._buffer) < len(_PREFACE) and _PREFACE.startswith(self._buffer):
             return
-        if not self._buffer.startswith(_PREFACE):
-            assert self._ingress._http is not None
-            handler: RequestHandler = self._ingress._http()
-            self._transport.set_protocol(handler)
-            handler.connection_made(self._transport)
-            handler.data_received(self._buffer)
-            return
-        if _first_request(self._buffer)[0] is None:
-            return  # the first HEADERS frame has not arrived whole yet
-        self._h2 = True
-        self._transport.pause_reading()
-        self._task = asyncio.create_task(self._ingress._splice(self._transport, self._buffer, self))
-
-    def attach(self, upstream: asyncio.BaseTransport, preamble: bytes) -> None:
-        """The revision's connection is open: send what came so far and pass the rest on."""
-        assert isinstance(upstream, asyncio.Transport) and self._transport is not None
-        upstream.write(self._buffer)
-        self._pipe = _Pipe(upstream)
-        self._transport.set_protocol(self._pipe)
-        self._transport.resume_reading()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        if self._pipe is not None:
-            self._pipe.peer.close()
-
-
-def _first_request(data: bytes) -> tuple[str | None, str]:
-    """``:authority`` (or ``host``) and ``:path`` of the first HEADERS block; None if incomplete."""
-    offset = len(_PREFACE)
-    block = b""
-    in_headers = False
-    while offset + 9 <= len(data):
-        length = int.from_bytes(data[offset : offset + 3], "big")
-        kind, flags = data[offset + 3], data[offset + 4]
-        payload = data[offset + 9 : offset + 9 + length]
-        if len(payload) < length:
-            return None, ""
-        offset += 9 + length
-        if kind == 0x1:  # HEADERS
-            start, end = 0, len(payload)
-            if flags & 0x8:  # PADDED
-                start, end = 1, end - payload[0]
-            if flags & 0x20:  # PRIORITY
-                start += 5
-            block, in_headers = payload[start:end], True
-        elif kind == 0x9 and in_headers:  # CONTINUATION
-            block += payload
+        protocol: asyncio.Protocol
+        if self._buffer.startswith(_PREFACE):
+            protocol = grpc_proxy.downstream(self._ingress._call_route, self._ingress._upstreams)
         else:
-            continue
-        if flags & 0x4:  # END_HEADERS
-            headers = {str(k): str(v) for k, v in hpack.Decoder().decode(block)}
-            return headers.get(":authority") or headers.get("host") or "", headers.get(":path", "")
-    return None, ""
+            assert self._ingress._http is not None
+            protocol = self._ingress._http()
+        self._transport.set_protocol(protocol)
+        protocol.connection_made(self._transport)
+        protocol.data_received(self._buffer)
 
 
 def _mirror_of(route: Route, headers: Mapping[str, str]) -> Mirror | None:
