@@ -1,11 +1,12 @@
 """Train a digits classifier, then package, validate, deploy (v1, or a canary of a new version)
-and smoke test it: the pipeline to upload in the Kubeflow UI (``train_and_deploy.yaml``)."""
+and smoke test it, or roll a second version out progressively: the pipeline to upload in the
+Kubeflow UI (``train_and_deploy.yaml``)."""
 
 from kfp import dsl
 from kfp.dsl import Metrics, Model, Output
 
 from timonel.kfp.image import COMPONENT_IMAGE
-from timonel.kfp.steps import release_and_deploy
+from timonel.kfp.steps import release_and_deploy, release_and_roll_out
 
 #: One 8x8 digit (a zero), scaled to 0..1 as in training: what the smoke test sends.
 _ZERO_ROWS = (
@@ -74,6 +75,9 @@ def train_and_deploy(
     gke_location: str = "",
     gke_cluster: str = "",
     smoke_instances: list = SMOKE_INSTANCES,
+    rollout_steps: str = "",
+    rollout_interval: str = "60s",
+    rollout_shadow: str = "0",
 ) -> None:
     """Train, release, validate, deploy and smoke test a digits classifier.
 
@@ -96,23 +100,39 @@ def train_and_deploy(
         gke_location: Region or zone of that GKE cluster.
         gke_cluster: Name of that GKE cluster.
         smoke_instances: Inputs the smoke test sends, rows of 64 pixels in 0..1.
+        rollout_steps: Canary percentages, such as 10,50,100, to roll a second version out
+            progressively (promoted or rolled back on its gates, with a report); empty deploys.
+        rollout_interval: How long each rollout step is judged, such as 60s or 5m.
+        rollout_shadow: How long the new version first gets mirrored traffic only; 0 skips it.
     """
     trained = train_digits(epochs=epochs)
     trained.set_display_name("Train on scikit-learn digits")
     trained.set_accelerator_type(train_gpu).set_accelerator_limit(1)
-    release_and_deploy(
-        trained.outputs["model"],
-        model_name=model_name,
-        repo=repo,
-        canary_percent=canary_percent,
-        gpu_type=gpu_type,
-        gpu_count=gpu_count,
-        min_replicas=min_replicas,
-        max_replicas=max_replicas,
-        allow_breaking=allow_breaking,
-        gateway=gateway,
-        smoke_instances=smoke_instances,
-        gke_project=gke_project,
-        gke_location=gke_location,
-        gke_cluster=gke_cluster,
-    )
+    cluster = {"gke_project": gke_project, "gke_location": gke_location, "gke_cluster": gke_cluster}
+    with dsl.If(rollout_steps == "", "deploy"):
+        release_and_deploy(
+            trained.outputs["model"],
+            model_name=model_name,
+            repo=repo,
+            canary_percent=canary_percent,
+            gpu_type=gpu_type,
+            gpu_count=gpu_count,
+            min_replicas=min_replicas,
+            max_replicas=max_replicas,
+            allow_breaking=allow_breaking,
+            gateway=gateway,
+            smoke_instances=smoke_instances,
+            **cluster,
+        )
+    with dsl.Else("roll out"):
+        release_and_roll_out(
+            trained.outputs["model"],
+            model_name=model_name,
+            repo=repo,
+            allow_breaking=allow_breaking,
+            steps=rollout_steps,
+            interval=rollout_interval,
+            shadow=rollout_shadow,
+            gateway=gateway,
+            **cluster,
+        )

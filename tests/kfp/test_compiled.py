@@ -47,6 +47,7 @@ _ARGUMENTS: dict[str, tuple[dict[str, type], dict[str, object]]] = {
             "instances": [[0.0]],
         },
     ),
+    "progressive_rollout": ({"release": dsl.Model}, {"name": "digits", "steps": "10,50,100"}),
 }
 
 
@@ -84,6 +85,8 @@ def test_each_component_loads_and_compiles_in_a_new_pipeline(name: str, tmp_path
                 "max_replicas": ("NUMBER_INTEGER", 3),
                 "allow_breaking": ("BOOLEAN", False),
                 "train_gpu": ("STRING", ""),
+                "rollout_steps": ("STRING", ""),
+                "rollout_interval": ("STRING", "60s"),
             },
         ),
         (

@@ -9,7 +9,7 @@ from timonel.cli import main
 @pytest.mark.parametrize(
     ("flags", "words"),
     [
-        (["--max-p99-latency-ms", "100", "--max-latency-ratio", "1.5"], "not both"),
+        (["--max-p99-latency-ms", "100", "--max-latency-ratio", "1.5"], "not both: one latency"),
         (["--steps", "50,10"], "increasing whole percentages"),
         (["--interval", "soon"], "is not a duration"),
         (["--resume", "--abort"], "--resume or --abort, not both"),

@@ -211,3 +211,39 @@ def test_an_interrupted_rollout_is_aborted_back_to_the_stable_release(
     assert read_state(toy_cluster.read(name)) is None
     isvc = toy_cluster.read(name)
     assert "timonel.dev/mirror-revision" not in isvc["metadata"].get("annotations", {})
+
+
+def test_the_kfp_component_rolls_out_and_outputs_metrics_and_the_html_report(
+    toy_cluster: LocalCluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from kfp import dsl
+
+    from timonel.kfp import components
+
+    def output(kind: type[dsl.Artifact], path: Path) -> Any:
+        made = kind(uri=str(path))
+        made.path = str(path)  # type: ignore[misc]  # a local path, as KFP's executor sets it
+        return made
+
+    name = "piped"
+    v2 = start(toy_cluster, name, ERRORS)
+    monkeypatch.setenv("KUBECONFIG", str(toy_cluster.kubeconfig))
+    metrics, report = output(dsl.Metrics, tmp_path / "metrics"), output(dsl.HTML, tmp_path / "r")
+    outcome = components.progressive_rollout.python_func(
+        name=name,
+        release=dsl.Model(uri=v2),
+        metrics=metrics,
+        report=report,
+        steps="50,100",
+        interval="1s",
+        min_requests=20,
+        probe_data=str(probe_file(tmp_path)),
+        gateway=toy_cluster.gateway,
+        timeout_seconds=60.0,
+    )
+    assert outcome == ROLLED_BACK
+    assert metrics.metadata["promoted"] == 0.0
+    assert metrics.metadata["step-50_probes_error_rate"] > 0.3
+    page = (tmp_path / "r").read_text()
+    assert page.startswith("<!DOCTYPE html>") and 'id="chart"' in page and "error-rate" in page
+    assert served(toy_cluster, name) == [(f"{name}-predictor-00001", 100)]

@@ -64,29 +64,21 @@ def register(app: typer.Typer) -> None:
         from timonel.cli import stderr, stdout
         from timonel.errors import SpecError
         from timonel.kube.client import Cluster
-        from timonel.rollouts.plan import Gates, RolloutPlan, parse_duration, parse_steps
+        from timonel.rollouts.plan import plan_of
         from timonel.rollouts.run import rollout as run_rollout
 
-        if max_p99_latency_ms is not None and max_latency_ratio is not None:
-            raise SpecError(
-                "give --max-p99-latency-ms or --max-latency-ratio, not both: one latency gate"
-            )
         if resume and abort:
             raise SpecError("give --resume or --abort, not both")
-        plan = RolloutPlan(
-            steps=parse_steps(steps),
-            interval=parse_duration(interval, what="interval"),
-            shadow=parse_duration(shadow, what="shadow"),
+        plan = plan_of(
+            steps=steps,
+            interval=interval,
+            shadow=shadow,
             shadow_percent=shadow_percent,
-            gates=Gates(
-                max_error_rate=max_error_rate,
-                max_p99_latency_ms=max_p99_latency_ms,
-                max_latency_ratio=(
-                    None if max_p99_latency_ms is not None else (max_latency_ratio or 1.2)
-                ),
-                min_agreement=min_agreement,
-                min_requests=min_requests,
-            ),
+            max_error_rate=max_error_rate,
+            max_p99_latency_ms=max_p99_latency_ms,
+            max_latency_ratio=max_latency_ratio,
+            min_agreement=min_agreement,
+            min_requests=min_requests,
         )
         with Cluster.connect(context=context, namespace=namespace) as cluster:
             result = run_rollout(

@@ -20,6 +20,7 @@ COMPONENT_NAMES = (
     "promote",
     "rollback",
     "smoke_test",
+    "progressive_rollout",
 )
 
 

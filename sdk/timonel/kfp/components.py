@@ -22,7 +22,7 @@ A canary starts in one place: ``render_inference_service``'s ``canary_percent`` 
 from typing import NamedTuple
 
 from kfp import dsl
-from kfp.dsl import Artifact, Input, Markdown, Metrics, Model, Output
+from kfp.dsl import HTML, Artifact, Input, Markdown, Metrics, Model, Output
 
 from timonel.kfp.image import COMPONENT_IMAGE
 
@@ -315,3 +315,81 @@ def smoke_test(
     metrics.log_metric("rest_seconds", report.rest_seconds)
     metrics.log_metric("grpc_seconds", report.grpc_seconds)
     metrics.log_metric("instances", len(instances))
+
+
+@dsl.component(base_image=COMPONENT_IMAGE, install_kfp_package=False)
+def progressive_rollout(
+    name: str,
+    release: Input[Model],
+    metrics: Output[Metrics],
+    report: Output[HTML],
+    steps: str = "10,25,50,100",
+    interval: str = "60s",
+    shadow: str = "0",
+    max_error_rate: float = 0.01,
+    max_p99_latency_ms: float = 0.0,
+    max_latency_ratio: float = 0.0,
+    min_agreement: float = 0.99,
+    min_requests: int = 20,
+    probe_data: str = "",
+    prometheus_url: str = "",
+    gateway: str = "",
+    timeout_seconds: float = 600.0,
+    context: str = "",
+    namespace: str = "",
+    gke_project: str = "",
+    gke_location: str = "",
+    gke_cluster: str = "",
+) -> str:
+    """Roll the release out on InferenceService ``name`` step by step (``steps`` percent, each
+    judged for ``interval``, after ``shadow`` of mirrored traffic), promoted when every gate
+    passes, rolled back at the first that fails. Returns ``promoted`` or ``rolled-back``; the
+    task succeeds either way, so that the report (an HTML artifact the Kubeflow UI shows) and
+    the metrics reach the UI. Probes come from ``probe_data`` (a JSON file of predict bodies) or
+    the release's warmup records; 0 leaves a latency limit unset (a 1.2 ratio when both are)."""
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    import timonel
+    from timonel.kfp.connection import connect
+    from timonel.rollouts.plan import plan_of
+    from timonel.rollouts.report import report_metrics
+
+    plan = plan_of(
+        steps=steps,
+        interval=interval,
+        shadow=shadow,
+        max_error_rate=max_error_rate,
+        max_p99_latency_ms=max_p99_latency_ms or None,
+        max_latency_ratio=max_latency_ratio or None,
+        min_agreement=min_agreement,
+        min_requests=min_requests,
+    )
+    with (
+        tempfile.TemporaryDirectory(prefix="timonel-rollout-") as folder,
+        connect(
+            context=context,
+            namespace=namespace,
+            gke_project=gke_project,
+            gke_location=gke_location,
+            gke_cluster=gke_cluster,
+        ) as cluster,
+    ):
+        result = timonel.rollout(
+            name,
+            release.uri,
+            plan=plan,
+            probe_data=probe_data or None,
+            prometheus_url=prometheus_url or None,
+            gateway=gateway or None,
+            report_dir=folder,
+            cluster=cluster,
+            timeout=timeout_seconds,
+            progress=print,
+        )
+        shutil.copyfile(Path(folder) / "report.html", report.path)
+    for key, value in report_metrics(result).items():
+        metrics.log_metric(key, value)
+    print(f"{result.outcome}: {result.reason}")
+    return result.outcome

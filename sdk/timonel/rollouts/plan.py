@@ -169,3 +169,40 @@ class RolloutPlan:
         """
         names = [f"step-{percent}" for percent in self.steps if percent < 100]
         return ("shadow", *names) if self.shadow > 0 else tuple(names)
+
+
+def plan_of(
+    *,
+    steps: str = "10,25,50,100",
+    interval: str | float = "60s",
+    shadow: str | float = 0,
+    shadow_percent: float = 100.0,
+    max_error_rate: float = 0.01,
+    max_p99_latency_ms: float | None = None,
+    max_latency_ratio: float | None = None,
+    min_agreement: float = 0.99,
+    min_requests: int = 20,
+) -> RolloutPlan:
+    """A plan from options as the CLI and the KFP component take them (steps and durations as
+    text; one latency gate: an absolute p99 limit, or a ratio to stable's, 1.2 when neither)."""
+    if max_p99_latency_ms is not None and max_latency_ratio is not None:
+        raise SpecError(
+            "give max_p99_latency_ms (--max-p99-latency-ms) or max_latency_ratio "
+            "(--max-latency-ratio), not both: one latency gate",
+            field="max_latency_ratio",
+        )
+    return RolloutPlan(
+        steps=parse_steps(steps),
+        interval=parse_duration(interval, what="interval"),
+        shadow=parse_duration(shadow, what="shadow"),
+        shadow_percent=shadow_percent,
+        gates=Gates(
+            max_error_rate=max_error_rate,
+            max_p99_latency_ms=max_p99_latency_ms,
+            max_latency_ratio=(
+                None if max_p99_latency_ms is not None else (max_latency_ratio or 1.2)
+            ),
+            min_agreement=min_agreement,
+            min_requests=min_requests,
+        ),
+    )

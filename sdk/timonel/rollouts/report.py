@@ -198,6 +198,29 @@ svg .title {{ font: bold 12px sans-serif; }} svg .axis {{ font: 10px sans-serif;
 """
 
 
+def report_metrics(result: RolloutResult) -> dict[str, float]:
+    """The numbers a pipeline's ``Metrics`` artifact shows: whether it was promoted, the phases
+    passed, and per phase the canary's error rate, p99 and agreement as each source last saw
+    them (``<phase>_<source>_<measure>``)."""
+    metrics: dict[str, float] = {
+        "promoted": float(result.promoted),
+        "phases_passed": float(
+            len(result.passed_before)
+            + sum(phase.decision.verdict.value == "pass" for phase in result.phases)
+        ),
+    }
+    for phase in result.phases:
+        for evidence in _last_window(phase):
+            prefix = f"{phase.name}_{evidence.source}"
+            metrics[f"{prefix}_requests"] = float(evidence.canary.requests)
+            metrics[f"{prefix}_error_rate"] = evidence.canary.error_rate
+            if evidence.canary.p99_ms is not None:
+                metrics[f"{prefix}_p99_ms"] = evidence.canary.p99_ms
+            if evidence.agreement is not None:
+                metrics[f"{prefix}_agreement"] = evidence.agreement.rate
+    return metrics
+
+
 def write_report(result: RolloutResult, folder: str | Path) -> Path:
     """Write ``report.json`` and ``report.html`` into ``folder``; return the HTML's path."""
     out = Path(folder)
