@@ -7,13 +7,13 @@ takes both protocols, as a cluster's gateway does. The first bytes of a connecti
   (``timonel.local.ingress.routes``), so requests on one kept-alive connection follow the split
   as they would through Envoy. aiohttp parses the requests; bodies stream through in the chunks
   the sockets give, both ways, except when a request is mirrored (the mirror needs the request
-  body and the primary's answer whole). Each request opens its own connection to the revision's
-  server (a loopback connect): a connection kept alive to a revision that was just stopped by a
-  promote or a scale to zero would fail a request that was already sent, whereas a refused
-  connect happens before the body is read, so the request goes again, safely, to the revision the
-  split picks now, or to the same revision once the supervisor has restarted it. A request body
-  of up to 64 KiB is read whole first, so that a request dropped by a revision that was stopping
-  can be sent again too; larger bodies stream and such a request fails with 503.
+  body and the primary's answer whole). Requests go out on a pool of kept-alive connections per
+  revision server (aiohttp's connector, keyed by its address), as Envoy keeps its upstream
+  connections. A request body of up to 64 KiB is read whole first, so that a request a pooled
+  connection loses (the revision was stopped by a promote or a scale to zero, or closed an idle
+  connection) is sent again on a fresh connection; a refused connect means the server is gone,
+  so the request goes to the revision the split picks now, or to the same revision once the
+  supervisor has restarted it. Larger bodies stream, and such a request fails with 503.
 - **HTTP/2 cleartext** (gRPC): the connection is handed to ``timonel.local.ingress.grpc_proxy``,
   which routes every call (stream) on its own by ``:authority`` through the split, over kept-alive
   HTTP/2 connections to the revisions' gRPC ports.
@@ -81,8 +81,9 @@ _MIRRORS_IN_FLIGHT = 64
 #: Request bodies up to this size are read whole, so a request a stopping revision dropped can
 #: be sent again; larger ones stream through and are not retried.
 _REPLAYABLE_BYTES = 64 * 1024
-#: How many times a refused connection is retried on a restarted revision.
-_CONNECT_ATTEMPTS = 3
+#: How many times a lost or refused connection is retried (a lost pooled connection, then a
+#: refused connect, then the restarted revision).
+_CONNECT_ATTEMPTS = 4
 
 
 class Ingress:
@@ -149,7 +150,7 @@ class Ingress:
         loop = asyncio.get_running_loop()
         self._http = web.Server(self._handle, access_log=None)
         self._session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=0, force_close=True),
+            connector=aiohttp.TCPConnector(limit=0, keepalive_timeout=30),
             auto_decompress=False,
             timeout=aiohttp.ClientTimeout(total=None, sock_connect=5),
         )
@@ -232,8 +233,9 @@ class Ingress:
                     if attempt == _CONNECT_ATTEMPTS:
                         message = f"revision {backend} refused the connection: {exc}"
                         raise Unavailable(message) from exc
-                    avoid = endpoint
-                    backend, avoid = self._again(request, backend, avoid)
+                    if not isinstance(exc, aiohttp.ClientConnectorError):
+                        continue  # a pooled connection lost: again on a fresh one
+                    backend, avoid = self._again(request, backend, endpoint)
                     continue
                 async with upstream:
                     response = web.StreamResponse(status=upstream.status, reason=upstream.reason)
