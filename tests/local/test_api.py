@@ -94,8 +94,9 @@ def test_discovery_names_inferenceservices_with_the_status_subresource(server: R
         resources = session.get("/apis/serving.kserve.io/v1beta1").json()
         core = session.get("/api/v1").json()
         version = session.get("/version").json()
-    assert [g["name"] for g in groups["groups"]] == ["serving.kserve.io"]
-    assert groups["groups"][0]["preferredVersion"]["groupVersion"] == "serving.kserve.io/v1beta1"
+    kserve = [g for g in groups["groups"] if g["name"] == "serving.kserve.io"]
+    assert [g["name"] for g in groups["groups"]] == ["authorization.k8s.io", "serving.kserve.io"]
+    assert kserve[0]["preferredVersion"]["groupVersion"] == "serving.kserve.io/v1beta1"
     by_name = {r["name"]: r for r in resources["resources"]}
     assert by_name["inferenceservices"]["shortNames"] == ["isvc"]
     assert by_name["inferenceservices"]["namespaced"] is True

@@ -272,3 +272,56 @@ def test_kubectl_wait_times_out_on_a_condition_that_stays_false(
     )
     assert result.returncode == 1
     assert "timed out waiting for the condition on inferenceservices/never" in result.stderr
+
+
+def test_kubectl_creates_a_namespace_and_deleting_it_deletes_its_objects(
+    local_kubeconfig: Path, api: client.CustomObjectsApi
+) -> None:
+    # kubectl sends the Namespace (and the DeleteOptions) as protobuf, with no JSON fallback.
+    created = kubectl(local_kubeconfig, "create", "namespace", "team-a")
+    assert created.returncode == 0, created.stderr
+    assert created.stdout.strip() == "namespace/team-a created"
+    api.create_namespaced_custom_object(GROUP, VERSION, "team-a", PLURAL, isvc("inside"))
+    listed = kubectl(local_kubeconfig, "get", "isvc", "-n", "team-a", "-o", "name")
+    assert listed.stdout.strip() == "inferenceservice.serving.kserve.io/inside"
+
+    deleted = kubectl(local_kubeconfig, "delete", "namespace", "team-a")
+    assert deleted.returncode == 0, deleted.stderr
+    assert deleted.stdout.strip() == 'namespace "team-a" deleted'
+    gone = kubectl(local_kubeconfig, "get", "namespace", "team-a")
+    assert gone.returncode == 1
+    assert 'namespaces "team-a" not found' in gone.stderr
+    items = api.list_cluster_custom_object(GROUP, VERSION, PLURAL)["items"]
+    assert "team-a" not in {item["metadata"]["namespace"] for item in items}
+
+
+def test_kubectl_may_not_delete_the_default_namespace(local_kubeconfig: Path) -> None:
+    refused = kubectl(local_kubeconfig, "delete", "namespace", "default")
+    assert refused.returncode == 1
+    assert 'namespaces "default" is forbidden: this namespace may not be deleted' in refused.stderr
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        ("create", "inferenceservices"),
+        ("delete", "inferenceservices.serving.kserve.io", "-n", "default"),
+        ("list", "namespaces"),
+    ],
+)
+def test_kubectl_auth_can_i_is_answered_from_the_token(
+    local_kubeconfig: Path, question: tuple[str, ...]
+) -> None:
+    answer = kubectl(local_kubeconfig, "auth", "can-i", *question)
+    assert answer.returncode == 0, answer.stderr
+    assert answer.stdout.strip() == "yes"
+
+
+def test_kubectl_auth_can_i_without_the_token_is_refused(
+    local_kubeconfig: Path, tmp_path: Path
+) -> None:
+    anonymous = tmp_path / "config"
+    anonymous.write_text(local_kubeconfig.read_text().replace(TOKEN, "not-the-token"))
+    answer = kubectl(anonymous, "auth", "can-i", "create", "inferenceservices")
+    assert answer.returncode != 0
+    assert "Unauthorized" in answer.stderr or "logged in" in answer.stderr

@@ -12,7 +12,11 @@ ISVCS = "/apis/serving.kserve.io/v1beta1/namespaces/{namespace}/inferenceservice
 
 def test_the_root_points_at_each_group_versions_document() -> None:
     paths = openapi.root()["paths"]
-    assert sorted(paths) == ["api/v1", "apis/serving.kserve.io/v1beta1"]
+    assert sorted(paths) == [
+        "api/v1",
+        "apis/authorization.k8s.io/v1",
+        "apis/serving.kserve.io/v1beta1",
+    ]
     for served, entry in paths.items():
         url, _, digest = entry["serverRelativeURL"].partition("?hash=")
         assert url == f"/openapi/v3/{served}" and len(digest) == 128

@@ -133,6 +133,15 @@ NAMESPACE = Kind(
     printer_columns=(PrinterColumn("Status", "string", ".status.phase"), AGE),
 )
 
+#: ``kubectl auth can-i`` asks it; create-only, never stored.
+SELF_SUBJECT_ACCESS_REVIEW = Kind(
+    "authorization.k8s.io",
+    "v1",
+    "SelfSubjectAccessReview",
+    "selfsubjectaccessreviews",
+    namespaced=False,
+)
+
 KINDS: tuple[Kind, ...] = (
     INFERENCE_SERVICE,
     SERVING_RUNTIME,
@@ -142,6 +151,7 @@ KINDS: tuple[Kind, ...] = (
     EVENT,
     LEASE,
     NAMESPACE,
+    SELF_SUBJECT_ACCESS_REVIEW,
 )
 
 _BY_API_VERSION_KIND = {(k.api_version, k.kind): k for k in KINDS}

@@ -10,7 +10,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from timonel.kube.resources import EVENT, INFERENCE_SERVICE, NAMESPACE, Kind
+from timonel.kube.resources import (
+    EVENT,
+    INFERENCE_SERVICE,
+    NAMESPACE,
+    SELF_SUBJECT_ACCESS_REVIEW,
+    Kind,
+)
 
 #: The Kubernetes version the server reports; the API surface is that of this minor version.
 KUBERNETES_VERSION = {
@@ -26,10 +32,13 @@ KUBERNETES_VERSION = {
 }
 
 #: The served kinds. Events are always an empty list, so ``kubectl describe`` has something to
-#: show; namespaces are read-only apart from ``default`` and the ones the registry creates.
-SERVED: tuple[Kind, ...] = (INFERENCE_SERVICE, NAMESPACE, EVENT)
+#: show; namespaces are created and deleted but not updated; a SelfSubjectAccessReview is only
+#: created, and answered.
+SERVED: tuple[Kind, ...] = (INFERENCE_SERVICE, NAMESPACE, EVENT, SELF_SUBJECT_ACCESS_REVIEW)
 
 _VERBS = ["delete", "get", "list", "patch", "create", "update", "watch"]
+#: Kinds that take fewer verbs than the rest, as kube-apiserver's discovery lists them.
+_VERBS_OF = {SELF_SUBJECT_ACCESS_REVIEW: ["create"]}
 
 
 def _api_resources(kind: Kind) -> list[dict[str, Any]]:
@@ -38,7 +47,7 @@ def _api_resources(kind: Kind) -> list[dict[str, Any]]:
         "singularName": kind.singular,
         "namespaced": kind.namespaced,
         "kind": kind.kind,
-        "verbs": _VERBS,
+        "verbs": _VERBS_OF.get(kind, _VERBS),
     }
     if kind.short_names:
         main["shortNames"] = list(kind.short_names)

@@ -20,8 +20,8 @@ import yaml
 from aiohttp import web
 
 from timonel.errors import ApiError
-from timonel.kube.resources import EVENT, NAMESPACE, Kind
-from timonel.local.apiserver import discovery, openapi, patches, statuses, tables
+from timonel.kube.resources import EVENT, NAMESPACE, SELF_SUBJECT_ACCESS_REVIEW, Kind
+from timonel.local.apiserver import discovery, openapi, patches, protobuf, statuses, tables
 from timonel.local.apiserver.registry import Registry
 from timonel.local.apiserver.selectors import Selector, field_selector, label_selector
 from timonel.local.apiserver.statuses import FieldError
@@ -55,9 +55,19 @@ def _failure(exc: ApiError) -> web.Response:
     return _json(statuses.to_body(exc.status), exc.status.code)
 
 
+def _content_type(request: web.Request) -> str:
+    return request.headers.get("Content-Type", "application/json").split(";")[0].strip()
+
+
 def _flag(request: web.Request, name: str) -> bool:
     return request.query.get(name, "").lower() in ("1", "true")
 
+
+#: The kinds whose bodies are also read in protobuf, as kubectl's typed clients send them.
+_PROTOBUF_SCHEMAS = {
+    NAMESPACE: protobuf.NAMESPACE,
+    SELF_SUBJECT_ACCESS_REVIEW: protobuf.SELF_SUBJECT_ACCESS_REVIEW,
+}
 
 #: The annotation on the BOOKMARK that ends a watch's initial events (``sendInitialEvents``).
 INITIAL_EVENTS_END = "k8s.io/initial-events-end"
@@ -229,6 +239,8 @@ class ApiServer:
         namespace = parts["namespace"] or ""
         if kind is EVENT:
             return self._events(request)
+        if kind is SELF_SUBJECT_ACCESS_REVIEW and (request.method != "POST" or parts["name"]):
+            raise statuses.method_not_allowed(request.method)
         if parts["name"] is None:
             return await self._collection(request, kind, namespace, parts["namespace"] is None)
         return await self._item(request, kind, namespace, parts["name"], parts["sub"])
@@ -284,8 +296,10 @@ class ApiServer:
                     "items": items,
                 }
             )
+        if kind is SELF_SUBJECT_ACCESS_REVIEW:
+            return _json(self._review(await self._body(request, kind)), 201)
         if request.method == "POST" and (not kind.namespaced or not all_namespaces):
-            body = await self._body(request)
+            body = await self._body(request, kind)
             created = self.registry.create(
                 kind,
                 namespace,
@@ -305,11 +319,14 @@ class ApiServer:
             if "as=Table" in request.headers.get("Accept", ""):
                 return _json(tables.table(kind, [obj], obj["metadata"]["resourceVersion"]))
             return _json(obj)
-        if kind is NAMESPACE and method != "GET":
-            raise statuses.method_not_allowed(method)
         dry_run = self._dry_run(request)
+        if kind is NAMESPACE and method == "DELETE":
+            options = await self._delete_options(request)
+            return _json(self.registry.delete_namespace(name, options, dry_run=dry_run))
+        if kind is NAMESPACE:
+            raise statuses.method_not_allowed(method)
         if method == "PUT":
-            body = await self._body(request)
+            body = await self._body(request, kind)
             updated = self.registry.replace(
                 kind,
                 namespace,
@@ -337,14 +354,9 @@ class ApiServer:
             )
             return _json(patched, 200 if existed else 201)
         if method == "DELETE" and sub is None:
-            raw = await request.read()
-            options = self._parse(raw, "application/json") if raw.strip() else {}
+            options = await self._delete_options(request)
             body, gone = self.registry.delete(
-                kind,
-                namespace,
-                name,
-                options if isinstance(options, dict) else {},
-                dry_run=dry_run or bool(options.get("dryRun")),
+                kind, namespace, name, options, dry_run=dry_run or bool(options.get("dryRun"))
             )
             return _json(body, 200 if gone else 202)
         raise statuses.method_not_allowed(method)
@@ -457,8 +469,35 @@ class ApiServer:
             return manager
         return request.headers.get("User-Agent", "unknown").split("/")[0][:128] or "unknown"
 
-    async def _body(self, request: web.Request) -> dict[str, Any]:
-        content_type = request.headers.get("Content-Type", "application/json").split(";")[0]
+    def _review(self, review: dict[str, Any]) -> dict[str, Any]:
+        """Answer ``kubectl auth can-i`` from the token's permissions.
+
+        The local cluster has one token and it may do everything, as the admin kubeconfig of a
+        new cluster may (any other token is refused before this: 401).
+        """
+        return {
+            **review,
+            "metadata": {**review.get("metadata", {}), "creationTimestamp": None},
+            "status": {
+                "allowed": True,
+                "reason": "the local cluster's token may do everything",
+            },
+        }
+
+    async def _delete_options(self, request: web.Request) -> dict[str, Any]:
+        raw = await request.read()
+        if not raw.strip():
+            return {}
+        if _content_type(request) == protobuf.PROTOBUF:
+            return protobuf.decode(raw, protobuf.DELETE_OPTIONS)
+        options = self._parse(raw, "application/json")
+        return options if isinstance(options, dict) else {}
+
+    async def _body(self, request: web.Request, kind: Kind) -> dict[str, Any]:
+        content_type = _content_type(request)
+        schema = _PROTOBUF_SCHEMAS.get(kind)
+        if content_type == protobuf.PROTOBUF and schema is not None:
+            return protobuf.decode(await request.read(), schema)
         if content_type not in ("application/json", "application/yaml", ""):
             raise statuses.unsupported_media_type(["application/json", "application/yaml"])
         body = self._parse(await request.read(), content_type)

@@ -20,7 +20,7 @@ from typing import Any
 
 import yaml
 
-from timonel.kube.resources import NAMESPACE, Kind
+from timonel.kube.resources import KINDS, NAMESPACE, Kind
 from timonel.local.apiserver import fieldmanager, patches, statuses
 from timonel.local.apiserver.selectors import Selector
 from timonel.local.apiserver.statuses import FieldError
@@ -32,6 +32,8 @@ Validator = Callable[[Kind, dict[str, Any], dict[str, Any] | None], None]
 _SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 _LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _GENERATE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
+#: Namespaces kube-apiserver refuses to delete (its NamespaceLifecycle admission).
+_UNDELETABLE_NAMESPACES = frozenset({"default", "kube-system", "kube-public"})
 _SERVER_METADATA = ("uid", "creationTimestamp", "generation", "resourceVersion", "managedFields")
 
 
@@ -247,6 +249,42 @@ class Registry:
         if not dry_run:
             self._write(kind, obj, "DELETED", obj)
         return statuses.success(kind, name, meta["uid"]), True
+
+    def delete_namespace(
+        self, name: str, options: dict[str, Any], *, dry_run: bool = False
+    ) -> dict[str, Any]:
+        """Delete a namespace and every object in it, as the namespace controller does.
+
+        kube-apiserver marks the namespace Terminating and answers with it; the namespace
+        controller then deletes its objects and, once none is left, the namespace. Here that
+        happens before the answer; an object kept by a finalizer keeps the namespace Terminating.
+        """
+        obj = self.get(NAMESPACE, "", name)
+        if name in _UNDELETABLE_NAMESPACES:
+            raise statuses.error(
+                403,
+                "Forbidden",
+                f'namespaces "{name}" is forbidden: this namespace may not be deleted',
+                {"name": name, "kind": "namespaces"},
+            )
+        terminating = copy.deepcopy(obj)
+        terminating["metadata"].setdefault("deletionTimestamp", fieldmanager.now())
+        terminating["status"] = {"phase": "Terminating"}
+        if dry_run:
+            return terminating
+        if terminating != obj:
+            terminating = self._write(NAMESPACE, terminating, "MODIFIED", obj)
+        remaining = 0
+        for kind in KINDS:
+            if not kind.namespaced:
+                continue
+            items, _ = self.store.objects(resource_key(kind), name)
+            for item in items:
+                _, gone = self.delete(kind, name, item["metadata"]["name"], {})
+                remaining += not gone
+        if not remaining:
+            self._write(NAMESPACE, terminating, "DELETED", terminating)
+        return terminating
 
     # -- internals -----------------------------------------------------------------------------
 
