@@ -132,11 +132,14 @@ class RestApi:
                     )
                 return web.Response(status=404, text="Not Found", content_type="text/html")
             if request.method == "OPTIONS":  # a CORS preflight (http_server.cc)
+                # upstream answers a preflight without the REST handler, so a refused one
+                # carries its status but no body
                 if not _ORIGIN.search(request.headers.get("Origin", "")):
-                    raise ServingError(
-                        "Origin header is missing in CORS preflight", code="FAILED_PRECONDITION"
-                    )
-                return web.Response(body=b"", content_type=_JSON, headers=self.headers)
+                    code = "FAILED_PRECONDITION"
+                    log.info("OPTIONS %s: Origin header is missing in CORS preflight", path)
+                return web.Response(
+                    status=http_status(code), body=b"", content_type=_JSON, headers=self.headers
+                )
             found = route(request.method, path)
             if found is None:
                 raise ServingError(
