@@ -90,11 +90,11 @@ def test_malformed_channel_arguments_are_refused_at_start_up(text: str, message:
 # ---- one server with TLS, the health service, CORS and tensor_content -------------------------
 
 
-def _self_signed(folder: Path) -> tuple[bytes, bytes]:
+def _self_signed() -> tuple[bytes, bytes]:
     """A key and a certificate for localhost and 127.0.0.1, both PEM."""
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     cert = (
         x509.CertificateBuilder()
         .subject_name(name)
@@ -124,7 +124,7 @@ def _self_signed(folder: Path) -> tuple[bytes, bytes]:
 def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, bytes]:
     """The --ssl_config_file of a self-signed certificate, and the certificate."""
     folder = tmp_path_factory.mktemp("tls")
-    key, cert = _self_signed(folder)
+    key, cert = _self_signed()
     config = folder / "ssl.config"
     config.write_text(f"server_key: {key.decode()!r}\nserver_cert: {cert.decode()!r}\n")
     return config, cert
