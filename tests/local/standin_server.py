@@ -6,6 +6,15 @@ highest numeric version folder under ``--model_base_path``: ``GET /v1/models/<na
 AVAILABLE, and ``POST /v1/models/<name>:predict`` answers ``{"predictions": [<version>]}`` so a
 test can tell which release answered. A version folder whose ``saved_model.pb`` starts with
 ``corrupt`` makes it exit with code 1 after printing why, as a server that cannot load its model.
+
+A version folder written by ``write_classifier`` holds a toy classifier instead, for the rollout
+tests: it scores each instance ``[x]`` as the two classes ``[x, 1 - x]``, and its
+``behaviour.json`` can make it misbehave on purpose: ``flip`` scores the other class (a model that
+predicts differently), ``error_every`` N fails every N-th predict with HTTP 500 and TF Serving's
+``{"error": ...}``, ``delay`` answers that many seconds later. These are a stand-in's rather than
+SavedModels' because TF Serving's own failures are 500s a graph cannot raise on purpose (a failed
+assertion is a 400 the client caused), and slowness in a graph would load the machine's cores
+instead of waiting.
 """
 
 from __future__ import annotations
@@ -15,9 +24,13 @@ import hashlib
 import json
 import os
 import sys
+import threading
+import time
 from collections.abc import Sequence
+from dataclasses import asdict, dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 from timonel.local.supervisor import ServeArgs
 
@@ -40,6 +53,44 @@ def write_model(root: Path, version: int = 1, graph: bytes = b"graph") -> Path:
     folder = root / str(version)
     folder.mkdir(parents=True)
     (folder / "saved_model.pb").write_bytes(graph)
+    return root
+
+
+BEHAVIOUR_FILE = "behaviour.json"
+
+
+@dataclass(frozen=True)
+class Behaviour:
+    """How a toy classifier misbehaves (nothing, by default)."""
+
+    flip: bool = False
+    error_every: int = 0
+    delay: float = 0.0
+
+
+GOOD = Behaviour()
+ERRORS = Behaviour(error_every=3)
+SLOW = Behaviour(delay=0.3)
+DIFFERS = Behaviour(flip=True)
+
+
+def answer(behaviour: Behaviour, count: int, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+    """The toy classifier's status and reply to its ``count``-th predict, as TF Serving's."""
+    if behaviour.delay:
+        time.sleep(behaviour.delay)
+    if behaviour.error_every and count % behaviour.error_every == 0:
+        return 500, {"error": "Internal: the toy model failed on purpose"}
+    rows = []
+    for (x,) in body["instances"]:
+        p = 1.0 - x if behaviour.flip else x
+        rows.append([p, 1.0 - p])
+    return 200, {"predictions": rows}
+
+
+def write_classifier(root: Path, behaviour: Behaviour = GOOD, version: int = 1) -> Path:
+    """A version folder of the toy classifier with ``behaviour``: ``<root>/<version>/``."""
+    write_model(root, version=version, graph=b"toy classifier")
+    (root / str(version) / BEHAVIOUR_FILE).write_text(json.dumps(asdict(behaviour)))
     return root
 
 
@@ -97,6 +148,12 @@ def main() -> int:
             {"version": str(version), "state": "AVAILABLE", "status": {"error_code": "OK"}}
         ]
     }
+    behaviour_file = base / str(version) / BEHAVIOUR_FILE
+    behaviour = (
+        Behaviour(**json.loads(behaviour_file.read_text())) if behaviour_file.is_file() else None
+    )
+    lock = threading.Lock()
+    served = [0]
 
     class Handler(BaseHTTPRequestHandler):
         def _send(self, code: int, body: object) -> None:
@@ -114,10 +171,16 @@ def main() -> int:
                 self._send(404, {"error": f"no route {self.path}"})
 
         def do_POST(self) -> None:
-            if self.path == f"/v1/models/{args.model_name}:predict":
+            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            if self.path != f"/v1/models/{args.model_name}:predict":
+                self._send(404, {"error": f"no route {self.path}"})
+            elif behaviour is None:
                 self._send(200, {"predictions": [version]})
             else:
-                self._send(404, {"error": f"no route {self.path}"})
+                with lock:
+                    served[0] += 1
+                    count = served[0]
+                self._send(*answer(behaviour, count, json.loads(body)))
 
         def log_message(self, format: str, *values: object) -> None:
             pass

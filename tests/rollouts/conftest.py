@@ -6,10 +6,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from local.standin_server import standin_command
 
 from rollouts.fakeclock import FakeClock
 from rollouts.localrollouts import LocalCluster
-from rollouts.toyserver import toy_command
 
 
 @pytest.fixture
@@ -31,7 +31,7 @@ def toy_cluster(
         controller = Controller(
             api,
             tmp_path_factory.mktemp("state"),
-            command=toy_command,
+            command=standin_command,
             backoff=Backoff(initial=0.1, cap=1.0),
             watch_timeout=5,
         )

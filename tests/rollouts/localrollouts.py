@@ -17,9 +17,9 @@ from types import TracebackType
 from typing import Any
 
 import httpx
+from local.standin_server import Behaviour, write_classifier
 
 from rollouts.toyrevisions import probe_bodies
-from rollouts.toyserver import Behaviour, write_model
 from timonel.kube.client import Cluster
 from timonel.kube.requests import get_object
 from timonel.kube.resources import INFERENCE_SERVICE
@@ -54,7 +54,7 @@ class LocalCluster:
 
     def release(self, name: str, version: int, behaviour: Behaviour) -> str:
         """A release of the toy model with ``behaviour``; its storage URI."""
-        return str(write_model(self.releases / name / f"v{version}", behaviour))
+        return str(write_classifier(self.releases / name / f"v{version}", behaviour))
 
     def deploy(self, name: str, storage_uri: str) -> None:
         from timonel.kube.rollout import deploy

@@ -4,10 +4,10 @@ import json
 from pathlib import Path
 
 import pytest
+from local.standin_server import DIFFERS, ERRORS, GOOD, SLOW, Behaviour
 
 from rollouts.fakeclock import FakeClock
 from rollouts.toyrevisions import Revision, probe_bodies
-from rollouts.toyserver import DIFFERS, ERRORS, GOOD, SLOW, Behaviour
 from timonel.errors import SpecError
 from timonel.rollouts.gates import Verdict, judge
 from timonel.rollouts.plan import Gates

@@ -15,10 +15,10 @@ from pathlib import Path
 import httpx
 import pytest
 import yaml
+from local.standin_server import ERRORS, GOOD, Behaviour
 
 from rollouts.localrollouts import LocalCluster
 from rollouts.toyrevisions import probe_bodies
-from rollouts.toyserver import ERRORS, GOOD, Behaviour
 from timonel.errors import SpecError
 from timonel.kserve.vocabulary import TAG_ROUTING
 from timonel.kube.rollout import canary

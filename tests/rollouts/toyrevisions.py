@@ -1,5 +1,5 @@
-"""Toy revisions for probe tests: the toy classifier (``rollouts.toyserver``) on 127.0.0.1 in this
-process, no cluster around it.
+"""Toy revisions for probe tests: the stand-in's toy classifier (``local.standin_server``) on
+127.0.0.1 in this process, no cluster around it.
 
 ``Revision(name, behaviour)`` serves ``POST /v1/models/<any>:predict`` with TF Serving's REST
 format: class scores ``[x, 1 - x]`` for each instance ``[x]``, or as ``behaviour`` says.
@@ -12,7 +12,7 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from rollouts.toyserver import GOOD, Behaviour, answer
+from local.standin_server import GOOD, Behaviour, answer
 
 
 class Revision:
