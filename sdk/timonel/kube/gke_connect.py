@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from timonel import gcp
-from timonel.errors import ApiError, Status
+from timonel.errors import ClusterUnreachable
 from timonel.kube.client import Cluster, Target
 
 #: Google's GKE API; the v1 ``getCluster`` path is appended.
@@ -74,10 +74,10 @@ def cluster_access(record: dict[str, Any], *, private_endpoint: bool = False) ->
     name = record.get("name", "the cluster")
     state = record.get("status", "")
     if state not in _SERVING:
-        raise ApiError(
+        raise ClusterUnreachable(
             f"GKE cluster {name} is {state or 'in an unknown state'}, so its API server does not "
             "answer; wait until `gcloud container clusters describe` shows RUNNING",
-            status=Status(code=503, reason="ServiceUnavailable", message=str(state)),
+            context=name,
         )
     if private_endpoint:
         endpoint = (record.get("privateClusterConfig") or {}).get("privateEndpoint", "")
@@ -94,17 +94,17 @@ def cluster_access(record: dict[str, Any], *, private_endpoint: bool = False) ->
             else "enable the public endpoint, or connect with private_endpoint=True from "
             "inside the cluster's VPC"
         )
-        raise ApiError(
-            f"GKE cluster {name} has no {missing} in its GKE record; {fix}",
-            status=Status(code=0, reason="ConfigError"),
+        raise ClusterUnreachable(
+            f"GKE cluster {name} has no {missing} in its GKE record; {fix}", context=name
         )
     try:
         base64.b64decode(ca_data, validate=True)
     except binascii.Error as exc:
-        raise ApiError(
+        raise ClusterUnreachable(
             f"GKE cluster {name}'s masterAuth.clusterCaCertificate is not base64 ({exc}); "
             "the GKE API answered something other than a cluster: check the API address",
-            status=Status(code=0, reason="ConfigError", message=str(exc)),
+            context=name,
+            server=f"https://{endpoint}",
         ) from exc
     return ClusterAccess(server=f"https://{endpoint}", ca_data=ca_data)
 
@@ -122,10 +122,10 @@ def _get_cluster(
         with AuthorizedSession(credentials) as session:  # type: ignore[no-untyped-call]  # google-auth is untyped here
             response = session.get(f"{api_base.rstrip('/')}/v1/{path}", timeout=timeout)
     except (requests.RequestException, GoogleAuthError) as exc:
-        raise ApiError(
+        raise ClusterUnreachable(
             f"cannot reach the GKE API at {api_base} to read {path}: {exc}; check the network "
             "(a VPC Service Controls perimeter must allow container.googleapis.com)",
-            status=Status(code=503, reason="ServiceUnavailable", message=str(exc)),
+            context=cluster,
         ) from exc
     try:
         body = response.json()
@@ -209,10 +209,11 @@ def connect_gke(
             configuration
         )
     except ConfigException as exc:
-        raise ApiError(
+        raise ClusterUnreachable(
             f"cannot configure a client for {target}: {exc}; check the cluster's GKE record "
             f"(`gcloud container clusters describe {cluster} --location {location}`)",
-            status=Status(code=0, reason="ConfigError", message=str(exc)),
+            context=target.context,
+            server=access.server,
         ) from exc
     configuration.retries = 0  # as Cluster.connect: refused connections are reported by us
     return Cluster(client.ApiClient(configuration), namespace=namespace, target=target)
