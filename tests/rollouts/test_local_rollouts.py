@@ -74,13 +74,22 @@ def failed_gates(report: Path) -> list[dict[str, Any]]:
     return [gate for gate in last["gates"] if gate["verdict"] == "fail"]
 
 
+def shadowed(
+    toy_cluster: LocalCluster, name: str, candidate: Behaviour, tmp_path: Path
+) -> tuple[str, RolloutResult, LiveClients]:
+    """A rollout with a shadow phase while clients use the service: the candidate's URI, the
+    result, and the clients' answers."""
+    v2 = start(toy_cluster, name, candidate)
+    with LiveClients(toy_cluster.gateway, name) as clients:
+        result = roll(toy_cluster, name, v2, SHADOW_FIRST, tmp_path)
+    return v2, result, clients
+
+
 def test_a_good_release_is_promoted_through_the_shadow_phase_and_every_step(
     toy_cluster: LocalCluster, tmp_path: Path
 ) -> None:
     name = "good"
-    v2 = start(toy_cluster, name, GOOD)
-    with LiveClients(toy_cluster.gateway, name) as clients:
-        result = roll(toy_cluster, name, v2, SHADOW_FIRST, tmp_path)
+    v2, result, clients = shadowed(toy_cluster, name, GOOD, tmp_path)
     assert result.outcome == PROMOTED, result.reason
     assert [p.name for p in result.phases] == ["shadow", "step-20", "step-60"]
     shadow = {e.source: e for e in result.phases[0].windows[-1]}
@@ -124,9 +133,7 @@ def test_a_release_that_predicts_differently_is_caught_in_the_shadow_phase_unsee
     toy_cluster: LocalCluster, tmp_path: Path
 ) -> None:
     name = "differs"
-    v2 = start(toy_cluster, name, DIFFERS)
-    with LiveClients(toy_cluster.gateway, name) as clients:
-        result = roll(toy_cluster, name, v2, SHADOW_FIRST, tmp_path)
+    _, result, clients = shadowed(toy_cluster, name, DIFFERS, tmp_path)
     assert result.outcome == ROLLED_BACK
     assert [p.name for p in result.phases] == ["shadow"]
     assert result.phases[0].percent == 0
