@@ -48,8 +48,100 @@ def knative(
         ),
     ],
 )
-def test_goal_for_the_written_object(obj, goal) -> None:
-    assert goal_for(obj) == goal
+def test_goal_for_a_change_that_leaves_the_template_as_it_was(obj, goal) -> None:
+    before = copy.deepcopy(obj)
+    before["spec"]["predictor"].pop("canaryTrafficPercent", None)
+    assert goal_for(obj, before) == goal
+
+
+def test_a_created_service_waits_for_its_first_revision() -> None:
+    created = isvc()
+    del created["status"]
+    assert goal_for(created) == Goal(1, latest_percent=100, replaces_revision="")
+    assert assess(created, goal_for(created)) == Verdict(False, "a first revision")
+
+
+# --- KServe-shaped sequences: what the status shows after each write -------------------------
+
+
+def test_knative_a_new_model_waits_past_the_stale_ready_of_the_old_revision() -> None:
+    before = knative(isvc(generation=1), 100, created="r1", ready="r1")
+    written = knative(isvc(uri=V2, generation=2), 100, created="r1", ready="r1")
+    goal = goal_for(written, before)
+    assert goal == Goal(2, latest_percent=100, replaces_revision="r1")
+    # KServe has not reconciled yet: the old revision is Ready, and the Knative Service's
+    # observedGeneration could be anything (it is not the InferenceService's generation).
+    assert assess(written, goal) == Verdict(False, "a new revision to replace r1")
+    creating = knative(isvc(uri=V2, generation=2, ready=False), 100, created="r2", ready="r1")
+    assert assess(creating, goal) == Verdict(False, "the Ready condition")
+    served = knative(isvc(uri=V2, generation=2), 100, created="r2", ready="r2")
+    assert assess(served, goal) == Verdict(True)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        pytest.param(
+            {"annotations": {"kubectl.kubernetes.io/last-applied-configuration": "{}"}},
+            id="an annotation KServe does not pass on",
+        ),
+        pytest.param({"percent": 30}, id="a canary percent before the first rollout"),
+    ],
+)
+def test_knative_a_change_that_does_not_reach_the_knative_service_ends_on_ready(change) -> None:
+    # The InferenceService's generation moves to 5; the Knative Service's stays at 1, and so
+    # does the observedGeneration KServe copies from it: waiting for 5 would never end.
+    before = isvc(generation=4, observed=1)
+    before["status"]["components"] = {
+        "predictor": {"latestCreatedRevision": "r1", "latestReadyRevision": "r1"}
+    }
+    before["status"]["components"]["predictor"]["traffic"] = [
+        {"latestRevision": True, "percent": 100, "revisionName": "r1"}
+    ]
+    written = copy.deepcopy(before)
+    written["metadata"]["generation"] = 5
+    if "percent" in change:
+        written["spec"]["predictor"]["canaryTrafficPercent"] = change["percent"]
+    else:
+        written["metadata"]["annotations"].update(change["annotations"])
+    goal = goal_for(written, before)
+    assert goal.replaces_revision is None
+    assert assess(written, goal) == Verdict(True)
+
+
+def test_knative_a_traffic_step_waits_for_the_split_not_for_a_revision() -> None:
+    before = canary_70_30()
+    written = copy.deepcopy(before)
+    written["spec"]["predictor"]["canaryTrafficPercent"] = 50
+    goal = goal_for(written, before)
+    assert goal.replaces_revision is None and goal.latest_percent == 50
+    assert assess(written, goal) == Verdict(
+        False, "the latest revision to receive 50% of traffic (it has 30%)"
+    )
+
+
+def test_standard_a_new_model_waits_for_the_deployment_to_observe_it() -> None:
+    # The Deployment was scaled twice before: its observedGeneration (7) is past the
+    # InferenceService's generation (2), so comparing the two would accept the stale Ready.
+    before = isvc(mode="Standard", generation=1, observed=7)
+    written = isvc(mode="Standard", uri=V2, generation=2, observed=7)
+    goal = goal_for(written, before)
+    assert goal == Goal(2, observed_before=7)
+    assert assess(written, goal) == Verdict(
+        False,
+        "the Deployment to roll out generation 2's change (its observedGeneration is 7, as "
+        "when the change was written)",
+    )
+    assert assess(isvc(mode="Standard", uri=V2, generation=2, observed=8), goal) == Verdict(True)
+
+
+def test_standard_scaling_fields_do_not_wait_for_the_deployment() -> None:
+    # minReplicas goes to the HorizontalPodAutoscaler: the Deployment's generation may not move.
+    before = isvc(mode="Standard", generation=1, observed=3)
+    written = isvc(mode="Standard", generation=2, observed=3, predictor={"minReplicas": 2})
+    goal = goal_for(written, before)
+    assert goal.observed_before is None
+    assert assess(written, goal) == Verdict(True)
 
 
 # --- verdicts --------------------------------------------------------------------------------
@@ -60,8 +152,8 @@ def test_goal_for_the_written_object(obj, goal) -> None:
     [
         pytest.param(
             knative(isvc(generation=2, observed=1), 100),
-            Goal(2, latest_percent=100),
-            Verdict(False, "the controller to observe generation 2 (it saw 1)"),
+            Goal(2, latest_percent=100, replaces_revision="r2"),
+            Verdict(False, "a new revision to replace r2"),
             id="a stale Ready never counts",
         ),
         pytest.param(
@@ -133,7 +225,8 @@ def test_standard_canaries_must_be_ready_with_their_share() -> None:
 
 # --- watching --------------------------------------------------------------------------------
 
-WRITTEN = knative(isvc(generation=2, observed=1), 100)  # what the write returned
+#: What a write of a new model returned: the status still shows the old revision, Ready.
+WRITTEN = knative(isvc(uri=V2, generation=2, observed=1), 100, created="r1", ready="r1")
 
 
 def versioned(obj: dict[str, Any], version: int, **status: Any) -> dict[str, Any]:
@@ -159,7 +252,7 @@ def modified(obj: dict[str, Any]) -> dict[str, Any]:
 
 STALE = versioned(WRITTEN, 10)
 STILL_STALE = versioned(WRITTEN, 11)
-DONE = versioned(WRITTEN, 12, observedGeneration=2)
+DONE = versioned(knative(isvc(uri=V2, generation=2), 100, created="r2", ready="r2"), 12)
 
 
 def scripted(*replies: Reply):
@@ -229,7 +322,7 @@ def test_the_deadline_ends_with_the_last_conditions(fake_api) -> None:
 
     api, cluster = fake_api(quiet_server)
     with pytest.raises(WaitTimeout) as caught:
-        wait_ready(cluster, waiting, timeout=0.5, clock=lambda: now[0])
+        wait_ready(cluster, waiting, before=waiting, timeout=0.5, clock=lambda: now[0])
     assert str(caught.value) == (
         "inferenceservice ml/digits was not ready after 0.5s: still waiting for the Ready "
         "condition; last conditions: PredictorReady=False; Ready=False (RevisionMissing: not "
@@ -249,7 +342,7 @@ def test_a_failed_load_ends_the_wait_with_the_reason(fake_api) -> None:
     }
     _, cluster = fake_api(scripted(listing(failed, version=10)))
     with pytest.raises(ModelError) as caught:
-        wait_ready(cluster, failed, timeout=10)
+        wait_ready(cluster, WRITTEN, timeout=10)
     assert str(caught.value) == (
         "inferenceservice ml/digits will not become ready: Could not find base path "
         "/mnt/models; fix the model or its storage URI and deploy again, or roll back with "

@@ -68,13 +68,14 @@ def _finish(
     cluster: Cluster,
     written: dict[str, Any],
     *,
+    before: dict[str, Any] | None,
     wait: bool,
     dry_run: bool,
     timeout: float,
     on_change: Progress | None,
 ) -> ServiceStatus:
     if wait and not dry_run:
-        written = wait_ready(cluster, written, timeout=timeout, on_change=on_change)
+        written = wait_ready(cluster, written, before=before, timeout=timeout, on_change=on_change)
     return read_status(written)
 
 
@@ -135,7 +136,13 @@ def deploy(
         intent = patches.with_previous(manifest, current)
         written = session.send(apply_object(intent, dry_run=dry_run))
         return _finish(
-            session, written, wait=wait, dry_run=dry_run, timeout=timeout, on_change=on_change
+            session,
+            written,
+            before=current,
+            wait=wait,
+            dry_run=dry_run,
+            timeout=timeout,
+            on_change=on_change,
         )
 
 
@@ -146,15 +153,18 @@ def _update(
     make_patch: Callable[[dict[str, Any]], dict[str, Any]],
     *,
     dry_run: bool,
-) -> dict[str, Any]:
-    """Read, compute the patch, send it conditioned on what was read; on 409, again."""
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Read, compute the patch, send it conditioned on what was read; on 409, again.
+
+    Returns the object as read before the write that succeeded, and as the write returned it.
+    """
     for _ in range(CONFLICT_ATTEMPTS):
         current = cluster.send(get_object(INFERENCE_SERVICE, namespace, name))
         request = merge_patch(
             INFERENCE_SERVICE, namespace, name, make_patch(current), dry_run=dry_run
         )
         try:
-            return cluster.send(request)
+            return current, cluster.send(request)
         except ApiError as exc:
             if exc.status.code != 409:
                 raise
@@ -223,11 +233,17 @@ def _change(
 ) -> ServiceStatus:
     check_timeout(timeout)
     with _session(cluster) as session:
-        written = _update(
+        before, written = _update(
             session, name, namespace or session.namespace, make_patch, dry_run=dry_run
         )
         return _finish(
-            session, written, wait=wait, dry_run=dry_run, timeout=timeout, on_change=on_change
+            session,
+            written,
+            before=before,
+            wait=wait,
+            dry_run=dry_run,
+            timeout=timeout,
+            on_change=on_change,
         )
 
 

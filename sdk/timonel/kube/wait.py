@@ -15,9 +15,27 @@ object's changes arrive is ``watch_until``, the only part that does I/O:
   InferenceService stopped with ``serving.kserve.io/stop: "true"`` (``SpecError``, saying how to
   start it again).
 
-A stale Ready never counts: the goal holds the ``metadata.generation`` of the change just made,
-and the status must report having observed it; in Knative mode the latest created revision must
-also be the latest ready one, and the traffic split must be the one the change asked for.
+A stale Ready never counts, judged as KServe's status allows. KServe copies
+``status.observedGeneration`` from the Knative Service (or, in Standard mode, the Deployment), not
+from the InferenceService (``PropagateStatus`` and ``PropagateRawStatus`` in
+``pkg/apis/serving/v1beta1/inference_service_status.go``), so comparing it with the
+InferenceService's generation both hangs (a change KServe does not pass on, such as an annotation
+on its ``serviceAnnotationDisallowedList`` or a canary percentage before the first rollout, never
+moves it) and passes early (a Deployment's generation also moves when it is scaled). What the
+change produces is judged instead, from the object before and after the write:
+
+* Knative mode: a change to what KServe puts in the revision template (the predictor, labels, the
+  annotations it passes on) must bring a new latest created revision, which must become the
+  latest ready one; the traffic split must be the one asked for; Ready must be True.
+* Standard mode: a change to the Deployment's template must move ``observedGeneration`` past the
+  value the status showed when the change was written; canaries must be ready with their shares.
+  Scaling between the write and KServe's reconcile can move it too, so the wait can end before
+  the rolling update does: KServe's status says nothing more (the Deployment's Available
+  condition stays True during a rolling update).
+* A change that reaches neither waits only for Ready (and the traffic split).
+
+The annotations KServe does not pass on are its default list; a cluster that adds keys to
+``serviceAnnotationDisallowedList`` makes a change of only those keys wait until the timeout.
 """
 
 from __future__ import annotations
@@ -36,7 +54,7 @@ from timonel.errors import (
     Status,
     WaitTimeout,
 )
-from timonel.kserve.vocabulary import STOP
+from timonel.kserve.vocabulary import KNATIVE_MAX_SCALE, KNATIVE_MIN_SCALE, STOP
 from timonel.kube.client import Cluster
 from timonel.kube.requests import list_objects, watch_objects
 from timonel.kube.resources import INFERENCE_SERVICE, Kind
@@ -46,6 +64,22 @@ from timonel.kube.status import (
     is_true,
     read_status,
 )
+
+#: Annotations KServe keeps off the Knative Service (``ServiceAnnotationDisallowedList`` in
+#: ``pkg/constants/constants.go``): changing only these makes no new revision.
+_NOT_PASSED_ON = frozenset(
+    {
+        KNATIVE_MIN_SCALE,
+        KNATIVE_MAX_SCALE,
+        "internal.serving.kserve.io/storage-initializer-sourceuri",
+        "kubectl.kubernetes.io/last-applied-configuration",
+        "modelFormat",  # the defaulter writes it
+    }
+)
+
+#: Predictor fields that go to the HorizontalPodAutoscaler in Standard mode, not to the
+#: Deployment's template, so they do not move its generation.
+_AUTOSCALING_FIELDS = ("minReplicas", "maxReplicas", "scaleTarget", "scaleMetric", "autoScaling")
 
 #: Model states KServe reports when the new model will not load however long one waits.
 _TERMINAL_TRANSITIONS = {"BlockedByFailedLoad", "InvalidSpec"}
@@ -65,12 +99,20 @@ class Goal:
     ``canaries``: in Standard mode, each canary's name and the share it must receive.
     ``ready``: whether the new model must be serving (not after a rollback to 0%, where the
     canary may be the broken thing being rolled away from).
+    ``replaces_revision``: in Knative mode, when the change makes a new revision, the latest
+    created revision the status showed when it was written ("" when there was none), which a
+    new one must replace; None when no new revision is expected.
+    ``observed_before``: in Standard mode, when the change rolls the Deployment, the status's
+    ``observedGeneration`` when it was written, which the Deployment's must pass.
+    ``generation`` is the InferenceService generation written, for messages.
     """
 
     generation: int
     ready: bool = True
     latest_percent: int | None = None
     canaries: tuple[tuple[str, int], ...] = ()
+    replaces_revision: str | None = None
+    observed_before: int | None = None
 
 
 @dataclass(frozen=True)
@@ -84,22 +126,55 @@ class Verdict:
     stopped: bool = False
 
 
-def goal_for(isvc: dict[str, Any]) -> Goal:
-    """The goal for an InferenceService as the API returned it from a write."""
+def _workload(isvc: dict[str, Any]) -> dict[str, Any]:
+    """What KServe puts in the Knative revision template or the Deployment's pod template."""
+    predictor = dict(isvc.get("spec", {}).get("predictor", {}))
+    predictor.pop("canaryTrafficPercent", None)  # goes to the Knative Service's traffic
+    if deployment_mode(isvc) == "Standard":
+        for name in _AUTOSCALING_FIELDS:
+            predictor.pop(name, None)
+    metadata = isvc.get("metadata", {})
+    annotations = {
+        key: value
+        for key, value in (metadata.get("annotations") or {}).items()
+        if key not in _NOT_PASSED_ON
+    }
+    return {
+        "predictor": predictor,
+        "labels": metadata.get("labels") or {},
+        "annotations": annotations,
+    }
+
+
+def goal_for(isvc: dict[str, Any], before: dict[str, Any] | None = None) -> Goal:
+    """The goal for an InferenceService as the API returned it from a write.
+
+    ``before``: the object as read before the write (None: the write created it), to tell
+    whether the change reaches the Knative Service's template or the Deployment's.
+    """
     generation = int(isvc["metadata"].get("generation") or 1)
     spec = isvc.get("spec", {})
+    status = isvc.get("status") or {}
+    rolls = before is None or _workload(before) != _workload(isvc)
     if deployment_mode(isvc) == "Standard":
         canaries = tuple(
             (c["predictor"]["name"], int(c.get("trafficPercent") or 0))
             for c in spec.get("canary") or []
         )
-        return Goal(generation=generation, canaries=canaries)
+        observed = int(status.get("observedGeneration") or 0) if rolls else None
+        return Goal(generation=generation, canaries=canaries, observed_before=observed)
+    component = status.get("components", {}).get("predictor", {})
+    replaces = str(component.get("latestCreatedRevision") or "") if rolls else None
     percent = spec.get("predictor", {}).get("canaryTrafficPercent")
-    component = isvc.get("status", {}).get("components", {}).get("predictor", {})
     if percent is None or int(percent) >= 100 or not component.get("latestRolledoutRevision"):
         # KServe ignores the percentage until a first revision has been rolled out.
-        return Goal(generation=generation, latest_percent=100)
-    return Goal(generation=generation, ready=int(percent) > 0, latest_percent=int(percent))
+        return Goal(generation=generation, latest_percent=100, replaces_revision=replaces)
+    return Goal(
+        generation=generation,
+        ready=int(percent) > 0,
+        latest_percent=int(percent),
+        replaces_revision=replaces,
+    )
 
 
 def _latest_share(component: dict[str, Any]) -> int:
@@ -116,9 +191,20 @@ def assess(isvc: dict[str, Any], goal: Goal) -> Verdict:
         return Verdict(False, stopped=True)
     status = isvc.get("status", {})
     observed = int(status.get("observedGeneration") or 0)
-    if observed < goal.generation:
+    if goal.observed_before is not None and observed <= goal.observed_before:
         return Verdict(
-            False, f"the controller to observe generation {goal.generation} (it saw {observed})"
+            False,
+            f"the Deployment to roll out generation {goal.generation}'s change (its "
+            f"observedGeneration is {observed}, as when the change was written)",
+        )
+    component = status.get("components", {}).get("predictor", {})
+    created = component.get("latestCreatedRevision") or ""
+    if goal.replaces_revision is not None and created in ("", goal.replaces_revision):
+        return Verdict(
+            False,
+            f"a new revision to replace {goal.replaces_revision}"
+            if goal.replaces_revision
+            else "a first revision",
         )
     model_status = status.get("modelStatus", {})
     if goal.ready and model_status.get("transitionStatus") in _TERMINAL_TRANSITIONS:
@@ -136,7 +222,6 @@ def assess(isvc: dict[str, Any], goal: Goal) -> Verdict:
         if not goal.canaries and seen:
             return Verdict(False, "the canaries to be removed")
         return Verdict(True)
-    component = status.get("components", {}).get("predictor", {})
     if goal.ready and component.get("latestReadyRevision") != component.get(
         "latestCreatedRevision"
     ):
@@ -287,13 +372,14 @@ def wait_ready(
     cluster: Cluster,
     isvc: dict[str, Any],
     *,
+    before: dict[str, Any] | None = None,
     timeout: float,
     on_change: Callable[[dict[str, Any] | None, Verdict], None] | None = None,
     clock: Callable[[], float] = time.monotonic,
 ) -> dict[str, Any]:
     """Wait until the change that returned ``isvc`` is served as it asked (``clock`` measures
-    the timeout)."""
-    goal = goal_for(isvc)
+    the timeout). ``before``: the object as read before the change (None: it created it)."""
+    goal = goal_for(isvc, before)
 
     def judge(obj: dict[str, Any] | None) -> Verdict:
         if obj is None:
