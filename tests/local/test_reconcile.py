@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from timonel.kube.status import revision_metadata
 from timonel.local.conditions import ConditionSet
 from timonel.local.reconcile import (
     Failure,
@@ -76,8 +77,9 @@ def isvc(
 
 
 def rev(number: int, uri: str) -> Revision:
-    spec = isvc(uri)["spec"]["predictor"]
-    return Revision(f"half-predictor-{number:05d}", number, revision_template(spec))
+    made = isvc(uri)
+    template = revision_template(made["spec"]["predictor"])
+    return Revision(f"half-predictor-{number:05d}", number, template, revision_metadata(made))
 
 
 def conditions(outcome: Outcome) -> dict[str, tuple[str, str, str]]:
@@ -536,3 +538,21 @@ def test_a_stopped_isvc_keeps_only_its_mode_and_says_stopped() -> None:
 
     resumed = reconcile(isvc(generation=4, status=status), [], {}, now=NOW).status
     assert {c["type"]: c["status"] for c in resumed["conditions"]}["Stopped"] == "False"
+
+
+@pytest.mark.parametrize(
+    ("annotations", "revisions"),
+    [
+        ({"team": "vision"}, [R1, R2]),
+        ({"kubectl.kubernetes.io/last-applied-configuration": "{}"}, [R1]),
+        ({"autoscaling.knative.dev/min-scale": "3"}, [R1]),
+    ],
+    ids=["passed on: a new revision", "last-applied is not passed on", "min-scale is dropped"],
+)
+def test_an_annotation_makes_a_revision_only_when_kserve_passes_it_on(
+    annotations: dict[str, str], revisions: list[str]
+) -> None:
+    ready = deploy_v1()
+    changed = isvc(generation=2, annotations=annotations, status=ready.status)
+    outcome = reconcile(changed, ready.revisions, {R1: READY}, now=NOW)
+    assert [revision.name for revision in outcome.revisions] == revisions

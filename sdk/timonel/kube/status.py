@@ -12,7 +12,15 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from timonel.errors import SpecError
-from timonel.kserve.vocabulary import DEPLOYMENT_MODE, KNATIVE, STANDARD, STOP, resolve_mode
+from timonel.kserve.vocabulary import (
+    DEPLOYMENT_MODE,
+    KNATIVE,
+    KNATIVE_MAX_SCALE,
+    KNATIVE_MIN_SCALE,
+    STANDARD,
+    STOP,
+    resolve_mode,
+)
 
 #: The predictor implementations a TF Serving InferenceService may use (``model`` after defaulting).
 IMPLEMENTATIONS = ("model", "tensorflow")
@@ -73,6 +81,31 @@ class ServiceStatus:
         if self.failure:
             failing.append(f"model: {self.failure}")
         return "; ".join(failing) or "no conditions reported yet"
+
+
+#: Annotations KServe keeps off the Knative Service and its revision template
+#: (``ServiceAnnotationDisallowedList`` in ``pkg/constants/constants.go``; a cluster's
+#: ``inferenceservice`` ConfigMap may add keys).
+NOT_PASSED_ON = frozenset(
+    {
+        KNATIVE_MIN_SCALE,
+        KNATIVE_MAX_SCALE,
+        "internal.serving.kserve.io/storage-initializer-sourceuri",
+        "kubectl.kubernetes.io/last-applied-configuration",
+        "modelFormat",  # the defaulter writes it
+    }
+)
+
+
+def revision_metadata(isvc: Mapping[str, Any]) -> dict[str, Any]:
+    """The labels and annotations KServe copies into the revision (or pod) template: a change
+    to them alone makes a new revision."""
+    metadata = isvc.get("metadata") or {}
+    annotations = metadata.get("annotations") or {}
+    return {
+        "labels": dict(metadata.get("labels") or {}),
+        "annotations": {k: v for k, v in annotations.items() if k not in NOT_PASSED_ON},
+    }
 
 
 def deployment_mode(isvc: dict[str, Any]) -> str:

@@ -54,7 +54,7 @@ from timonel.errors import (
     Status,
     WaitTimeout,
 )
-from timonel.kserve.vocabulary import KNATIVE_MAX_SCALE, KNATIVE_MIN_SCALE, STOP
+from timonel.kserve.vocabulary import STOP
 from timonel.kube.client import Cluster
 from timonel.kube.requests import list_objects, watch_objects
 from timonel.kube.resources import INFERENCE_SERVICE, Kind
@@ -63,18 +63,7 @@ from timonel.kube.status import (
     is_stopped,
     is_true,
     read_status,
-)
-
-#: Annotations KServe keeps off the Knative Service (``ServiceAnnotationDisallowedList`` in
-#: ``pkg/constants/constants.go``): changing only these makes no new revision.
-_NOT_PASSED_ON = frozenset(
-    {
-        KNATIVE_MIN_SCALE,
-        KNATIVE_MAX_SCALE,
-        "internal.serving.kserve.io/storage-initializer-sourceuri",
-        "kubectl.kubernetes.io/last-applied-configuration",
-        "modelFormat",  # the defaulter writes it
-    }
+    revision_metadata,
 )
 
 #: Predictor fields that go to the HorizontalPodAutoscaler in Standard mode, not to the
@@ -133,17 +122,7 @@ def _workload(isvc: dict[str, Any]) -> dict[str, Any]:
     if deployment_mode(isvc) == "Standard":
         for name in _AUTOSCALING_FIELDS:
             predictor.pop(name, None)
-    metadata = isvc.get("metadata", {})
-    annotations = {
-        key: value
-        for key, value in (metadata.get("annotations") or {}).items()
-        if key not in _NOT_PASSED_ON
-    }
-    return {
-        "predictor": predictor,
-        "labels": metadata.get("labels") or {},
-        "annotations": annotations,
-    }
+    return {"predictor": predictor, **revision_metadata(isvc)}
 
 
 def goal_for(isvc: dict[str, Any], before: dict[str, Any] | None = None) -> Goal:

@@ -56,6 +56,7 @@ from timonel.kserve.vocabulary import (
     TAG_ROUTING,
     resolve_mode,
 )
+from timonel.kube.status import revision_metadata
 from timonel.local.conditions import FALSE, TRUE, UNKNOWN, ConditionManager, ConditionSet
 
 #: Knative's default domain, which KServe's URLs carry when nothing else is configured.
@@ -125,11 +126,17 @@ class RevisionObservation:
 
 @dataclass(frozen=True)
 class Revision:
-    """A Knative revision: an immutable predictor template with a number."""
+    """A Knative revision: an immutable predictor template with a number.
+
+    ``metadata``: the labels and annotations KServe copied into its template
+    (``timonel.kube.status.revision_metadata``); None for a revision recorded before they were
+    kept, which is then judged by its predictor alone.
+    """
 
     name: str
     number: int
     template: Mapping[str, Any] = field(default_factory=dict)
+    metadata: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -374,9 +381,11 @@ def _reconcile_once(
         return Outcome(known, _running(known, status), status)
 
     template = revision_template(predictor)
-    if not known or _canonical(known[-1].template) != _canonical(template):
+    passed_on = revision_metadata(isvc)
+    if not known or _new_revision(known[-1], template, passed_on):
         number = known[-1].number + 1 if known else 1
-        known = (*known, Revision(revision_name(names.isvc, number), number, template))
+        name = revision_name(names.isvc, number)
+        known = (*known, Revision(name, number, template, passed_on))
     states = {
         revision.name: _RevisionState(revision, observed.get(revision.name, RevisionObservation()))
         for revision in known
@@ -407,6 +416,16 @@ def _reconcile_once(
 
 def _canonical(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+def _new_revision(
+    latest: Revision, template: Mapping[str, Any], metadata: Mapping[str, Any]
+) -> bool:
+    """Whether the Knative Service KServe writes has another revision template than the latest
+    revision's: a new predictor, or labels and annotations KServe passes on."""
+    if _canonical(latest.template) != _canonical(template):
+        return True
+    return latest.metadata is not None and _canonical(latest.metadata) != _canonical(metadata)
 
 
 def _latest_ready(

@@ -104,6 +104,7 @@ class RevisionStore:
                 name=str(record["name"]),
                 number=int(record["number"]),
                 template=dict(record.get("template") or {}),
+                metadata=record.get("metadata"),
             )
             stored.append(StoredRevision(revision, bool(record.get("hasBeenReady"))))
         return sorted(stored, key=lambda item: item.revision.number)
@@ -113,6 +114,7 @@ class RevisionStore:
             "name": revision.name,
             "number": revision.number,
             "template": dict(revision.template),
+            "metadata": None if revision.metadata is None else dict(revision.metadata),
             "hasBeenReady": has_been_ready,
         }
         _write_json(self.revision_dir(key) / _RECORD, record)
