@@ -1,4 +1,8 @@
-"""``make demo`` is the main job: it must run end to end and tell what it did."""
+"""``make demo`` is the main job: it must run end to end and tell what it did.
+
+It is also the suite's end-to-end run of the ``train_and_deploy`` pipeline with kfp.local against
+``timonel local``: v1 replaces, v2 canaries at 30%, both smoke tested over REST and gRPC.
+"""
 
 from __future__ import annotations
 
@@ -9,27 +13,39 @@ from pathlib import Path
 
 import pytest
 
+from timonel import local
+
 pytestmark = pytest.mark.slow
 
 DEMO = Path(__file__).resolve().parents[1] / "examples" / "demo.py"
 
 
-def test_the_demo_runs_the_whole_flow(tmp_path: Path) -> None:
+def test_the_demo_runs_the_pipeline_twice_and_promotes(tmp_path: Path) -> None:
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "TIMONEL_LOCAL_HOME": str(tmp_path)}
-    result = subprocess.run(
-        [sys.executable, str(DEMO)], capture_output=True, text=True, timeout=600, env=env
-    )
+    env.pop("KUBECONFIG", None)
+    try:
+        result = subprocess.run(
+            [sys.executable, str(DEMO), "--down"],
+            capture_output=True,
+            text=True,
+            timeout=900,
+            env=env,
+        )
+    finally:
+        local.down(home=local.Home(tmp_path))
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     out = result.stdout
     for line in (
-        "== package them as pinned releases",
-        "published: [1, 2]",
-        "kind: InferenceService",
-        "ready=True",
-        "digits-predictor-00002 30%, digits-predictor-00001 70% [prev]",
-        "digits-predictor-00002 100%",
-        "gRPC agrees with REST: True",
-        "digits deleted",
+        "== pipeline train_and_deploy, v1",
+        "traffic: digits-predictor-00001 100%",
+        "gRPC 127.0.0.1:",
+        "agrees with REST: True",
+        "== pipeline train_and_deploy, v2 as a canary",
+        "traffic: digits-predictor-00002 30% [latest], digits-predictor-00001 70% [prev]",
+        "traffic: digits-predictor-00002 100%",
         "timonel local down",
+        "Next: `timonel pipeline run train_and_deploy --local",
     ):
         assert line in out, line
+    smoke_tests = result.stderr.count("Task \x1b[96m'smoke-test'\x1b[0m finished with status")
+    assert smoke_tests == 2, "each run smoke tests what it deployed"
