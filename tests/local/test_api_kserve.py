@@ -80,3 +80,17 @@ def test_kserve_client_sees_the_webhook_denial_as_on_a_cluster(kserve_client: ob
         "request: " in text
     )
     assert "'MinReplicas' cannot be less than 0" in text
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("local_controller")
+def test_kserve_client_get_with_watch_prints_until_ready(
+    kserve_client: object, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_model(tmp_path / "watched", version=1)
+    kserve_client.create(isvc_model("watched", str(tmp_path / "watched")))  # type: ignore[attr-defined]
+    # KServe's isvc_watch streams the InferenceService list and returns on Ready True.
+    kserve_client.get("watched", namespace="default", watch=True, timeout_seconds=60)  # type: ignore[attr-defined]
+    rows = [line.split() for line in capsys.readouterr().out.splitlines()]
+    assert rows[-1] == ["watched", "True", "0", "100", "http://watched.default.example.com"]
+    kserve_client.delete("watched", namespace="default")  # type: ignore[attr-defined]
