@@ -11,11 +11,11 @@ export TF_CPP_MIN_LOG_LEVEL ?= 2
 install: $(STAMP)
 
 # Debian packages the tests run for real: Prometheus (the rollout's metrics source) and Chromium
-# (the rollout report opened headless).
-APT_PACKAGES := prometheus chromium
+# (the rollout report opened headless); wrk, the load of the benchmarks.
+APT_PACKAGES := prometheus chromium wrk
 
 $(STAMP): setup.cfg pyproject.toml
-	command -v prometheus >/dev/null && command -v chromium >/dev/null || \
+	command -v prometheus >/dev/null && command -v chromium >/dev/null && command -v wrk >/dev/null || \
 		{ apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
 		--no-install-recommends $(APT_PACKAGES); }
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)

@@ -30,6 +30,7 @@ the requests to another revision of the same InferenceService (``timonel.local.i
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import json
 import logging
@@ -238,20 +239,37 @@ class Ingress:
                     backend, avoid = self._again(request, backend, endpoint)
                     continue
                 async with upstream:
-                    response = web.StreamResponse(status=upstream.status, reason=upstream.reason)
-                    response.headers.update(_forwarded(upstream.headers))
-                    await response.prepare(request)
-                    kept: list[bytes] = []
-                    async for chunk in upstream.content.iter_any():
-                        await response.write(chunk)
-                        if mirror is not None:
-                            kept.append(chunk)
-                    await response.write_eof()
-                if mirror is not None:
-                    answer = Answer(upstream.status, b"".join(kept))
+                    response, answer = await self._answer(
+                        request, upstream, keep=mirror is not None
+                    )
+                if mirror is not None and answer is not None:
                     self._send_mirror(request, body, backend, mirror, answer)
                 return response, upstream.status
         raise AssertionError("unreachable")  # every attempt returns, continues or raises
+
+    async def _answer(
+        self, request: web.BaseRequest, upstream: aiohttp.ClientResponse, *, keep: bool
+    ) -> tuple[web.StreamResponse, Answer | None]:
+        """The revision's answer to the client: whole when it is small (one write), else
+        streamed chunk by chunk; with ``keep``, also the answer for a mirror's comparison."""
+        headers = _forwarded(upstream.headers)
+        if (upstream.content_length or _REPLAYABLE_BYTES + 1) <= _REPLAYABLE_BYTES:
+            body = await upstream.read()
+            whole = web.Response(
+                status=upstream.status, reason=upstream.reason, body=body, headers=headers
+            )
+            return whole, Answer(upstream.status, body) if keep else None
+        response = web.StreamResponse(status=upstream.status, reason=upstream.reason)
+        response.headers.update(headers)
+        kept: list[bytes] = []
+        with contextlib.suppress(ConnectionResetError):  # the client went away meanwhile
+            await response.prepare(request)
+            async for chunk in upstream.content.iter_any():
+                await response.write(chunk)
+                if keep:
+                    kept.append(chunk)
+            await response.write_eof()
+        return response, Answer(upstream.status, b"".join(kept)) if keep else None
 
     def _again(
         self, request: web.BaseRequest, backend: RevisionKey, avoid: Endpoint
