@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import grpc
-import hpack
 import pytest
 from google.protobuf import wrappers_pb2
+from rawh2 import RawClient
 
 from timonel.errors import ServingError
 from timonel.server.channel_arguments import ConnectionLimits
@@ -284,62 +284,6 @@ def test_a_stop_past_its_grace_closes_calls_still_running() -> None:
 
 
 # ---- raw HTTP/2 ---------------------------------------------------------------------------
-
-
-class RawClient:
-    """A hand-driven HTTP/2 connection, for what grpc's client never sends."""
-
-    def __init__(self, port: int) -> None:
-        self.socket = socket.create_connection(("127.0.0.1", port), timeout=10)
-        self.encoder = hpack.Encoder()
-        self.decoder = hpack.Decoder()
-        self.buffer = b""
-        self.socket.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + frame(0x4, 0, 0))
-
-    def send(self, data: bytes) -> None:
-        self.socket.sendall(data)
-
-    def headers(self, path: str, *, content_type: str = "application/grpc") -> bytes:
-        return self.encoder.encode(
-            [(":method", "POST"), (":scheme", "http"), (":path", path),
-             (":authority", "test"), ("content-type", content_type), ("te", "trailers")]
-        )  # fmt: skip
-
-    def read_frame(self) -> tuple[int, int, int, bytes]:
-        while len(self.buffer) < 9 or len(self.buffer) < 9 + int.from_bytes(self.buffer[:3]):
-            chunk = self.socket.recv(65536)
-            assert chunk, "the server closed the connection"
-            self.buffer += chunk
-        length = int.from_bytes(self.buffer[:3])
-        kind, flags = self.buffer[3], self.buffer[4]
-        stream = int.from_bytes(self.buffer[5:9]) & 0x7FFFFFFF
-        payload = self.buffer[9 : 9 + length]
-        self.buffer = self.buffer[9 + length :]
-        return kind, flags, stream, payload
-
-    def until(self, kind: int, stream: int = -1) -> tuple[int, bytes]:
-        """Frames up to the first of ``kind`` (on ``stream`` if given): its flags and payload."""
-        for _ in range(100):
-            got, flags, on, payload = self.read_frame()
-            if got == kind and stream in (-1, on):
-                return flags, payload
-        raise AssertionError(f"no frame of type {kind}")
-
-    def response(self, stream: int) -> dict[str, str]:
-        """The headers and trailers of one stream's response, merged, plus its message."""
-        fields: dict[str, str] = {}
-        for _ in range(100):
-            kind, flags, on, payload = self.read_frame()
-            if on != stream:
-                continue
-            if kind == 0x1:
-                for name, value in self.decoder.decode(payload):
-                    fields[name] = value
-            elif kind == 0x0:
-                fields["message"] = fields.get("message", "") + payload[5:].decode("latin-1")
-            if flags & 0x1 and kind in (0x0, 0x1):
-                return fields
-        raise AssertionError("no end of stream")
 
 
 @pytest.fixture

@@ -220,6 +220,7 @@ class _Connection(asyncio.Protocol):
         self.opened = self.idle_since = self.last_received = self.loop.time()
         self.ping_sent: float | None = None  # a keepalive PING not acknowledged yet
         self.receive_window = _RECEIVE_WINDOW  # what the client may still send on the connection
+        self.opened_in_read = 0  # streams opened by the frames of one ``data_received``
 
     # ---- connection ------------------------------------------------------------------------
 
@@ -250,6 +251,7 @@ class _Connection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         self.buffer += data
         self.last_received = self.loop.time()
+        self.opened_in_read = 0
         out: list[bytes] = []
         try:
             if not self.preface_seen:
@@ -389,7 +391,9 @@ class _Connection(asyncio.Protocol):
         if flags & _END_STREAM:
             stream.ended = True
             self._dispatch(stream, out)
-        elif stream.unacked >= _RECEIVE_WINDOW // 2:
+        elif stream.unacked >= _RECEIVE_WINDOW // 2 and len(body) < 5 + size:
+            # window only for the rest of the one message a unary call carries: a client that
+            # goes on sending past it runs out of window and into FLOW_CONTROL_ERROR
             out.append(frame(_WINDOW_UPDATE, 0, stream_id, stream.unacked.to_bytes(4, "big")))
             stream.receive_window += stream.unacked
             stream.unacked = 0
@@ -437,6 +441,14 @@ class _Connection(asyncio.Protocol):
             out.append(frame(_RST_STREAM, 0, stream_id, _STREAM_CLOSED.to_bytes(4, "big")))
             return
         self.last_stream = stream_id
+        self.opened_in_read += 1
+        if self.opened_in_read > 2 * self.limits.max_concurrent_streams:
+            # nginx's answer to HTTP/2 rapid reset (CVE-2023-44487): a client that opens (and
+            # resets) more streams in one read than twice the streams it may hold is flooding
+            raise _ProtocolError(
+                _ENHANCE_YOUR_CALM,
+                f"more than {2 * self.limits.max_concurrent_streams} streams opened in one read",
+            )
         if (
             self.going_away
             or self.server.stopping
@@ -510,8 +522,13 @@ class _Connection(asyncio.Protocol):
             return
         if stream_id == 0:
             self.send_window += increment
+            if self.send_window > _MAX_WINDOW:
+                raise _ProtocolError(_FLOW_CONTROL_ERROR, "connection window above 2^31-1")
         elif (stream := self.streams.get(stream_id)) is not None:
             stream.send_window += increment
+            if stream.send_window > _MAX_WINDOW:  # RFC 9113 §6.9.1: a stream error
+                self._reset(stream_id, _FLOW_CONTROL_ERROR, out)
+                return
         self._send_blocked(out)
 
     # ---- calls ----------------------------------------------------------------------------
