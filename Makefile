@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: install demo test lint components bench clean
+.PHONY: install demo test lint components bench image clean
 
 install: $(STAMP)
 
@@ -41,6 +41,15 @@ components: install
 
 bench: install
 	@set -e; for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b; done
+
+# The KFP component image, built with buildah (apt installs it, and debootstrap, when missing).
+# IMAGE_BASE defaults to a Python 3.11 base made here from Debian's packages, for machines that
+# reach no container registry; where one is reachable, pass
+# IMAGE_BASE=docker.io/library/python:3.11.13-slim-bookworm (the Dockerfile's own default).
+# The tag is timonel.kfp.image.COMPONENT_IMAGE (the TIMONEL_COMPONENT_IMAGE variable overrides it).
+IMAGE_BASE ?= localhost/timonel/python-base:3.11-bookworm
+image: install
+	image/build.sh '$(IMAGE_BASE)' "$$($(BIN)/python -c 'from timonel.kfp.image import COMPONENT_IMAGE; print(COMPONENT_IMAGE)')"
 
 clean:
 	rm -rf $(VENV) build *.egg-info sdk/*.egg-info .pytest_cache .mypy_cache .ruff_cache
