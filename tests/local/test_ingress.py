@@ -297,3 +297,61 @@ def test_client_for_service_and_timonel_predict_find_the_service_from_its_status
     code = cli.main(["predict", name, "--gateway", ingress.url, "--json", body])
     assert (code, json.loads(capsys.readouterr().out)) == (0, {"predictions": [1]})
     api.delete_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL, name)
+
+
+def test_kserve_clients_flows_through_the_ingress(
+    api: client.CustomObjectsApi,
+    ingress: RunningIngress,
+    local_kubeconfig: Path,
+    repo: Path,  # noqa: F811
+) -> None:
+    """KServeClient deploys, its merge patches split and promote; KServe's InferenceRESTClient
+    predicts through the ingress by Host."""
+    import asyncio
+
+    from kserve import InferenceRESTClient, KServeClient, RESTConfig
+
+    from .test_api_kserve import isvc_model
+
+    name = "kserved"
+    saved = client.Configuration._default
+    try:
+        kserve = KServeClient(config_file=str(local_kubeconfig))
+        kserve.create(isvc_model(name, str(repo / "half" / "v1")))
+        kserve.wait_isvc_ready(name, "default", timeout_seconds=60, polling_interval=1)
+        v2 = str(repo / "half" / "v2")
+        patch = {"spec": {"predictor": {"model": {"storageUri": v2}, "canaryTrafficPercent": 30}}}
+        kserve.api_instance.patch_namespaced_custom_object(
+            GROUP, VERSION, NAMESPACE, PLURAL, name, patch
+        )
+        wait_for(api, name, ready_at(f"{name}-predictor-00002"))
+
+        async def versions(count: int) -> Counter[int]:
+            rest = InferenceRESTClient(RESTConfig(protocol="v1", timeout=30))
+            host = {"Host": f"{name}.{NAMESPACE}.example.com"}
+            answers: Counter[int] = Counter()
+            for _ in range(count):
+                reply = await rest.infer(ingress.url, {"instances": [1.0]}, name, headers=host)
+                answers[int(reply["predictions"][0])] += 1
+            await rest.close()
+            return answers
+
+        counts = asyncio.run(versions(200))
+        low, high = binomial_bounds(200, 0.3)
+        assert low <= counts[2] <= high and counts[1] + counts[2] == 200, counts
+
+        promote = {"spec": {"predictor": {"canaryTrafficPercent": None}}}
+        kserve.api_instance.patch_namespaced_custom_object(
+            GROUP, VERSION, NAMESPACE, PLURAL, name, promote
+        )
+        wait_for(
+            api,
+            name,
+            lambda i: (
+                [t["percent"] for t in i["status"]["components"]["predictor"]["traffic"]] == [100]
+            ),
+        )
+        assert asyncio.run(versions(30)) == Counter({2: 30})
+        kserve.delete(name, "default")
+    finally:
+        client.Configuration.set_default(saved)
