@@ -355,3 +355,17 @@ def test_kserve_clients_flows_through_the_ingress(
         kserve.delete(name, "default")
     finally:
         client.Configuration.set_default(saved)
+
+
+def test_a_grpc_call_for_an_unknown_host_ends_unimplemented(ingress: RunningIngress) -> None:
+    import grpc
+
+    options = [("grpc.default_authority", "nothing.default.example.com")]
+    with grpc.insecure_channel(f"127.0.0.1:{ingress.port}", options=options) as channel:
+        call = channel.unary_unary("/tensorflow.serving.PredictionService/Predict")
+        with pytest.raises(grpc.RpcError) as failed:
+            call(b"", timeout=10)
+    assert failed.value.code() == grpc.StatusCode.UNIMPLEMENTED
+    assert (
+        failed.value.details() == "no InferenceService answers host 'nothing.default.example.com'"
+    )
