@@ -133,9 +133,12 @@ class Inference:
         self, servable: Servable, tasks: Sequence[ExampleTask], examples: Sequence[bytes]
     ) -> Job[list[ExampleResult]]:
         """Several classify/regress tasks on the same Examples, answered by one session call
-        fetching the union of their outputs (TF Serving's MultiInference)."""
+        that feeds the Examples to every task's input (TF2 signatures each have their own) and
+        fetches the union of their outputs (TF Serving's MultiInference,
+        ``PerformOneShotTensorComputation``)."""
         fetches = tuple(sorted({name for task in tasks for name in task.fetches}))
-        feeds = {tasks[0].feed: np.array(list(examples), dtype=object)}
+        batch = np.array(list(examples), dtype=object)
+        feeds = dict.fromkeys(sorted({task.feed for task in tasks}), batch)
         call = Call(feeds, fetches, fetches)
 
         def answer(values: list[np.ndarray]) -> list[ExampleResult]:
@@ -230,8 +233,6 @@ def check_tasks(servable: Servable, tasks: Sequence[tuple[str, str, str]]) -> li
         if method not in (CLASSIFY_METHOD, REGRESS_METHOD):
             raise ServingError(f"Unsupported signature method_name: {method}", code="UNIMPLEMENTED")
         feed, fetches, aliases = example_endpoints(signature, method, servable.check_method_name)
-        if checked and feed != checked[0].feed:
-            raise _invalid("Input tensor must be the same for all Signatures.")
         checked.append(ExampleTask(signature, method, feed, fetches, aliases))
     return checked
 

@@ -12,9 +12,8 @@ built in), ``test_profiler_service_with_valid_trace_request`` (no profiler servi
 ``test_tf_text`` (needs the tensorflow-text ops and upstream's binary model),
 ``test_distrat_sequential_keras_saved_model_save`` (needs virtual CPUs configured in the test
 process before TensorFlow starts) and ``_TestBadModel`` (not run upstream either).
-Not passing yet, so left out: ``testMultiInferenceTf2`` (each TF2 signature feeds its own
-placeholder, which the shared-input check refuses) and
-``test_sequential_keras_saved_model_save`` (Keras 3 names the output ``output_0``, not ``y``).
+Not passing yet, so left out: ``test_sequential_keras_saved_model_save`` (Keras 3 names the
+output ``output_0``, not ``y``).
 """
 
 from __future__ import annotations
@@ -291,6 +290,11 @@ def _multi_inference(server: ServerProcess, model_path: Path) -> None:
 
 def test_multi_inference(run_server: RunServer, testdata: UpstreamTestdata) -> None:
     _multi_inference(run_server("default", testdata.half_plus_two), testdata.half_plus_two)
+
+
+def test_multi_inference_tf2(run_server: RunServer, testdata: UpstreamTestdata) -> None:
+    server = run_server("default", testdata.half_plus_two_tf2)
+    _multi_inference(server, testdata.half_plus_two_tf2)
 
 
 def test_predict_saved_model(run_server: RunServer, testdata: UpstreamTestdata) -> None:
