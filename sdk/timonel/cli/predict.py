@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 import typer
 
+from timonel.cli.cluster import _CONTEXT, _NAMESPACE, _connect
 from timonel.errors import SpecError
 
 
@@ -55,15 +56,8 @@ def register(app: typer.Typer) -> None:
             help="Server URL: http://HOST:8501 (REST) or HOST:8500 with --grpc. Default: the "
             "InferenceService NAME's status.url, through the ingress gateway.",
         ),
-        namespace: str | None = typer.Option(
-            None,
-            "--namespace",
-            "-n",
-            help="The InferenceService's namespace (default: the context's).",
-        ),
-        context: str | None = typer.Option(
-            None, "--context", help="kubeconfig context (default: the current one, or in-cluster)."
-        ),
+        namespace: str | None = _NAMESPACE,
+        context: str | None = _CONTEXT,
         gateway: str | None = typer.Option(
             None,
             "--gateway",
@@ -94,9 +88,7 @@ def register(app: typer.Typer) -> None:
         request = _read_body(body)
         protocol: Literal["grpc"] | None = "grpc" if grpc else None
         if url is None:
-            from timonel.kube.client import Cluster
-
-            with Cluster.connect(context=context, namespace=namespace) as cluster:
+            with _connect(context, namespace) as cluster:
                 client = Client.for_service(
                     name, cluster=cluster, gateway=gateway, protocol=protocol, timeout=timeout
                 )
