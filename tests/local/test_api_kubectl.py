@@ -325,3 +325,13 @@ def test_kubectl_auth_can_i_without_the_token_is_refused(
     answer = kubectl(anonymous, "auth", "can-i", "create", "inferenceservices")
     assert answer.returncode != 0
     assert "Unauthorized" in answer.stderr or "logged in" in answer.stderr
+
+
+def test_kubectl_lists_the_tf_serving_runtime_installed_with_the_cluster(
+    local_kubeconfig: Path,
+) -> None:
+    listed = kubectl(local_kubeconfig, "get", "clusterservingruntimes", "-o", "name")
+    assert listed.returncode == 0, listed.stderr
+    assert listed.stdout.split() == [
+        "clusterservingruntime.serving.kserve.io/timonel-tensorflow-serving"
+    ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -101,18 +102,21 @@ def test_a_watch_from_a_compacted_resource_version_gets_410_expired(server: Runn
             f"{server.url}/apis/{GROUP}/{VERSION}/namespaces/default/{PLURAL}",
             params={"watch": "true", "resourceVersion": "2"},
         ).text.splitlines()
-    assert json.loads(lines[0]) == {
+    error = json.loads(lines[0])
+    message = error["object"].pop("message")
+    assert error == {
         "type": "ERROR",
         "object": {
             "kind": "Status",
             "apiVersion": "v1",
             "metadata": {},
             "status": "Failure",
-            "message": "too old resource version: 2 (5)",
             "reason": "Expired",
             "code": 410,
         },
     }
+    # The oldest version kept depends on how many writes setting up the cluster made.
+    assert re.fullmatch(r"too old resource version: 2 \(\d+\)", message)
 
 
 def test_an_idle_watch_gets_bookmarks_when_it_allows_them(server: Running) -> None:

@@ -390,3 +390,26 @@ def test_stop_annotation_stops_the_revisions_and_removing_it_starts_over(
     assert traffic(resumed) == [(f"{name}-predictor-00001", 100, "")]
     assert predict(ingress, resumed, f"{name}-predictor-00001") == [1]
     api.delete_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL, name)
+
+
+def test_the_shipped_runtime_serves_and_a_missing_one_is_reported_as_kserve_does(
+    api: client.CustomObjectsApi, local_controller: Controller, repo: Path
+) -> None:
+    api.create_namespaced_custom_object(
+        GROUP, VERSION, NAMESPACE, PLURAL, manifest("runs", str(repo / "half" / "v1"))
+    )
+    ready = wait_for(api, "runs", settled)
+    assert ready["status"]["clusterServingRuntimeName"] == "timonel-tensorflow-serving"
+
+    missing = manifest("orphan", str(repo / "half" / "v1"))
+    missing["spec"]["predictor"]["model"]["runtime"] = "no-such-runtime"
+    api.create_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL, missing)
+    refused = wait_for(api, "orphan", lambda i: "modelStatus" in (i.get("status") or {}))
+    assert refused["status"]["modelStatus"]["transitionStatus"] == "InvalidSpec"
+    assert refused["status"]["modelStatus"]["lastFailureInfo"] == {
+        "reason": "RuntimeNotRecognized",
+        "message": "Waiting for runtime to become available",
+    }
+    assert "components" not in refused["status"]
+    for name in ("runs", "orphan"):
+        api.delete_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL, name)

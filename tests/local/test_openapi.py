@@ -15,6 +15,7 @@ def test_the_root_points_at_each_group_versions_document() -> None:
     assert sorted(paths) == [
         "api/v1",
         "apis/authorization.k8s.io/v1",
+        "apis/serving.kserve.io/v1alpha1",
         "apis/serving.kserve.io/v1beta1",
     ]
     for served, entry in paths.items():

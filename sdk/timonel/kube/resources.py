@@ -118,6 +118,13 @@ INFERENCE_SERVICE = Kind(
     ),
 )
 SERVING_RUNTIME = Kind("serving.kserve.io", "v1alpha1", "ServingRuntime", "servingruntimes")
+CLUSTER_SERVING_RUNTIME = Kind(
+    "serving.kserve.io",
+    "v1alpha1",
+    "ClusterServingRuntime",
+    "clusterservingruntimes",
+    namespaced=False,
+)
 DEPLOYMENT = Kind("apps", "v1", "Deployment", "deployments")
 SERVICE = Kind("", "v1", "Service", "services")
 POD = Kind("", "v1", "Pod", "pods")
@@ -145,6 +152,7 @@ SELF_SUBJECT_ACCESS_REVIEW = Kind(
 KINDS: tuple[Kind, ...] = (
     INFERENCE_SERVICE,
     SERVING_RUNTIME,
+    CLUSTER_SERVING_RUNTIME,
     DEPLOYMENT,
     SERVICE,
     POD,

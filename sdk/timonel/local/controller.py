@@ -46,7 +46,7 @@ from typing import Any
 from timonel.errors import ApiError, Status
 from timonel.kube.client import Cluster
 from timonel.kube.requests import get_object, list_objects, replace_status, watch_objects
-from timonel.kube.resources import INFERENCE_SERVICE
+from timonel.kube.resources import CLUSTER_SERVING_RUNTIME, INFERENCE_SERVICE, SERVING_RUNTIME
 from timonel.kube.status import is_stopped
 from timonel.local.reconcile import (
     DEFAULT_DOMAIN,
@@ -60,6 +60,7 @@ from timonel.local.reconcile import (
     unsupported_mode_status,
 )
 from timonel.local.revisions import RevisionKey, RevisionStore
+from timonel.local.runtimes import choose
 from timonel.local.storage_initializer import initializer_command
 from timonel.local.supervisor import (
     Backoff,
@@ -305,8 +306,18 @@ class Controller:
             )
             for item in stored
         }
+        runtime = choose(
+            isvc["spec"].get("predictor") or {},
+            self._cluster.send(list_objects(SERVING_RUNTIME, namespace)).get("items") or [],
+            self._cluster.send(list_objects(CLUSTER_SERVING_RUNTIME, None)).get("items") or [],
+        )
         outcome = reconcile(
-            isvc, [item.revision for item in stored], observed, now=_now(), domain=self._domain
+            isvc,
+            [item.revision for item in stored],
+            observed,
+            now=_now(),
+            domain=self._domain,
+            runtime=runtime,
         )
         was_ready = {item.revision.name: item.has_been_ready for item in stored}
         for revision in outcome.revisions:

@@ -58,6 +58,7 @@ from timonel.kserve.vocabulary import (
 )
 from timonel.kube.status import revision_metadata
 from timonel.local.conditions import FALSE, TRUE, UNKNOWN, ConditionManager, ConditionSet
+from timonel.local.runtimes import Chosen, NoRuntime
 
 #: Knative's default domain, which KServe's URLs carry when nothing else is configured.
 DEFAULT_DOMAIN = "example.com"
@@ -241,12 +242,19 @@ def reconcile(
     *,
     now: str,
     domain: str = DEFAULT_DOMAIN,
+    runtime: Chosen | NoRuntime | None = None,
 ) -> Outcome:
-    """Reconcile one Knative-mode InferenceService until its status settles."""
-    outcome = _reconcile_once(isvc, revisions, observed, now=now, domain=domain)
+    """Reconcile one Knative-mode InferenceService until its status settles.
+
+    ``runtime``: the serving runtime ``timonel.local.runtimes.choose`` found for it (None: not
+    resolved, as for a cluster without KServe's runtime CRDs).
+    """
+    outcome = _reconcile_once(isvc, revisions, observed, now=now, domain=domain, runtime=runtime)
     for _ in range(_SETTLE_ROUNDS):
         settled = {**isvc, "status": outcome.status}
-        again = _reconcile_once(settled, outcome.revisions, observed, now=now, domain=domain)
+        again = _reconcile_once(
+            settled, outcome.revisions, observed, now=now, domain=domain, runtime=runtime
+        )
         if again.status == outcome.status and again.running == outcome.running:
             return again
         outcome = again
@@ -349,6 +357,7 @@ def _reconcile_once(
     *,
     now: str,
     domain: str,
+    runtime: Chosen | NoRuntime | None,
 ) -> Outcome:
     metadata = isvc.get("metadata") or {}
     spec = isvc.get("spec") or {}
@@ -379,6 +388,17 @@ def _reconcile_once(
             status, "InvalidSpec", {"reason": "InvalidPredictorSpec", "message": problem}
         )
         return Outcome(known, _running(known, status), status)
+    if isinstance(runtime, NoRuntime):
+        # KServe stops before the Knative Service too, with the reason in modelStatus only.
+        _update_transition(
+            status, "InvalidSpec", {"reason": runtime.reason, "message": runtime.message}
+        )
+        return Outcome(known, _running(known, status), status)
+    if isinstance(runtime, Chosen):
+        runtime_key = "clusterServingRuntimeName" if runtime.cluster else "servingRuntimeName"
+        status.pop("servingRuntimeName", None)
+        status.pop("clusterServingRuntimeName", None)
+        status[runtime_key] = runtime.name
 
     template = revision_template(predictor)
     passed_on = revision_metadata(isvc)

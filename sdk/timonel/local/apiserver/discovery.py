@@ -8,13 +8,16 @@ same names as on a cluster with KServe installed.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from timonel.kube.resources import (
+    CLUSTER_SERVING_RUNTIME,
     EVENT,
     INFERENCE_SERVICE,
     NAMESPACE,
     SELF_SUBJECT_ACCESS_REVIEW,
+    SERVING_RUNTIME,
     Kind,
 )
 
@@ -33,8 +36,15 @@ KUBERNETES_VERSION = {
 
 #: The served kinds. Events are always an empty list, so ``kubectl describe`` has something to
 #: show; namespaces are created and deleted but not updated; a SelfSubjectAccessReview is only
-#: created, and answered.
-SERVED: tuple[Kind, ...] = (INFERENCE_SERVICE, NAMESPACE, EVENT, SELF_SUBJECT_ACCESS_REVIEW)
+#: created, and answered; serving runtimes are stored as KServe's CRDs keep them.
+SERVED: tuple[Kind, ...] = (
+    INFERENCE_SERVICE,
+    SERVING_RUNTIME,
+    CLUSTER_SERVING_RUNTIME,
+    NAMESPACE,
+    EVENT,
+    SELF_SUBJECT_ACCESS_REVIEW,
+)
 
 _VERBS = ["delete", "get", "list", "patch", "create", "update", "watch"]
 #: Kinds that take fewer verbs than the rest, as kube-apiserver's discovery lists them.
@@ -76,34 +86,46 @@ def api_versions() -> dict[str, Any]:
     }
 
 
-def _group(group: str, version: str) -> dict[str, Any]:
-    gv = {"groupVersion": f"{group}/{version}", "version": version}
+_VERSION = re.compile(r"^v(\d+)(?:(alpha|beta)(\d+))?$")
+
+
+def _priority(version: str) -> tuple[int, int, int]:
+    """Kubernetes' version priority: GA before beta before alpha, higher numbers first."""
+    found = _VERSION.match(version)
+    if found is None:
+        return (0, 0, 0)
+    stage = {"alpha": 1, "beta": 2, None: 3}[found.group(2)]
+    return (stage, int(found.group(1)), int(found.group(3) or 0))
+
+
+def _group(group: str) -> dict[str, Any]:
+    """``/apis/<group>``: its versions, the preferred (highest priority) first."""
+    versions = sorted({k.version for k in SERVED if k.group == group}, key=_priority, reverse=True)
+    entries = [{"groupVersion": f"{group}/{v}", "version": v} for v in versions]
     return {
         "kind": "APIGroup",
         "apiVersion": "v1",
         "name": group,
-        "versions": [gv],
-        "preferredVersion": gv,
+        "versions": entries,
+        "preferredVersion": entries[0],
     }
 
 
 def api_group_list() -> dict[str, Any]:
     """``/apis``: every named group."""
-    groups = sorted({(k.group, k.version) for k in SERVED if k.group})
+    groups = sorted({k.group for k in SERVED if k.group})
     return {
         "kind": "APIGroupList",
         "apiVersion": "v1",
         "groups": [
-            {k: v for k, v in _group(g, ver).items() if k not in ("kind", "apiVersion")}
-            for g, ver in groups
+            {k: v for k, v in _group(g).items() if k not in ("kind", "apiVersion")} for g in groups
         ],
     }
 
 
 def api_group(group: str) -> dict[str, Any] | None:
     """``/apis/<group>``, or None for a group that is not served."""
-    versions = sorted({k.version for k in SERVED if k.group and k.group == group})
-    return _group(group, versions[0]) if versions else None
+    return _group(group) if any(k.group == group for k in SERVED if k.group) else None
 
 
 def resource_list(group_version: str) -> dict[str, Any] | None:

@@ -18,10 +18,12 @@ from typing import Any
 
 from aiohttp import web
 
+from timonel.kserve.manifests import serving_runtime
+from timonel.kube.resources import CLUSTER_SERVING_RUNTIME
 from timonel.local.apiserver import certs
 from timonel.local.apiserver.http import BOOKMARK_INTERVAL, ApiServer
 from timonel.local.apiserver.registry import Registry
-from timonel.local.apiserver.store import DEFAULT_HISTORY, Store
+from timonel.local.apiserver.store import DEFAULT_HISTORY, Store, resource_key
 from timonel.local.apiserver.validation import validate
 
 #: The SQLite file inside the state directory.
@@ -31,10 +33,16 @@ DEFAULT_NAMESPACE = "default"
 
 
 def open_registry(state_dir: Path, *, history: int = DEFAULT_HISTORY) -> Registry:
-    """The registry over ``state_dir``'s database, validating InferenceServices as KServe does."""
+    """The registry over ``state_dir``'s database, validating InferenceServices as KServe does,
+    with the ``default`` namespace and the TF Serving ClusterServingRuntime Timonel ships for
+    GKE (``timonel.kserve.manifests.serving_runtime``), as installing KServe leaves a cluster."""
     state_dir.mkdir(parents=True, exist_ok=True)
     registry = Registry(Store(state_dir / DATABASE, history=history), validator=validate)
     registry.ensure_namespace(DEFAULT_NAMESPACE)
+    runtime = serving_runtime()
+    if registry.store.get(resource_key(CLUSTER_SERVING_RUNTIME), "", runtime["metadata"]["name"]):
+        return registry
+    registry.create(CLUSTER_SERVING_RUNTIME, "", runtime, manager="timonel-local")
     return registry
 
 
