@@ -12,8 +12,7 @@ built in), ``test_profiler_service_with_valid_trace_request`` (no profiler servi
 ``test_tf_text`` (needs the tensorflow-text ops and upstream's binary model),
 ``test_distrat_sequential_keras_saved_model_save`` (needs virtual CPUs configured in the test
 process before TensorFlow starts) and ``_TestBadModel`` (not run upstream either).
-Not passing yet, so left out: ``test_sequential_keras_saved_model_save`` (Keras 3 names the
-output ``output_0``, not ``y``).
+Keras models are built with tf_keras (Keras 2), the ``tf.keras`` upstream's test was written for.
 """
 
 from __future__ import annotations
@@ -516,3 +515,23 @@ def test_tf_saved_model_save_multiple_signatures(run_server: RunServer, tmp_path
     version = model_version(base)
     verify_predict_request(server.grpc_target, 2.0, version, signature_name="custom_signature_key")
     verify_predict_request(server.grpc_target, 1.0, version)
+
+
+def test_sequential_keras_saved_model_save(run_server: RunServer, tmp_path: Path) -> None:
+    """Upstream's ``tf.keras`` is Keras 2, whose SavedModel names the output after the last
+    layer (``y``); Keras 3 names it ``output_0``. The model is built with tf_keras, Keras 2 as
+    a package, so the server is checked on the model upstream's test saves."""
+    import tensorflow as tf
+    import tf_keras
+
+    def save(export_path: Path) -> None:
+        model = tf_keras.models.Sequential()
+        model.add(tf_keras.layers.Input(dtype="float32", shape=(1,), name="x"))
+        model.add(tf_keras.layers.Lambda(lambda x: x, name="y"))
+        tf.saved_model.save(model, str(export_path))
+
+    base = _saved(tmp_path, save)
+    server = run_server("default", base)
+    verify_predict_request(
+        server.grpc_target, 2.0, model_version(base), batch_input=True, specify_output=False
+    )
