@@ -95,6 +95,19 @@ def wait_for(
         time.sleep(0.05)
 
 
+def wait_until_reaped(pid: int, what: str, timeout: float = 20.0) -> None:
+    """Poll until ``pid`` names no process, not even a zombie: the supervisor forgets a revision
+    before its process has ended and been reaped, so a stopped revision's pid lingers briefly."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        assert time.monotonic() < deadline, f"{what} (pid {pid}) is still there after {timeout} s"
+        time.sleep(0.05)
+
+
 def condition(isvc: dict[str, Any], kind: str) -> dict[str, Any]:
     for item in (isvc.get("status") or {}).get("conditions") or []:
         if item["type"] == kind:
@@ -233,12 +246,8 @@ def test_lifecycle_deploy_canary_promote_rollback_delete(
 
     # Delete: the revision's process ends.
     api.delete_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL, name)
-    deadline = time.monotonic() + 20
-    while local_controller.revision_pid(NAMESPACE, name, r2) is not None:
-        assert time.monotonic() < deadline, "the deleted InferenceService's process still runs"
-        time.sleep(0.05)
-    with pytest.raises(ProcessLookupError):
-        os.kill(pid, 0)
+    wait_until_reaped(pid, "the deleted InferenceService's process")
+    assert local_controller.revision_pid(NAMESPACE, name, r2) is None
 
 
 def test_killed_revision_process_is_restarted(
