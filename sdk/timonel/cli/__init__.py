@@ -19,6 +19,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from timonel._version import __version__
+from timonel.cli.tensorflow_logs import quiet_tensorflow_start_up
 from timonel.errors import (
     ApiError,
     ClusterUnreachable,
@@ -159,6 +160,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args
     _route_library_logs(debug=debug)
+    if not debug and next((a for a in args if not a.startswith("-")), "") != "serve":
+        quiet_tensorflow_start_up()  # serve's log is TF Serving's, start-up lines included
     command = typer.main.get_command(app)
     try:
         result = command.main(args=args, prog_name="timonel", standalone_mode=False)
