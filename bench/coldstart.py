@@ -37,6 +37,7 @@ sys.path.insert(0, str(BENCH.parent / "tests"))
 
 import localcluster  # noqa: E402  (tests/localcluster.py: kubeconfig and controller)
 import tfmodels  # noqa: E402
+import usage  # noqa: E402  (bench/usage.py)
 from serve import PARTS, ensure_tool  # noqa: E402
 
 from timonel.kube.client import Cluster  # noqa: E402
@@ -240,6 +241,7 @@ def write_readme(text: str) -> None:
 
 
 def main() -> None:
+    usage.parse_command_line("coldstart.py", __doc__)
     ensure_tool("wrk", "wrk")
     with tempfile.TemporaryDirectory(prefix="timonel-coldstart-") as tmp:
         result = measure(Path(tmp))

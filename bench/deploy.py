@@ -48,6 +48,7 @@ NAMESPACE = "default"
 sys.path.insert(0, str(ROOT / "tests"))
 import readme  # noqa: E402  (bench/readme.py)
 import tfmodels  # noqa: E402  (the test suite's SavedModels)
+import usage  # noqa: E402  (bench/usage.py)
 
 from timonel.kube.client import Cluster  # noqa: E402
 
@@ -158,6 +159,7 @@ def manifest(name: str, uri: str) -> dict[str, Any]:
 
 
 def main() -> None:
+    usage.parse_command_line("deploy.py", __doc__)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from kubernetes import config as kube_config
 

@@ -33,6 +33,7 @@ GOAL_RATIO, GOAL_RSS_MB = 2.0, 300
 sys.path.insert(0, str(ROOT / "tests"))
 import emulators  # noqa: E402  (the test suite's emulator launcher)
 import readme  # noqa: E402  (bench/readme.py)
+import usage  # noqa: E402  (bench/usage.py)
 
 from timonel.releases.storage import DEFAULT_WORKERS  # noqa: E402
 
@@ -104,6 +105,7 @@ def run_peer(code: str, *args: str) -> dict[str, float]:
 
 
 def main() -> None:
+    usage.parse_command_line("package.py", __doc__)
     with tempfile.TemporaryDirectory(prefix="timonel-bench-") as scratch:
         work = Path(scratch)
         folder = work / "model"

@@ -36,6 +36,7 @@ BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH.parent / "tests"))
 
 import serving  # noqa: E402  (tests/serving.py: starts and stops servers)
+import usage  # noqa: E402  (bench/usage.py)
 
 PARTS = BENCH / "serve_parts"
 README = BENCH / "README.md"
@@ -501,6 +502,7 @@ def write_readme(results: dict[str, dict[str, Any]], about: str) -> None:
 
 
 def main() -> None:
+    usage.parse_command_line("serve.py", __doc__)
     ensure_tool("wrk", "wrk")
     ensure_tool("h2load", "nghttp2-client")
     load_before = os.getloadavg()[0]
