@@ -127,7 +127,24 @@ CLUSTER_SERVING_RUNTIME = Kind(
 )
 DEPLOYMENT = Kind("apps", "v1", "Deployment", "deployments")
 SERVICE = Kind("", "v1", "Service", "services")
-POD = Kind("", "v1", "Pod", "pods")
+POD = Kind(
+    "",
+    "v1",
+    "Pod",
+    "pods",
+    short_names=("po",),
+    status_subresource=True,
+    categories=("all",),
+    printer_columns=(
+        PrinterColumn("Status", "string", ".status.phase"),
+        PrinterColumn(
+            "Restarts",
+            "integer",
+            ".status.containerStatuses[?(@.name=='kserve-container')].restartCount",
+        ),
+        AGE,
+    ),
+)
 EVENT = Kind("", "v1", "Event", "events", short_names=("ev",))
 LEASE = Kind("coordination.k8s.io", "v1", "Lease", "leases")
 NAMESPACE = Kind(

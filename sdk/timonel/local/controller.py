@@ -20,6 +20,10 @@ What the local emulation adds, all in places KServe clients ignore:
     The InferenceService generation the status reflects, so waiting for
     ``observedGeneration == metadata.generation`` and ``Ready`` never reads a stale Ready.
 
+Each running revision process has a Pod (``timonel.local.pods``), created as the revision's
+ReplicaSet would and its status written as the kubelet would from the supervisor's observation;
+pods of revisions that no longer run are deleted.
+
 Each revision's files (model copy, ``storage-initializer.log``, ``server.log``) live under
 ``<state_dir>/revisions/<namespace>/<isvc>/<revision>/``.
 
@@ -45,9 +49,17 @@ from typing import Any
 
 from timonel.errors import ApiError, Status
 from timonel.kube.client import Cluster
-from timonel.kube.requests import get_object, list_objects, replace_status, watch_objects
-from timonel.kube.resources import CLUSTER_SERVING_RUNTIME, INFERENCE_SERVICE, SERVING_RUNTIME
+from timonel.kube.requests import (
+    create_object,
+    delete_object,
+    get_object,
+    list_objects,
+    replace_status,
+    watch_objects,
+)
+from timonel.kube.resources import CLUSTER_SERVING_RUNTIME, INFERENCE_SERVICE, POD, SERVING_RUNTIME
 from timonel.kube.status import is_stopped
+from timonel.local.pods import ISVC_LABEL, REVISION_LABEL, pod_manifest, pod_status
 from timonel.local.reconcile import (
     DEFAULT_DOMAIN,
     Outcome,
@@ -283,7 +295,8 @@ class Controller:
         outcome = self._outcome(isvc)
         self._tell(key, {**isvc, "status": outcome.status}, outcome)  # routes move first
         self._apply(namespace, name, outcome)
-        return self._write_status(isvc, outcome.status)
+        pods_moved = self._sync_pods(isvc, outcome)
+        return self._write_status(isvc, outcome.status) or pods_moved
 
     def _tell(
         self, key: IsvcKey, isvc: dict[str, Any] | None, outcome: Outcome | None = None
@@ -351,6 +364,61 @@ class Controller:
         if stopped:  # the status was computed with the process still there: again, without it
             self._queue.add((namespace, name))
 
+    def _sync_pods(self, isvc: dict[str, Any], outcome: Outcome) -> bool:
+        """One Pod per running revision process, its status the kubelet's; the others deleted.
+
+        True when a pod changed meanwhile (a 409), so the reconcile runs again.
+        """
+        metadata = isvc["metadata"]
+        namespace, name = metadata.get("namespace", "default"), metadata["name"]
+        running = {
+            key.revision: key
+            for key in self._supervisor.running()
+            if key.namespace == namespace and key.isvc == name
+        }
+        pods: dict[str, dict[str, Any]] = {}
+        extra: list[dict[str, Any]] = []
+        for pod in self._pods(namespace, name):
+            revision = (pod["metadata"].get("labels") or {}).get(REVISION_LABEL, "")
+            if revision in running and revision not in pods:
+                pods[revision] = pod
+            else:
+                extra.append(pod)
+        again = False
+        for revision in outcome.revisions:
+            key = running.get(revision.name)
+            if key is None:
+                continue
+            pod = pods.get(revision.name) or self._cluster.send(
+                create_object(pod_manifest(isvc, revision))
+            )
+            observation = self._supervisor.observation(key, has_been_ready=False)
+            status = pod_status(observation, pod.get("status"), now=_now())
+            if status != pod.get("status"):
+                again = self._write_status(pod, status) or again
+        for pod in extra:
+            self._delete_pod(pod)
+        return again
+
+    def _pods(self, namespace: str, name: str) -> list[dict[str, Any]]:
+        """The InferenceService's pods that are not being deleted."""
+        listing = self._cluster.send(
+            list_objects(POD, namespace, label_selector=f"{ISVC_LABEL}={name}")
+        )
+        return [
+            pod
+            for pod in listing.get("items") or []
+            if not pod["metadata"].get("deletionTimestamp")
+        ]
+
+    def _delete_pod(self, pod: dict[str, Any]) -> None:
+        metadata = pod["metadata"]
+        try:
+            self._cluster.send(delete_object(POD, metadata["namespace"], metadata["name"]))
+        except ApiError as exc:
+            if exc.status.code != 404:
+                raise
+
     def _write_status(self, isvc: dict[str, Any], status: dict[str, Any]) -> bool:
         if status == isvc.get("status"):
             return False
@@ -372,6 +440,8 @@ class Controller:
             if key.namespace == namespace and key.isvc == name:
                 self._supervisor.stop(key)
         self._store.delete(namespace, name)
+        for pod in self._pods(namespace, name):
+            self._delete_pod(pod)
 
 
 def _now() -> str:

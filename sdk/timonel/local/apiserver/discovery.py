@@ -16,6 +16,7 @@ from timonel.kube.resources import (
     EVENT,
     INFERENCE_SERVICE,
     NAMESPACE,
+    POD,
     SELF_SUBJECT_ACCESS_REVIEW,
     SERVING_RUNTIME,
     Kind,
@@ -36,9 +37,11 @@ KUBERNETES_VERSION = {
 
 #: The served kinds. Events are always an empty list, so ``kubectl describe`` has something to
 #: show; namespaces are created and deleted but not updated; a SelfSubjectAccessReview is only
-#: created, and answered; serving runtimes are stored as KServe's CRDs keep them.
+#: created, and answered; serving runtimes are stored as KServe's CRDs keep them; pods are
+#: written by the controller for revision processes (``timonel.local.pods``).
 SERVED: tuple[Kind, ...] = (
     INFERENCE_SERVICE,
+    POD,
     SERVING_RUNTIME,
     CLUSTER_SERVING_RUNTIME,
     NAMESPACE,

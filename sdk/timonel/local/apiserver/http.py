@@ -33,8 +33,10 @@ BOOKMARK_INTERVAL = 60.0
 DEFAULT_WATCH_TIMEOUT = 1800
 
 _OPEN_PATHS = frozenset({"/healthz", "/livez", "/readyz"})
+#: ``/api/v1/namespaces/NAME`` is a namespace; the core kinds inside namespaces are named here.
+_CORE_NAMESPACED = "|".join(k.plural for k in discovery.SERVED if not k.group and k.namespaced)
 _CORE = re.compile(
-    r"^/api/(?P<version>v1)(?:/namespaces/(?P<namespace>[^/]+)(?=/(?:events)(?:/|$)))?"
+    rf"^/api/(?P<version>v1)(?:/namespaces/(?P<namespace>[^/]+)(?=/(?:{_CORE_NAMESPACED})(?:/|$)))?"
     r"/(?P<plural>[a-z]+)(?:/(?P<name>[^/]+))?(?:/(?P<sub>status))?/?$"
 )
 _GROUP = re.compile(

@@ -1,0 +1,221 @@
+"""The Pod a revision's process stands for, as KServe's Knative mode and the kubelet write it.
+
+Pure: ``pod_manifest`` is the Pod the revision's ReplicaSet creates, ``pod_status`` what the
+kubelet reports for it from the supervisor's ``RevisionObservation``; the controller
+(``timonel.local.controller``) creates, updates and deletes the objects.
+
+Names and labels follow Knative's: the Deployment ``<revision>-deployment``, its ReplicaSet
+``<revision>-deployment-<pod-template-hash>``, the Pod that name plus five generated characters;
+the labels KServe and Knative put on the pod template (``serving.kserve.io/inferenceservice``,
+``serving.knative.dev/revision``, ``serving.knative.dev/service``, ``component: predictor``, ...).
+The containers are KServe's ``kserve-container`` and the ``storage-initializer`` init container.
+
+What the emulation cannot copy: Knative's ``queue-proxy`` sidecar is not listed (the local
+ingress plays its part, with no container of its own); ``kubectl get pods`` shows the pod's phase
+as Status, where kubectl on a cluster shows a container's reason (``CrashLoopBackOff``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from timonel.local.reconcile import (
+    Phase,
+    Revision,
+    RevisionObservation,
+    container_args,
+    predictor_service_name,
+    storage_uri,
+)
+
+#: KServe's predictor container and its storage initializer (its constants
+#: ``InferenceServiceContainerName`` and ``StorageInitializerContainerName``).
+SERVER_CONTAINER = "kserve-container"
+INITIALIZER_CONTAINER = "storage-initializer"
+#: Where KServe's storage initializer puts the model, and the runtime reads it.
+MODEL_MOUNT = "/mnt/models"
+
+#: The server is a local ``timonel serve`` process, not an image: this name says so.
+SERVER_IMAGE = "local/timonel-serve"
+INITIALIZER_IMAGE = "kserve/storage-initializer"
+
+ISVC_LABEL = "serving.kserve.io/inferenceservice"
+REVISION_LABEL = "serving.knative.dev/revision"
+
+_HASH_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
+
+
+def template_hash(revision: str) -> str:
+    """A ReplicaSet's ``pod-template-hash``: ten characters, fixed for a revision (its template
+    never changes)."""
+    digest = hashlib.sha256(revision.encode()).digest()
+    return "".join(_HASH_ALPHABET[b % len(_HASH_ALPHABET)] for b in digest[:10])
+
+
+def pod_manifest(isvc: dict[str, Any], revision: Revision) -> dict[str, Any]:
+    """The Pod (without status) the revision's ReplicaSet creates, named by ``generateName``."""
+    metadata = isvc["metadata"]
+    name, namespace = metadata["name"], metadata.get("namespace", "default")
+    service = predictor_service_name(name)
+    replica_set = f"{revision.name}-deployment-{template_hash(revision.name)}"
+    template = dict(revision.template)
+    labels = {
+        **(metadata.get("labels") or {}),
+        "app": revision.name,
+        "component": "predictor",
+        ISVC_LABEL: name,
+        "pod-template-hash": template_hash(revision.name),
+        "serving.knative.dev/configuration": service,
+        "serving.knative.dev/configurationGeneration": str(revision.number),
+        REVISION_LABEL: revision.name,
+        "serving.knative.dev/service": service,
+    }
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "generateName": f"{replica_set}-",
+            "namespace": namespace,
+            "labels": labels,
+            "annotations": {"serving.knative.dev/creator": "system:serviceaccount:kserve"},
+            "ownerReferences": [
+                {
+                    "apiVersion": "apps/v1",
+                    "kind": "ReplicaSet",
+                    "name": replica_set,
+                    "controller": True,
+                    "blockOwnerDeletion": True,
+                }
+            ],
+        },
+        "spec": {
+            "initContainers": [
+                {
+                    "name": INITIALIZER_CONTAINER,
+                    "image": INITIALIZER_IMAGE,
+                    "args": [storage_uri(template) or "", MODEL_MOUNT],
+                    "terminationMessagePolicy": "FallbackToLogsOnError",
+                }
+            ],
+            "containers": [
+                {
+                    "name": SERVER_CONTAINER,
+                    "image": SERVER_IMAGE,
+                    "args": [
+                        f"--model_name={name}",
+                        f"--model_base_path={MODEL_MOUNT}",
+                        *container_args(template),
+                    ],
+                    "ports": [{"name": "h2c", "containerPort": 9000, "protocol": "TCP"}],
+                    "terminationMessagePolicy": "FallbackToLogsOnError",
+                }
+            ],
+            "nodeName": "timonel-local",
+            "restartPolicy": "Always",
+        },
+    }
+
+
+def pod_status(
+    observation: RevisionObservation, previous: dict[str, Any] | None, *, now: str
+) -> dict[str, Any]:
+    """The kubelet's status for the pod: phase, conditions, init and server container states.
+
+    ``previous``: the pod's current status, whose timestamps stay while a state lasts.
+    """
+    phase = observation.phase
+    failure = observation.last_failure
+    initialized = phase not in (Phase.PENDING, Phase.INITIALIZING) and not (
+        failure is not None and failure.in_initializer
+    )
+    ready = phase is Phase.READY
+    server_started = phase in (Phase.STARTING, Phase.READY)
+    old = previous or {}
+
+    def since(container: str, *states: str, field: str = "startedAt") -> str:
+        """A time of the container's ``previous`` state if it was one of ``states``, else now."""
+        for status in (*old.get("initContainerStatuses", []), *old.get("containerStatuses", [])):
+            if status.get("name") == container:
+                for state, found in (status.get("state") or {}).items():
+                    if state in states and found.get(field):
+                        return str(found[field])
+        return now
+
+    def condition(kind: str, true: bool) -> dict[str, Any]:
+        for item in old.get("conditions", []):
+            if item.get("type") == kind and (item.get("status") == "True") == true:
+                return dict(item)
+        return {"type": kind, "status": "True" if true else "False", "lastTransitionTime": now}
+
+    if phase is Phase.INITIALIZING:
+        init_state: dict[str, Any] = {
+            "running": {"startedAt": since("running", INITIALIZER_CONTAINER)}
+        }
+    elif initialized:
+        init_state = {
+            "terminated": {
+                "exitCode": 0,
+                "reason": "Completed",
+                "startedAt": since(INITIALIZER_CONTAINER, "running", "terminated"),
+                "finishedAt": since(INITIALIZER_CONTAINER, "terminated", field="finishedAt"),
+            }
+        }
+    elif failure is not None and failure.in_initializer:
+        init_state = {"waiting": {"reason": "CrashLoopBackOff"}}
+    else:
+        init_state = {"waiting": {"reason": "PodInitializing"}}
+    if server_started:
+        server_state: dict[str, Any] = {
+            "running": {"startedAt": since("running", SERVER_CONTAINER)}
+        }
+    elif failure is not None and not failure.in_initializer:
+        server_state = {"waiting": {"reason": "CrashLoopBackOff"}}
+    else:
+        server_state = {"waiting": {"reason": "PodInitializing"}}
+
+    def last_state(for_initializer: bool) -> dict[str, Any]:
+        if failure is None or failure.in_initializer is not for_initializer:
+            return {}
+        return {
+            "terminated": {
+                "exitCode": failure.exit_code,
+                "reason": "Error",
+                "message": failure.message,
+            }
+        }
+
+    restarts = observation.restarts
+    return {
+        "phase": "Running" if initialized else "Pending",
+        "hostIP": "127.0.0.1",
+        "podIP": "127.0.0.1",
+        "qosClass": "BestEffort",
+        "startTime": str(old.get("startTime") or now),
+        "conditions": [
+            condition("PodScheduled", True),
+            condition("Initialized", initialized),
+            condition("ContainersReady", ready),
+            condition("Ready", ready),
+        ],
+        "initContainerStatuses": [
+            {
+                "name": INITIALIZER_CONTAINER,
+                "image": INITIALIZER_IMAGE,
+                "ready": initialized,
+                "restartCount": restarts if failure is not None and failure.in_initializer else 0,
+                "state": init_state,
+                "lastState": last_state(True),
+            }
+        ],
+        "containerStatuses": [
+            {
+                "name": SERVER_CONTAINER,
+                "ready": ready,
+                "started": server_started,
+                "restartCount": 0 if failure is not None and failure.in_initializer else restarts,
+                "state": server_state,
+                "lastState": last_state(False),
+            }
+        ],
+    }

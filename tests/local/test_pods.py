@@ -1,0 +1,168 @@
+"""Pods for revision processes, named and labelled as KServe's Knative mode does them."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kubernetes import client
+
+from timonel.local.controller import Controller
+
+from .kubeapi import GROUP, PLURAL, VERSION
+from .standin_server import write_model
+from .test_api_kubectl import kubectl
+from .test_controller import manifest, settled, wait_for, wait_until_reaped
+
+NAMESPACE = "default"
+
+
+@pytest.fixture(scope="module")
+def api(kube_client: client.ApiClient) -> client.CustomObjectsApi:
+    return client.CustomObjectsApi(kube_client)
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_model(tmp_path_factory.mktemp("repo") / "half" / "v1", version=1)
+
+
+def pods(config: Path, isvc: str) -> list[dict[str, Any]]:
+    """``kubectl get pods -l serving.kserve.io/inferenceservice=ISVC -o json``'s items."""
+    done = kubectl(
+        config, "get", "pods", "-l", f"serving.kserve.io/inferenceservice={isvc}", "-o", "json"
+    )
+    assert done.returncode == 0, done.stderr
+    return list(json.loads(done.stdout)["items"])
+
+
+def wait_for_pods(
+    config: Path,
+    isvc: str,
+    check: Callable[[list[dict[str, Any]]], bool],
+    timeout: float = 30.0,
+) -> list[dict[str, Any]]:
+    deadline = time.monotonic() + timeout
+    while not check(found := pods(config, isvc)):
+        assert time.monotonic() < deadline, f"timed out; the pods: {found}"
+        time.sleep(0.1)
+    return found
+
+
+def server(pod: dict[str, Any]) -> dict[str, Any]:
+    return dict(pod["status"]["containerStatuses"][0])
+
+
+def ready(pod: dict[str, Any]) -> bool:
+    return any(
+        c["type"] == "Ready" and c["status"] == "True" for c in pod["status"].get("conditions", [])
+    )
+
+
+def test_a_ready_revision_has_a_running_pod_named_and_labelled_as_knative_does(
+    api: client.CustomObjectsApi,
+    local_controller: Controller,
+    local_kubeconfig: Path,
+    model: Path,
+) -> None:
+    name = "podded"
+    revision = f"{name}-predictor-00001"
+    api.create_namespaced_custom_object(
+        GROUP, VERSION, NAMESPACE, PLURAL, manifest(name, str(model))
+    )
+    wait_for(api, name, settled)
+
+    [pod] = wait_for_pods(local_kubeconfig, name, lambda found: len(found) == 1 and ready(found[0]))
+
+    assert pod["metadata"]["name"].startswith(f"{revision}-deployment-")
+    labels = pod["metadata"]["labels"]
+    assert labels["serving.kserve.io/inferenceservice"] == name
+    assert labels["serving.knative.dev/revision"] == revision
+    assert labels["serving.knative.dev/service"] == f"{name}-predictor"
+    assert labels["component"] == "predictor"
+    assert [c["name"] for c in pod["spec"]["containers"]] == ["kserve-container"]
+    assert [c["name"] for c in pod["spec"]["initContainers"]] == ["storage-initializer"]
+    assert pod["spec"]["initContainers"][0]["args"] == [str(model), "/mnt/models"]
+    assert pod["status"]["phase"] == "Running"
+    assert server(pod)["restartCount"] == 0
+    assert "running" in server(pod)["state"]
+    init = pod["status"]["initContainerStatuses"][0]
+    assert init["state"]["terminated"]["reason"] == "Completed"
+
+    table = kubectl(
+        local_kubeconfig, "get", "pods", "-l", f"serving.kserve.io/inferenceservice={name}"
+    )
+    assert table.returncode == 0, table.stderr
+    header, row = table.stdout.splitlines()
+    assert header.split() == ["NAME", "STATUS", "RESTARTS", "AGE"]
+    assert row.split()[:3] == [pod["metadata"]["name"], "Running", "0"]
+
+    described = kubectl(local_kubeconfig, "describe", "pod", pod["metadata"]["name"])
+    assert described.returncode == 0, described.stderr
+    lines = {
+        " ".join(line.replace("Labels:", "").split()) for line in described.stdout.splitlines()
+    }
+    for line in (
+        "Status: Running",
+        f"Controlled By: ReplicaSet/{revision}-deployment-{labels['pod-template-hash']}",
+        "Init Containers:",
+        "storage-initializer:",
+        "Reason: Completed",
+        "kserve-container:",
+        "Restart Count: 0",
+        f"serving.knative.dev/revision={revision}",
+        "Ready True",
+    ):
+        assert line in lines, described.stdout
+
+
+def test_a_crashed_process_counts_a_restart_with_its_last_state(
+    api: client.CustomObjectsApi,
+    local_controller: Controller,
+    local_kubeconfig: Path,
+    model: Path,
+) -> None:
+    name = "crashing"
+    revision = f"{name}-predictor-00001"
+    api.create_namespaced_custom_object(
+        GROUP, VERSION, NAMESPACE, PLURAL, manifest(name, str(model))
+    )
+    wait_for(api, name, settled)
+    pid = local_controller.revision_pid(NAMESPACE, name, revision)
+    assert pid is not None
+
+    os.kill(pid, signal.SIGKILL)
+
+    [pod] = wait_for_pods(
+        local_kubeconfig,
+        name,
+        lambda found: len(found) == 1 and server(found[0])["restartCount"] == 1 and ready(found[0]),
+    )
+    assert server(pod)["lastState"]["terminated"]["exitCode"] == 137
+
+
+def test_deleting_the_inference_service_deletes_its_pods(
+    api: client.CustomObjectsApi,
+    local_controller: Controller,
+    local_kubeconfig: Path,
+    model: Path,
+) -> None:
+    name = "passing"
+    api.create_namespaced_custom_object(
+        GROUP, VERSION, NAMESPACE, PLURAL, manifest(name, str(model))
+    )
+    wait_for(api, name, settled)
+    wait_for_pods(local_kubeconfig, name, lambda found: len(found) == 1)
+    pid = local_controller.revision_pid(NAMESPACE, name, f"{name}-predictor-00001")
+    assert pid is not None
+
+    api.delete_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL, name)
+
+    wait_for_pods(local_kubeconfig, name, lambda found: found == [])
+    wait_until_reaped(pid, "the deleted InferenceService's process")
