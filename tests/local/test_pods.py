@@ -6,13 +6,15 @@ import json
 import os
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import localcluster
 import pytest
 from kubernetes import client
 
+from timonel.local.apiserver import Running, running
 from timonel.local.controller import Controller
 
 from .kubeapi import GROUP, PLURAL, VERSION
@@ -21,6 +23,25 @@ from .test_api_kubectl import kubectl
 from .test_controller import manifest, settled, wait_for, wait_until_reaped
 
 NAMESPACE = "default"
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One state directory for the API server and the controller, as ``timonel local up`` has:
+    the API server reads pods' logs from the controller's revision files."""
+    return tmp_path_factory.mktemp("home")
+
+
+@pytest.fixture(scope="module")
+def local_api(home: Path) -> Iterator[Running]:
+    with running(home, localcluster.TOKEN, tls=True) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def local_controller(local_kubeconfig: Path, home: Path) -> Iterator[Controller]:
+    with localcluster.controller(local_kubeconfig, home) as started:
+        yield started
 
 
 @pytest.fixture(scope="module")
@@ -166,3 +187,46 @@ def test_deleting_the_inference_service_deletes_its_pods(
 
     wait_for_pods(local_kubeconfig, name, lambda found: found == [])
     wait_until_reaped(pid, "the deleted InferenceService's process")
+
+
+def test_kubectl_logs_reads_the_server_runs_as_the_kubelet_keeps_them(
+    api: client.CustomObjectsApi,
+    local_controller: Controller,
+    local_kubeconfig: Path,
+    model: Path,
+) -> None:
+    name = "logged"
+    api.create_namespaced_custom_object(
+        GROUP, VERSION, NAMESPACE, PLURAL, manifest(name, str(model))
+    )
+    wait_for(api, name, settled)
+    [pod] = wait_for_pods(local_kubeconfig, name, lambda found: len(found) == 1 and ready(found[0]))
+    pod_name = pod["metadata"]["name"]
+
+    first = kubectl(local_kubeconfig, "logs", pod_name, "-c", "kserve-container")
+    assert first.returncode == 0, first.stderr
+    [line] = first.stdout.splitlines()
+    assert line.startswith(f"serving {name} version 1 on ")
+
+    pid = local_controller.revision_pid(NAMESPACE, name, f"{name}-predictor-00001")
+    assert pid is not None
+    os.kill(pid, signal.SIGKILL)
+    wait_for_pods(
+        local_kubeconfig,
+        name,
+        lambda found: len(found) == 1 and server(found[0])["restartCount"] == 1 and ready(found[0]),
+    )
+
+    previous = kubectl(local_kubeconfig, "logs", pod_name, "-c", "kserve-container", "--previous")
+    assert previous.returncode == 0, previous.stderr
+    assert previous.stdout == first.stdout
+    current = kubectl(local_kubeconfig, "logs", pod_name, "-c", "kserve-container", "--tail", "1")
+    assert current.returncode == 0, current.stderr
+    assert current.stdout.startswith(f"serving {name} version 1 on ")
+    assert current.stdout != first.stdout  # a new run, on a new port
+
+    initializer = kubectl(local_kubeconfig, "logs", pod_name, "-c", "storage-initializer")
+    assert initializer.returncode == 0, initializer.stderr
+    sidecar = kubectl(local_kubeconfig, "logs", pod_name, "-c", "queue-proxy")
+    assert sidecar.returncode != 0
+    assert f"container queue-proxy is not valid for pod {pod_name}" in sidecar.stderr

@@ -24,6 +24,7 @@ from pathlib import Path
 from timonel.local import kubeconfig
 from timonel.local.apiserver import certs, open_registry, start
 from timonel.local.home import Home
+from timonel.local.revisions import RevisionStore
 
 log = logging.getLogger("timonel.local")
 
@@ -48,7 +49,13 @@ async def serve(home: Home, *, api_port: int, ingress_port: int | None) -> None:
     registry = open_registry(home.root)
     token = home.token()
     tls = certs.ensure(home.root)
-    served = await start(registry, token, port=api_port, ssl_context=tls.server_context())
+    served = await start(
+        registry,
+        token,
+        port=api_port,
+        ssl_context=tls.server_context(),
+        revisions=RevisionStore(home.root),  # the controller's, below
+    )
     port = served.port
     url = f"https://127.0.0.1:{port}"
     kubeconfig.write(home.kubeconfig, url, token, ca_pem=tls.ca.read_bytes())

@@ -20,12 +20,14 @@ import yaml
 from aiohttp import web
 
 from timonel.errors import ApiError
-from timonel.kube.resources import EVENT, NAMESPACE, SELF_SUBJECT_ACCESS_REVIEW, Kind
-from timonel.local.apiserver import discovery, openapi, patches, protobuf, statuses, tables
+from timonel.kube.resources import EVENT, NAMESPACE, POD, SELF_SUBJECT_ACCESS_REVIEW, Kind
+from timonel.local.apiserver import discovery, logs, openapi, patches, protobuf, statuses, tables
 from timonel.local.apiserver.registry import Registry
 from timonel.local.apiserver.selectors import Selector, field_selector, label_selector
 from timonel.local.apiserver.statuses import FieldError
 from timonel.local.apiserver.store import resource_key
+from timonel.local.pods import SERVER_CONTAINER
+from timonel.local.revisions import RevisionStore
 
 #: How long an idle watch with allowWatchBookmarks waits before sending a BOOKMARK.
 BOOKMARK_INTERVAL = 60.0
@@ -37,7 +39,7 @@ _OPEN_PATHS = frozenset({"/healthz", "/livez", "/readyz"})
 _CORE_NAMESPACED = "|".join(k.plural for k in discovery.SERVED if not k.group and k.namespaced)
 _CORE = re.compile(
     rf"^/api/(?P<version>v1)(?:/namespaces/(?P<namespace>[^/]+)(?=/(?:{_CORE_NAMESPACED})(?:/|$)))?"
-    r"/(?P<plural>[a-z]+)(?:/(?P<name>[^/]+))?(?:/(?P<sub>status))?/?$"
+    r"/(?P<plural>[a-z]+)(?:/(?P<name>[^/]+))?(?:/(?P<sub>status|log))?/?$"
 )
 _GROUP = re.compile(
     r"^/apis/(?P<group>[^/]+)/(?P<version>[^/]+)(?:/namespaces/(?P<namespace>[^/]+))?"
@@ -178,8 +180,10 @@ class ApiServer:
         token: str,
         *,
         bookmark_interval: float = BOOKMARK_INTERVAL,
+        revisions: RevisionStore,
     ) -> None:
         self.registry = registry
+        self.revisions = revisions
         self.token = token
         self.bookmark_interval = bookmark_interval
         self._changed = asyncio.Event()
@@ -236,7 +240,13 @@ class ApiServer:
             kind.namespaced and parts["namespace"] is not None
         ):
             raise statuses.no_such_path()
-        if parts["sub"] and not (kind.status_subresource and parts["name"]):
+        if parts["sub"] == "log" and kind is POD and parts["name"]:
+            if request.method != "GET":
+                raise statuses.method_not_allowed(request.method)
+            return self._log(request, parts["namespace"] or "", parts["name"])
+        if parts["sub"] and not (
+            kind.status_subresource and parts["name"] and parts["sub"] == "status"
+        ):
             raise statuses.no_such_path()
         namespace = parts["namespace"] or ""
         if kind is EVENT:
@@ -246,6 +256,29 @@ class ApiServer:
         if parts["name"] is None:
             return await self._collection(request, kind, namespace, parts["namespace"] is None)
         return await self._item(request, kind, namespace, parts["name"], parts["sub"])
+
+    def _log(self, request: web.Request, namespace: str, name: str) -> web.Response:
+        """A container's output (``kubectl logs``), read from the revision's files."""
+        pod = self.registry.get(POD, namespace, name)
+        container = request.query.get("container")
+        path = logs.log_file(self.revisions, pod, container)
+        try:
+            text = path.read_text(encoding="utf-8", errors="replace")
+        except FileNotFoundError:
+            text = ""
+        tail = request.query.get("tailLines")
+        try:
+            tail_lines = int(tail) if tail is not None else None
+        except ValueError:
+            raise statuses.bad_request(f"tailLines must be an integer, not {tail!r}") from None
+        body = logs.container_log(
+            text,
+            previous=_flag(request, "previous"),
+            tail_lines=tail_lines,
+            pod=name,
+            container=container or SERVER_CONTAINER,
+        )
+        return web.Response(text=body, content_type="text/plain")
 
     def _document(self, path: str) -> dict[str, Any] | None:
         path = path.rstrip("/") or "/"

@@ -25,6 +25,7 @@ from timonel.local.apiserver.http import BOOKMARK_INTERVAL, ApiServer
 from timonel.local.apiserver.registry import Registry
 from timonel.local.apiserver.store import DEFAULT_HISTORY, Store, resource_key
 from timonel.local.apiserver.validation import validate
+from timonel.local.revisions import RevisionStore
 
 #: The SQLite file inside the state directory.
 DATABASE = "cluster.db"
@@ -54,9 +55,15 @@ async def start(
     port: int = 0,
     bookmark_interval: float = BOOKMARK_INTERVAL,
     ssl_context: ssl.SSLContext | None = None,
+    revisions: RevisionStore,
 ) -> Served:
-    """Serve on the running loop until ``await served.close()``."""
-    app = ApiServer(registry, token, bookmark_interval=bookmark_interval).application()
+    """Serve on the running loop until ``await served.close()``.
+
+    ``revisions``: the controller's revision files, where ``kubectl logs`` reads a pod's output.
+    """
+    app = ApiServer(
+        registry, token, bookmark_interval=bookmark_interval, revisions=revisions
+    ).application()
     # handler_cancellation: a request whose client left is cancelled at once, so a watch ends
     # when its client disconnects instead of writing its next event to a closed connection.
     runner = web.AppRunner(
@@ -198,6 +205,7 @@ def running(
             port=port,
             bookmark_interval=bookmark_interval,
             ssl_context=found.server_context() if found else None,
+            revisions=RevisionStore(state_dir),
         )
         served = asyncio.run_coroutine_threadsafe(started, loop).result()
         scheme, bound = "https" if found else "http", served.port

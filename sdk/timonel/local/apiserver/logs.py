@@ -1,0 +1,62 @@
+"""The ``pods/NAME/log`` subresource: a container's output, as the kubelet serves it.
+
+On a cluster kube-apiserver forwards the request to the kubelet, which reads the container
+runtime's log file. Here the kubelet is the controller's supervisor, and the "runtime's log" is
+the revision's files in its ``RevisionStore``: ``server.log`` for ``kserve-container`` (every run
+appended, each after a ``--- start N:`` line the supervisor writes) and
+``storage-initializer.log`` for the init container. ``previous`` is the run before the current
+one, as the kubelet keeps one terminated container's log; ``tailLines`` keeps the last lines.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from timonel.local.apiserver import statuses
+from timonel.local.pods import INITIALIZER_CONTAINER, ISVC_LABEL, REVISION_LABEL, SERVER_CONTAINER
+from timonel.local.revisions import RevisionKey, RevisionStore
+
+#: The line the supervisor writes before each run of the server.
+RUN_MARKER = "--- start "
+
+
+def log_file(store: RevisionStore, pod: dict[str, Any], container: str | None) -> Path:
+    """The file holding ``container``'s output; kube-apiserver's 400 for a container the pod has
+    not (or for no container named, when the pod has more than one, as kubectl then names the
+    default one)."""
+    metadata = pod["metadata"]
+    labels = metadata.get("labels") or {}
+    key = RevisionKey(
+        metadata.get("namespace", "default"),
+        str(labels.get(ISVC_LABEL, "")),
+        str(labels.get(REVISION_LABEL, "")),
+    )
+    if container in (None, SERVER_CONTAINER):
+        return store.server_log(key)
+    if container == INITIALIZER_CONTAINER:
+        return store.initializer_log(key)
+    raise statuses.bad_request(f"container {container} is not valid for pod {metadata['name']}")
+
+
+def container_log(
+    text: str, *, previous: bool, tail_lines: int | None, pod: str, container: str
+) -> str:
+    """The current (or previous) run's lines of a log, the last ``tail_lines`` of them."""
+    runs: list[list[str]] = [[]]
+    for line in text.splitlines(keepends=True):
+        if line.startswith(RUN_MARKER):
+            runs.append([])
+        else:
+            runs[-1].append(line)
+    if previous:
+        if len(runs) < 3:
+            raise statuses.bad_request(
+                f'previous terminated container "{container}" in pod "{pod}" not found'
+            )
+        lines = runs[-2]
+    else:
+        lines = runs[-1]
+    if tail_lines is not None:
+        lines = lines[-tail_lines:] if tail_lines > 0 else []
+    return "".join(lines)
