@@ -42,10 +42,15 @@ def test_the_demo_runs_the_pipeline_twice_and_promotes(tmp_path: Path) -> None:
         "agrees with REST: True",
         "== pipeline train_and_deploy, v2 as a canary",
         "traffic: digits-predictor-00002 30% [latest], digits-predictor-00001 70% [prev]",
-        "traffic: digits-predictor-00002 100%",
+        "== v2 rolled out progressively",
+        "step-60: canary at 60%",
+        "promoted: every phase passed (step-60)",
+        "rollout report: ",
         "timonel local down",
         "Next: `timonel pipeline run train_and_deploy --local",
     ):
         assert line in out, line
+    report = Path(out.split("rollout report: ", 1)[1].split("\n", 1)[0])
+    assert report.read_text().startswith("<!DOCTYPE html>"), "the rollout's HTML report"
     smoke_tests = result.stderr.count("Task \x1b[96m'smoke-test'\x1b[0m finished with status")
     assert smoke_tests == 2, "each run smoke tests what it deployed"
