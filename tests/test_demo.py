@@ -15,7 +15,8 @@ import pytest
 
 from timonel import local
 
-pytestmark = pytest.mark.slow
+# Two pipeline runs and a rollout: longer than the suite's per-test timeout allows.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
 DEMO = Path(__file__).resolve().parents[1] / "examples" / "demo.py"
 
