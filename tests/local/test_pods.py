@@ -230,3 +230,38 @@ def test_kubectl_logs_reads_the_server_runs_as_the_kubelet_keeps_them(
     sidecar = kubectl(local_kubeconfig, "logs", pod_name, "-c", "queue-proxy")
     assert sidecar.returncode != 0
     assert f"container queue-proxy is not valid for pod {pod_name}" in sidecar.stderr
+
+
+def test_kubectl_delete_pod_restarts_the_process_in_a_new_pod(
+    api: client.CustomObjectsApi,
+    local_controller: Controller,
+    local_kubeconfig: Path,
+    model: Path,
+) -> None:
+    name = "replaced"
+    revision = f"{name}-predictor-00001"
+    api.create_namespaced_custom_object(
+        GROUP, VERSION, NAMESPACE, PLURAL, manifest(name, str(model))
+    )
+    wait_for(api, name, settled)
+    [old] = wait_for_pods(local_kubeconfig, name, lambda found: len(found) == 1 and ready(found[0]))
+    pid = local_controller.revision_pid(NAMESPACE, name, revision)
+    assert pid is not None
+
+    deleted = kubectl(local_kubeconfig, "delete", "pod", old["metadata"]["name"])
+    assert deleted.returncode == 0, deleted.stderr
+
+    [new] = wait_for_pods(
+        local_kubeconfig,
+        name,
+        lambda found: (
+            len(found) == 1
+            and found[0]["metadata"]["name"] != old["metadata"]["name"]
+            and ready(found[0])
+        ),
+    )
+    assert new["metadata"]["labels"]["serving.knative.dev/revision"] == revision
+    assert server(new)["restartCount"] == 0
+    wait_until_reaped(pid, "the deleted pod's process")
+    assert local_controller.revision_pid(NAMESPACE, name, revision) not in (None, pid)
+    wait_for(api, name, settled)

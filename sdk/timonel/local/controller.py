@@ -39,6 +39,7 @@ once with the reason.
 from __future__ import annotations
 
 import datetime
+import functools
 import heapq
 import logging
 import threading
@@ -57,7 +58,13 @@ from timonel.kube.requests import (
     replace_status,
     watch_objects,
 )
-from timonel.kube.resources import CLUSTER_SERVING_RUNTIME, INFERENCE_SERVICE, POD, SERVING_RUNTIME
+from timonel.kube.resources import (
+    CLUSTER_SERVING_RUNTIME,
+    INFERENCE_SERVICE,
+    POD,
+    SERVING_RUNTIME,
+    Kind,
+)
 from timonel.kube.status import is_stopped
 from timonel.local.pods import ISVC_LABEL, REVISION_LABEL, pod_manifest, pod_status
 from timonel.local.reconcile import (
@@ -123,7 +130,9 @@ class Controller:
         self._stopping = threading.Event()
         self._threads: list[threading.Thread] = []
         self._interrupt_lock = threading.Lock()
-        self._interrupt: Callable[[], None] | None = None
+        self._interrupts: dict[Kind, Callable[[], None]] = {}  # the open watches
+        #: The Pod made for each running revision; another name gone means someone deleted it.
+        self._pods_made: dict[RevisionKey, str] = {}
         self._listeners: list[RouteListener] = []
         self._at_zero: set[RevisionKey] = set()
         self._at_zero_lock = threading.Lock()
@@ -135,7 +144,12 @@ class Controller:
         if self._threads:
             return
         self._stopping.clear()
-        for target, name in ((self._watch_loop, "isvc watch"), (self._work_loop, "isvc reconcile")):
+        loops: tuple[tuple[Callable[[], None], str], ...] = (
+            (lambda: self._watch_loop(INFERENCE_SERVICE), "isvc watch"),
+            (lambda: self._watch_loop(POD), "pod watch"),
+            (self._work_loop, "isvc reconcile"),
+        )
+        for target, name in loops:
             thread = threading.Thread(target=target, name=f"timonel controller {name}", daemon=True)
             thread.start()
             self._threads.append(thread)
@@ -145,8 +159,8 @@ class Controller:
         self._stopping.set()
         self._queue.close()
         with self._interrupt_lock:
-            interrupt = self._interrupt
-        if interrupt is not None:
+            interrupts = list(self._interrupts.values())
+        for interrupt in interrupts:
             interrupt()
         for thread in self._threads:
             thread.join(timeout=10)
@@ -185,42 +199,42 @@ class Controller:
 
     # --- watch: list, then follow changes from the list's resourceVersion ---
 
-    def _watch_loop(self) -> None:
+    def _watch_loop(self, kind: Kind) -> None:
+        """Follow InferenceServices, or the Pods of their revisions (a deleted Pod's process is
+        restarted, as its ReplicaSet makes a new Pod)."""
         failures = 0
         while not self._stopping.is_set():
             try:
-                resource_version = self._relist()
+                resource_version = self._relist(kind)
                 failures = 0
                 while not self._stopping.is_set():
-                    resource_version = self._follow(resource_version)
+                    resource_version = self._follow(kind, resource_version)
             except _Expired:
                 continue
             except Exception as exc:  # the API is down or restarting: list again after a pause
                 failures += 1
                 if not self._stopping.is_set():
-                    log.info("watching InferenceServices failed (%s); retrying", exc)
+                    log.info("watching %s failed (%s); retrying", kind.plural, exc)
                 self._stopping.wait(min(5.0, 0.2 * 2**failures))
 
-    def _relist(self) -> str:
-        listing = self._cluster.send(list_objects(INFERENCE_SERVICE, None, all_namespaces=True))
-        present = {
-            (item["metadata"].get("namespace", "default"), item["metadata"]["name"])
-            for item in listing.get("items") or []
-        }
+    def _relist(self, kind: Kind) -> str:
+        listing = self._cluster.send(list_objects(kind, None, all_namespaces=True))
+        present = {_isvc_of(kind, item) for item in listing.get("items") or []} - {None}
         for key in present | set(self._store.known()):
-            self._queue.add(key)
+            if key is not None:
+                self._queue.add(key)
         return str(listing["metadata"].get("resourceVersion") or "")
 
-    def _opened(self, interrupt: Callable[[], None]) -> None:
+    def _opened(self, kind: Kind, interrupt: Callable[[], None]) -> None:
         with self._interrupt_lock:
-            self._interrupt = interrupt
+            self._interrupts[kind] = interrupt
         if self._stopping.is_set():
             interrupt()  # stop() ran before the watch had opened
 
-    def _follow(self, resource_version: str) -> str:
+    def _follow(self, kind: Kind, resource_version: str) -> str:
         """Read one watch request to its end; the resourceVersion to continue from."""
         request = watch_objects(
-            INFERENCE_SERVICE,
+            kind,
             None,
             resource_version=resource_version,
             timeout_seconds=self._watch_timeout,
@@ -228,24 +242,27 @@ class Controller:
         )
         try:
             for event in self._cluster.stream(
-                request, timeout=self._watch_timeout + 30, on_open=self._opened
+                request,
+                timeout=self._watch_timeout + 30,
+                on_open=functools.partial(self._opened, kind),
             ):
-                kind = event.get("type")
+                change = event.get("type")
                 body = event.get("object") or {}
-                if kind == "ERROR":
+                if change == "ERROR":
                     if body.get("code") == 410:
                         raise _Expired()
                     raise ApiError(
-                        f"the InferenceService watch failed: {body.get('message')}",
+                        f"the {kind.kind} watch failed: {body.get('message')}",
                         status=Status.from_dict(body),
                     )
                 metadata = body.get("metadata") or {}
                 resource_version = str(metadata.get("resourceVersion") or resource_version)
-                if kind in ("ADDED", "MODIFIED", "DELETED"):
-                    self._queue.add((metadata.get("namespace", "default"), metadata["name"]))
+                key = _isvc_of(kind, body)
+                if change in ("ADDED", "MODIFIED", "DELETED") and key is not None:
+                    self._queue.add(key)
         finally:
             with self._interrupt_lock:
-                self._interrupt = None
+                self._interrupts.pop(kind, None)
         return resource_version
 
     # --- reconcile ---
@@ -367,7 +384,9 @@ class Controller:
     def _sync_pods(self, isvc: dict[str, Any], outcome: Outcome) -> bool:
         """One Pod per running revision process, its status the kubelet's; the others deleted.
 
-        True when a pod changed meanwhile (a 409), so the reconcile runs again.
+        A running revision whose Pod is gone (``kubectl delete pod``) has its process stopped,
+        and started again with a new Pod on the next reconcile, as its ReplicaSet replaces the
+        Pod. True when that happened or a pod changed meanwhile (a 409): reconcile again.
         """
         metadata = isvc["metadata"]
         namespace, name = metadata.get("namespace", "default"), metadata["name"]
@@ -376,6 +395,9 @@ class Controller:
             for key in self._supervisor.running()
             if key.namespace == namespace and key.isvc == name
         }
+        for stale in [k for k in self._pods_made if (k.namespace, k.isvc) == (namespace, name)]:
+            if stale.revision not in running:
+                del self._pods_made[stale]
         pods: dict[str, dict[str, Any]] = {}
         extra: list[dict[str, Any]] = []
         for pod in self._pods(namespace, name):
@@ -389,9 +411,16 @@ class Controller:
             key = running.get(revision.name)
             if key is None:
                 continue
-            pod = pods.get(revision.name) or self._cluster.send(
-                create_object(pod_manifest(isvc, revision))
-            )
+            made = self._pods_made.get(key)
+            found = pods.get(revision.name)
+            if made is not None and (found is None or found["metadata"]["name"] != made):
+                # Its Pod was deleted: the ReplicaSet's new Pod runs a new process.
+                self._pods_made.pop(key, None)
+                self._supervisor.stop(key)
+                again = True
+                continue
+            pod = found or self._cluster.send(create_object(pod_manifest(isvc, revision)))
+            self._pods_made[key] = pod["metadata"]["name"]
             observation = self._supervisor.observation(key, has_been_ready=False)
             status = pod_status(observation, pod.get("status"), now=_now())
             if status != pod.get("status"):
@@ -442,6 +471,16 @@ class Controller:
         self._store.delete(namespace, name)
         for pod in self._pods(namespace, name):
             self._delete_pod(pod)
+
+
+def _isvc_of(kind: Kind, obj: dict[str, Any]) -> IsvcKey | None:
+    """The InferenceService an object is, or whose revision's Pod it is."""
+    metadata = obj.get("metadata") or {}
+    namespace = metadata.get("namespace", "default")
+    if kind is POD:
+        isvc = (metadata.get("labels") or {}).get(ISVC_LABEL)
+        return (namespace, isvc) if isvc else None
+    return (namespace, metadata["name"])
 
 
 def _now() -> str:
