@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -16,10 +18,11 @@ from kubernetes import client
 
 from timonel.local.apiserver import Running, running
 from timonel.local.controller import Controller
+from timonel.local.revisions import RevisionKey, RevisionStore
 
 from .kubeapi import GROUP, PLURAL, VERSION
 from .standin_server import write_model
-from .test_api_kubectl import kubectl
+from .test_api_kubectl import KUBECTL, kubectl
 from .test_controller import manifest, settled, wait_for, wait_until_reaped
 
 NAMESPACE = "default"
@@ -265,3 +268,36 @@ def test_kubectl_delete_pod_restarts_the_process_in_a_new_pod(
     wait_until_reaped(pid, "the deleted pod's process")
     assert local_controller.revision_pid(NAMESPACE, name, revision) not in (None, pid)
     wait_for(api, name, settled)
+
+
+def test_kubectl_logs_follow_sees_a_line_the_server_writes_later(
+    api: client.CustomObjectsApi,
+    local_controller: Controller,
+    local_kubeconfig: Path,
+    home: Path,
+    model: Path,
+) -> None:
+    name = "followed"
+    revision = f"{name}-predictor-00001"
+    api.create_namespaced_custom_object(
+        GROUP, VERSION, NAMESPACE, PLURAL, manifest(name, str(model))
+    )
+    wait_for(api, name, settled)
+    [pod] = wait_for_pods(local_kubeconfig, name, lambda found: len(found) == 1 and ready(found[0]))
+    command = [KUBECTL, "--kubeconfig", str(local_kubeconfig), "logs", "-f"]
+    command += [pod["metadata"]["name"], "-c", "kserve-container"]
+    with subprocess.Popen(command, stdout=subprocess.PIPE, text=True) as follower:
+        hang_guard = threading.Timer(30, follower.kill)  # a line that never comes ends the read
+        hang_guard.start()
+        try:
+            assert follower.stdout is not None
+            assert follower.stdout.readline().startswith(f"serving {name} version 1 on ")
+
+            server_log = RevisionStore(home).server_log(RevisionKey(NAMESPACE, name, revision))
+            with open(server_log, "a", encoding="utf-8") as out:
+                out.write("answered a request\n")
+
+            assert follower.stdout.readline() == "answered a request\n"
+        finally:
+            hang_guard.cancel()
+            follower.kill()

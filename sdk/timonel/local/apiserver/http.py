@@ -31,6 +31,8 @@ from timonel.local.revisions import RevisionStore
 
 #: How long an idle watch with allowWatchBookmarks waits before sending a BOOKMARK.
 BOOKMARK_INTERVAL = 60.0
+#: How often a followed log (``kubectl logs -f``) is checked for new lines.
+LOG_FOLLOW_INTERVAL = 0.2
 #: A watch without timeoutSeconds ends after this long, as the real server's default does.
 DEFAULT_WATCH_TIMEOUT = 1800
 
@@ -243,7 +245,7 @@ class ApiServer:
         if parts["sub"] == "log" and kind is POD and parts["name"]:
             if request.method != "GET":
                 raise statuses.method_not_allowed(request.method)
-            return self._log(request, parts["namespace"] or "", parts["name"])
+            return await self._log(request, parts["namespace"] or "", parts["name"])
         if parts["sub"] and not (
             kind.status_subresource and parts["name"] and parts["sub"] == "status"
         ):
@@ -257,28 +259,43 @@ class ApiServer:
             return await self._collection(request, kind, namespace, parts["namespace"] is None)
         return await self._item(request, kind, namespace, parts["name"], parts["sub"])
 
-    def _log(self, request: web.Request, namespace: str, name: str) -> web.Response:
-        """A container's output (``kubectl logs``), read from the revision's files."""
+    async def _log(self, request: web.Request, namespace: str, name: str) -> web.StreamResponse:
+        """A container's output (``kubectl logs``), read from the revision's files; with
+        ``follow``, lines appended later are sent as they come, until the client leaves."""
         pod = self.registry.get(POD, namespace, name)
         container = request.query.get("container")
         path = logs.log_file(self.revisions, pod, container)
         try:
-            text = path.read_text(encoding="utf-8", errors="replace")
+            raw = path.read_bytes()
         except FileNotFoundError:
-            text = ""
+            raw = b""
+        text = raw.decode("utf-8", errors="replace")
         tail = request.query.get("tailLines")
         try:
             tail_lines = int(tail) if tail is not None else None
         except ValueError:
             raise statuses.bad_request(f"tailLines must be an integer, not {tail!r}") from None
+        previous = _flag(request, "previous")
         body = logs.container_log(
             text,
-            previous=_flag(request, "previous"),
+            previous=previous,
             tail_lines=tail_lines,
             pod=name,
             container=container or SERVER_CONTAINER,
         )
-        return web.Response(text=body, content_type="text/plain")
+        if not _flag(request, "follow") or previous:
+            return web.Response(text=body, content_type="text/plain")
+        response = web.StreamResponse(headers={"Content-Type": "text/plain"})
+        await response.prepare(request)
+        await response.write(body.encode())
+        offset = len(raw)
+        while not self._stopping.is_set():
+            await asyncio.sleep(LOG_FOLLOW_INTERVAL)
+            added = logs.appended(path, offset)
+            if added:
+                offset += len(added)
+                await response.write(logs.without_run_markers(added))
+        return response
 
     def _document(self, path: str) -> dict[str, Any] | None:
         path = path.rstrip("/") or "/"

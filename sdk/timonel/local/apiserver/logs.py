@@ -5,7 +5,10 @@ runtime's log file. Here the kubelet is the controller's supervisor, and the "ru
 the revision's files in its ``RevisionStore``: ``server.log`` for ``kserve-container`` (every run
 appended, each after a ``--- start N:`` line the supervisor writes) and
 ``storage-initializer.log`` for the init container. ``previous`` is the run before the current
-one, as the kubelet keeps one terminated container's log; ``tailLines`` keeps the last lines.
+one, as the kubelet keeps one terminated container's log; ``tailLines`` keeps the last lines;
+``follow`` sends what is appended afterwards (read with ``appended``). Where the emulation
+differs: a follow goes on across a restart with the new run's lines, where the kubelet ends the
+stream when the container ends.
 """
 
 from __future__ import annotations
@@ -60,3 +63,20 @@ def container_log(
     if tail_lines is not None:
         lines = lines[-tail_lines:] if tail_lines > 0 else []
     return "".join(lines)
+
+
+def appended(path: Path, offset: int) -> bytes:
+    """The whole lines added to a log since ``offset`` bytes (none if it is gone)."""
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(offset)
+            data = handle.read()
+    except FileNotFoundError:
+        return b""
+    return data[: data.rfind(b"\n") + 1]
+
+
+def without_run_markers(data: bytes) -> bytes:
+    """Lines of a log with the supervisor's start lines taken out."""
+    lines = data.splitlines(keepends=True)
+    return b"".join(line for line in lines if not line.startswith(RUN_MARKER.encode()))
