@@ -89,7 +89,7 @@ def test_a_restart_keeps_objects_port_and_kubeconfig(home: Path) -> None:
     clash = timonel(home, "local", "up", "--ingress-port", "18081")
     assert clash.returncode == 2
     assert clash.stderr.strip() == (
-        "error: the local cluster already runs without --ingress-port; to use --ingress-port "
+        "error: the local cluster already runs with --ingress-port 8080; to use --ingress-port "
         "18081, run `timonel local down` first, then `timonel local up --ingress-port 18081`"
     )
     kubeconfig = home / "kubeconfig"
