@@ -193,19 +193,7 @@ def _patch(
 
 def replace_object(manifest: dict[str, Any], *, dry_run: bool = False) -> Request:
     """PUT the whole object; with ``metadata.resourceVersion`` set it fails with 409 if stale."""
-    kind = kind_of(manifest)
-    metadata = manifest.get("metadata", {})
-    namespace, name = metadata.get("namespace"), metadata["name"]
-    return Request(
-        "update",
-        "PUT",
-        kind,
-        namespace,
-        name,
-        kind.path(namespace, name),
-        query=_write_query(dry_run=dry_run, field_manager=FIELD_MANAGER),
-        body=manifest,
-    )
+    return _put(manifest, query=_write_query(dry_run=dry_run, field_manager=FIELD_MANAGER))
 
 
 def replace_status(manifest: dict[str, Any]) -> Request:
@@ -214,18 +202,29 @@ def replace_status(manifest: dict[str, Any]) -> Request:
     The server keeps everything but ``status`` and answers 409 when ``metadata.resourceVersion``
     is stale, so a controller re-reads and reconciles again.
     """
+    return _put(manifest, subresource="status")
+
+
+def _put(
+    manifest: dict[str, Any],
+    *,
+    subresource: str | None = None,
+    query: tuple[tuple[str, str], ...] = (),
+) -> Request:
     kind = kind_of(manifest)
     metadata = manifest.get("metadata", {})
     namespace, name = metadata.get("namespace"), metadata["name"]
+    path = kind.path(namespace, name)
     return Request(
         "update",
         "PUT",
         kind,
         namespace,
         name,
-        f"{kind.path(namespace, name)}/status",
+        f"{path}/{subresource}" if subresource else path,
+        query=query,
         body=manifest,
-        subresource="status",
+        subresource=subresource,
     )
 
 
