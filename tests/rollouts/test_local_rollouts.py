@@ -228,6 +228,7 @@ def test_an_interrupted_rollout_is_resumed_from_the_step_it_reached(
     assert read_state(toy_cluster.read(name)) is None
 
 
+@STATE_MAKES_REVISIONS
 def test_an_interrupted_rollout_is_aborted_back_to_the_stable_release(
     toy_cluster: LocalCluster,
     tmp_path: Path,
