@@ -53,5 +53,7 @@ def test_the_demo_runs_the_pipeline_twice_and_promotes(tmp_path: Path) -> None:
         assert line in out, line
     report = Path(out.split("rollout report: ", 1)[1].split("\n", 1)[0])
     assert report.read_text().startswith("<!DOCTYPE html>"), "the rollout's HTML report"
-    smoke_tests = result.stderr.count("Task \x1b[96m'smoke-test'\x1b[0m finished with status")
+    # kfp.local logs each task's end; where (stdout or stderr) depends on the logging setup.
+    logs = result.stdout + result.stderr
+    smoke_tests = logs.count("Task \x1b[96m'smoke-test'\x1b[0m finished with status")
     assert smoke_tests == 2, "each run smoke tests what it deployed"
