@@ -7,7 +7,8 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -81,6 +82,17 @@ def spawn(tmp: Path, *flags: str) -> ServerProcess:
             env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
         )  # fmt: skip
     return ServerProcess(process, grpc_port, rest_port, stdout, stderr)
+
+
+@contextmanager
+def running(tmp: Path, *flags: str) -> Iterator[ServerProcess]:
+    """``timonel serve`` with ``flags``, ready, for the block; terminated after it."""
+    process = spawn(tmp, *flags)
+    try:
+        process.wait_ready()
+        yield process
+    finally:
+        process.terminate()
 
 
 #: The ``server_factory`` fixture: ``start(*flags, ready=True)`` → a running ServerProcess.

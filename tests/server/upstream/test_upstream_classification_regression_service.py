@@ -18,7 +18,7 @@ import grpc
 import pytest
 import upstream_testdata
 from google.protobuf import text_format
-from serverproc import ServerProcess, spawn
+from serverproc import ServerProcess, running
 from tensorflow_serving.apis import (
     classification_pb2,
     prediction_service_pb2_grpc,
@@ -39,14 +39,10 @@ input { example_list { examples { features {
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     base = upstream_testdata.write_half_plus_two(tmp_path_factory.mktemp("model") / "hpt")
-    process = spawn(
+    with running(
         tmp_path_factory.mktemp("serve"), "--model_name=test_model", f"--model_base_path={base}"
-    )
-    try:
-        process.wait_ready()
+    ) as process:
         yield process
-    finally:
-        process.terminate()
 
 
 def call(server: ServerProcess, method: str, request: Any) -> tuple[grpc.StatusCode, Any]:

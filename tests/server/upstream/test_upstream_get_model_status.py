@@ -17,7 +17,7 @@ import grpc
 import pytest
 import upstream_testdata
 from google.protobuf import text_format
-from serverproc import ServerProcess, spawn
+from serverproc import ServerProcess, running
 from tensorflow_serving.apis import get_model_status_pb2, model_service_pb2_grpc
 from tensorflow_serving.config import model_server_config_pb2
 
@@ -40,12 +40,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     model.model_version_policy.specific.versions.extend([VERSION_1, VERSION_2])
     path = root / "models.config"
     path.write_text(text_format.MessageToString(config))
-    process = spawn(tmp_path_factory.mktemp("serve"), f"--model_config_file={path}")
-    try:
-        process.wait_ready()
+    with running(tmp_path_factory.mktemp("serve"), f"--model_config_file={path}") as process:
         yield process
-    finally:
-        process.terminate()
 
 
 def get_model_status(

@@ -19,7 +19,7 @@ import grpc
 import pytest
 import upstream_testdata
 from google.protobuf import text_format
-from serverproc import ServerProcess, spawn
+from serverproc import ServerProcess, running
 from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
 pytestmark = pytest.mark.slow
@@ -32,14 +32,10 @@ STRING_ANY = "{ dtype: DT_STRING tensor_shape { dim { size: 1 } } string_val: 'a
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     base = upstream_testdata.write_half_plus_two(tmp_path_factory.mktemp("model") / "hpt")
-    process = spawn(
+    with running(
         tmp_path_factory.mktemp("serve"), "--model_name=test_model", f"--model_base_path={base}"
-    )
-    try:
-        process.wait_ready()
+    ) as process:
         yield process
-    finally:
-        process.terminate()
 
 
 def predict(
