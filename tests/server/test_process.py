@@ -15,7 +15,7 @@ import grpc
 import httpx
 import numpy as np
 import pytest
-from serverproc import ServerProcess, StartServer, spawn
+from serverproc import ServerProcess, StartServer, running
 from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
 from timonel.codec.tensor_proto import to_tensor_proto
@@ -49,12 +49,8 @@ def batching_flags(
 def server(
     batching_flags: list[str], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ServerProcess]:
-    process = spawn(tmp_path_factory.mktemp("serve"), *batching_flags)
-    try:
-        process.wait_ready()
+    with running(tmp_path_factory.mktemp("serve"), *batching_flags) as process:
         yield process
-    finally:
-        process.terminate()
 
 
 def _predict_concurrently(rest: str, count: int) -> list[httpx.Response]:

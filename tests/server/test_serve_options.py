@@ -134,9 +134,9 @@ def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, bytes]:
 def tls_server(
     tmp_path_factory: pytest.TempPathFactory, model_repo: Path, certificate: tuple[Path, bytes]
 ) -> Iterator[ServerProcess]:
-    from serverproc import spawn
+    from serverproc import running
 
-    server = spawn(
+    with running(
         tmp_path_factory.mktemp("serve"),
         "--model_name=hpt",
         f"--model_base_path={model_repo / 'hpt'}",
@@ -144,12 +144,8 @@ def tls_server(
         "--enable_grpc_healthcheck_service",
         "--rest_api_enable_cors_support",
         "--enable_serialization_as_tensor_content",
-    )
-    try:
-        server.wait_ready()
+    ) as server:
         yield server
-    finally:
-        server.terminate()
 
 
 def _secure(server: ServerProcess, cert: bytes) -> grpc.Channel:
