@@ -144,6 +144,8 @@ FORBIDDEN = (
     '"system:serviceaccount:kubeflow:pipeline-runner" cannot patch resource "inferenceservices" '
     'in API group "serving.kserve.io" in the namespace "ml"'
 )
+#: A first deploy: the server-side apply passed as `patch`, then the object had to be created.
+FORBIDDEN_CREATE = FORBIDDEN.replace("cannot patch", "cannot create")
 
 
 @pytest.mark.parametrize(
@@ -165,6 +167,15 @@ FORBIDDEN = (
             f"inferenceservices.serving.kserve.io in namespace ml ({FORBIDDEN}); grant it a Role "
             "rule with apiGroups: [serving.kserve.io], resources: [inferenceservices], "
             "verbs: [patch] and bind it to the account",
+        ),
+        (
+            403,
+            status_body(403, "Forbidden", FORBIDDEN_CREATE, name="digits"),
+            apply_object(isvc()),
+            "forbidden: user system:serviceaccount:kubeflow:pipeline-runner may not `create` "
+            f"inferenceservices.serving.kserve.io in namespace ml ({FORBIDDEN_CREATE}); grant it "
+            "a Role rule with apiGroups: [serving.kserve.io], resources: [inferenceservices], "
+            "verbs: [patch, create] and bind it to the account",
         ),
         (
             403,

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 from timonel.errors import SpecError
 from timonel.kube.client import Cluster, Target
 from timonel.kube.patches import PREVIOUS_STORAGE_URI
-from timonel.kube.requests import APPLY_PATCH, Request
+from timonel.kube.requests import Request
 from timonel.kube.resources import Kind
 
 if TYPE_CHECKING:
@@ -222,20 +222,11 @@ def deployer_requests() -> tuple[Request, ...]:
     return tuple(cluster.requests)
 
 
-def rbac_verbs(request: Request) -> set[str]:
-    """The verbs the API server checks for a request: its own, and ``create`` for an apply.
-
-    A server-side apply may create the object, and kube-apiserver authorizes that case as
-    ``create`` (``createAuthorizerAttributes`` in apiserver's ``endpoints/handlers/patch.go``).
-    """
-    return {request.verb, "create"} if request.content_type == APPLY_PATCH else {request.verb}
-
-
 def deployer_rules() -> list[dict[str, Any]]:
     """One Role rule per kind those requests touch, with exactly the verbs they need."""
     verbs: dict[Kind, set[str]] = {}
     for request in deployer_requests():
-        verbs.setdefault(request.kind, set()).update(rbac_verbs(request))
+        verbs.setdefault(request.kind, set()).update(request.verbs)
     return [
         {
             "apiGroups": [kind.group],

@@ -251,6 +251,8 @@ def _interrupt(response: Any) -> None:
 
 
 _USER = re.compile(r'User "([^"]+)"')
+#: The verb RBAC refused, as kube-apiserver's Forbidden message names it ("cannot create ...").
+_DENIED_VERB = re.compile(r"\bcannot (\w+) resource\b")
 _WEBHOOK = "admission webhook"
 
 
@@ -296,11 +298,13 @@ def translate(
     elif code == 403:
         user = _USER.search(status.message)
         who = f"user {user.group(1)}" if user else "this account"
+        denied = _DENIED_VERB.search(status.message)
         group = kind.group or '""'
         message = (
-            f"forbidden: {who} may not `{request.verb}` {kind.group_resource}{namespace} "
-            f"({said}); grant it a Role rule with apiGroups: [{group}], "
-            f"resources: [{request.resource}], verbs: [{request.verb}] and bind it to the account"
+            f"forbidden: {who} may not `{denied.group(1) if denied else request.verb}` "
+            f"{kind.group_resource}{namespace} ({said}); grant it a Role rule with apiGroups: "
+            f"[{group}], resources: [{request.resource}], verbs: [{', '.join(request.verbs)}] "
+            "and bind it to the account"
         )
     elif code == 404 and status.reason != "NotFound":
         message = (

@@ -36,12 +36,21 @@ class Request:
     body: Any = None
     content_type: str = JSON
     headers: dict[str, str] = field(default_factory=dict)
-    #: ``status`` for a write to the status subresource, which RBAC names apart.
+    #: ``status`` or ``log``: a subresource, which RBAC names apart (``pods/log``).
     subresource: str | None = None
 
     @property
+    def verbs(self) -> tuple[str, ...]:
+        """The RBAC verbs kube-apiserver checks for this request: its own, and ``create`` for a
+        server-side apply, which creates the object when it does not exist yet and is then
+        authorized as ``create`` (``createAuthorizerAttributes`` in apiserver's
+        ``endpoints/handlers/patch.go``)."""
+        return (self.verb, "create") if self.content_type == APPLY_PATCH else (self.verb,)
+
+    @property
     def resource(self) -> str:
-        """What an RBAC rule names: ``inferenceservices`` or ``inferenceservices/status``."""
+        """What an RBAC rule names: ``inferenceservices``, ``inferenceservices/status``,
+        ``pods/log``."""
         return f"{self.kind.plural}/{self.subresource}" if self.subresource else self.kind.plural
 
     @property
