@@ -145,3 +145,11 @@ def test_the_command_publishes_to_gcs_with_credentials_from_the_environment(
         env=env, capture_output=True, text=True, timeout=120, check=True,
     )  # fmt: skip
     assert json.loads(shown.stdout)["version"] == 1
+
+
+def test_a_repository_of_an_unsupported_scheme_is_bad_input(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, _, err = run(capsys, "releases", "half", "--repo", "hdfs://nn/models")
+    assert code == 2
+    assert "the scheme hdfs:// is not supported; use a local path or one of " in err

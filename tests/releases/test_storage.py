@@ -10,7 +10,7 @@ from typing import Any
 import emulators
 import pytest
 
-from timonel.errors import ReleaseError, StorageError
+from timonel.errors import ReleaseError, SpecError, StorageError
 from timonel.releases.layout import MANIFEST_NAME, join, release_uri
 from timonel.releases.manifest import FileEntry, Manifest
 from timonel.releases.storage import (
@@ -97,8 +97,8 @@ def test_relative_paths_become_absolute(tmp_path: Path, monkeypatch: pytest.Monk
     assert normalize_uri("gs://b/r") == "gs://b/r"
 
 
-def test_unknown_scheme_says_what_is_supported() -> None:
-    with pytest.raises(StorageError, match=r"the scheme hdfs:// is not supported; .* gs://, s3://"):
+def test_unknown_scheme_is_bad_input_that_says_what_is_supported() -> None:
+    with pytest.raises(SpecError, match=r"the scheme hdfs:// is not supported; .* gs://, s3://"):
         open_storage("hdfs://nn/models")
 
 

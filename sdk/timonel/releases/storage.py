@@ -42,7 +42,7 @@ from typing import Any, BinaryIO, TypeVar
 
 from fsspec.callbacks import Callback
 
-from timonel.errors import ReleaseError, StorageError, TimonelError
+from timonel.errors import ReleaseError, SpecError, StorageError, TimonelError
 from timonel.releases.layout import MANIFEST_NAME, join, parse_release_dirname, split_release_uri
 from timonel.releases.manifest import Manifest, parse_manifest
 
@@ -227,7 +227,7 @@ def open_storage(uri: str, options: Mapping[str, Any] | None = None) -> Storage:
     backend = _BACKENDS.get(scheme)
     if backend is None:
         known = ", ".join(f"{name}://" for name in sorted(_BACKENDS))
-        raise StorageError(
+        raise SpecError(  # bad input, found before any storage is reached
             f"no storage for {uri!r}: the scheme {scheme}:// is not supported; "
             f"use a local path or one of {known}"
         )
