@@ -82,6 +82,52 @@ def test_revision_starts_from_a_copy_and_answers(
     assert "serving half version 3" in (state / "server.log").read_text()
 
 
+def test_replicas_run_side_by_side_and_the_extra_ones_drain_before_they_stop(
+    tmp_path: Path, changes: Changes
+) -> None:
+    drained: list[tuple[RevisionKey, str, list[int]]] = []
+    pids: list[int] = []
+
+    def drain(key: RevisionKey, rest: str) -> None:
+        drained.append((key, rest, list(supervisor.replicas(key))))
+        os.kill(pids[0], 0)  # still running while it drains
+
+    supervisor = Supervisor(
+        RevisionStore(tmp_path / "state"),
+        initializer_command,
+        changes,
+        command=standin_command,
+        probe_interval=0.05,
+        drain=drain,
+    )
+    try:
+        spec = RevisionSpec("half", str(write_model(tmp_path / "m")))
+        supervisor.ensure(KEY, spec, replicas=2)
+        changes.wait_for(
+            lambda: [s.phase for s in supervisor.replicas(KEY).values()] == [Phase.READY] * 2
+        )
+        first, second = supervisor.replicas(KEY).values()
+        assert first.rest != second.rest
+        for seen in (first, second):
+            reply = httpx.post(
+                f"http://{seen.rest}/v1/models/half:predict", json={"instances": [1]}
+            )
+            assert reply.json() == {"predictions": [1]}
+        state = tmp_path / "state" / "revisions" / "models" / "half" / KEY.revision
+        assert "serving half" in (state / "server-1.log").read_text()
+        pids.append(supervisor.pid(KEY, 1) or 0)
+
+        supervisor.ensure(KEY, spec, replicas=1)
+
+        # Taken out of the replicas before its drain, and stopped after it.
+        assert drained == [(KEY, second.rest, [0])]
+        with pytest.raises(ProcessLookupError):
+            os.kill(pids[0], 0)
+        assert supervisor.observation(KEY, has_been_ready=False).rest == first.rest
+    finally:
+        supervisor.stop_all()
+
+
 def test_killed_process_is_restarted(
     supervisor: Supervisor, changes: Changes, tmp_path: Path
 ) -> None:

@@ -4,7 +4,7 @@
     <state>/revisions/<namespace>/<isvc>/<revision>/revision.json   name, number, template, ready
     <state>/revisions/<namespace>/<isvc>/<revision>/model/    the storage initializer's copy
     <state>/revisions/<namespace>/<isvc>/<revision>/storage-initializer.log
-    <state>/revisions/<namespace>/<isvc>/<revision>/server.log
+    <state>/revisions/<namespace>/<isvc>/<revision>/server.log   (server-N.log: the N-th replica)
 
 Knative keeps Revision objects in the cluster; here they are files, so a restarted ``timonel
 local`` keeps numbering revisions where it stopped and knows which ones were ever ready (a
@@ -62,8 +62,10 @@ class RevisionStore:
     def model_dir(self, key: RevisionKey) -> Path:
         return self.revision_dir(key) / "model"
 
-    def server_log(self, key: RevisionKey) -> Path:
-        return self.revision_dir(key) / "server.log"
+    def server_log(self, key: RevisionKey, replica: int = 0) -> Path:
+        """The log of one of the revision's processes: ``server.log`` for the first, then
+        ``server-1.log``, ``server-2.log``... for those the autoscaler adds."""
+        return self.revision_dir(key) / ("server.log" if replica == 0 else f"server-{replica}.log")
 
     def initializer_log(self, key: RevisionKey) -> Path:
         return self.revision_dir(key) / "storage-initializer.log"

@@ -1,6 +1,9 @@
-"""One ``timonel serve`` process per revision: fetch, start, probe, restart with back-off, stop.
+"""A revision's ``timonel serve`` processes (replicas): fetch, start, probe, restart, drain, stop.
 
-This plays the kubelet for the local controller. Each started revision gets a thread that
+This plays the kubelet for the local controller, and the ReplicaSet for a revision's Deployment:
+``ensure(key, spec, replicas=N)`` keeps N processes of the revision, numbered from 0 (each its own
+ports, its own log, ``server.log`` then ``server-1.log``..., its own restart back-off), starting
+the missing ones and stopping the highest-numbered extra ones. Each replica gets a thread that
 
 1. runs the storage initializer once, as a process of its own (the model lands in the revision's
    ``model/`` folder, as KServe's init container fills ``/mnt/models``), or, for a local folder,
@@ -14,11 +17,17 @@ This plays the kubelet for the local controller. Each started revision gets a th
    starts it again after an exponential back-off (CrashLoopBackOff: doubling, capped, reset once
    a process stayed up).
 
+The replicas of a revision share its model copy: the first to start runs the storage initializer
+and the others wait for it, as pods on one node would share a cached model.
+
 Every change of state is reported through ``on_change`` so the controller reconciles at once
-instead of polling. ``stop`` and ``stop_all`` terminate processes (SIGTERM, then SIGKILL), the
-storage initializer's included, so a stop never waits for a copy stalled on the network (a copy
-in this thread ends at its next chunk); a copy ended that way says so at the end of the
-initializer's log.
+instead of polling. A replica that stops (``stop``, a scale-down in ``ensure``) is first taken out
+of ``replicas`` so that no new request is routed to it, then drained as Kubernetes drains a
+terminating pod's endpoint: ``drain(key, rest)`` (the ingress's count of requests in flight to
+that address) returns once none is left, and only then is the process terminated (SIGTERM, then
+SIGKILL), the storage initializer's included, so a stop never waits for a copy stalled on the
+network (a copy in this thread ends at its next chunk); a copy ended that way says so at the end
+of the initializer's log. ``stop_all`` (the controller's shutdown) does not drain.
 
 On Linux every process is started with a parent-death signal (``PR_SET_PDEATHSIG``): if the
 process running the supervisor is killed outright (SIGKILL, a crash), its revisions die with it
@@ -66,8 +75,15 @@ TERMINATION_MESSAGE_LINES = 80
 #: None to copy in the supervisor's process with ``copy_here``.
 Initializer = Callable[[InitializerArgs], Sequence[str] | None]
 
+#: Waits until no request is in flight to a revision's process at a REST address (host:port).
+Drain = Callable[[RevisionKey, str], None]
+
 #: ``prctl`` option: the signal a process gets when its parent (thread) ends.
 _PR_SET_PDEATHSIG = 1
+
+
+def no_drain(key: RevisionKey, rest: str) -> None:
+    """For a supervisor no ingress routes through: nothing is in flight to wait for."""
 
 
 @dataclass(frozen=True)
@@ -132,6 +148,7 @@ class Supervisor:
         backoff: Backoff = Backoff(),
         probe_interval: float = 0.1,
         progress_deadline: float = 600.0,
+        drain: Drain = no_drain,
     ) -> None:
         self._store = store
         self._initializer = initializer
@@ -140,14 +157,20 @@ class Supervisor:
         self._backoff = backoff
         self._probe_interval = probe_interval
         self._progress_deadline = progress_deadline
+        self._drain = drain
         self._lock = threading.Lock()
-        self._workers: dict[RevisionKey, _Worker] = {}
-        self._observations: dict[RevisionKey, RevisionObservation] = {}
+        self._workers: dict[_Replica, _Worker] = {}
+        self._observations: dict[_Replica, RevisionObservation] = {}
+        self._copying: dict[RevisionKey, threading.Lock] = {}
 
     def observation(self, key: RevisionKey, *, has_been_ready: bool) -> RevisionObservation:
-        """What the revision is doing; a revision with no process is Stopped (or never started)."""
-        with self._lock:
-            found = self._observations.get(key)
+        """What the revision is doing: its first ready replica's state, else its first replica's;
+        a revision with no process is Stopped (or never started)."""
+        replicas = self.replicas(key)
+        found = next(
+            (seen for seen in replicas.values() if seen.phase is Phase.READY),
+            next(iter(replicas.values()), None),
+        )
         if found is None:
             return RevisionObservation(
                 phase=Phase.STOPPED if has_been_ready else Phase.PENDING,
@@ -157,34 +180,50 @@ class Supervisor:
             return dataclasses.replace(found, has_been_ready=True)
         return found
 
-    def running(self) -> set[RevisionKey]:
+    def replicas(self, key: RevisionKey) -> dict[int, RevisionObservation]:
+        """The state of each of the revision's processes, by replica number, in order."""
         with self._lock:
-            return set(self._workers)
+            found = {r.index: seen for r, seen in self._observations.items() if r.key == key}
+        return dict(sorted(found.items()))
 
-    def pid(self, key: RevisionKey) -> int | None:
-        """The server process of a revision, if one runs now."""
+    def running(self) -> set[RevisionKey]:
+        """The revisions with at least one process."""
         with self._lock:
-            worker = self._workers.get(key)
+            return {replica.key for replica in self._workers}
+
+    def pid(self, key: RevisionKey, replica: int = 0) -> int | None:
+        """The server process of one of the revision's replicas, if it runs now."""
+        with self._lock:
+            worker = self._workers.get(_Replica(key, replica))
         return worker.pid() if worker else None
 
-    def ensure(self, key: RevisionKey, spec: RevisionSpec) -> None:
-        """Start the revision's process unless it runs already."""
+    def ensure(self, key: RevisionKey, spec: RevisionSpec, *, replicas: int = 1) -> None:
+        """Run ``replicas`` processes of the revision: start the missing ones, and drain and stop
+        the extra ones, highest-numbered first."""
+        started: list[_Worker] = []
         with self._lock:
-            if key in self._workers:
-                return
-            worker = _Worker(self, key, spec)
-            self._workers[key] = worker
-            self._observations[key] = RevisionObservation()
-        worker.start()
+            for index in range(replicas):
+                replica = _Replica(key, index)
+                if replica not in self._workers:
+                    worker = _Worker(self, replica, spec)
+                    self._workers[replica] = worker
+                    self._observations[replica] = RevisionObservation()
+                    started.append(worker)
+            extra = [r for r in self._workers if r.key == key and r.index >= replicas]
+        for worker in started:
+            worker.start()
+        for replica in sorted(extra, key=lambda r: r.index, reverse=True):
+            self._retire(replica)
 
     def stop(self, key: RevisionKey) -> None:
-        """Terminate the revision's process and forget its state (it was scaled to zero)."""
+        """Drain and terminate the revision's processes and forget their state (it was scaled
+        to zero, or left the traffic)."""
         with self._lock:
-            worker = self._workers.pop(key, None)
-        if worker is not None:
-            worker.stop()
+            replicas = [r for r in self._workers if r.key == key]
+        for replica in sorted(replicas, key=lambda r: r.index, reverse=True):
+            self._retire(replica)
         with self._lock:
-            self._observations.pop(key, None)
+            self._copying.pop(key, None)
 
     def stop_all(self) -> None:
         with self._lock:
@@ -196,33 +235,63 @@ class Supervisor:
             worker.stop()
         with self._lock:
             self._observations.clear()
+            self._copying.clear()
+
+    def _retire(self, replica: _Replica) -> None:
+        """Take the replica out of ``replicas`` (no new request goes to it), let the requests in
+        flight to it finish, then terminate it."""
+        with self._lock:
+            worker = self._workers.pop(replica, None)
+            seen = self._observations.pop(replica, None)
+        if worker is None:
+            return
+        self._on_change(replica.key)
+        if seen is not None and seen.rest:
+            self._drain(replica.key, seen.rest)
+        worker.stop()
 
     # --- for the workers ---
 
-    def _report(self, key: RevisionKey, **changes: object) -> None:
+    def _copy_lock(self, key: RevisionKey) -> threading.Lock:
+        """One storage initializer per revision: its replicas share the copy."""
         with self._lock:
-            if key not in self._workers:
+            return self._copying.setdefault(key, threading.Lock())
+
+    def _report(self, replica: _Replica, **changes: object) -> None:
+        with self._lock:
+            if replica not in self._workers:
                 return
-            current = self._observations.get(key, RevisionObservation())
+            current = self._observations.get(replica, RevisionObservation())
             updated = dataclasses.replace(current, **changes)  # type: ignore[arg-type]  # the workers pass RevisionObservation's own field names
             if updated == current:
                 return
-            self._observations[key] = updated
-        self._on_change(key)
+            self._observations[replica] = updated
+        self._on_change(replica.key)
+
+
+@dataclass(frozen=True)
+class _Replica:
+    """One of a revision's processes: the revision and the replica's number."""
+
+    key: RevisionKey
+    index: int
 
 
 class _Worker:
-    """The life of one revision's process, on its own thread."""
+    """The life of one replica's process, on its own thread."""
 
-    def __init__(self, owner: Supervisor, key: RevisionKey, spec: RevisionSpec) -> None:
+    def __init__(self, owner: Supervisor, replica: _Replica, spec: RevisionSpec) -> None:
         self._owner = owner
-        self._key = key
+        self._replica = replica
+        self._key = replica.key
         self._spec = spec
         self._stopping = threading.Event()
         self._process: subprocess.Popen[bytes] | None = None  # the server
         self._initializing: subprocess.Popen[bytes] | None = None  # the storage initializer
         self._process_lock = threading.Lock()
-        self._thread = threading.Thread(target=self._run, name=f"revision {key}", daemon=True)
+        self._thread = threading.Thread(
+            target=self._run, name=f"revision {replica.key} replica {replica.index}", daemon=True
+        )
 
     def start(self) -> None:
         self._thread.start()
@@ -254,7 +323,7 @@ class _Worker:
             failures += 1
             restarts += 1
             self._owner._report(
-                self._key,
+                self._replica,
                 phase=Phase.FAILED,
                 last_failure=failure,
                 restarts=restarts,
@@ -269,15 +338,16 @@ class _Worker:
         """Initialize if needed and run the server to its end: (how it ended, seconds it ran)."""
         store = self._owner._store
         model_dir = store.model_dir(self._key)
-        if not (model_dir / COMPLETE_MARKER).exists():
-            self._owner._report(self._key, phase=Phase.INITIALIZING)
-            failure = self._initialize(model_dir)
-            if failure is not None or self._stopping.is_set():
-                return failure, 0.0
+        with self._owner._copy_lock(self._key):
+            if not (model_dir / COMPLETE_MARKER).exists():
+                self._owner._report(self._replica, phase=Phase.INITIALIZING)
+                failure = self._initialize(model_dir)
+                if failure is not None or self._stopping.is_set():
+                    return failure, 0.0
         rest_port, grpc_port = _free_ports(2)
         args = ServeArgs(self._spec.model_name, model_dir, grpc_port, rest_port, self._spec.args)
         command = list(self._owner._command(args))
-        log_path = store.server_log(self._key)
+        log_path = store.server_log(self._key, self._replica.index)
         log_path.parent.mkdir(parents=True, exist_ok=True)
         started = time.monotonic()
         with open(log_path, "ab") as output:
@@ -289,7 +359,7 @@ class _Worker:
                     return None, 0.0
                 self._process = _spawn(command, stdout=output, stderr=subprocess.STDOUT)
         self._owner._report(
-            self._key,
+            self._replica,
             phase=Phase.STARTING,
             rest=f"127.0.0.1:{rest_port}",
             grpc=f"127.0.0.1:{grpc_port}",
@@ -370,7 +440,7 @@ class _Worker:
                     return None
 
     def _mark_ready(self) -> None:
-        self._owner._report(self._key, phase=Phase.READY, has_been_ready=True)
+        self._owner._report(self._replica, phase=Phase.READY, has_been_ready=True)
 
     def _terminate(self) -> None:
         with self._process_lock:
