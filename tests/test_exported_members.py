@@ -52,6 +52,31 @@ def test_type_hints_resolve_after_the_name_is_read_from_timonel(name: str) -> No
         assert not any(isinstance(hint, str | typing.ForwardRef) for hint in hints.values())
 
 
+@pytest.mark.parametrize(
+    "name", [name for name in exported_members() if isinstance(getattr(timonel, name), type)]
+)
+def test_the_hints_of_an_exported_class_s_methods_resolve(name: str) -> None:
+    for attribute, member in vars(getattr(timonel, name)).items():
+        function = getattr(member, "__func__", member)
+        if inspect.isfunction(function):
+            hints = typing.get_type_hints(function, include_extras=True).values()
+            assert not any(isinstance(h, str | typing.ForwardRef) for h in hints), attribute
+
+
+def test_the_clients_channel_hints_name_grpc_s_channels_which_load_only_then() -> None:
+    probe = (
+        "import sys, typing, timonel; timonel.Client; timonel.AsyncClient; "
+        "print('grpc._cython' in sys.modules); "
+        "print(typing.get_type_hints(timonel.Client.__init__)['channel']); "
+        "print(typing.get_type_hints(timonel.AsyncClient.__init__)['channel'])"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    loaded_at_import, sync_channel, async_channel = out.stdout.splitlines()
+    assert loaded_at_import == "False"
+    assert sync_channel == "grpc.Channel | None"
+    assert async_channel == "grpc.aio._base_channel.Channel | None"
+
+
 def test_type_hints_name_the_objects_the_module_meant() -> None:
     from timonel.kube.status import TrafficTarget
 

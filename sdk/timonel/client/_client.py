@@ -18,7 +18,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib.util
+import sys
 import time
+import types
 from collections.abc import Generator, Mapping
 from typing import TYPE_CHECKING, Any, Literal, Self, TypeVar
 from urllib.parse import urlsplit
@@ -40,11 +43,32 @@ from timonel.codec.json_tensor import NUMPY_DTYPES
 from timonel.errors import ServingError, SpecError
 from timonel.signatures import SignatureDef
 
+
+def lazy_module(name: str) -> types.ModuleType:
+    """The module ``name``, executed on its first attribute access (importlib's LazyLoader)."""
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.find_spec(name)
+    if spec is None or spec.loader is None:
+        raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+    spec.loader = importlib.util.LazyLoader(spec.loader)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
 if TYPE_CHECKING:
     import grpc
     import grpc.aio
 
     from timonel.kube.client import Cluster
+else:
+    # The clients' hints name grpc's channel types. Bound lazily, grpc loads when those hints are
+    # resolved (typing.get_type_hints, which typer and documentation tools call) or a channel is
+    # made, not when the client is imported: a REST-only client does not pay for it.
+    grpc = lazy_module("grpc")
+
 
 R = TypeVar("R")
 #: a client method: yields each call it needs (and receives its parsed reply, or its

@@ -125,8 +125,51 @@ CLUSTER_SERVING_RUNTIME = Kind(
     "clusterservingruntimes",
     namespaced=False,
 )
-DEPLOYMENT = Kind("apps", "v1", "Deployment", "deployments")
-SERVICE = Kind("", "v1", "Service", "services")
+# Deployments, ReplicaSets and Services print the columns kube-apiserver's table printer does,
+# less those it computes (a Deployment's READY "1/1", a Service's PORT(S)).
+DEPLOYMENT = Kind(
+    "apps",
+    "v1",
+    "Deployment",
+    "deployments",
+    short_names=("deploy",),
+    status_subresource=True,
+    categories=("all",),
+    printer_columns=(
+        PrinterColumn("Up-to-date", "integer", ".status.updatedReplicas"),
+        PrinterColumn("Available", "integer", ".status.availableReplicas"),
+        AGE,
+    ),
+)
+REPLICA_SET = Kind(
+    "apps",
+    "v1",
+    "ReplicaSet",
+    "replicasets",
+    short_names=("rs",),
+    status_subresource=True,
+    categories=("all",),
+    printer_columns=(
+        PrinterColumn("Desired", "integer", ".spec.replicas"),
+        PrinterColumn("Current", "integer", ".status.replicas"),
+        PrinterColumn("Ready", "integer", ".status.readyReplicas"),
+        AGE,
+    ),
+)
+SERVICE = Kind(
+    "",
+    "v1",
+    "Service",
+    "services",
+    short_names=("svc",),
+    status_subresource=True,
+    categories=("all",),
+    printer_columns=(
+        PrinterColumn("Type", "string", ".spec.type"),
+        PrinterColumn("Cluster-IP", "string", ".spec.clusterIP"),
+        AGE,
+    ),
+)
 POD = Kind(
     "",
     "v1",
@@ -171,6 +214,7 @@ KINDS: tuple[Kind, ...] = (
     SERVING_RUNTIME,
     CLUSTER_SERVING_RUNTIME,
     DEPLOYMENT,
+    REPLICA_SET,
     SERVICE,
     POD,
     EVENT,
