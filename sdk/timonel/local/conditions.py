@@ -82,7 +82,10 @@ class ConditionManager:
                 self._put(condition_type, UNKNOWN, "", "")
 
     def mark_true(self, condition_type: str) -> None:
-        self._put(condition_type, TRUE, "", "")
+        self.mark_true_with_reason(condition_type, "", "")
+
+    def mark_true_with_reason(self, condition_type: str, reason: str, message: str) -> None:
+        self._put(condition_type, TRUE, reason, message)
         if all(self.is_true(dependent) for dependent in self._set.dependents):
             self._put(self._set.happy, TRUE, "", "")
 

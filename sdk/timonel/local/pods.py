@@ -18,6 +18,7 @@ as Status, where kubectl on a cluster shows a container's reason (``CrashLoopBac
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from typing import Any
 
 from timonel.local.reconcile import (
@@ -39,6 +40,9 @@ MODEL_MOUNT = "/mnt/models"
 #: The server is a local ``timonel serve`` process, not an image: this name says so.
 SERVER_IMAGE = "local/timonel-serve"
 INITIALIZER_IMAGE = "kserve/storage-initializer"
+
+#: The node every local pod runs on.
+NODE_NAME = "timonel-local"
 
 ISVC_LABEL = "serving.kserve.io/inferenceservice"
 REVISION_LABEL = "serving.knative.dev/revision"
@@ -89,31 +93,36 @@ def pod_manifest(isvc: dict[str, Any], revision: Revision) -> dict[str, Any]:
                 }
             ],
         },
-        "spec": {
-            "initContainers": [
-                {
-                    "name": INITIALIZER_CONTAINER,
-                    "image": INITIALIZER_IMAGE,
-                    "args": [storage_uri(template) or "", MODEL_MOUNT],
-                    "terminationMessagePolicy": "FallbackToLogsOnError",
-                }
-            ],
-            "containers": [
-                {
-                    "name": SERVER_CONTAINER,
-                    "image": SERVER_IMAGE,
-                    "args": [
-                        f"--model_name={name}",
-                        f"--model_base_path={MODEL_MOUNT}",
-                        *container_args(template),
-                    ],
-                    "ports": [{"name": "h2c", "containerPort": 9000, "protocol": "TCP"}],
-                    "terminationMessagePolicy": "FallbackToLogsOnError",
-                }
-            ],
-            "nodeName": "timonel-local",
-            "restartPolicy": "Always",
-        },
+        "spec": {**pod_spec(name, template), "nodeName": NODE_NAME},
+    }
+
+
+def pod_spec(model_name: str, template: Mapping[str, Any]) -> dict[str, Any]:
+    """The pod spec KServe builds from a predictor: the storage initializer, then TF Serving
+    serving ``model_name`` with the predictor's own ``args``."""
+    return {
+        "initContainers": [
+            {
+                "name": INITIALIZER_CONTAINER,
+                "image": INITIALIZER_IMAGE,
+                "args": [storage_uri(template) or "", MODEL_MOUNT],
+                "terminationMessagePolicy": "FallbackToLogsOnError",
+            }
+        ],
+        "containers": [
+            {
+                "name": SERVER_CONTAINER,
+                "image": SERVER_IMAGE,
+                "args": [
+                    f"--model_name={model_name}",
+                    f"--model_base_path={MODEL_MOUNT}",
+                    *container_args(template),
+                ],
+                "ports": [{"name": "h2c", "containerPort": 9000, "protocol": "TCP"}],
+                "terminationMessagePolicy": "FallbackToLogsOnError",
+            }
+        ],
+        "restartPolicy": "Always",
     }
 
 

@@ -13,11 +13,14 @@ from typing import Any
 
 from timonel.kube.resources import (
     CLUSTER_SERVING_RUNTIME,
+    DEPLOYMENT,
     EVENT,
     INFERENCE_SERVICE,
     NAMESPACE,
     POD,
+    REPLICA_SET,
     SELF_SUBJECT_ACCESS_REVIEW,
+    SERVICE,
     SERVING_RUNTIME,
     Kind,
 )
@@ -38,10 +41,15 @@ KUBERNETES_VERSION = {
 #: The served kinds. Events are always an empty list, so ``kubectl describe`` has something to
 #: show; namespaces are created and deleted but not updated; a SelfSubjectAccessReview is only
 #: created, and answered; serving runtimes are stored as KServe's CRDs keep them; pods are
-#: written by the controller for revision processes (``timonel.local.pods``).
+#: written by the controller for revision processes (``timonel.local.pods``); Deployments,
+#: ReplicaSets and Services by the controller for Standard-mode predictors
+#: (``timonel.local.standard``).
 SERVED: tuple[Kind, ...] = (
     INFERENCE_SERVICE,
     POD,
+    DEPLOYMENT,
+    REPLICA_SET,
+    SERVICE,
     SERVING_RUNTIME,
     CLUSTER_SERVING_RUNTIME,
     NAMESPACE,
