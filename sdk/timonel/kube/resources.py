@@ -125,6 +125,48 @@ CLUSTER_SERVING_RUNTIME = Kind(
     "clusterservingruntimes",
     namespaced=False,
 )
+#: Knative's Service and Revision, as ``config/core/300-resources/{service,revision}.yaml`` in
+#: knative/serving declare them (names, categories, printer columns; no Age column, which a CRD
+#: gets only when it declares none).
+KNATIVE_SERVICE = Kind(
+    "serving.knative.dev",
+    "v1",
+    "Service",
+    "services",
+    short_names=("kservice", "ksvc"),
+    status_subresource=True,
+    categories=("all", "knative", "serving"),
+    printer_columns=(
+        PrinterColumn("URL", "string", ".status.url"),
+        PrinterColumn("LatestCreated", "string", ".status.latestCreatedRevisionName"),
+        PrinterColumn("LatestReady", "string", ".status.latestReadyRevisionName"),
+        PrinterColumn("Ready", "string", ".status.conditions[?(@.type=='Ready')].status"),
+        PrinterColumn("Reason", "string", ".status.conditions[?(@.type=='Ready')].reason"),
+    ),
+)
+KNATIVE_REVISION = Kind(
+    "serving.knative.dev",
+    "v1",
+    "Revision",
+    "revisions",
+    short_names=("rev",),
+    status_subresource=True,
+    categories=("all", "knative", "serving"),
+    printer_columns=(
+        PrinterColumn(
+            "Config Name", "string", ".metadata.labels['serving\\.knative\\.dev/configuration']"
+        ),
+        PrinterColumn(
+            "Generation",
+            "string",
+            ".metadata.labels['serving\\.knative\\.dev/configurationGeneration']",
+        ),
+        PrinterColumn("Ready", "string", ".status.conditions[?(@.type=='Ready')].status"),
+        PrinterColumn("Reason", "string", ".status.conditions[?(@.type=='Ready')].reason"),
+        PrinterColumn("Actual Replicas", "integer", ".status.actualReplicas"),
+        PrinterColumn("Desired Replicas", "integer", ".status.desiredReplicas"),
+    ),
+)
 # Deployments, ReplicaSets and Services print the columns kube-apiserver's table printer does,
 # less those it computes (a Deployment's READY "1/1", a Service's PORT(S)).
 DEPLOYMENT = Kind(
@@ -178,17 +220,19 @@ POD = Kind(
     short_names=("po",),
     status_subresource=True,
     categories=("all",),
-    printer_columns=(
-        PrinterColumn("Status", "string", ".status.phase"),
-        PrinterColumn(
-            "Restarts",
-            "integer",
-            ".status.containerStatuses[?(@.name=='kserve-container')].restartCount",
-        ),
-        AGE,
-    ),
+    # kubectl's columns are computed, as kube-apiserver's printPod does (local/apiserver/tables.py)
 )
 EVENT = Kind("", "v1", "Event", "events", short_names=("ev",))
+#: kube-apiserver's DATA column counts ``data`` and ``binaryData``; the Table counts a mapping's
+#: keys, and Timonel's ConfigMaps (the rollout record) hold no ``binaryData``.
+CONFIG_MAP = Kind(
+    "",
+    "v1",
+    "ConfigMap",
+    "configmaps",
+    short_names=("cm",),
+    printer_columns=(PrinterColumn("Data", "integer", ".data"), AGE),
+)
 LEASE = Kind("coordination.k8s.io", "v1", "Lease", "leases")
 NAMESPACE = Kind(
     "",
@@ -213,11 +257,14 @@ KINDS: tuple[Kind, ...] = (
     INFERENCE_SERVICE,
     SERVING_RUNTIME,
     CLUSTER_SERVING_RUNTIME,
+    KNATIVE_SERVICE,
+    KNATIVE_REVISION,
     DEPLOYMENT,
     REPLICA_SET,
     SERVICE,
     POD,
     EVENT,
+    CONFIG_MAP,
     LEASE,
     NAMESPACE,
     SELF_SUBJECT_ACCESS_REVIEW,
