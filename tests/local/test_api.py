@@ -95,7 +95,11 @@ def test_discovery_names_inferenceservices_with_the_status_subresource(server: R
         core = session.get("/api/v1").json()
         version = session.get("/version").json()
     kserve = [g for g in groups["groups"] if g["name"] == "serving.kserve.io"]
-    assert [g["name"] for g in groups["groups"]] == ["authorization.k8s.io", "serving.kserve.io"]
+    assert [g["name"] for g in groups["groups"]] == [
+        "apps",
+        "authorization.k8s.io",
+        "serving.kserve.io",
+    ]
     assert kserve[0]["preferredVersion"]["groupVersion"] == "serving.kserve.io/v1beta1"
     by_name = {r["name"]: r for r in resources["resources"]}
     assert by_name["inferenceservices"]["shortNames"] == ["isvc"]
@@ -108,7 +112,7 @@ def test_discovery_names_inferenceservices_with_the_status_subresource(server: R
 
 def test_an_unknown_path_is_a_404_status(server: Running) -> None:
     with http(server) as session:
-        response = session.get("/apis/apps/v1/namespaces/default/deployments")
+        response = session.get("/apis/batch/v1/namespaces/default/jobs")
     assert response.status_code == 404
     assert response.json()["message"] == "the server could not find the requested resource"
 

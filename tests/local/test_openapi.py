@@ -14,6 +14,7 @@ def test_the_root_points_at_each_group_versions_document() -> None:
     paths = openapi.root()["paths"]
     assert sorted(paths) == [
         "api/v1",
+        "apis/apps/v1",
         "apis/authorization.k8s.io/v1",
         "apis/serving.kserve.io/v1alpha1",
         "apis/serving.kserve.io/v1beta1",
@@ -22,7 +23,7 @@ def test_the_root_points_at_each_group_versions_document() -> None:
         url, _, digest = entry["serverRelativeURL"].partition("?hash=")
         assert url == f"/openapi/v3/{served}" and len(digest) == 128
         assert openapi.group_version(url) is not None
-    assert openapi.group_version("/openapi/v3/apis/apps/v1") is None
+    assert openapi.group_version("/openapi/v3/apis/batch/v1") is None
 
 
 def test_the_isvc_document_has_kserve_operations_and_the_projects_schema() -> None:

@@ -11,8 +11,8 @@ the labels KServe and Knative put on the pod template (``serving.kserve.io/infer
 The containers are KServe's ``kserve-container`` and the ``storage-initializer`` init container.
 
 What the emulation cannot copy: Knative's ``queue-proxy`` sidecar is not listed (the local
-ingress plays its part, with no container of its own); ``kubectl get pods`` shows the pod's phase
-as Status, where kubectl on a cluster shows a container's reason (``CrashLoopBackOff``).
+ingress plays its part, with no container of its own), so ``kubectl get pods`` counts one
+container where a cluster counts two (READY ``1/1``, not ``2/2``).
 """
 
 from __future__ import annotations
@@ -183,14 +183,21 @@ def pod_status(
     else:
         server_state = {"waiting": {"reason": "PodInitializing"}}
 
-    def last_state(for_initializer: bool) -> dict[str, Any]:
+    def last_state(container: str, for_initializer: bool) -> dict[str, Any]:
+        """The failed run's end; its ``finishedAt`` stays until the container fails again."""
         if failure is None or failure.in_initializer is not for_initializer:
             return {}
+        finished = now
+        for status in (*old.get("initContainerStatuses", []), *old.get("containerStatuses", [])):
+            ended = (status.get("lastState") or {}).get("terminated") or {}
+            if status.get("name") == container and status.get("restartCount") == restarts:
+                finished = str(ended.get("finishedAt") or now)
         return {
             "terminated": {
                 "exitCode": failure.exit_code,
                 "reason": "Error",
                 "message": failure.message,
+                "finishedAt": finished,
             }
         }
 
@@ -199,6 +206,7 @@ def pod_status(
         "phase": "Running" if initialized else "Pending",
         "hostIP": "127.0.0.1",
         "podIP": "127.0.0.1",
+        "podIPs": [{"ip": "127.0.0.1"}],
         "qosClass": "BestEffort",
         "startTime": str(old.get("startTime") or now),
         "conditions": [
