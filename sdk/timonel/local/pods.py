@@ -222,7 +222,7 @@ def pod_status(
                 "ready": initialized,
                 "restartCount": restarts if failure is not None and failure.in_initializer else 0,
                 "state": init_state,
-                "lastState": last_state(True),
+                "lastState": last_state(INITIALIZER_CONTAINER, True),
             }
         ],
         "containerStatuses": [
@@ -232,7 +232,7 @@ def pod_status(
                 "started": server_started,
                 "restartCount": 0 if failure is not None and failure.in_initializer else restarts,
                 "state": server_state,
-                "lastState": last_state(False),
+                "lastState": last_state(SERVER_CONTAINER, False),
             }
         ],
     }
