@@ -3,8 +3,9 @@
 ``Controller(cluster, state_dir)`` lists and watches InferenceServices in every namespace
 through the Kubernetes API (``timonel local``'s server, or any API with KServe's CRD), with the
 same ``timonel.kube`` requests and ``Cluster`` every other Timonel command sends, reconciles
-each one as KServe does in Knative mode (``timonel.local.reconcile``), runs one ``timonel serve``
-process per revision that needs one (``timonel.local.supervisor``), and writes ``status`` through
+each one as KServe does in Knative mode (``timonel.local.reconcile``), runs the ``timonel serve``
+processes of each revision that needs them (``timonel.local.supervisor``: one, or as many as the
+ingress's autoscaler asks for through ``scale``), and writes ``status`` through
 the status subresource, retrying a conflict on a fresh read. ``start()`` returns at once (the work
 runs on threads); ``stop()`` ends the threads and terminates every process.
 
@@ -20,9 +21,10 @@ What the local emulation adds, all in places KServe clients ignore:
     The InferenceService generation the status reflects, so waiting for
     ``observedGeneration == metadata.generation`` and ``Ready`` never reads a stale Ready.
 
-Each running revision process has a Pod (``timonel.local.pods``), created as the revision's
-ReplicaSet would and its status written as the kubelet would from the supervisor's observation;
-pods of revisions that no longer run are deleted.
+Each running revision process (replica) has a Pod (``timonel.local.pods``), created as the
+revision's ReplicaSet would and its status written as the kubelet would from the supervisor's
+observation; pods of processes that no longer run are deleted. A process being stopped is first
+drained: the ``drain`` given to ``listen`` (the ingress's) waits for its requests in flight.
 
 Each revision's files (model copy, ``storage-initializer.log``, ``server.log``) live under
 ``<state_dir>/revisions/<namespace>/<isvc>/<revision>/``.
@@ -66,7 +68,13 @@ from timonel.kube.resources import (
     Kind,
 )
 from timonel.kube.status import is_stopped
-from timonel.local.pods import ISVC_LABEL, REVISION_LABEL, pod_manifest, pod_status
+from timonel.local.pods import (
+    ISVC_LABEL,
+    REVISION_LABEL,
+    pod_manifest,
+    pod_replica,
+    pod_status,
+)
 from timonel.local.reconcile import (
     DEFAULT_DOMAIN,
     Outcome,
@@ -83,6 +91,7 @@ from timonel.local.runtimes import choose
 from timonel.local.storage_initializer import initializer_command
 from timonel.local.supervisor import (
     Backoff,
+    Drain,
     Initializer,
     RevisionSpec,
     ServeArgs,
@@ -125,16 +134,19 @@ class Controller:
             command=command,
             backoff=backoff,
             progress_deadline=progress_deadline,
+            drain=self._drain,
         )
         self._queue = _WorkQueue()
         self._stopping = threading.Event()
         self._threads: list[threading.Thread] = []
         self._interrupt_lock = threading.Lock()
         self._interrupts: dict[Kind, Callable[[], None]] = {}  # the open watches
-        #: The Pod made for each running revision; another name gone means someone deleted it.
-        self._pods_made: dict[RevisionKey, str] = {}
+        #: The Pod made for each running replica; another name gone means someone deleted it.
+        self._pods_made: dict[tuple[RevisionKey, int], str] = {}
         self._listeners: list[RouteListener] = []
+        self._drains: list[Drain] = []
         self._at_zero: set[RevisionKey] = set()
+        self._replicas: dict[RevisionKey, int] = {}  # the autoscaler's counts above one
         self._at_zero_lock = threading.Lock()
 
     # --- lifecycle ---
@@ -176,9 +188,13 @@ class Controller:
 
     # --- for the ingress: what it routes to, and scale to zero and back ---
 
-    def listen(self, listener: RouteListener) -> None:
-        """Call ``listener`` after every reconcile; every InferenceService is reconciled again."""
+    def listen(self, listener: RouteListener, *, drain: Drain | None = None) -> None:
+        """Call ``listener`` after every reconcile; every InferenceService is reconciled again.
+
+        ``drain``: the router's wait for the requests in flight to a process that is stopping."""
         self._listeners.append(listener)
+        if drain is not None:
+            self._drains.append(drain)
         for key in self._store.known():
             self._queue.add(key)
 
@@ -188,14 +204,26 @@ class Controller:
             return None
         return self._supervisor.observation(key, has_been_ready=False)
 
+    def revision_replicas(self, key: RevisionKey) -> list[RevisionObservation]:
+        """What each of the revision's processes is doing, in replica order."""
+        return list(self._supervisor.replicas(key).values())
+
     def scale(self, key: RevisionKey, replicas: int) -> None:
-        """The activator's decision: 0 stops a revision's process, 1 starts it again."""
+        """The activator's and autoscaler's decision: 0 stops a revision's processes, N runs N."""
         with self._at_zero_lock:
             if replicas == 0:
                 self._at_zero.add(key)
             else:
                 self._at_zero.discard(key)
+            if replicas > 1:
+                self._replicas[key] = replicas
+            else:
+                self._replicas.pop(key, None)
         self._queue.add((key.namespace, key.isvc))
+
+    def _drain(self, key: RevisionKey, rest: str) -> None:
+        for drain in list(self._drains):
+            drain(key, rest)
 
     # --- watch: list, then follow changes from the list's resourceVersion ---
 
@@ -364,6 +392,7 @@ class Controller:
         wanted = {RevisionKey(namespace, name, revision) for revision in outcome.running}
         with self._at_zero_lock:
             wanted -= self._at_zero  # scaled to zero by the ingress's activator
+            replicas = dict(self._replicas)
         for revision in outcome.revisions:
             key = RevisionKey(namespace, name, revision.name)
             if key in wanted:
@@ -372,7 +401,7 @@ class Controller:
                     storage_uri=storage_uri(revision.template) or "",
                     args=container_args(revision.template),
                 )
-                self._supervisor.ensure(key, spec)
+                self._supervisor.ensure(key, spec, replicas=replicas.get(key, 1))
         stopped = False
         for key in self._supervisor.running():
             if key.namespace == namespace and key.isvc == name and key not in wanted:
@@ -382,49 +411,56 @@ class Controller:
             self._queue.add((namespace, name))
 
     def _sync_pods(self, isvc: dict[str, Any], outcome: Outcome) -> bool:
-        """One Pod per running revision process, its status the kubelet's; the others deleted.
+        """One Pod per running replica process, its status the kubelet's; the others deleted.
 
-        A running revision whose Pod is gone (``kubectl delete pod``) has its process stopped,
+        A running replica whose Pod is gone (``kubectl delete pod``) has its process stopped,
         and started again with a new Pod on the next reconcile, as its ReplicaSet replaces the
         Pod. True when that happened or a pod changed meanwhile (a 409): reconcile again.
         """
         metadata = isvc["metadata"]
         namespace, name = metadata.get("namespace", "default"), metadata["name"]
         running = {
-            key.revision: key
+            (key.revision, replica): (key, seen)
             for key in self._supervisor.running()
             if key.namespace == namespace and key.isvc == name
+            for replica, seen in self._supervisor.replicas(key).items()
         }
-        for stale in [k for k in self._pods_made if (k.namespace, k.isvc) == (namespace, name)]:
-            if stale.revision not in running:
+        for stale in [
+            k for k in self._pods_made if (k[0].namespace, k[0].isvc) == (namespace, name)
+        ]:
+            if (stale[0].revision, stale[1]) not in running:
                 del self._pods_made[stale]
-        pods: dict[str, dict[str, Any]] = {}
+        pods: dict[tuple[str, int], dict[str, Any]] = {}
         extra: list[dict[str, Any]] = []
         for pod in self._pods(namespace, name):
-            revision = (pod["metadata"].get("labels") or {}).get(REVISION_LABEL, "")
-            if revision in running and revision not in pods:
-                pods[revision] = pod
+            place = (
+                (pod["metadata"].get("labels") or {}).get(REVISION_LABEL, ""),
+                pod_replica(pod),
+            )
+            if place in running and place not in pods:
+                pods[place] = pod
             else:
                 extra.append(pod)
         again = False
         for revision in outcome.revisions:
-            key = running.get(revision.name)
-            if key is None:
-                continue
-            made = self._pods_made.get(key)
-            found = pods.get(revision.name)
-            if made is not None and (found is None or found["metadata"]["name"] != made):
-                # Its Pod was deleted: the ReplicaSet's new Pod runs a new process.
-                self._pods_made.pop(key, None)
-                self._supervisor.stop(key)
-                again = True
-                continue
-            pod = found or self._cluster.send(create_object(pod_manifest(isvc, revision)))
-            self._pods_made[key] = pod["metadata"]["name"]
-            observation = self._supervisor.observation(key, has_been_ready=False)
-            status = pod_status(observation, pod.get("status"), now=_now())
-            if status != pod.get("status"):
-                again = self._write_status(pod, status) or again
+            for (revision_name, replica), (key, observation) in running.items():
+                if revision_name != revision.name:
+                    continue
+                made = self._pods_made.get((key, replica))
+                found = pods.get((revision_name, replica))
+                if made is not None and (found is None or found["metadata"]["name"] != made):
+                    # Its Pod was deleted: the ReplicaSet's new Pod runs a new process.
+                    self._pods_made.pop((key, replica), None)
+                    self._supervisor.stop(key, replica)
+                    again = True
+                    continue
+                pod = found or self._cluster.send(
+                    create_object(pod_manifest(isvc, revision, replica))
+                )
+                self._pods_made[(key, replica)] = pod["metadata"]["name"]
+                status = pod_status(observation, pod.get("status"), now=_now())
+                if status != pod.get("status"):
+                    again = self._write_status(pod, status) or again
         for pod in extra:
             self._delete_pod(pod)
         return again
@@ -465,6 +501,8 @@ class Controller:
         """The InferenceService is gone: stop its processes and drop its revisions."""
         with self._at_zero_lock:
             self._at_zero = {k for k in self._at_zero if (k.namespace, k.isvc) != (namespace, name)}
+            for key in [k for k in self._replicas if (k.namespace, k.isvc) == (namespace, name)]:
+                del self._replicas[key]
         for key in self._supervisor.running():
             if key.namespace == namespace and key.isvc == name:
                 self._supervisor.stop(key)

@@ -10,6 +10,10 @@ the labels KServe and Knative put on the pod template (``serving.kserve.io/infer
 ``serving.knative.dev/revision``, ``serving.knative.dev/service``, ``component: predictor``, ...).
 The containers are KServe's ``kserve-container`` and the ``storage-initializer`` init container.
 
+A revision the autoscaler runs with several processes has one Pod per process, all of the same
+ReplicaSet, as on a cluster; the emulation adds the annotation ``timonel.dev/replica`` (the
+process's number, 0 for the first) so that a Pod's log is its own process's.
+
 What the emulation cannot copy: Knative's ``queue-proxy`` sidecar is not listed (the local
 ingress plays its part, with no container of its own), so ``kubectl get pods`` counts one
 container where a cluster counts two (READY ``1/1``, not ``2/2``).
@@ -46,6 +50,8 @@ NODE_NAME = "timonel-local"
 
 ISVC_LABEL = "serving.kserve.io/inferenceservice"
 REVISION_LABEL = "serving.knative.dev/revision"
+#: The number of the revision's process a Pod stands for (the emulation's own annotation).
+REPLICA_ANNOTATION = "timonel.dev/replica"
 
 _HASH_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 
@@ -57,8 +63,15 @@ def template_hash(revision: str) -> str:
     return "".join(_HASH_ALPHABET[b % len(_HASH_ALPHABET)] for b in digest[:10])
 
 
-def pod_manifest(isvc: dict[str, Any], revision: Revision) -> dict[str, Any]:
-    """The Pod (without status) the revision's ReplicaSet creates, named by ``generateName``."""
+def pod_replica(pod: dict[str, Any]) -> int:
+    """The number of the revision's process the Pod stands for."""
+    value = ((pod.get("metadata") or {}).get("annotations") or {}).get(REPLICA_ANNOTATION, "0")
+    return int(value) if str(value).isdigit() else 0
+
+
+def pod_manifest(isvc: dict[str, Any], revision: Revision, replica: int = 0) -> dict[str, Any]:
+    """The Pod (without status) the revision's ReplicaSet creates for one of its processes,
+    named by ``generateName``."""
     metadata = isvc["metadata"]
     name, namespace = metadata["name"], metadata.get("namespace", "default")
     service = predictor_service_name(name)
@@ -82,7 +95,10 @@ def pod_manifest(isvc: dict[str, Any], revision: Revision) -> dict[str, Any]:
             "generateName": f"{replica_set}-",
             "namespace": namespace,
             "labels": labels,
-            "annotations": {"serving.knative.dev/creator": "system:serviceaccount:kserve"},
+            "annotations": {
+                "serving.knative.dev/creator": "system:serviceaccount:kserve",
+                REPLICA_ANNOTATION: str(replica),
+            },
             "ownerReferences": [
                 {
                     "apiVersion": "apps/v1",

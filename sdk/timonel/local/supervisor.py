@@ -215,15 +215,17 @@ class Supervisor:
         for replica in sorted(extra, key=lambda r: r.index, reverse=True):
             self._retire(replica)
 
-    def stop(self, key: RevisionKey) -> None:
+    def stop(self, key: RevisionKey, replica: int | None = None) -> None:
         """Drain and terminate the revision's processes and forget their state (it was scaled
-        to zero, or left the traffic)."""
+        to zero, or left the traffic); with ``replica``, that one only (its Pod was deleted: the
+        next ``ensure`` starts it again)."""
         with self._lock:
-            replicas = [r for r in self._workers if r.key == key]
-        for replica in sorted(replicas, key=lambda r: r.index, reverse=True):
-            self._retire(replica)
-        with self._lock:
-            self._copying.pop(key, None)
+            replicas = [r for r in self._workers if r.key == key and replica in (None, r.index)]
+        for found in sorted(replicas, key=lambda r: r.index, reverse=True):
+            self._retire(found)
+        if replica is None:
+            with self._lock:
+                self._copying.pop(key, None)
 
     def stop_all(self) -> None:
         with self._lock:

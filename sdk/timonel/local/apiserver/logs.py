@@ -17,7 +17,13 @@ from pathlib import Path
 from typing import Any
 
 from timonel.local.apiserver import statuses
-from timonel.local.pods import INITIALIZER_CONTAINER, ISVC_LABEL, REVISION_LABEL, SERVER_CONTAINER
+from timonel.local.pods import (
+    INITIALIZER_CONTAINER,
+    ISVC_LABEL,
+    REVISION_LABEL,
+    SERVER_CONTAINER,
+    pod_replica,
+)
 from timonel.local.revisions import RevisionKey, RevisionStore
 
 #: The line the supervisor writes before each run of the server.
@@ -36,7 +42,7 @@ def log_file(store: RevisionStore, pod: dict[str, Any], container: str | None) -
         str(labels.get(REVISION_LABEL, "")),
     )
     if container in (None, SERVER_CONTAINER):
-        return store.server_log(key)
+        return store.server_log(key, pod_replica(pod))
     if container == INITIALIZER_CONTAINER:
         return store.initializer_log(key)
     raise statuses.bad_request(f"container {container} is not valid for pod {metadata['name']}")
