@@ -8,6 +8,7 @@ same flow on the real ``timonel serve``. Predictions go through the ingress by t
 
 from __future__ import annotations
 
+import copy
 import os
 import signal
 import time
@@ -22,6 +23,7 @@ import pytest
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
+from timonel.kube.wait import assess, goal_for
 from timonel.local.controller import Controller
 from timonel.local.ingress.router import Ingress, running
 from timonel.local.reconcile import Phase
@@ -116,12 +118,25 @@ def condition(isvc: dict[str, Any], kind: str) -> dict[str, Any]:
 
 
 def settled(isvc: dict[str, Any]) -> bool:
-    """Observed the latest generation and Ready (the ingress holds a request for a revision
-    that is still starting)."""
-    status = isvc.get("status") or {}
-    if status.get("observedGeneration") != isvc["metadata"]["generation"]:
-        return False
-    return condition(isvc, "Ready").get("status") == "True"
+    """Ready, with the latest created revision the latest ready one: what a new InferenceService
+    (or one changed with ``update``, the goal of which ``served`` judges) shows once served.
+
+    Not ``observedGeneration == metadata.generation``: KServe copies the Knative Service's
+    generation there, which a change that does not reach the Knative Service leaves behind."""
+    component = ((isvc.get("status") or {}).get("components") or {}).get("predictor") or {}
+    latest = component.get("latestCreatedRevision")
+    return (
+        condition(isvc, "Ready").get("status") == "True"
+        and latest is not None
+        and component.get("latestReadyRevision") == latest
+    )
+
+
+def served(change: tuple[dict[str, Any], dict[str, Any]]) -> Callable[[dict[str, Any]], bool]:
+    """Whether the status shows what an ``update`` asked for, judged as ``timonel.kube.wait``
+    judges it on a cluster: from the object before the write and the one the write returned."""
+    goal = goal_for(change[1], change[0])
+    return lambda isvc: assess(isvc, goal).done
 
 
 def ready_at(revision: str) -> Callable[[dict[str, Any]], bool]:
@@ -146,14 +161,18 @@ def canary_change(uri: str, percent: int) -> Callable[[dict[str, Any]], None]:
 
 def update(
     api: client.CustomObjectsApi, name: str, change: Callable[[dict[str, Any]], None]
-) -> None:
-    """Read, change and replace the InferenceService, retrying a conflict on a fresh read."""
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Read, change and replace the InferenceService, retrying a conflict on a fresh read; the
+    object before the change and the one the write returned (for ``served``)."""
     for _ in range(10):
-        isvc = get(api, name)
+        before = get(api, name)
+        isvc = copy.deepcopy(before)
         change(isvc)
         try:
-            api.replace_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL, name, isvc)
-            return
+            written = api.replace_namespaced_custom_object(
+                GROUP, VERSION, NAMESPACE, PLURAL, name, isvc
+            )
+            return before, written
         except ApiException as exc:
             if exc.status != 409:
                 raise
@@ -226,13 +245,13 @@ def test_lifecycle_deploy_canary_promote_rollback_delete(
     assert {predict(ingress, split)[0] for _ in range(40)} == {1, 2}
 
     # Roll back: percent 0 keeps the new spec and sends everything to the previous revision.
-    update(api, name, lambda i: i["spec"]["predictor"].update(canaryTrafficPercent=0))
-    back = wait_for(api, name, settled)
+    rollback = update(api, name, lambda i: i["spec"]["predictor"].update(canaryTrafficPercent=0))
+    back = wait_for(api, name, served(rollback))
     assert traffic(back) == [(r2, 0, ""), (r1, 100, "prev")]
 
     # Promote: the percent removed gives the latest revision everything; v1's process stops.
-    update(api, name, lambda i: i["spec"]["predictor"].pop("canaryTrafficPercent"))
-    promoted = wait_for(api, name, lambda i: settled(i) and len(traffic(i)) == 1)
+    promotion = update(api, name, lambda i: i["spec"]["predictor"].pop("canaryTrafficPercent"))
+    promoted = wait_for(api, name, served(promotion))
     component = promoted["status"]["components"]["predictor"]
     assert traffic(promoted) == [(r2, 100, "")]
     assert component["latestRolledoutRevision"] == r2
@@ -316,7 +335,7 @@ def test_corrupt_canary_keeps_traffic_on_the_old_revision(
         api,
         name,
         lambda i: (
-            i["status"].get("observedGeneration") == 2
+            i["status"]["components"]["predictor"].get("latestCreatedRevision") == r2
             and condition(i, "Ready").get("status") == "False"
         ),
     )

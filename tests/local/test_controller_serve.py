@@ -29,6 +29,7 @@ from .test_controller import (
     manifest,
     predict,
     ready_at,
+    served,
     settled,
     traffic,
     update,
@@ -129,8 +130,8 @@ def test_release_lifecycle_on_timonel_serve(
     )
     assert counted >= 100 + 40 + 1, counted
 
-    update(api, name, lambda i: i["spec"]["predictor"].pop("canaryTrafficPercent"))
-    promoted = wait_for(api, name, lambda i: settled(i) and len(traffic(i)) == 1)
+    promotion = update(api, name, lambda i: i["spec"]["predictor"].pop("canaryTrafficPercent"))
+    promoted = wait_for(api, name, served(promotion))
     assert traffic(promoted) == [(r2, 100, "")]
     assert promoted["status"]["components"]["predictor"]["previousRolledoutRevision"] == r1
     api.delete_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL, name)

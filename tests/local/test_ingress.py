@@ -34,6 +34,7 @@ from .test_controller import (
     manifest,
     ready_at,
     repo,  # noqa: F401  # the fixture
+    settled,
     update,
     wait_for,
 )
@@ -65,11 +66,7 @@ def deploy(api: client.CustomObjectsApi, name: str, uri: str, **predictor: objec
     api.create_namespaced_custom_object(
         GROUP, VERSION, NAMESPACE, PLURAL, manifest(name, uri, **predictor)
     )
-    wait_for(
-        api,
-        name,
-        lambda i: ready(i) and i["status"].get("observedGeneration") == i["metadata"]["generation"],
-    )
+    wait_for(api, name, settled)
 
 
 def predict(http: httpx.Client, name: str, host: str | None = None) -> int:
