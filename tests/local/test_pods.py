@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import threading
@@ -16,14 +17,17 @@ import localcluster
 import pytest
 from kubernetes import client
 
+from timonel.kube.client import Cluster
+from timonel.kube.requests import create_object
 from timonel.local.apiserver import Running, running
 from timonel.local.controller import Controller
 from timonel.local.revisions import RevisionKey, RevisionStore
 
 from .kubeapi import GROUP, PLURAL, VERSION
-from .standin_server import write_model
+from .standin_server import standin_command, write_model
 from .test_api_kubectl import KUBECTL, kubectl
 from .test_controller import manifest, settled, wait_for, wait_until_reaped
+from .test_supervisor import stalled_initializer
 
 NAMESPACE = "default"
 
@@ -124,8 +128,8 @@ def test_a_ready_revision_has_a_running_pod_named_and_labelled_as_knative_does(
     )
     assert table.returncode == 0, table.stderr
     header, row = table.stdout.splitlines()
-    assert header.split() == ["NAME", "STATUS", "RESTARTS", "AGE"]
-    assert row.split()[:3] == [pod["metadata"]["name"], "Running", "0"]
+    assert header.split() == ["NAME", "READY", "STATUS", "RESTARTS", "AGE"]
+    assert row.split()[:4] == [pod["metadata"]["name"], "1/1", "Running", "0"]
 
     described = kubectl(local_kubeconfig, "describe", "pod", pod["metadata"]["name"])
     assert described.returncode == 0, described.stderr
@@ -301,3 +305,69 @@ def test_kubectl_logs_follow_sees_a_line_the_server_writes_later(
         finally:
             hang_guard.cancel()
             follower.kill()
+
+
+def status_column(config: Path, isvc: str) -> list[str]:
+    """``kubectl get pods -l ...``'s rows, each as NAME READY STATUS RESTARTS (the age left out)."""
+    done = kubectl(config, "get", "pods", "-l", f"serving.kserve.io/inferenceservice={isvc}")
+    assert done.returncode == 0, done.stderr
+    return [" ".join(line.split()[:-1]) for line in done.stdout.splitlines()[1:]]
+
+
+def wait_for_status(config: Path, isvc: str, status: str, timeout: float = 30.0) -> str:
+    """The first ``kubectl get pods`` row whose STATUS is ``status``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        rows = status_column(config, isvc)
+        found = [row for row in rows if row.split()[2] == status]
+        if found:
+            return found[0]
+        assert time.monotonic() < deadline, f"no pod of {isvc} became {status}: {rows}"
+        time.sleep(0.1)
+
+
+def test_kubectl_shows_a_model_that_fails_to_load_in_crash_loop_back_off(
+    api: client.CustomObjectsApi,
+    local_controller: Controller,
+    local_kubeconfig: Path,
+    tmp_path: Path,
+) -> None:
+    name = "unloadable"
+    broken = write_model(tmp_path / "repo" / name, graph=b"corrupt: not a graph")
+    api.create_namespaced_custom_object(
+        GROUP, VERSION, NAMESPACE, PLURAL, manifest(name, str(broken))
+    )
+
+    row = wait_for_status(local_kubeconfig, name, "CrashLoopBackOff")
+
+    pod_name, ready, _, restarts = row.split(" ", 3)
+    assert pod_name.startswith(f"{name}-predictor-00001-deployment-")
+    assert ready == "0/1"
+    assert re.fullmatch(r"\d+ \(\w+ ago\)", restarts), row
+    api.delete_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL, name)
+
+
+def test_kubectl_shows_a_pod_whose_storage_initializer_runs_as_init_0_of_1(
+    tmp_path: Path,
+) -> None:
+    name = "initializing"
+    state = tmp_path / "home"
+    with (
+        running(state, localcluster.TOKEN, tls=True) as server,
+        Cluster.connect(
+            kubeconfig=localcluster.write_kubeconfig(tmp_path / "kube", server)
+        ) as kube,
+    ):
+        config = tmp_path / "kube"
+        stalled = Controller(
+            kube, state, initializer=stalled_initializer, command=standin_command, watch_timeout=5
+        )
+        stalled.start()
+        try:
+            isvc = manifest(name, "gs://unreachable/m/v1")
+            isvc["metadata"]["namespace"] = NAMESPACE
+            kube.send(create_object(isvc))
+            row = wait_for_status(config, name, "Init:0/1")
+        finally:
+            stalled.stop()
+    assert row.split()[1:] == ["0/1", "Init:0/1", "0"]
