@@ -69,9 +69,9 @@ def test_every_kind_is_found_from_its_manifest() -> None:
 
 def test_an_unmanaged_kind_is_refused_with_the_known_ones() -> None:
     with pytest.raises(SpecError) as caught:
-        kind_of({"apiVersion": "v1", "kind": "ConfigMap"})
+        kind_of({"apiVersion": "v1", "kind": "Secret"})
     assert str(caught.value).startswith(
-        "apiVersion 'v1' kind 'ConfigMap' is not a kind Timonel manages; expected one of: "
+        "apiVersion 'v1' kind 'Secret' is not a kind Timonel manages; expected one of: "
         "serving.kserve.io/v1beta1 InferenceService, "
     )
 

@@ -13,6 +13,7 @@ from typing import Any
 
 from timonel.kube.resources import (
     CLUSTER_SERVING_RUNTIME,
+    CONFIG_MAP,
     DEPLOYMENT,
     EVENT,
     INFERENCE_SERVICE,
@@ -41,8 +42,9 @@ KUBERNETES_VERSION = {
 #: The served kinds. Events are always an empty list, so ``kubectl describe`` has something to
 #: show; namespaces are created and deleted but not updated; a SelfSubjectAccessReview is only
 #: created, and answered; serving runtimes are stored as KServe's CRDs keep them; pods are
-#: written by the controller for revision processes (``timonel.local.pods``); Deployments,
-#: ReplicaSets and Services by the controller for Standard-mode predictors
+#: written by the controller for revision processes (``timonel.local.pods``); config maps
+#: hold what Timonel records beside an InferenceService (a rollout's progress); Deployments,
+#: ReplicaSets and Services are written by the controller for Standard-mode predictors
 #: (``timonel.local.standard``).
 SERVED: tuple[Kind, ...] = (
     INFERENCE_SERVICE,
@@ -50,6 +52,7 @@ SERVED: tuple[Kind, ...] = (
     DEPLOYMENT,
     REPLICA_SET,
     SERVICE,
+    CONFIG_MAP,
     SERVING_RUNTIME,
     CLUSTER_SERVING_RUNTIME,
     NAMESPACE,

@@ -537,13 +537,22 @@ class ApiServer:
         }
 
     async def _delete_options(self, request: web.Request) -> dict[str, Any]:
+        """DeleteOptions from the query (``?propagationPolicy=Orphan``), then the body, which
+        kube-apiserver reads over them."""
+        query: dict[str, Any] = {
+            key: request.query[key]
+            for key in ("propagationPolicy", "gracePeriodSeconds")
+            if key in request.query
+        }
+        if "orphanDependents" in request.query:
+            query["orphanDependents"] = request.query["orphanDependents"] == "true"
         raw = await request.read()
         if not raw.strip():
-            return {}
+            return query
         if _content_type(request) == protobuf.PROTOBUF:
-            return protobuf.decode(raw, protobuf.DELETE_OPTIONS)
+            return {**query, **protobuf.decode(raw, protobuf.DELETE_OPTIONS)}
         options = self._parse(raw, "application/json")
-        return options if isinstance(options, dict) else {}
+        return {**query, **options} if isinstance(options, dict) else query
 
     async def _body(self, request: web.Request, kind: Kind) -> dict[str, Any]:
         content_type = _content_type(request)

@@ -5,7 +5,9 @@ the server owns uid, creationTimestamp, resourceVersion and generation; ``genera
 when something outside ``metadata`` changes; with the status subresource, writes to the object keep
 the old status and writes to ``/status`` keep everything but the status; an update whose
 resourceVersion is not the current one is a 409 Conflict; a no-op update writes nothing; an object
-with finalizers is only marked for deletion; ``dryRun`` runs every step except the write.
+with finalizers is only marked for deletion; ``dryRun`` runs every step except the write. A
+deletion takes the object's dependents with it, or leaves them orphaned, as the garbage collector
+does (``garbage``).
 """
 
 from __future__ import annotations
@@ -20,8 +22,8 @@ from typing import Any
 
 import yaml
 
-from timonel.kube.resources import KINDS, NAMESPACE, Kind
-from timonel.local.apiserver import fieldmanager, patches, statuses
+from timonel.kube.resources import KINDS, NAMESPACE, Kind, kind_of
+from timonel.local.apiserver import fieldmanager, garbage, patches, statuses
 from timonel.local.apiserver.selectors import Selector
 from timonel.local.apiserver.statuses import FieldError
 from timonel.local.apiserver.store import Store, resource_key
@@ -187,17 +189,20 @@ class Registry:
                 subresource=subresource,
                 dry_run=dry_run,
             )
-        if content_type not in (patches.MERGE, patches.JSON_PATCH):
+        if content_type not in (patches.MERGE, patches.JSON_PATCH) and not (
+            patches.built_in(kind) and content_type == patches.STRATEGIC
+        ):
             raise statuses.unsupported_media_type(patches.CUSTOM_RESOURCE_PATCHES)
         try:
             operations = json.loads(raw or b"null")
         except ValueError as exc:
             raise statuses.bad_request(f"error decoding patch: {exc}") from exc
         old = self.get(kind, namespace, name)
-        if content_type == patches.MERGE:
+        if content_type in (patches.MERGE, patches.STRATEGIC):
             if not isinstance(operations, dict):
                 raise statuses.bad_request("a merge patch must be a JSON object")
-            new = patches.merge_patch(old, operations)
+            merge = patches.merge_patch if content_type == patches.MERGE else patches.strategic
+            new = merge(old, operations)
         else:
             new = patches.json_patch(copy.deepcopy(old), operations)
         self._check_namespace(kind, namespace, new.setdefault("metadata", {}))
@@ -247,7 +252,7 @@ class Registry:
             )
             return (marked if dry_run else self._write(kind, marked, "MODIFIED", obj)), False
         if not dry_run:
-            self._write(kind, obj, "DELETED", obj)
+            self._deleted(kind, obj, obj, orphan=garbage.orphans(options))
         return statuses.success(kind, name, meta["uid"]), True
 
     def delete_namespace(
@@ -280,10 +285,12 @@ class Registry:
                 continue
             items, _ = self.store.objects(resource_key(kind), name)
             for item in items:
+                if self.store.get(resource_key(kind), name, item["metadata"]["name"]) is None:
+                    continue  # collected with an owner deleted before it
                 _, gone = self.delete(kind, name, item["metadata"]["name"], {})
                 remaining += not gone
         if not remaining:
-            self._write(NAMESPACE, terminating, "DELETED", terminating)
+            self._deleted(NAMESPACE, terminating, terminating)
         return terminating
 
     # -- internals -----------------------------------------------------------------------------
@@ -425,8 +432,40 @@ class Registry:
         if dry_run:
             return new
         if new["metadata"].get("deletionTimestamp") and not new["metadata"].get("finalizers"):
-            return self._write(kind, new, "DELETED", old)
+            return self._deleted(kind, new, old)
         return self._write(kind, new, "MODIFIED", old)
+
+    def _deleted(
+        self, kind: Kind, obj: dict[str, Any], old: dict[str, Any], *, orphan: bool = False
+    ) -> dict[str, Any]:
+        """Remove ``obj``, then delete or release its dependents as the garbage collector does."""
+        gone = self._write(kind, obj, "DELETED", old)
+        namespace = obj["metadata"].get("namespace") if kind.namespaced else None
+        candidates = [
+            (dependent_kind, item)
+            for dependent_kind in garbage.kinds_owned_by(kind)
+            for item in self.store.objects(resource_key(dependent_kind), namespace)[0]
+        ]
+        found = garbage.collect(obj, candidates, self._lookup, orphan=orphan)
+        for dependent_kind, released in found.release:
+            meta = released["metadata"]
+            before = self.store.get(
+                resource_key(dependent_kind), meta.get("namespace", ""), meta["name"]
+            )
+            self._write(dependent_kind, released, "MODIFIED", before)
+        for dependent_kind, dependent in found.delete:
+            meta = dependent["metadata"]
+            if self.store.get(
+                resource_key(dependent_kind), meta.get("namespace", ""), meta["name"]
+            ):
+                self.delete(dependent_kind, meta.get("namespace", ""), meta["name"], {})
+        return gone
+
+    def _lookup(
+        self, api_version: str, kind_name: str, namespace: str, name: str
+    ) -> dict[str, Any] | None:
+        kind = kind_of({"apiVersion": api_version, "kind": kind_name})
+        return self.store.get(resource_key(kind), namespace if kind.namespaced else "", name)
 
     def _write(
         self, kind: Kind, obj: dict[str, Any], event: str, old: dict[str, Any] | None

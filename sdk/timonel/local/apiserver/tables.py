@@ -107,6 +107,8 @@ def _cell(kind: str, value: Any, now: datetime) -> Any:
     if kind == "date":
         return _since(value, now)
     if kind == "integer":
+        if isinstance(value, dict | list):
+            return len(value)  # a count, as ConfigMap's DATA column
         return int(value) if isinstance(value, int | float) else None
     return value if isinstance(value, str) else str(value).lower()
 
