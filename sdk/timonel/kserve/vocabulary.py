@@ -13,8 +13,14 @@ GROUP = "serving.kserve.io"
 VERSION = "v1beta1"
 API_VERSION = f"{GROUP}/{VERSION}"
 KIND = "InferenceService"
-#: The serving container KServe names in every predictor pod.
+#: The serving container KServe names in every predictor pod (``InferenceServiceContainerName``).
 CONTAINER_NAME = "kserve-container"
+#: The init container that copies the model in (``StorageInitializerContainerName``).
+INITIALIZER_CONTAINER = "storage-initializer"
+#: The labels on a predictor's pods: the InferenceService (``InferenceServicePodLabelKey``) and,
+#: in Knative mode, the revision (Knative's ``serving.RevisionLabelKey``).
+ISVC_LABEL = "serving.kserve.io/inferenceservice"
+REVISION_LABEL = "serving.knative.dev/revision"
 MODEL_FORMAT = "tensorflow"
 
 # --- annotations --------------------------------------------------------------------------------

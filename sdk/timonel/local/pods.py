@@ -25,6 +25,10 @@ import hashlib
 from collections.abc import Mapping
 from typing import Any
 
+from timonel.kserve.vocabulary import CONTAINER_NAME
+from timonel.kserve.vocabulary import INITIALIZER_CONTAINER as INITIALIZER_CONTAINER
+from timonel.kserve.vocabulary import ISVC_LABEL as ISVC_LABEL
+from timonel.kserve.vocabulary import REVISION_LABEL as REVISION_LABEL
 from timonel.local.reconcile import (
     Phase,
     Revision,
@@ -34,10 +38,8 @@ from timonel.local.reconcile import (
     storage_uri,
 )
 
-#: KServe's predictor container and its storage initializer (its constants
-#: ``InferenceServiceContainerName`` and ``StorageInitializerContainerName``).
-SERVER_CONTAINER = "kserve-container"
-INITIALIZER_CONTAINER = "storage-initializer"
+#: KServe's predictor container and its storage initializer.
+SERVER_CONTAINER = CONTAINER_NAME
 #: Where KServe's storage initializer puts the model, and the runtime reads it.
 MODEL_MOUNT = "/mnt/models"
 
@@ -48,8 +50,6 @@ INITIALIZER_IMAGE = "kserve/storage-initializer"
 #: The node every local pod runs on.
 NODE_NAME = "timonel-local"
 
-ISVC_LABEL = "serving.kserve.io/inferenceservice"
-REVISION_LABEL = "serving.knative.dev/revision"
 #: The number of the revision's process a Pod stands for (the emulation's own annotation).
 REPLICA_ANNOTATION = "timonel.dev/replica"
 
