@@ -183,3 +183,25 @@ def test_target_names_the_object_for_messages() -> None:
 def test_a_status_write_names_the_status_subresource_for_rbac() -> None:
     assert rq.replace_status(MANIFEST).resource == "inferenceservices/status"
     assert rq.get_object(INFERENCE_SERVICE, "ml", "digits").resource == "inferenceservices"
+
+
+@pytest.mark.parametrize(
+    ("options", "query"),
+    [
+        ({}, (("container", "kserve-container"),)),
+        (
+            {"follow": True, "tail_lines": 20},
+            (("container", "kserve-container"), ("follow", "true"), ("tailLines", "20")),
+        ),
+        ({"previous": True}, (("container", "kserve-container"), ("previous", "true"))),
+    ],
+)
+def test_a_log_read_asks_for_one_container_as_kubectl_logs_does(
+    options: dict[str, Any], query: tuple[tuple[str, str], ...]
+) -> None:
+    request = rq.read_log("ml", "digits-pod", container="kserve-container", **options)
+    assert (request.verb, request.method) == ("get", "GET")
+    assert request.path == "/api/v1/namespaces/ml/pods/digits-pod/log"
+    assert request.query == query
+    assert request.resource == "pods/log"
+    assert request.target == "pod ml/digits-pod"

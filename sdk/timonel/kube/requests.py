@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from timonel.kube.resources import Kind, kind_of
+from timonel.kube.resources import POD, Kind, kind_of
 
 #: The field manager Timonel's writes are recorded under (``metadata.managedFields``).
 FIELD_MANAGER = "timonel"
@@ -117,6 +117,28 @@ def watch_objects(
         query.append(("timeoutSeconds", str(max(1, int(timeout_seconds)))))
     path = kind.path(namespace, all_namespaces=all_namespaces)
     return Request("watch", "GET", kind, namespace, name, path, query=tuple(query))
+
+
+def read_log(
+    namespace: str,
+    pod: str,
+    *,
+    container: str,
+    follow: bool = False,
+    tail_lines: int | None = None,
+    previous: bool = False,
+) -> Request:
+    """A container's log (``pods/NAME/log``), as ``kubectl logs`` asks for it: the text as it
+    is, and with ``follow`` the lines written afterwards, until the container ends."""
+    query: list[tuple[str, str]] = [("container", container)]
+    if follow:
+        query.append(("follow", "true"))
+    if tail_lines is not None:
+        query.append(("tailLines", str(tail_lines)))
+    if previous:
+        query.append(("previous", "true"))
+    path = f"{POD.path(namespace, pod)}/log"
+    return Request("get", "GET", POD, namespace, pod, path, query=tuple(query), subresource="log")
 
 
 def create_object(manifest: dict[str, Any], *, dry_run: bool = False) -> Request:
