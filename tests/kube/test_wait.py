@@ -109,6 +109,166 @@ def test_knative_a_change_that_does_not_reach_the_knative_service_ends_on_ready(
     assert assess(written, goal) == Verdict(True)
 
 
+def kserve_status(
+    obj: dict[str, Any],
+    *,
+    service_generation: int,
+    created: str,
+    ready: str,
+    traffic: list[tuple[str, int, bool]],
+    rolled_out: str | None = None,
+) -> dict[str, Any]:
+    """The InferenceService with the status KServe's PropagateStatus writes from a Knative
+    Service at ``service_generation``: its observedGeneration, revisions and traffic
+    (revision, percent, latestRevision), and Ready when the latest created revision is ready."""
+    out = with_knative_status(
+        obj,
+        created=created,
+        ready_revision=ready,
+        rolled_out=rolled_out,
+        traffic=[
+            {"revisionName": name, "percent": percent, "latestRevision": latest}
+            for name, percent, latest in traffic
+        ],
+    )
+    out["status"]["observedGeneration"] = service_generation
+    for condition in out["status"]["conditions"]:
+        condition["status"] = "True" if created == ready else "Unknown"
+    return out
+
+
+def test_knative_first_deploy_with_a_percent_ends_when_the_split_covers_one_revision() -> None:
+    # KServe ignores the percent until r1 is rolled out, then writes latest 10% and prev 90%,
+    # both on r1: the latest revision's share is still all of the traffic.
+    written = isvc(percent=10)
+    del written["status"]
+    goal = goal_for(written)
+    assert assess(written, goal) == Verdict(False, "a first revision")
+    sequence = [
+        kserve_status(isvc(percent=10), service_generation=1, created="r1", ready="", traffic=[]),
+        kserve_status(
+            isvc(percent=10),
+            service_generation=1,
+            created="r1",
+            ready="r1",
+            traffic=[("r1", 100, True)],
+            rolled_out="r1",
+        ),
+        kserve_status(
+            isvc(percent=10),
+            service_generation=2,
+            created="r1",
+            ready="r1",
+            traffic=[("r1", 10, True), ("r1", 90, False)],
+            rolled_out="r1",
+        ),
+    ]
+    assert [assess(state, goal).done for state in sequence] == [False, True, True]
+
+
+def test_knative_a_stale_ready_of_the_previous_generation_never_counts() -> None:
+    # The write returns the old status: Ready, r1, the Knative Service's generation 1. KServe
+    # then updates the Knative Service (generation 2) before Knative has reconciled it, so
+    # the status KServe copies is still r1's, Ready; only then does r2 appear and get ready.
+    before = kserve_status(
+        isvc(generation=1),
+        service_generation=1,
+        created="r1",
+        ready="r1",
+        traffic=[("r1", 100, True)],
+        rolled_out="r1",
+    )
+    changed = copy.deepcopy(before)
+    changed["metadata"]["generation"] = 2
+    changed["spec"]["predictor"]["model"]["storageUri"] = V2
+    goal = goal_for(changed, before)
+    sequence = [
+        changed,
+        kserve_status(
+            changed,
+            service_generation=1,
+            created="r1",
+            ready="r1",
+            traffic=[("r1", 100, True)],
+            rolled_out="r1",
+        ),
+        kserve_status(
+            changed,
+            service_generation=2,
+            created="r2",
+            ready="r1",
+            traffic=[("r1", 100, True)],
+            rolled_out="r1",
+        ),
+        kserve_status(
+            changed,
+            service_generation=2,
+            created="r2",
+            ready="r2",
+            traffic=[("r2", 100, True)],
+            rolled_out="r2",
+        ),
+    ]
+    assert [assess(state, goal).waiting_for for state in sequence] == [
+        "a new revision to replace r1",
+        "a new revision to replace r1",
+        "the Ready condition",
+        "",
+    ]
+    assert assess(sequence[-1], goal).done
+
+
+@pytest.mark.parametrize(
+    ("where", "key"),
+    [
+        ("annotations", "serving.knative.dev/rollout-duration"),
+        ("labels", "networking.knative.dev/visibility"),
+    ],
+    ids=["an annotation KServe moves onto the Knative Service", "a label kept off the template"],
+)
+def test_knative_metadata_kserve_keeps_off_the_template_makes_no_revision(where, key) -> None:
+    before = kserve_status(
+        isvc(generation=4),
+        service_generation=1,
+        created="r1",
+        ready="r1",
+        traffic=[("r1", 100, True)],
+        rolled_out="r1",
+    )
+    written = copy.deepcopy(before)
+    written["metadata"]["generation"] = 5
+    written["metadata"].setdefault(where, {})[key] = "60s" if where == "annotations" else "x"
+    goal = goal_for(written, before)
+    assert goal.replaces_revision is None
+    assert assess(written, goal) == Verdict(True)
+
+
+def test_knative_a_rollback_counts_the_new_revision_share_not_the_latest_target() -> None:
+    # r2 never got ready, so the latestRevision target resolves to r1 (the latest ready one):
+    # what matters is that r2 receives nothing.
+    canary = kserve_status(
+        isvc(uri=V2, percent=20, generation=2),
+        service_generation=2,
+        created="r2",
+        ready="r1",
+        traffic=[("r1", 20, True), ("r1", 80, False)],
+        rolled_out="r1",
+    )
+    written = copy.deepcopy(canary)
+    written["metadata"]["generation"] = 3
+    written["spec"]["predictor"]["canaryTrafficPercent"] = 0
+    goal = goal_for(written, canary)
+    rolled_back = kserve_status(
+        written,
+        service_generation=3,
+        created="r2",
+        ready="r1",
+        traffic=[("r1", 0, True), ("r1", 100, False)],
+        rolled_out="r1",
+    )
+    assert assess(rolled_back, goal) == Verdict(True)
+
+
 def test_knative_a_traffic_step_waits_for_the_split_not_for_a_revision() -> None:
     before = canary_70_30()
     written = copy.deepcopy(before)

@@ -97,14 +97,27 @@ NOT_PASSED_ON = frozenset(
 )
 
 
+#: Annotations KServe moves from the revision template onto the Knative Service itself
+#: (``managedKsvcAnnotations`` in ``ksvc_reconciler.go``): a change to them alone changes the
+#: Service's metadata, not its spec, so it makes no revision and moves no generation.
+MOVED_TO_KNATIVE_SERVICE = frozenset(
+    {"serving.knative.dev/rollout-duration", "serving.knative.openshift.io/enablePassthrough"}
+)
+
+#: Labels KServe keeps off the revision template (``RevisionTemplateLabelDisallowedList``).
+NOT_ON_REVISION_TEMPLATE = frozenset({"networking.knative.dev/visibility"})
+
+
 def revision_metadata(isvc: Mapping[str, Any]) -> dict[str, Any]:
     """The labels and annotations KServe copies into the revision (or pod) template: a change
     to them alone makes a new revision."""
     metadata = isvc.get("metadata") or {}
     annotations = metadata.get("annotations") or {}
+    labels = metadata.get("labels") or {}
+    left_out = NOT_PASSED_ON | MOVED_TO_KNATIVE_SERVICE
     return {
-        "labels": dict(metadata.get("labels") or {}),
-        "annotations": {k: v for k, v in annotations.items() if k not in NOT_PASSED_ON},
+        "labels": {k: v for k, v in labels.items() if k not in NOT_ON_REVISION_TEMPLATE},
+        "annotations": {k: v for k, v in annotations.items() if k not in left_out},
     }
 
 

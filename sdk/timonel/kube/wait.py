@@ -26,7 +26,11 @@ change produces is judged instead, from the object before and after the write:
 
 * Knative mode: a change to what KServe puts in the revision template (the predictor, labels, the
   annotations it passes on) must bring a new latest created revision, which must become the
-  latest ready one; the traffic split must be the one asked for; Ready must be True.
+  latest ready one; the latest created revision's share of the traffic must be the one asked
+  for; Ready must be True. The share is counted by revision, not by the ``latestRevision``
+  target: before a first rollout KServe ignores the percent and then, once the revision is
+  rolled out, splits the traffic over that one revision (latest P%, ``prev`` the rest), and a
+  ``latestRevision`` target follows the latest *ready* revision, not the one being waited for.
 * Standard mode: a change to the Deployment's template must move ``observedGeneration`` past the
   value the status showed when the change was written; canaries must be ready with their shares.
   Scaling between the write and KServe's reconcile can move it too, so the wait can end before
@@ -157,10 +161,12 @@ def goal_for(isvc: dict[str, Any], before: dict[str, Any] | None = None) -> Goal
 
 
 def _latest_share(component: dict[str, Any]) -> int:
+    """The share of the traffic the latest created revision receives, over every target."""
+    latest = component.get("latestCreatedRevision")
     return sum(
         int(t.get("percent") or 0)
         for t in component.get("traffic") or []
-        if t.get("latestRevision")
+        if latest and t.get("revisionName") == latest
     )
 
 
