@@ -17,8 +17,11 @@ import grpc
 import httpx
 import numpy as np
 import pytest
+from google.protobuf import text_format
 from serverproc import ServerProcess, spawn
 from tensorflow.core.example import example_pb2, feature_pb2
+from tensorflow.core.framework import tensor_shape_pb2, types_pb2
+from tensorflow.core.protobuf import meta_graph_pb2
 from tensorflow_serving.apis import (
     classification_pb2,
     get_model_metadata_pb2,
@@ -89,6 +92,33 @@ class Case:
 
 
 X = {"x": np.array([1.0, 2.0, 5.0], dtype=np.float32)}
+
+
+def signature_text(inputs: dict[str, Any], outputs: dict[str, Any], method: str) -> str:
+    """A SignatureDef as TF Serving quotes it in errors (``DebugString``); each tensor is
+    ``alias: (name, dtype, dims)``."""
+    signature = meta_graph_pb2.SignatureDef(method_name=method)
+    for target, tensors in ((signature.inputs, inputs), (signature.outputs, outputs)):
+        for alias, (name, dtype, dims) in tensors.items():
+            target[alias].name = name
+            target[alias].dtype = types_pb2.DataType.Value(dtype)
+            target[alias].tensor_shape.dim.extend(
+                tensor_shape_pb2.TensorShapeProto.Dim(size=d) for d in dims
+            )
+    return str(text_format.MessageToString(signature))
+
+
+#: the tf1 model's predict and regress signatures (tfmodels.write_half_plus_two_tf1)
+PREDICT_SIGNATURE_TEXT = signature_text(
+    {"x": ("x:0", "DT_FLOAT", [-1])},
+    {"y": ("y:0", "DT_FLOAT", [-1])},
+    "tensorflow/serving/predict",
+)
+REGRESS_SIGNATURE_TEXT = signature_text(
+    {"inputs": ("tf_example:0", "DT_STRING", [-1])},
+    {"outputs": ("y_examples:0", "DT_FLOAT", [-1, 1])},
+    "tensorflow/serving/regress",
+)
 
 CASES = [
     Case("latest version", inputs=X, outputs={"y": [3.5, 4.0, 5.5]}),
@@ -165,8 +195,8 @@ CASES = [
         model="tf1",
         examples=[{"x": 1.0}],
         code="INVALID_ARGUMENT",
-        # without --enable_signature_method_name_check, its float input is what is wrong
-        message="Expected input Tensor of DT_STRING.",
+        # without --enable_signature_method_name_check, its input alias is what is wrong
+        message="No classification inputs found in SignatureDef: " + PREDICT_SIGNATURE_TEXT,
     ),
     Case(
         "regress",
@@ -652,8 +682,8 @@ def test_grpc_multi_inference_answers_every_task_from_one_input(server: ServerPr
         (  # without --enable_signature_method_name_check, the outputs decide
             [("tf1", REGRESS, CLASSIFY)],
             "INVALID_ARGUMENT",
-            "Expected classification signature outputs to contain at least one of classes or "
-            "scores.",
+            'Expected classification signature outputs to contain at least one of "classes" or '
+            '"scores". Signature was: ' + REGRESS_SIGNATURE_TEXT,
         ),
     ],
     ids=[

@@ -48,6 +48,8 @@ class Signature:
     inputs: Mapping[str, TensorInfo]
     outputs: Mapping[str, TensorInfo]
     defaults: Mapping[str, np.ndarray]
+    #: the SignatureDef as TF Serving's messages quote it (``DebugString``)
+    text: str = ""
 
     @property
     def input_dtypes(self) -> dict[str, str]:
@@ -215,15 +217,27 @@ def _text(value: Any) -> str:
 def classification_results(
     outputs: Mapping[str, np.ndarray], batch: int
 ) -> list[list[tuple[str, float]]]:
-    """``[(label, score), ...]`` per example from a classify signature's outputs."""
+    """``[(label, score), ...]`` per example from a classify signature's outputs, checked in the
+    order and words of ``classifier.cc``'s ``PostProcessClassificationResult``."""
     classes, scores = outputs.get("classes"), outputs.get("scores")
-    reference = scores if scores is not None else classes
-    if reference is None or reference.ndim != 2 or reference.shape[0] != batch:
-        shape = None if reference is None else list(reference.shape)
-        raise _invalid(f"Expected Tensor shape: [{batch} num_classes] but got {shape}")
-    if scores is not None and scores.dtype != np.float32:
-        raise _invalid("Expected scores Tensor of DT_FLOAT.")
-    count = reference.shape[1]
+    for kind, tensor, dtype in (("classes", classes, "DT_STRING"), ("scores", scores, "DT_FLOAT")):
+        if tensor is None:
+            continue
+        if tensor.ndim != 2:
+            raise _invalid(
+                f"Expected Tensor shape: [batch_size num_classes] but got {_shape(tensor)}"
+            )
+        if _tensor_dtype(tensor) != dtype:
+            raise _invalid(f"Expected {kind} Tensor of {dtype}. Got: {_tensor_dtype(tensor)}")
+        if tensor.shape[0] != batch:
+            raise _invalid(f"Expected {kind} output batch size of {batch}. Got: {tensor.shape[0]}")
+    if classes is not None and scores is not None and classes.shape[1] != scores.shape[1]:
+        raise _invalid(
+            "Tensors class and score should match in dim_size(1). "
+            f"Got {classes.shape[1]} vs. {scores.shape[1]}"
+        )
+    reference = classes if classes is not None else scores
+    count = 0 if reference is None else reference.shape[1]
     labels = (
         [[_text(v) for v in row] for row in classes.tolist()]
         if classes is not None
@@ -234,16 +248,35 @@ def classification_results(
 
 
 def regression_results(outputs: Mapping[str, np.ndarray], batch: int) -> list[float]:
-    """One value per example from a regress signature's ``outputs``."""
+    """One value per example from a regress signature's ``outputs``, checked in the order and
+    words of ``regressor.cc``'s ``PostProcessRegressionResult``."""
     values = outputs["outputs"]
-    if values.dtype != np.float32:
-        raise _invalid("Expected output Tensor of DT_FLOAT.")
-    if values.shape not in ((batch,), (batch, 1)):
+    if not (values.ndim == 1 or (values.ndim == 2 and values.shape[1] == 1)):
         raise _invalid(
             "Expected output Tensor shape to be either [batch_size] or [batch_size, 1] "
-            f"but got {list(values.shape)}"
+            f"but got {_shape(values)}"
         )
+    if values.shape[0] != batch:
+        raise _invalid(
+            f"Input batch size did not match output batch size: {batch} vs. {values.shape[0]}"
+        )
+    if _tensor_dtype(values) != "DT_FLOAT":
+        raise _invalid(f"Expected output Tensor of DT_FLOAT.  Got: {_tensor_dtype(values)}")
     return [float(v) for v in values.reshape(batch).tolist()]
+
+
+def _shape(tensor: np.ndarray) -> str:
+    """A shape as TensorFlow's ``TensorShape::DebugString`` writes it: ``[2,2,10]``."""
+    return f"[{','.join(str(d) for d in tensor.shape)}]"
+
+
+def _tensor_dtype(tensor: np.ndarray) -> str:
+    """The ``DT_*`` name of an output array's TensorFlow type."""
+    if tensor.dtype.kind in "OSU":
+        return "DT_STRING"
+    import tensorflow as tf
+
+    return _dt_name(tf.as_dtype(tensor.dtype).as_datatype_enum)
 
 
 def example_endpoints(
@@ -251,27 +284,34 @@ def example_endpoints(
 ) -> tuple[str, tuple[str, ...], tuple[str, ...]]:
     """A classify or regress signature checked as TF Serving checks it: its input tensor (the
     serialized Examples), and the tensors and aliases of the outputs the method reads. Its
-    ``method_name`` counts only with ``check_method_name`` (``classifier.cc``, ``regressor.cc``)."""
+    ``method_name`` counts only with ``check_method_name`` (``PreProcessClassification`` in
+    ``classifier.cc``, ``PreProcessRegression`` in ``regressor.cc``, in their order and words)."""
+    kind = "classification" if method == CLASSIFY_METHOD else "regression"
     if check_method_name and signature.method_name != method:
-        kind = "classification" if method == CLASSIFY_METHOD else "regression"
         raise _invalid(
             f"Expected {kind} signature method_name to be {method}. Was: {signature.method_name}"
         )
     if len(signature.inputs) != 1:
         raise _invalid("Expected one input Tensor.")
-    (info,) = signature.inputs.values()
+    if method == REGRESS_METHOD and len(signature.outputs) != 1:
+        raise _invalid("Expected one output Tensor.")
+    if method == CLASSIFY_METHOD and len(signature.outputs) not in (1, 2):
+        raise _invalid(f"Expected one or two output Tensors, found {len(signature.outputs)}")
+    info = signature.inputs.get("inputs")  # kClassifyInputs, kRegressInputs
+    if info is None:
+        raise _invalid(f"No {kind} inputs found in SignatureDef: {signature.text}")
     if info.dtype != "DT_STRING":
         raise _invalid("Expected input Tensor of DT_STRING.")
     if method == REGRESS_METHOD:
         output = signature.outputs.get("outputs")
-        if len(signature.outputs) != 1 or output is None:
-            raise _invalid("Expected one output Tensor.")
+        if output is None:
+            raise _invalid(f"No regression outputs found in SignatureDef: {signature.text}")
         return info.name, (output.name,), ("outputs",)
     aliases = tuple(a for a in ("classes", "scores") if a in signature.outputs)
     if not aliases:
         raise _invalid(
             "Expected classification signature outputs to contain at least one of "
-            "classes or scores."
+            f'"classes" or "scores". Signature was: {signature.text}'
         )
     return info.name, tuple(signature.outputs[a].name for a in aliases), aliases
 
@@ -353,6 +393,7 @@ def check_output_filter(signature: Signature, output_filter: Sequence[str]) -> l
 
 def _signature(key: str, sig: Any) -> Signature:
     import tensorflow as tf
+    from google.protobuf import text_format
 
     def info(tensor: Any) -> TensorInfo:
         shape = (
@@ -371,6 +412,7 @@ def _signature(key: str, sig: Any) -> Signature:
         inputs={alias: info(t) for alias, t in sig.inputs.items()},
         outputs={alias: info(t) for alias, t in sig.outputs.items()},
         defaults=defaults,
+        text=text_format.MessageToString(sig),
     )
 
 
