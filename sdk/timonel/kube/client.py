@@ -172,7 +172,7 @@ class Cluster:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _call(self, request: Request, read_timeout: float) -> Any:
+    def _call(self, request: Request, read_timeout: float | None) -> Any:
         from kubernetes.client.exceptions import ApiException
         from urllib3.exceptions import HTTPError
 
@@ -226,19 +226,40 @@ class Cluster:
         resume from the last resourceVersion it saw. ``on_open`` is handed a function that ends
         the read from another thread: a controller stopping does not wait out a quiet watch.
         """
-        from kubernetes.watch.watch import iter_resp_lines
+        for line in self.lines(request, timeout=timeout, on_open=on_open):
+            if line:
+                yield json.loads(line)
+
+    def lines(
+        self,
+        request: Request,
+        *,
+        timeout: float | None,
+        on_open: Callable[[Callable[[], None]], None] | None = None,
+    ) -> Iterator[str]:
+        """Send a request whose answer arrives over time (a watch, a followed log) and yield its
+        text a line at a time, as each line completes; the last line comes even without its
+        newline. ``timeout`` is the longest quiet spell (None: wait as long as it takes).
+
+        A cut connection raises ``ClusterUnreachable``; ``on_open`` is as for ``stream``.
+        """
         from urllib3.exceptions import HTTPError
 
         response = self._call(request, timeout)
         if on_open is not None:
             on_open(lambda: _interrupt(response))
+        pending = b""
         try:
-            for line in iter_resp_lines(response):
-                yield json.loads(line)
+            for chunk in response.stream(amt=None, decode_content=False):
+                *complete, pending = (pending + chunk).split(b"\n")
+                for line in complete:
+                    yield line.decode("utf-8", errors="replace")
+            if pending:
+                yield pending.decode("utf-8", errors="replace")
         except HTTPError as exc:
             raise unreachable(request, exc, host=self.host, target=self.target) from exc
         finally:
-            response.close()  # an unfinished watch must not go back to the connection pool
+            response.close()  # an unfinished stream must not go back to the connection pool
             response.release_conn()
 
 
