@@ -139,7 +139,7 @@ def measure(work: Path) -> dict[str, Any]:
             localcluster.controller(kubeconfig, work / "state", serve=True) as controller,
         ):
             router = Ingress(controller, idle_seconds=IDLE_SECONDS)
-            controller.listen(router.update)
+            controller.listen(router.update, drain=router.activator.drain)
             with running(router) as ingress:
                 cluster.send(create_object(manifest(NAME, str(model.parent), 0)))
                 wait(lambda: _ready(cluster, NAME), "the InferenceService to be Ready")

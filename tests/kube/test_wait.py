@@ -304,6 +304,19 @@ def test_standard_scaling_fields_do_not_wait_for_the_deployment() -> None:
     assert assess(written, goal) == Verdict(True)
 
 
+def test_standard_a_promotion_does_not_wait_for_the_old_deployments_generation() -> None:
+    # The promoted canary's Deployment keeps its pods and its generation (1), which may be at
+    # or below the old stable Deployment's: only the canaries' removal and Ready count.
+    canary = [{"predictor": {"name": "canary-1"}, "trafficPercent": 20}]
+    before = isvc(mode="Standard", generation=3, observed=4, canary=canary)
+    written = isvc(mode="Standard", uri=V2, generation=4, observed=4)
+    written["spec"]["predictor"]["name"] = "canary-1"
+    goal = goal_for(written, before)
+    assert goal == Goal(4)
+    promoted = isvc(mode="Standard", uri=V2, generation=4, observed=1)
+    assert assess(promoted, goal) == Verdict(True)
+
+
 # --- verdicts --------------------------------------------------------------------------------
 
 

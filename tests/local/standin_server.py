@@ -57,6 +57,8 @@ def write_model(root: Path, version: int = 1, graph: bytes = b"graph") -> Path:
 
 
 BEHAVIOUR_FILE = "behaviour.json"
+#: Every answer names the REST port of the process that gave it, so a test sees which replica did.
+PORT_HEADER = "Standin-Port"
 
 
 @dataclass(frozen=True)
@@ -161,6 +163,7 @@ def main() -> int:
             self.send_response(code)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(data)))
+            self.send_header(PORT_HEADER, str(args.rest_api_port))
             self.end_headers()
             self.wfile.write(data)
 

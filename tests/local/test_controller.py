@@ -379,21 +379,6 @@ def test_gpu_request_runs_on_the_cpu_with_a_note(
     api.delete_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL, name)
 
 
-def test_standard_mode_is_reported_not_run(
-    api: client.CustomObjectsApi, local_controller: Controller, repo: Path
-) -> None:
-    name = "standard"
-    body = manifest(name, str(repo / "half" / "v1"))
-    body["metadata"]["annotations"]["serving.kserve.io/deploymentMode"] = "Standard"
-    api.create_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL, body)
-    refused = wait_for(api, name, lambda i: condition(i, "Ready").get("status") == "False")
-
-    assert condition(refused, "Ready")["reason"] == "DeploymentModeNotSupported"
-    assert refused["status"]["modelStatus"]["transitionStatus"] == "InvalidSpec"
-    assert not any(key.isvc == name for key in local_controller.running_revisions())
-    api.delete_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL, name)
-
-
 def test_stop_annotation_stops_the_revisions_and_removing_it_starts_over(
     api: client.CustomObjectsApi, local_controller: Controller, ingress: str, repo: Path
 ) -> None:

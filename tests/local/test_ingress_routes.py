@@ -114,11 +114,25 @@ def test_a_route_at_zero_percent_everywhere_picks_nothing() -> None:
 
 def test_standard_mode_weights_only_ready_canaries() -> None:
     assert shares(routing_table([standard(True)]).lookup("half.default.example.com", "/")) == {
-        "half-predictor": 70,
+        "half-stable-predictor": 70,
         "half-blue-predictor": 30,
     }
     assert shares(routing_table([standard(False)]).lookup("half.default.example.com", "/")) == {
-        "half-predictor": 100
+        "half-stable-predictor": 100
+    }
+
+
+def test_standard_mode_routes_kserves_raw_host_and_each_predictors_service() -> None:
+    table = routing_table([standard(True)])
+    assert shares(table.lookup("half-default.example.com", "/")) == {
+        "half-stable-predictor": 70,
+        "half-blue-predictor": 30,
+    }
+    assert shares(table.lookup("half-blue-predictor.default.svc.cluster.local", "/")) == {
+        "half-blue-predictor": 100
+    }
+    assert shares(table.lookup("half-stable-predictor.default.svc", "/")) == {
+        "half-stable-predictor": 100
     }
 
 

@@ -21,7 +21,6 @@ from timonel.local.reconcile import (
     revision_template,
     spec_error,
     stopped_status,
-    unsupported_mode_status,
 )
 
 NOW = "2026-01-02T03:04:05Z"
@@ -497,20 +496,6 @@ def test_condition_set_follows_knative_rules() -> None:
     managed.mark_unknown("Other", "Info only")
     assert managed.get("Other")["severity"] == "Info"
     assert managed.status_of("Ready") == "True"
-
-
-def test_standard_mode_is_refused_with_the_fix() -> None:
-    body = isvc(annotations={"serving.kserve.io/deploymentMode": "Standard"}, generation=3)
-    status = unsupported_mode_status(body, now=NOW)
-
-    ready = next(c for c in status["conditions"] if c["type"] == "Ready")
-    assert ready["status"] == "False"
-    assert ready["reason"] == "DeploymentModeNotSupported"
-    assert "serving.kserve.io/deploymentMode: Knative" in ready["message"]
-    assert status["modelStatus"]["transitionStatus"] == "InvalidSpec"
-    assert status["modelStatus"]["lastFailureInfo"]["reason"] == "InvalidPredictorSpec"
-    assert status["observedGeneration"] == 3
-    assert status["deploymentMode"] == "Standard"
 
 
 def test_a_stopped_isvc_keeps_only_its_mode_and_says_stopped() -> None:

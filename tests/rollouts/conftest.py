@@ -38,7 +38,7 @@ def toy_cluster(
         controller.start()
         try:
             router = Ingress(controller, idle_seconds=600.0, timeout=20.0)
-            controller.listen(router.update)
+            controller.listen(router.update, drain=router.activator.drain)
             with running(router) as served:
                 yield LocalCluster(
                     api, served, tmp_path_factory.mktemp("releases"), local_kubeconfig

@@ -33,6 +33,8 @@ change produces is judged instead, from the object before and after the write:
   ``latestRevision`` target follows the latest *ready* revision, not the one being waited for.
 * Standard mode: a change to the Deployment's template must move ``observedGeneration`` past the
   value the status showed when the change was written; canaries must be ready with their shares.
+  A promotion (``spec.predictor.name`` taking the canary's) makes the canary's Deployment the
+  stable one, as it is, so its generation is not compared with the old Deployment's.
   Scaling between the write and KServe's reconcile can move it too, so the wait can end before
   the rolling update does: KServe's status says nothing more (the Deployment's Available
   condition stays True during a rolling update).
@@ -144,7 +146,14 @@ def goal_for(isvc: dict[str, Any], before: dict[str, Any] | None = None) -> Goal
             (c["predictor"]["name"], int(c.get("trafficPercent") or 0))
             for c in spec.get("canary") or []
         )
-        observed = int(status.get("observedGeneration") or 0) if rolls else None
+        # A promotion renames the stable predictor: its Deployment is the canary's, whose
+        # generation has nothing to do with the one KServe copied before (it need not move).
+        stable = spec.get("predictor", {}).get("name")
+        same = (
+            before is not None and before.get("spec", {}).get("predictor", {}).get("name") == stable
+        )
+        watched = rolls and (before is None or same)
+        observed = int(status.get("observedGeneration") or 0) if watched else None
         return Goal(generation=generation, canaries=canaries, observed_before=observed)
     component = status.get("components", {}).get("predictor", {})
     replaces = str(component.get("latestCreatedRevision") or "") if rolls else None

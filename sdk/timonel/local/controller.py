@@ -33,9 +33,11 @@ An InferenceService annotated ``serving.kserve.io/stop: "true"`` has its revisio
 dropped, as KServe deletes its Knative Service; removing the annotation starts it again from a
 first revision.
 
-InferenceServices in Standard mode (``serving.kserve.io/deploymentMode: Standard``) are not run:
-their status says so (``PredictorReady`` False, ``modelStatus`` InvalidSpec) so a waiter stops at
-once with the reason.
+InferenceServices in Standard mode (``serving.kserve.io/deploymentMode: Standard``) get what
+KServe's raw reconcilers make, a Deployment and a Service per predictor (the stable one and each
+``spec.canary[]`` entry), with ReplicaSets, Pods and processes (``timonel.local.workloads`` over
+the pure ``timonel.local.standard``); the ingress asks a Deployment's backend for its ready
+processes in turn.
 """
 
 from __future__ import annotations
@@ -51,6 +53,7 @@ from pathlib import Path
 from typing import Any
 
 from timonel.errors import ApiError, Status
+from timonel.kserve.vocabulary import STANDARD
 from timonel.kube.client import Cluster
 from timonel.kube.requests import (
     create_object,
@@ -84,10 +87,9 @@ from timonel.local.reconcile import (
     reconcile,
     stopped_status,
     storage_uri,
-    unsupported_mode_status,
 )
 from timonel.local.revisions import RevisionKey, RevisionStore
-from timonel.local.runtimes import choose
+from timonel.local.runtimes import Chosen, NoRuntime, choose
 from timonel.local.storage_initializer import initializer_command
 from timonel.local.supervisor import (
     Backoff,
@@ -98,6 +100,7 @@ from timonel.local.supervisor import (
     Supervisor,
     serve_command,
 )
+from timonel.local.workloads import Workloads
 
 log = logging.getLogger(__name__)
 
@@ -122,6 +125,7 @@ class Controller:
         backoff: Backoff = Backoff(),
         progress_deadline: float = 600.0,
         watch_timeout: int = 300,
+        replica_limit: int | None = None,
     ) -> None:
         self._cluster = cluster
         self._domain = domain
@@ -135,6 +139,9 @@ class Controller:
             backoff=backoff,
             progress_deadline=progress_deadline,
             drain=self._drain,
+        )
+        self._workloads = Workloads(
+            cluster, self._supervisor, domain=domain, replica_limit=replica_limit
         )
         self._queue = _WorkQueue()
         self._stopping = threading.Event()
@@ -199,13 +206,19 @@ class Controller:
             self._queue.add(key)
 
     def revision_state(self, key: RevisionKey) -> RevisionObservation | None:
-        """What the revision's process is doing; None when it has none (stopped or at zero)."""
+        """What the revision's process is doing; None when it has none (stopped or at zero).
+
+        A Standard-mode predictor's Deployment answers with its ready processes in turn."""
+        if self._workloads.owns(key):
+            return self._workloads.state(key)
         if key not in self._supervisor.running():
             return None
         return self._supervisor.observation(key, has_been_ready=False)
 
     def revision_replicas(self, key: RevisionKey) -> list[RevisionObservation]:
         """What each of the revision's processes is doing, in replica order."""
+        if self._workloads.owns(key):
+            return self._workloads.replicas(key)
         return list(self._supervisor.replicas(key).values())
 
     def scale(self, key: RevisionKey, replicas: int) -> None:
@@ -331,12 +344,13 @@ class Controller:
             self._forget(namespace, name)
             self._tell(key, None)
             return False
-        if deployment_mode(isvc) != "Knative":
-            self._forget(namespace, name)
-            return self._write_status(isvc, unsupported_mode_status(isvc, now=_now()))
         if is_stopped(isvc):
-            self._forget(namespace, name)  # KServe deletes the Knative Service and its revisions
+            self._forget(namespace, name)  # KServe deletes the Knative Service or Deployments
             return self._write_status(isvc, stopped_status(isvc, now=_now()))
+        if deployment_mode(isvc) == STANDARD:
+            status, again = self._workloads.reconcile(isvc, self._runtime(isvc))
+            self._tell(key, {**isvc, "status": status})
+            return self._write_status(isvc, status) or again
         outcome = self._outcome(isvc)
         self._tell(key, {**isvc, "status": outcome.status}, outcome)  # routes move first
         self._apply(namespace, name, outcome)
@@ -349,6 +363,15 @@ class Controller:
         templates = {r.name: dict(r.template) for r in outcome.revisions} if outcome else {}
         for listener in self._listeners:
             listener(key, isvc, templates)
+
+    def _runtime(self, isvc: dict[str, Any]) -> Chosen | NoRuntime:
+        """The serving runtime KServe's ``reconcileModel`` picks for the predictor."""
+        namespace = isvc["metadata"].get("namespace", "default")
+        return choose(
+            isvc["spec"].get("predictor") or {},
+            self._cluster.send(list_objects(SERVING_RUNTIME, namespace)).get("items") or [],
+            self._cluster.send(list_objects(CLUSTER_SERVING_RUNTIME, None)).get("items") or [],
+        )
 
     def _outcome(self, isvc: dict[str, Any]) -> Outcome:
         metadata = isvc["metadata"]
@@ -364,11 +387,7 @@ class Controller:
             )
             for item in stored
         }
-        runtime = choose(
-            isvc["spec"].get("predictor") or {},
-            self._cluster.send(list_objects(SERVING_RUNTIME, namespace)).get("items") or [],
-            self._cluster.send(list_objects(CLUSTER_SERVING_RUNTIME, None)).get("items") or [],
-        )
+        runtime = self._runtime(isvc)
         outcome = reconcile(
             isvc,
             [item.revision for item in stored],
@@ -509,6 +528,7 @@ class Controller:
         self._store.delete(namespace, name)
         for pod in self._pods(namespace, name):
             self._delete_pod(pod)
+        self._workloads.forget(namespace, name)
 
 
 def _isvc_of(kind: Kind, obj: dict[str, Any]) -> IsvcKey | None:

@@ -63,7 +63,7 @@ async def serve(home: Home, *, api_port: int, ingress_port: int | None) -> None:
     cluster = Cluster.connect(kubeconfig=home.kubeconfig, context=kubeconfig.CONTEXT)
     controller = Controller(cluster, home.root)
     ingress = Ingress(controller)
-    controller.listen(ingress.update)
+    controller.listen(ingress.update, drain=ingress.activator.drain)
     ingress_port = await ingress.start(ingress_port or DEFAULT_INGRESS_PORT)
     log.info("ingress listening on http://127.0.0.1:%d", ingress_port)
     await loop.run_in_executor(None, controller.start)

@@ -235,6 +235,7 @@ def pod_status(
             {
                 "name": INITIALIZER_CONTAINER,
                 "image": INITIALIZER_IMAGE,
+                "imageID": "",
                 "ready": initialized,
                 "restartCount": restarts if failure is not None and failure.in_initializer else 0,
                 "state": init_state,
@@ -244,6 +245,8 @@ def pod_status(
         "containerStatuses": [
             {
                 "name": SERVER_CONTAINER,
+                "image": SERVER_IMAGE,
+                "imageID": "",
                 "ready": ready,
                 "started": server_started,
                 "restartCount": 0 if failure is not None and failure.in_initializer else restarts,

@@ -261,31 +261,6 @@ def reconcile(
     return outcome
 
 
-def unsupported_mode_status(isvc: Mapping[str, Any], *, now: str) -> dict[str, Any]:
-    """The status of a Standard-mode InferenceService, which ``timonel local`` does not run.
-
-    ``PredictorReady`` (and so ``Ready``) False and ``modelStatus.transitionStatus`` InvalidSpec,
-    with the reason and the fix, at the observed generation: a waiter stops at once.
-    """
-    metadata = isvc.get("metadata") or {}
-    status: dict[str, Any] = copy.deepcopy(dict(isvc.get("status") or {}))
-    conditions = ISVC_CONDITIONS.manage(status.setdefault("conditions", []), now)
-    conditions.initialize()
-    message = (
-        "timonel local runs InferenceServices in Knative mode only; set the annotation "
-        f"{DEPLOYMENT_MODE}: Knative (canaries with spec.predictor."
-        "canaryTrafficPercent) to run this one locally, or deploy it to a cluster"
-    )
-    conditions.mark_false(PREDICTOR_READY, "DeploymentModeNotSupported", message)
-    _update_transition(
-        status, "InvalidSpec", {"reason": "InvalidPredictorSpec", "message": message}
-    )
-    status["deploymentMode"] = "Standard"
-    if metadata.get("generation") is not None:
-        status["observedGeneration"] = int(metadata["generation"])
-    return status
-
-
 def stopped_status(isvc: Mapping[str, Any], *, now: str) -> dict[str, Any]:
     """The status of a stopped InferenceService, as KServe writes it in Knative mode.
 

@@ -22,38 +22,66 @@ Knative scales a revision back to zero only through the activator and keeps its 
 so here: the revision stays in the traffic and Ready, with no process (``modelStatus.copies`` has
 no ``totalCopies``).
 
-Scaling above one process per revision (``maxReplicas`` with a concurrency or rps target) is not
-done here: every revision runs at most one ``timonel serve`` process.
+Above one process: a revision whose predictor has ``maxReplicas`` above one is scaled by Knative's
+KPA (``timonel.local.autoscaler``) on the concurrency (or rate) of its requests as counted here,
+in flight or held: each second the time-weighted average enters the stable and panic windows,
+every two seconds the autoscaler decides, bounded by min-scale, max-scale and the machine
+(``machine_replicas``: the CPUs this process may run on, since a ``timonel serve`` process beyond
+one per CPU only competes for the same cores). Requests go to the ready process with the fewest
+requests in flight (ties taken in turn). A process the controller stops (a scale-down, a
+revision that left the traffic) is first taken out of the choice, then ``drain`` waits until no
+request is in flight to it, as Knative removes a terminating pod from the endpoints and its
+queue-proxy drains. A request for a revision that no route reaches any more (a promote moved the
+traffic while it was read) is not held: ``Rerouted`` tells the router to pick again.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
+import os
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
 from timonel.errors import TimonelError
+from timonel.local.autoscaler import (
+    RPS,
+    TICK_SECONDS,
+    Autoscaler,
+    Buckets,
+    DeciderSpec,
+    Meter,
+    bounded,
+)
 from timonel.local.ingress.routes import RoutingTable
 from timonel.local.reconcile import Phase, RevisionObservation
 from timonel.local.revisions import RevisionKey
 
-#: How often a held request looks at its revision again.
+#: How often a held request looks at its revision again, and a drain at its requests in flight.
 _POLL_SECONDS = 0.02
+#: A drain ends after this many polls in a row with nothing in flight.
+_DRAIN_QUIET_POLLS = 3
 
 
 class Revisions(Protocol):
-    """The controller's side: what a revision's process does, and scaling it to zero and back."""
+    """The controller's side: what a revision's processes do, and scaling them."""
 
     def revision_state(self, key: RevisionKey) -> RevisionObservation | None: ...
+
+    def revision_replicas(self, key: RevisionKey) -> list[RevisionObservation]: ...
 
     def scale(self, key: RevisionKey, replicas: int) -> None: ...
 
 
 class Unavailable(TimonelError):
     """A request could not be given to its revision (503)."""
+
+
+class Rerouted(Unavailable):
+    """The revision is no longer in any route and has no process: pick from the split again."""
 
 
 @dataclass(frozen=True)
@@ -64,13 +92,31 @@ class Endpoint:
 
 @dataclass
 class _Load:
-    in_flight: int = 0
+    meter: Meter
     held: int = 0
     last_request: float = 0.0
+    #: the KPA's state, for a revision that may run more than one process
+    autoscaler: Autoscaler | None = None
+    stable: Buckets | None = None
+    panic: Buckets | None = None
+    sampled: int = 0  # the last whole second fed to the windows
+
+    @property
+    def in_flight(self) -> int:
+        return self.meter.in_flight
+
+
+def machine_replicas() -> int:
+    """How many processes of one revision the machine can use: the CPUs this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
 
 
 class Activator:
-    """Hands requests their revision's endpoint, starting a revision at zero; stops idle ones."""
+    """Hands requests their revision's endpoint, starting a revision at zero; stops idle ones;
+    scales busy ones."""
 
     def __init__(
         self,
@@ -79,30 +125,54 @@ class Activator:
         queue_depth: int = 100,
         timeout: float = 300.0,
         clock: Callable[[], float] = time.monotonic,
+        routable: Callable[[RevisionKey], bool] = lambda key: True,
+        machine: int | None = None,
     ) -> None:
         self._revisions = revisions
         self._queue_depth = queue_depth
         self._timeout = timeout
         self._clock = clock
+        self._routable = routable
+        self._machine = machine or machine_replicas()
         self._load: dict[RevisionKey, _Load] = {}
+        self._at: dict[str, int] = {}  # requests in flight by REST address
+        self._turn = 0
+
+    def _load_of(self, backend: RevisionKey) -> _Load:
+        load = self._load.get(backend)
+        if load is None:
+            now = self._clock()
+            load = self._load[backend] = _Load(Meter(now), last_request=now)
+        return load
 
     @contextlib.asynccontextmanager
     async def hold(
         self, backend: RevisionKey, *, avoid: Endpoint | None = None
     ) -> AsyncIterator[Endpoint]:
-        """The backend's endpoint for one request, counted in flight until the block ends.
+        """The endpoint of one of the backend's processes for one request, counted in flight
+        until the block ends.
 
         ``avoid`` is an endpoint that just refused a connection: wait for another one (the
-        revision's process is restarting). Raises ``Unavailable``.
+        revision's process is restarting). Raises ``Unavailable`` (``Rerouted`` for a revision
+        no route reaches any more).
         """
-        load = self._load.setdefault(backend, _Load())
-        load.in_flight += 1
-        load.last_request = self._clock()
+        load = self._load_of(backend)
+        now = self._clock()
+        load.meter.add(now, 1)
+        load.last_request = now
+        endpoint: Endpoint | None = None
         try:
-            yield await self._endpoint(backend, load, avoid)
+            endpoint = await self._endpoint(backend, load, avoid)
+            self._at[endpoint.rest] = self._at.get(endpoint.rest, 0) + 1
+            yield endpoint
         finally:
-            load.in_flight -= 1
-            load.last_request = self._clock()
+            if endpoint is not None:
+                self._at[endpoint.rest] -= 1
+                if not self._at[endpoint.rest]:
+                    del self._at[endpoint.rest]
+            now = self._clock()
+            load.meter.add(now, -1)
+            load.last_request = now
 
     async def _endpoint(
         self, backend: RevisionKey, load: _Load, avoid: Endpoint | None
@@ -110,6 +180,8 @@ class Activator:
         found = self._ready(backend, avoid)
         if found is not None:
             return found
+        if not self._routable(backend):
+            raise Rerouted(f"revision {backend} no longer takes traffic")
         if load.held >= self._queue_depth:
             raise Unavailable(
                 f"revision {backend} is starting and {load.held} requests already wait for it "
@@ -119,7 +191,9 @@ class Activator:
         try:
             before = self._revisions.revision_state(backend)
             restarts = before.restarts if before is not None else 0
-            self._revisions.scale(backend, 1)
+            # At zero (or on its way there): one process again; a revision that has processes
+            # keeps their count.
+            self._revisions.scale(backend, max(1, len(self._revisions.revision_replicas(backend))))
             deadline = self._clock() + self._timeout
             while True:
                 await asyncio.sleep(_POLL_SECONDS)
@@ -127,6 +201,8 @@ class Activator:
                 if found is not None:
                     return found
                 state = self._revisions.revision_state(backend)
+                if state is None and not self._routable(backend):
+                    raise Rerouted(f"revision {backend} no longer takes traffic")
                 if (
                     state is not None
                     and state.phase is Phase.FAILED
@@ -145,11 +221,70 @@ class Activator:
             load.held -= 1
 
     def _ready(self, key: RevisionKey, avoid: Endpoint | None) -> Endpoint | None:
-        state = self._revisions.revision_state(key)
-        if state is None or state.phase is not Phase.READY or not state.rest:
-            return None
-        endpoint = Endpoint(state.rest, state.grpc)
-        return None if endpoint == avoid else endpoint
+        """The ready process with the fewest requests in flight, ties taken in turn."""
+        ready = [
+            Endpoint(state.rest, state.grpc)
+            for state in self._revisions.revision_replicas(key)
+            if state.phase is Phase.READY and state.rest
+        ]
+        ready = [endpoint for endpoint in ready if endpoint != avoid]
+        if len(ready) < 2:
+            return ready[0] if ready else None
+        self._turn += 1
+        start = self._turn % len(ready)
+        turned = ready[start:] + ready[:start]
+        return min(turned, key=lambda endpoint: self._at.get(endpoint.rest, 0))
+
+    def drain(self, key: RevisionKey, rest: str) -> None:
+        """Block (on the controller's thread) until no request is in flight to ``rest``, a
+        process the controller took out of the choice, or the request timeout passed."""
+        deadline = time.monotonic() + self._timeout
+        quiet = 0
+        while quiet < _DRAIN_QUIET_POLLS and time.monotonic() < deadline:
+            time.sleep(_POLL_SECONDS)
+            quiet = quiet + 1 if not self._at.get(rest) else 0
+
+    def autoscale(self, deciders: Mapping[RevisionKey, DeciderSpec]) -> dict[RevisionKey, int]:
+        """Feed each revision's last second to its windows and, every tick, scale the revisions
+        whose decision changed; the new counts."""
+        now = self._clock()
+        second = math.floor(now)
+        scaled: dict[RevisionKey, int] = {}
+        for backend, spec in deciders.items():
+            load = self._load_of(backend)
+            if load.stable is None or load.panic is None or load.autoscaler is None:
+                load.stable, load.panic = Buckets(spec.stable_window), Buckets(spec.panic_window)
+                load.autoscaler = Autoscaler(spec, ready=self._ready_count(backend), now=now)
+                load.sampled = second
+            load.autoscaler.spec = spec
+            if second <= load.sampled:
+                continue
+            load.sampled = second
+            concurrency, rate = load.meter.take(now)
+            value = rate if spec.metric == RPS else concurrency
+            load.stable.record(now, value)
+            load.panic.record(now, value)
+            if second % TICK_SECONDS:
+                continue
+            replicas = self._revisions.revision_replicas(backend)
+            if not replicas:
+                continue  # at zero: the activator starts it on the next request
+            ready = sum(1 for state in replicas if state.phase is Phase.READY)
+            wanted = load.autoscaler.scale(
+                now, ready, load.stable.average(now), load.panic.average(now)
+            )
+            wanted = bounded(wanted, spec, self._machine)
+            if wanted != len(replicas):
+                self._revisions.scale(backend, wanted)
+                scaled[backend] = wanted
+        for gone in [key for key, load in self._load.items() if key not in deciders]:
+            self._load[gone].autoscaler = None
+        return scaled
+
+    def _ready_count(self, key: RevisionKey) -> int:
+        return sum(
+            1 for state in self._revisions.revision_replicas(key) if state.phase is Phase.READY
+        )
 
     def scale_down_idle(self, table: RoutingTable) -> list[RevisionKey]:
         """Stop every revision that may scale to zero and has been idle past its window."""
@@ -163,7 +298,7 @@ class Activator:
                 if target.backend.revision in route.scale_to_zero:
                     windows[target.backend] = route.idle_seconds
         for backend, window in windows.items():
-            load = self._load.setdefault(backend, _Load(last_request=now))
+            load = self._load_of(backend)
             if load.in_flight or now - load.last_request < window:
                 continue
             if self._revisions.revision_state(backend) is None:

@@ -45,8 +45,9 @@ import aiohttp
 from aiohttp import web
 
 from timonel.errors import SpecError
+from timonel.local.autoscaler import DeciderSpec, decider_spec
 from timonel.local.ingress import grpc_proxy
-from timonel.local.ingress.activator import Activator, Endpoint, Revisions, Unavailable
+from timonel.local.ingress.activator import Activator, Endpoint, Rerouted, Revisions, Unavailable
 from timonel.local.ingress.grpc_proxy import CallRoute, Upstreams
 from timonel.local.ingress.metrics import RequestMetrics
 from timonel.local.ingress.mirror import (
@@ -99,8 +100,15 @@ class Ingress:
         queue_depth: int = 100,
         timeout: float = 300.0,
         draw: Callable[[], float] = random.random,
+        machine_replicas: int | None = None,
     ) -> None:
-        self.activator = Activator(revisions, queue_depth=queue_depth, timeout=timeout)
+        self.activator = Activator(
+            revisions,
+            queue_depth=queue_depth,
+            timeout=timeout,
+            routable=lambda backend: backend in self._routable,
+            machine=machine_replicas,
+        )
         self.metrics = RequestMetrics()
         self.mirrors = MirrorRecords(self.metrics.registry)
         self._domain = domain
@@ -110,11 +118,15 @@ class Ingress:
         self._isvcs: dict[tuple[str, str], Mapping[str, Any]] = {}
         self._templates: dict[RevisionKey, Mapping[str, Any]] = {}
         self.table = RoutingTable()
+        self._routable: set[RevisionKey] = set()
+        #: the KPA's spec of each revision that may run more than one process
+        self._deciders: dict[RevisionKey, DeciderSpec] = {}
         self._session: aiohttp.ClientSession | None = None
         self._server: asyncio.Server | None = None
         self._http: web.Server | None = None  # made on the event loop, in start()
         self._mirroring: set[asyncio.Task[None]] = set()
         self._idle_task: asyncio.Task[None] | None = None
+        self._autoscale_task: asyncio.Task[None] | None = None
         self._upstreams = Upstreams()
 
     # --- the controller's side ---
@@ -131,18 +143,25 @@ class Ingress:
             self._templates = {
                 b: t for b, t in self._templates.items() if (b.namespace, b.isvc) != key
             }
+            deciders = {b: d for b, d in self._deciders.items() if (b.namespace, b.isvc) != key}
             if isvc is None:
                 self._isvcs.pop(key, None)
             else:
                 self._isvcs[key] = _without_bad_mirror(isvc)
                 for revision, template in templates.items():
-                    self._templates[RevisionKey(namespace, name, revision)] = template
+                    backend = RevisionKey(namespace, name, revision)
+                    self._templates[backend] = template
+                    decider = _decider(isvc, template)
+                    if decider is not None:
+                        deciders[backend] = decider
+            self._deciders = deciders
             self.table = routing_table(
                 self._isvcs.values(),
                 domain=self._domain,
                 templates=self._templates,
                 idle_seconds=self._idle_seconds,
             )
+            self._routable = self.table.backends()
 
     # --- serving ---
 
@@ -157,11 +176,13 @@ class Ingress:
         )
         self._server = await loop.create_server(lambda: _Sniffer(self), host, port, backlog=1024)
         self._idle_task = asyncio.create_task(self._scale_down_loop())
+        self._autoscale_task = asyncio.create_task(self._autoscale_loop())
         return int(self._server.sockets[0].getsockname()[1])
 
     async def close(self) -> None:
-        if self._idle_task is not None:
-            self._idle_task.cancel()
+        for task in (self._idle_task, self._autoscale_task):
+            if task is not None:
+                task.cancel()
         if self._server is not None and self._http is not None:
             self._server.close()
             await self._http.shutdown(2.0)
@@ -176,6 +197,12 @@ class Ingress:
             await asyncio.sleep(min(1.0, self._idle_seconds / 4))
             for backend in self.activator.scale_down_idle(self.table):
                 log.info("revision %s idle past its window: scaled to zero", backend)
+
+    async def _autoscale_loop(self) -> None:
+        while True:
+            await asyncio.sleep(1.0 - time.monotonic() % 1.0)  # early in each second
+            for backend, replicas in self.activator.autoscale(self._deciders).items():
+                log.info("revision %s scaled to %d processes", backend, replicas)
 
     # --- HTTP/1.1 ---
 
@@ -221,30 +248,36 @@ class Ingress:
             body = await request.read() if request.can_read_body else None
         avoid: Endpoint | None = None
         for attempt in range(1, _CONNECT_ATTEMPTS + 1):
-            async with self.activator.hold(backend, avoid=avoid) as endpoint:
-                url = f"http://{endpoint.rest}{request.raw_path}"
-                try:
-                    upstream = await self._session.request(
-                        request.method, url, headers=headers, data=body, allow_redirects=False
-                    )
-                except aiohttp.ClientError as exc:
-                    replayable = body is None or isinstance(body, bytes)
-                    if not isinstance(exc, aiohttp.ClientConnectorError) and not replayable:
-                        raise Unavailable(f"revision {backend} dropped the request: {exc}") from exc
-                    if attempt == _CONNECT_ATTEMPTS:
-                        message = f"revision {backend} refused the connection: {exc}"
-                        raise Unavailable(message) from exc
-                    if not isinstance(exc, aiohttp.ClientConnectorError):
-                        continue  # a pooled connection lost: again on a fresh one
-                    backend, avoid = self._again(request, backend, endpoint)
-                    continue
-                async with upstream:
-                    response, answer = await self._answer(
-                        request, upstream, keep=mirror is not None
-                    )
-                if mirror is not None and answer is not None:
-                    self._send_mirror(request, body, backend, mirror, answer)
-                return response, upstream.status
+            try:
+                async with self.activator.hold(backend, avoid=avoid) as endpoint:
+                    url = f"http://{endpoint.rest}{request.raw_path}"
+                    try:
+                        upstream = await self._session.request(
+                            request.method, url, headers=headers, data=body, allow_redirects=False
+                        )
+                    except aiohttp.ClientError as exc:
+                        replayable = body is None or isinstance(body, bytes)
+                        if not isinstance(exc, aiohttp.ClientConnectorError) and not replayable:
+                            message = f"revision {backend} dropped the request: {exc}"
+                            raise Unavailable(message) from exc
+                        if attempt == _CONNECT_ATTEMPTS:
+                            message = f"revision {backend} refused the connection: {exc}"
+                            raise Unavailable(message) from exc
+                        if not isinstance(exc, aiohttp.ClientConnectorError):
+                            continue  # a pooled connection lost: again on a fresh one
+                        backend, avoid = self._again(request, backend, endpoint)
+                        continue
+                    async with upstream:
+                        response, answer = await self._answer(
+                            request, upstream, keep=mirror is not None
+                        )
+                    if mirror is not None and answer is not None:
+                        self._send_mirror(request, body, backend, mirror, answer)
+                    return response, upstream.status
+            except Rerouted:
+                if attempt == _CONNECT_ATTEMPTS:
+                    raise
+                backend, avoid = self._again(request, backend, None)
         raise AssertionError("unreachable")  # every attempt returns, continues or raises
 
     async def _answer(
@@ -272,9 +305,10 @@ class Ingress:
         return response, Answer(upstream.status, b"".join(kept)) if keep else None
 
     def _again(
-        self, request: web.BaseRequest, backend: RevisionKey, avoid: Endpoint
+        self, request: web.BaseRequest, backend: RevisionKey, avoid: Endpoint | None
     ) -> tuple[RevisionKey, Endpoint | None]:
-        """After a refused connect: the split's pick now, or the same revision restarted."""
+        """After a refused connect or a revision that left the routes: the split's pick now, or
+        the same revision (restarted)."""
         route = self.table.lookup(request.host, request.path)
         target = route.pick(self._draw()) if route is not None else None
         if target is not None and target.backend != backend:
@@ -389,6 +423,19 @@ def _mirror_of(route: Route, headers: Mapping[str, str]) -> Mirror | None:
         percent = mirror_percent(headers.get(MIRROR_PERCENT_HEADER))
         return Mirror(RevisionKey(route.namespace, route.isvc, revision), percent)
     return route.mirror
+
+
+def _decider(isvc: dict[str, Any], template: Mapping[str, Any]) -> DeciderSpec | None:
+    """The KPA's spec for a revision that may run more than one process (``maxReplicas`` other
+    than 1: 0 is KServe's "no limit"); None otherwise, or when its annotations do not parse
+    (logged)."""
+    annotations = (isvc.get("metadata") or {}).get("annotations") or {}
+    try:
+        spec = decider_spec(template, annotations)
+    except SpecError as exc:
+        log.warning("%s: not autoscaling", exc)
+        return None
+    return None if spec.max_scale == 1 else spec
 
 
 def _without_bad_mirror(isvc: dict[str, Any]) -> dict[str, Any]:

@@ -14,8 +14,9 @@ does with what KServe and Knative write:
   ``serving.kserve.io/enable-tag-routing``), which reaches that revision only.
 - **Standard mode**: ``spec.canary[]`` weights, applied as KServe's HTTPRoute reconciler applies
   them: only canaries ``status.canaryStatuses`` reports ready take their ``trafficPercent``; the
-  stable predictor (``NAME-predictor``) takes the rest. A canary's backend is its Deployment,
-  ``NAME-CANARY-predictor``.
+  stable predictor (``NAME-predictor``, or ``NAME-P-predictor`` once ``spec.predictor.name`` is
+  P) takes the rest. A canary's backend is its Deployment, ``NAME-CANARY-predictor``. The host of
+  ``status.url`` is KServe's raw ingress host, ``NAME-NAMESPACE.example.com``.
 
 The mirror settings (``timonel.dev/mirror-revision`` and ``timonel.dev/mirror-percent``) and
 each revision's scale-to-zero window (Knative's ``scale-to-zero-pod-retention-period`` and
@@ -33,6 +34,7 @@ from timonel.errors import SpecError
 from timonel.kserve.vocabulary import SCALE_DOWN_DELAY
 from timonel.local.reconcile import DEFAULT_DOMAIN, deployment_mode, predictor_service_name
 from timonel.local.revisions import RevisionKey
+from timonel.local.standard import predictor_host, predictor_name
 
 #: The annotation naming the revision that gets a copy of the requests (mirroring).
 MIRROR_REVISION = "timonel.dev/mirror-revision"
@@ -152,6 +154,12 @@ def routing_table(
             hosts[f"{host_name}.{namespace}.{domain}"] = route
             hosts[f"{host_name}.{namespace}.svc.cluster.local"] = route
             hosts[f"{host_name}.{namespace}.svc"] = route
+        if deployment_mode(isvc) == "Standard":
+            hosts[predictor_host(name, namespace, domain)] = route  # KServe's raw ingress host
+            for target in targets:  # each predictor's Service reaches its own pods only
+                alone = Route(namespace, name, (Target(target.backend, 100),), idle_seconds=idle)
+                for suffix in ("svc.cluster.local", "svc"):
+                    hosts[f"{target.backend.revision}.{namespace}.{suffix}"] = alone
         for target in targets:
             if target.tag:
                 tagged = Route(
@@ -196,14 +204,15 @@ def _standard_targets(isvc: Mapping[str, Any], namespace: str, name: str) -> lis
     }
     targets: list[Target] = []
     for canary in canaries:
-        canary_name = str(canary.get("predictor", {}).get("name") or canary.get("name") or "")
+        canary_name = str(canary.get("predictor", {}).get("name") or "")
         if canary_name not in ready:
             continue
-        percent = int(canary.get("trafficPercent", ready[canary_name].get("trafficPercent", 0)))
-        backend = RevisionKey(namespace, name, f"{name}-{canary_name}-predictor")
+        percent = int(canary.get("trafficPercent") or 0)
+        backend = RevisionKey(namespace, name, predictor_name(name, canary_name))
         targets.append(Target(backend, percent))
     stable = max(0, 100 - sum(target.percent for target in targets))
-    stable_backend = RevisionKey(namespace, name, predictor_service_name(name))
+    stable_name = (isvc.get("spec") or {}).get("predictor", {}).get("name")
+    stable_backend = RevisionKey(namespace, name, predictor_name(name, stable_name))
     return [Target(stable_backend, stable), *targets]
 
 

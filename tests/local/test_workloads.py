@@ -1,0 +1,224 @@
+"""Standard mode on the local API server: Deployments, ReplicaSets, Pods, Services and processes.
+
+Revisions run the stand-in server (``standin_server.py``), which answers with its model's version,
+so the ingress's split shows which predictor answered. Canary, promote and roll back go through
+Timonel's own SDK (``timonel.canary``, ``promote``, ``rollback``, which wait as on a cluster).
+"""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from kubernetes import client
+
+import timonel
+from timonel.kube.client import Cluster
+from timonel.local.controller import Controller
+
+from .kubeapi import GROUP, PLURAL, VERSION
+from .test_controller import condition, get, ingress_of, manifest, wait_for
+
+NAMESPACE = "default"
+STANDARD = {"serving.kserve.io/deploymentMode": "Standard"}
+
+
+@pytest.fixture(scope="module")
+def api(kube_client: client.ApiClient) -> client.CustomObjectsApi:
+    return client.CustomObjectsApi(kube_client)
+
+
+@pytest.fixture(scope="module")
+def apps(kube_client: client.ApiClient) -> client.AppsV1Api:
+    return client.AppsV1Api(kube_client)
+
+
+@pytest.fixture(scope="module")
+def core(kube_client: client.ApiClient) -> client.CoreV1Api:
+    return client.CoreV1Api(kube_client)
+
+
+@pytest.fixture(scope="module")
+def ingress(local_controller: Controller) -> Iterator[str]:
+    with ingress_of(local_controller) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def cluster(local_kubeconfig: Path) -> Iterator[Cluster]:
+    with Cluster.connect(kubeconfig=local_kubeconfig) as connected:
+        yield connected
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from .standin_server import write_model
+
+    root = tmp_path_factory.mktemp("repo")
+    write_model(root / "half" / "v1", version=1)
+    write_model(root / "half" / "v2", version=2)
+    return root
+
+
+def standard(name: str, uri: str, **predictor: Any) -> dict[str, Any]:
+    body = manifest(name, uri, **predictor)
+    body["metadata"]["annotations"] = dict(STANDARD)
+    return body
+
+
+def ready(isvc: dict[str, Any]) -> bool:
+    return condition(isvc, "Ready").get("status") == "True"
+
+
+def pods_of(core: client.CoreV1Api, deployment: str) -> list[Any]:
+    found = core.list_namespaced_pod(NAMESPACE, label_selector=f"app=isvc.{deployment}").items
+    return [pod for pod in found if pod.metadata.deletion_timestamp is None]
+
+
+def answers(ingress: str, host: str, name: str, count: int) -> list[int]:
+    """``count`` predictions through the ingress by ``host``: which version answered each."""
+    seen = []
+    with httpx.Client(timeout=30) as session:
+        for _ in range(count):
+            reply = session.post(
+                f"{ingress}/v1/models/{name}:predict",
+                json={"instances": [1.0]},
+                headers={"Host": host},
+            )
+            assert reply.status_code == 200, reply.text
+            seen.append(int(reply.json()["predictions"][0]))
+    return seen
+
+
+def gone(controller: Controller, name: str, timeout: float = 20.0) -> None:
+    """Wait until no process of the InferenceService runs (a stop drains, then terminates)."""
+    deadline = time.monotonic() + timeout
+    while any(key.isvc == name for key in controller.running_revisions()):
+        assert time.monotonic() < deadline, f"{name}'s processes still run after {timeout} s"
+        time.sleep(0.05)
+
+
+def within_binomial_bounds(hits: int, trials: int, p: float, sigmas: float = 4.0) -> bool:
+    spread = sigmas * math.sqrt(trials * p * (1 - p))
+    return abs(hits - trials * p) <= spread
+
+
+def test_deploy_makes_a_deployment_replicaset_pods_and_a_service_as_kserve_does(
+    api: client.CustomObjectsApi,
+    apps: client.AppsV1Api,
+    core: client.CoreV1Api,
+    local_controller: Controller,
+    ingress: str,
+    repo: Path,
+) -> None:
+    name = "raw"
+    body = standard(name, str(repo / "half" / "v1"), minReplicas=2)
+    api.create_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL, body)
+    deployed = wait_for(api, name, ready)
+    status = deployed["status"]
+    assert status["deploymentMode"] == "Standard"
+    assert status["url"] == f"http://{name}-default.example.com"
+    assert status["address"] == {"url": f"http://{name}-predictor.default.svc.cluster.local"}
+    assert status["components"]["predictor"]["url"] == f"http://{name}-predictor-default.example.com"
+    assert status["observedGeneration"] == 1  # the Deployment's, as KServe copies it
+    assert condition(deployed, "PredictorReady")["reason"] == "NewReplicaSetAvailable"
+    assert "canaryStatuses" not in status
+
+    deployment = apps.read_namespaced_deployment(f"{name}-predictor", NAMESPACE)
+    assert deployment.spec.replicas == 2
+    assert deployment.metadata.labels["serving.kserve.io/inferenceservice"] == name
+    assert deployment.metadata.labels["component"] == "predictor"
+    assert deployment.status.ready_replicas == 2
+    assert {c.type: c.status for c in deployment.status.conditions} == {
+        "Available": "True",
+        "Progressing": "True",
+    }
+    replica_sets = apps.list_namespaced_replica_set(
+        NAMESPACE, label_selector=f"app=isvc.{name}-predictor"
+    ).items
+    assert len(replica_sets) == 1
+    hash_ = replica_sets[0].metadata.labels["pod-template-hash"]
+    assert replica_sets[0].metadata.name == f"{name}-predictor-{hash_}"
+    pods = pods_of(core, f"{name}-predictor")
+    assert len(pods) == 2
+    assert all(pod.metadata.name.startswith(f"{name}-predictor-{hash_}-") for pod in pods)
+    assert all(pod.status.phase == "Running" for pod in pods)
+    service = core.read_namespaced_service(f"{name}-predictor", NAMESPACE)
+    assert service.spec.selector == {"app": f"isvc.{name}-predictor"}
+    assert service.spec.ports[0].port == 80
+    assert set(answers(ingress, f"{name}-default.example.com", name, 10)) == {1}
+
+    api.delete_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL, name)
+    deadline = time.monotonic() + 20
+    while apps.list_namespaced_deployment(
+        NAMESPACE, label_selector=f"serving.kserve.io/inferenceservice={name}"
+    ).items or pods_of(core, f"{name}-predictor"):
+        assert time.monotonic() < deadline, "the deleted InferenceService's workload stayed"
+        time.sleep(0.05)
+    gone(local_controller, name)
+
+
+def test_canary_promote_rollback_and_delete_through_timonel(
+    api: client.CustomObjectsApi,
+    apps: client.AppsV1Api,
+    core: client.CoreV1Api,
+    local_controller: Controller,
+    ingress: str,
+    cluster: Cluster,
+    repo: Path,
+) -> None:
+    name = "rawcanary"
+    host = f"{name}-default.example.com"
+    body = standard(name, str(repo / "half" / "v1"))
+    api.create_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL, body)
+    wait_for(api, name, ready)
+
+    # A canary at 20% beside the stable predictor: its own Deployment, weighted once ready.
+    split = timonel.canary(name, str(repo / "half" / "v2"), 20, cluster=cluster, timeout=60)
+    assert split.ready
+    isvc = get(api, name)
+    assert isvc["status"]["canaryStatuses"] == [
+        {"name": "canary-1", "ready": True, "trafficPercent": 20}
+    ]
+    assert condition(isvc, "CanaryPredictorReady")["status"] == "True"
+    canary = apps.read_namespaced_deployment(f"{name}-canary-1-predictor", NAMESPACE)
+    assert canary.spec.replicas == 1  # ceil(1 x 20 / 100)
+    assert len(pods_of(core, f"{name}-predictor")) == 1
+    seen = answers(ingress, host, name, 300)
+    assert within_binomial_bounds(seen.count(2), len(seen), 0.20), seen.count(2)
+    by_service = f"{name}-canary-1-predictor.default.svc.cluster.local"
+    assert set(answers(ingress, by_service, name, 10)) == {2}
+
+    # Roll back: the canary goes, all traffic on the stable predictor.
+    timonel.rollback(name, cluster=cluster, timeout=60)
+    back = get(api, name)
+    assert "canaryStatuses" not in back["status"]
+    assert condition(back, "CanaryPredictorReady") == {}
+    assert set(answers(ingress, host, name, 20)) == {1}
+    assert not pods_of(core, f"{name}-canary-1-predictor")
+
+    # Promote: the canary's Deployment (and its pods) becomes the stable one; the old one goes.
+    timonel.canary(name, str(repo / "half" / "v2"), 20, cluster=cluster, timeout=60)
+    second = get(api, name)["spec"]["canary"][0]["predictor"]["name"]
+    canary_pods = {pod.metadata.name for pod in pods_of(core, f"{name}-{second}-predictor")}
+    assert len(canary_pods) == 1
+    timonel.promote(name, cluster=cluster, timeout=60)
+    promoted = get(api, name)
+    assert promoted["spec"]["predictor"]["name"] == second
+    assert ready(promoted)
+    deployments = apps.list_namespaced_deployment(
+        NAMESPACE, label_selector=f"serving.kserve.io/inferenceservice={name}"
+    ).items
+    assert [d.metadata.name for d in deployments] == [f"{name}-{second}-predictor"]
+    assert {pod.metadata.name for pod in pods_of(core, f"{name}-{second}-predictor")} == canary_pods
+    assert not pods_of(core, f"{name}-predictor")
+    assert set(answers(ingress, host, name, 20)) == {2}
+
+    api.delete_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL, name)
+    gone(local_controller, name)
