@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from timonel.errors import ReleaseError, SpecError
+from timonel.kserve.vocabulary import TAG_ROUTING
 from timonel.kube.patches import (
     PREVIOUS_STORAGE_URI,
     canary_patch,
@@ -75,6 +76,16 @@ def remember(uri: str) -> dict[str, Any]:
 )
 def test_knative_canary(current, uri, percent, patch) -> None:
     assert canary_patch(current, uri, percent) == patch
+
+
+def test_knative_canary_turns_tag_routing_on_in_the_same_update_when_asked() -> None:
+    on = {TAG_ROUTING: "true"}
+    assert canary_patch(isvc(), V2, 0, tag_routing=True)["metadata"]["annotations"] == {
+        PREVIOUS_STORAGE_URI: V1,
+        **on,
+    }
+    assert canary_patch(isvc(annotations=on), V2, 0, tag_routing=True)["metadata"] == remember(V1)
+    assert TAG_ROUTING not in canary_patch(isvc(), V2, 0)["metadata"]["annotations"]
 
 
 def test_knative_canary_keeps_a_tensorflow_predictor() -> None:

@@ -4,7 +4,8 @@
 merge patches and then writes ``status.components.predictor.traffic`` as KServe's Knative
 reconciler does (``KSERVE_FACTS.md`` §4): the latest revision at the canary percent, the last
 rolled-out one at the rest with tag ``prev``, and the ``latest`` tag URL only with tag routing.
-Each new storage URI makes a new revision. ``calls`` lists what the driver did.
+Each new storage URI makes a new revision. ``calls`` lists what the driver did; ``recorded`` is
+the InferenceService's record (``timonel.kube.records``), the ConfigMap the driver writes.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from timonel.kube import patches
+from timonel.kube.records import record_annotations, record_manifest
 
 
 def merge(target: dict[str, Any], patch: Mapping[str, Any]) -> dict[str, Any]:
@@ -33,6 +35,7 @@ class FakeTraffic:
             "metadata": {
                 "name": name,
                 "namespace": "default",
+                "uid": "b5c4e0a2-0000-4000-8000-000000000001",
                 "resourceVersion": "1",
                 "annotations": {},
             },
@@ -42,6 +45,7 @@ class FakeTraffic:
         self.revisions = [storage_uri]
         self.rolled_out = 0
         self.calls: list[tuple[Any, ...]] = []
+        self.recorded: dict[str, Any] | None = None
         self._write_status()
 
     def revision(self, index: int) -> str:
@@ -88,9 +92,12 @@ class FakeTraffic:
     def read(self) -> dict[str, Any]:
         return copy.deepcopy(self.isvc)
 
+    def canary(self, storage_uri: str, percent: int, *, tag_routing: bool) -> None:
+        self._patch(patches.canary_patch(self.isvc, storage_uri, percent, tag_routing=tag_routing))
+
     def split(self, storage_uri: str, percent: int) -> dict[str, Any]:
         self.calls.append(("split", percent))
-        self._patch(patches.canary_patch(self.isvc, storage_uri, percent))
+        self.canary(storage_uri, percent, tag_routing=True)
         return self.read()
 
     def promote(self) -> None:
@@ -101,9 +108,10 @@ class FakeTraffic:
         self.calls.append(("rollback",))
         self._patch(patches.rollback_patch(self.isvc))
 
-    def annotate(self, annotations: Mapping[str, str | None]) -> None:
-        self._patch({"metadata": {"annotations": dict(annotations)}})
+    def record(self, annotations: Mapping[str, str] | None) -> None:
+        self.recorded = None if annotations is None else record_manifest(self.isvc, annotations)
 
     @property
     def annotations(self) -> dict[str, str]:
-        return dict(self.isvc["metadata"]["annotations"])
+        """What the record holds."""
+        return record_annotations(self.recorded)

@@ -7,11 +7,12 @@ import pytest
 from rollouts.fakeclock import FakeClock
 from rollouts.faketraffic import FakeTraffic
 from timonel.errors import RolloutFailed
+from timonel.kube.records import ROLLOUT_STATE
 from timonel.rollouts.driver import ABORTED, PROMOTED, ROLLED_BACK, abort, drive, pair_of
 from timonel.rollouts.evidence import Agreement, RevisionEvidence, WindowEvidence
 from timonel.rollouts.plan import Gates, RolloutPlan
 from timonel.rollouts.sources import Clock, Pair
-from timonel.rollouts.state import ROLLOUT_STATE, RolloutState, describe, read_state
+from timonel.rollouts.state import RolloutState, describe, read_state
 
 V2 = "gs://repo/m/v2"
 
@@ -191,7 +192,7 @@ def test_an_interrupted_rollout_is_recorded_resumed_and_promoted(clock: FakeCloc
     source.traffic = traffic
     with pytest.raises(Interrupt):
         drive(traffic, RolloutState(V2, PLAN), [source], clock=clock)
-    state = read_state(traffic.isvc)
+    state = read_state(traffic.recorded)
     assert state is not None and (state.phase_name, state.passed) == (
         "step-50",
         ("step-10", "step-25"),
@@ -208,7 +209,7 @@ def test_an_interrupted_rollout_is_recorded_resumed_and_promoted(clock: FakeCloc
     assert result.outcome == PROMOTED
     assert result.passed_before == ("step-10", "step-25")
     assert [p.name for p in result.phases] == ["step-50"]
-    assert read_state(traffic.isvc) is None
+    assert read_state(traffic.recorded) is None
 
 
 def test_an_interrupted_rollout_is_aborted(clock: FakeClock) -> None:
@@ -217,16 +218,16 @@ def test_an_interrupted_rollout_is_aborted(clock: FakeClock) -> None:
     source.traffic = traffic
     with pytest.raises(Interrupt):
         drive(traffic, RolloutState(V2, PLAN), [source], clock=clock)
-    state = read_state(traffic.isvc)
+    state = read_state(traffic.recorded)
     assert state is not None
     result = abort(traffic, state)
     assert result.outcome == ABORTED and "aborted at step-25" in result.reason
     assert traffic.isvc["spec"]["predictor"]["canaryTrafficPercent"] == 0
-    assert read_state(traffic.isvc) is None
+    assert read_state(traffic.recorded) is None
 
 
 def test_pair_of_needs_the_tag_routes(clock: FakeClock) -> None:
     traffic = FakeTraffic()
-    traffic.split(V2, 10)  # without tag routing KServe gives the latest revision no URL
+    traffic.canary(V2, 10, tag_routing=False)  # KServe then gives the latest revision no URL
     with pytest.raises(Exception, match="enable-tag-routing"):
         pair_of(traffic.isvc)

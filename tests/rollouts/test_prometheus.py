@@ -20,14 +20,12 @@ from local.standin_server import ERRORS, GOOD, Behaviour
 from rollouts.localrollouts import LocalCluster
 from rollouts.toyrevisions import probe_bodies
 from timonel.errors import SpecError
-from timonel.kserve.vocabulary import TAG_ROUTING
 from timonel.kube.rollout import canary
 from timonel.rollouts.driver import pair_of
 from timonel.rollouts.gates import judge
 from timonel.rollouts.plan import Gates
 from timonel.rollouts.probes import ProbeSource
 from timonel.rollouts.prometheus import PrometheusSource
-from timonel.rollouts.run import ClusterTraffic
 from timonel.rollouts.sources import Pair, SystemClock
 
 pytestmark = pytest.mark.slow
@@ -106,8 +104,8 @@ def _scraped(url: str, revision: str) -> None:
 def split(cluster: LocalCluster, name: str, candidate: Behaviour) -> Pair:
     """``name`` serving a good v1 with v2 (``candidate``) at 50%, each reachable by tag."""
     cluster.deploy(name, cluster.release(name, 1, GOOD))
-    ClusterTraffic(cluster.api, name, "default").annotate({TAG_ROUTING: "true"})
-    canary(name, cluster.release(name, 2, candidate), 50, cluster=cluster.api, timeout=60)
+    release = cluster.release(name, 2, candidate)
+    canary(name, release, 50, tag_routing=True, cluster=cluster.api, timeout=60)
     return pair_of(cluster.read(name), cluster.gateway)
 
 

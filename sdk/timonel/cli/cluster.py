@@ -198,6 +198,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Readiness, URL, revisions and traffic split of a deployed model, and the rollout
         that split it when one is unfinished."""
+        from timonel.kube.records import read_record
         from timonel.kube.requests import get_object
         from timonel.kube.resources import INFERENCE_SERVICE
         from timonel.kube.status import read_status
@@ -205,7 +206,7 @@ def register(app: typer.Typer) -> None:
 
         with _connect(context, namespace) as cluster:
             isvc = cluster.send(get_object(INFERENCE_SERVICE, cluster.namespace, name))
-            state = read_state(isvc)
+            state = read_state(read_record(cluster, cluster.namespace, name))
             _print_status(read_status(isvc), output, describe(state, name) if state else None)
 
     @app.command()

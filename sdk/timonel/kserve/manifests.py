@@ -11,7 +11,8 @@ are rendered from ``example_specs``. ``make components`` runs ``python -m
 timonel.kserve.manifests --examples kserve/examples``; a test fails when a file is stale.
 
 The Role is derived, not written by hand: ``deployer_requests`` runs the operations a pipeline step
-may call (deploy and its wait, canary, promote, rollback, status, list, delete and its wait)
+may call (deploy and its wait, a rollout's record beside the InferenceService, canary, promote,
+rollback, status, list, delete and its wait)
 against an in-memory cluster that records each ``timonel.kube.requests.Request`` and answers as
 KServe would; each request carries its RBAC verb and kind, so the Role grants exactly those verbs
 on exactly those resources. A new request in ``timonel.kube`` changes the Role at the next
@@ -150,7 +151,7 @@ class _RecordingCluster(Cluster):
             namespace=NAMESPACE,
         )
         base = render(spec)
-        base["metadata"].update(resourceVersion="1", generation=1)
+        base["metadata"].update(resourceVersion="1", generation=1, uid="probe-uid")
         self.current = copy.deepcopy(base)
         self.current["metadata"]["annotations"][PREVIOUS_STORAGE_URI] = RELEASE
         self.current["spec"]["predictor"]["canaryTrafficPercent"] = 10
@@ -203,7 +204,7 @@ def _served(*, generation: int) -> dict[str, Any]:
 
 def deployer_requests() -> tuple[Request, ...]:
     """Every request a pipeline step's operations send, in the order they send them."""
-    from timonel.kube import rollout
+    from timonel.kube import records, rollout
     from timonel.spec import Model, ServingSpec
 
     cluster = _RecordingCluster()
@@ -213,6 +214,10 @@ def deployer_requests() -> tuple[Request, ...]:
         namespace=NAMESPACE,
     )
     rollout.deploy(spec, cluster=cluster, wait=True, timeout=timeout)
+    # a progressive rollout's record: read, written at each phase, deleted at its end
+    records.read_record(cluster, NAMESPACE, name)
+    records.write_record(cluster, cluster.current, {records.ROLLOUT_STATE: "{}"})
+    records.write_record(cluster, cluster.current, None)
     rollout.canary(name, NEXT_RELEASE, 10, cluster=cluster, timeout=timeout)
     rollout.promote(name, cluster=cluster, timeout=timeout)
     rollout.rollback(name, cluster=cluster, timeout=timeout)

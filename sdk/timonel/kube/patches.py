@@ -29,7 +29,7 @@ import re
 from typing import Any
 
 from timonel.errors import ReleaseError, SpecError
-from timonel.kserve.vocabulary import CONTAINER_NAME
+from timonel.kserve.vocabulary import CONTAINER_NAME, TAG_ROUTING
 from timonel.kube.status import deployment_mode, implementation, predictor_storage_uri
 
 #: The storage URI that served before the current rollout: where ``rollback`` goes back to.
@@ -90,11 +90,15 @@ def _next_canary_name(isvc: dict[str, Any]) -> str:
     return f"canary-{max(numbers, default=0) + 1}"
 
 
-def canary_patch(isvc: dict[str, Any], storage_uri: str, percent: int) -> dict[str, Any]:
+def canary_patch(
+    isvc: dict[str, Any], storage_uri: str, percent: int, *, tag_routing: bool = False
+) -> dict[str, Any]:
     """Send ``percent`` of the traffic to the model at ``storage_uri``, the rest to the stable one.
 
     Called again with the same URI during a canary, it only moves the percentage (a progressive
-    step); with a new URI it replaces the canary's model.
+    step); with a new URI it replaces the canary's model. ``tag_routing`` turns KServe's tag
+    routing on in the same update (Knative mode), since KServe copies the annotation into the
+    revision template: written on its own it would make one more revision.
     """
     check_percent(percent)
     spec = isvc.get("spec", {})
@@ -125,6 +129,9 @@ def canary_patch(isvc: dict[str, Any], storage_uri: str, percent: int) -> dict[s
         raise _same_model(isvc, storage_uri)
     if serving != storage_uri:
         _remember(patch, _stable_uri(isvc))
+    annotations = isvc["metadata"].get("annotations") or {}
+    if tag_routing and annotations.get(TAG_ROUTING) != "true":
+        patch["metadata"].setdefault("annotations", {})[TAG_ROUTING] = "true"
     patch["spec"] = {
         "predictor": {key: {"storageUri": storage_uri}, "canaryTrafficPercent": percent}
     }

@@ -13,15 +13,14 @@ for the generation that write produced (``wait``).
 
 from __future__ import annotations
 
-import contextlib
 import copy
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, TypedDict, Unpack
 
 from timonel.errors import ApiError
 from timonel.kserve.render import render
 from timonel.kube import patches
-from timonel.kube.client import Cluster
+from timonel.kube.client import Cluster, cluster_or_default
 from timonel.kube.requests import (
     apply_object,
     delete_object,
@@ -43,16 +42,6 @@ CONFLICT_ATTEMPTS = 5
 DEFAULT_TIMEOUT = 600.0
 
 Progress = Callable[[dict[str, Any] | None, Verdict], None]
-
-
-@contextlib.contextmanager
-def _session(cluster: Cluster | None) -> Iterator[Cluster]:
-    """The given cluster, or the default one connected (and closed) for this call only."""
-    if cluster is not None:
-        yield cluster
-        return
-    with Cluster.connect() as connected:
-        yield connected
 
 
 def _read(cluster: Cluster, name: str, namespace: str) -> dict[str, Any] | None:
@@ -127,7 +116,7 @@ def deploy(
     else:
         manifest = copy.deepcopy(dict(spec))
     kind_of(manifest)  # refuses a manifest of a kind Timonel does not manage
-    with _session(cluster) as session:
+    with cluster_or_default(cluster) as session:
         metadata = manifest.setdefault("metadata", {})
         metadata.setdefault("namespace", session.namespace)
         current = _read(session, metadata["name"], metadata["namespace"])
@@ -195,15 +184,24 @@ class ChangeOptions(TypedDict, total=False):
 
 
 def canary(
-    name: str, storage_uri: str, percent: int, **options: Unpack[ChangeOptions]
+    name: str,
+    storage_uri: str,
+    percent: int,
+    *,
+    tag_routing: bool = False,
+    **options: Unpack[ChangeOptions],
 ) -> ServiceStatus:
     """Send ``percent`` of the traffic to the model at ``storage_uri``, in one update.
 
     With the storage URI of the canary already running, only the percentage moves (a step of a
-    progressive rollout).
+    progressive rollout). ``tag_routing`` also turns on KServe's tag routing in that update.
     """
     patches.check_percent(percent)
-    return _change(name, lambda isvc: patches.canary_patch(isvc, storage_uri, percent), **options)
+    return _change(
+        name,
+        lambda isvc: patches.canary_patch(isvc, storage_uri, percent, tag_routing=tag_routing),
+        **options,
+    )
 
 
 def promote(name: str, **options: Unpack[ChangeOptions]) -> ServiceStatus:
@@ -232,7 +230,7 @@ def _change(
     on_change: Progress | None = None,
 ) -> ServiceStatus:
     check_timeout(timeout)
-    with _session(cluster) as session:
+    with cluster_or_default(cluster) as session:
         before, written = _update(
             session, name, namespace or session.namespace, make_patch, dry_run=dry_run
         )
@@ -251,7 +249,7 @@ def status(
     name: str, *, cluster: Cluster | None = None, namespace: str | None = None
 ) -> ServiceStatus:
     """Readiness, URL, revisions and traffic split of one InferenceService."""
-    with _session(cluster) as session:
+    with cluster_or_default(cluster) as session:
         request = get_object(INFERENCE_SERVICE, namespace or session.namespace, name)
         return read_status(session.send(request))
 
@@ -260,7 +258,7 @@ def find_service(
     name: str, *, cluster: Cluster | None = None, namespace: str | None = None
 ) -> ServiceStatus | None:
     """Like ``status``, but None when no InferenceService has that name (a first deploy)."""
-    with _session(cluster) as session:
+    with cluster_or_default(cluster) as session:
         found = _read(session, name, namespace or session.namespace)
     return None if found is None else read_status(found)
 
@@ -269,7 +267,7 @@ def list_services(
     *, cluster: Cluster | None = None, namespace: str | None = None
 ) -> list[ServiceStatus]:
     """Every InferenceService in the namespace, by name."""
-    with _session(cluster) as session:
+    with cluster_or_default(cluster) as session:
         request = list_objects(INFERENCE_SERVICE, namespace or session.namespace)
         items = session.send(request).get("items") or []
     return sorted((read_status(item) for item in items), key=lambda s: s.name)
@@ -286,7 +284,7 @@ def delete(
 ) -> None:
     """Delete an InferenceService; with ``wait``, return once it is gone."""
     check_timeout(timeout)
-    with _session(cluster) as session:
+    with cluster_or_default(cluster) as session:
         namespace = namespace or session.namespace
         session.send(delete_object(INFERENCE_SERVICE, namespace, name, dry_run=dry_run))
         if wait and not dry_run:

@@ -1,12 +1,14 @@
 """The driver: runs a plan's phases on an InferenceService and promotes or rolls back by itself.
 
-For each phase it records its progress on the InferenceService (``state``), moves the traffic,
+For each phase it records its progress beside the InferenceService (``state``, in the ConfigMap
+``timonel.kube.records`` names), moves the traffic,
 waits for the revisions to be ready, gathers one window of evidence from every source and lets
 the gates judge it:
 
 * shadow: the candidate is deployed at 0% (Knative keeps the stable revision at 100%, tag
   ``prev``) and the ingress mirrors ``shadow_percent`` of the live requests to it
-  (``timonel.dev/mirror-revision``); clients only ever see the stable revision's answers;
+  (``timonel.dev/mirror-revision`` in the same record, naming the candidate's revision); clients
+  only ever see the stable revision's answers;
 * step P: the canary takes P% (Knative's ``canaryTrafficPercent``, Standard mode's
   ``spec.canary[].trafficPercent``), through ``timonel.kube``'s ``canary``.
 
@@ -31,12 +33,12 @@ from typing import Any, Protocol
 from timonel.errors import RolloutFailed, SpecError
 from timonel.kserve.vocabulary import TAG_ROUTING
 from timonel.kube.patches import in_canary
+from timonel.kube.records import MIRROR_PERCENT, MIRROR_REVISION, ROLLOUT_STATE
 from timonel.kube.status import read_status
-from timonel.local.ingress.routes import MIRROR_PERCENT, MIRROR_REVISION
 from timonel.rollouts.evidence import WindowEvidence
 from timonel.rollouts.gates import Decision, Verdict, judge
 from timonel.rollouts.sources import Clock, Endpoint, EvidenceSource, Pair
-from timonel.rollouts.state import ROLLOUT_STATE, RolloutState
+from timonel.rollouts.state import RolloutState
 
 Progress = Callable[[str], None]
 
@@ -46,19 +48,22 @@ ABORTED = "aborted"
 
 
 class Traffic(Protocol):
-    """The InferenceService a rollout moves: read it, split it, promote, roll back, annotate."""
+    """The InferenceService a rollout moves: read it, split it, promote, roll back, and keep
+    its record."""
 
     def read(self) -> dict[str, Any]: ...
 
     def split(self, storage_uri: str, percent: int) -> dict[str, Any]:
-        """Serve ``storage_uri`` to ``percent`` of the traffic; return the object once ready."""
+        """Serve ``storage_uri`` to ``percent`` of the traffic, with KServe's tag routing on
+        (``serving.kserve.io/enable-tag-routing``) in the same update, so that the candidate is
+        one new revision with a ``latest`` tag; return the object once ready."""
 
     def promote(self) -> None: ...
 
     def rollback(self) -> None: ...
 
-    def annotate(self, annotations: Mapping[str, str | None]) -> None:
-        """Merge these annotations (None removes one)."""
+    def record(self, annotations: Mapping[str, str] | None) -> None:
+        """Make the InferenceService's record hold exactly ``annotations`` (None: delete it)."""
 
 
 @dataclass(frozen=True)
@@ -198,14 +203,13 @@ class _Run:
     records: list[PhaseRecord] = field(default_factory=list)
 
     def record(self, state: RolloutState | None, mirror: tuple[str, float] | None = None) -> None:
-        annotations: dict[str, str | None] = {
-            ROLLOUT_STATE: None if state is None else state.to_json(),
-            MIRROR_REVISION: None if mirror is None else mirror[0],
-            MIRROR_PERCENT: None if mirror is None else f"{mirror[1]:g}",
-        }
-        if state is not None:
-            annotations[TAG_ROUTING] = "true"
-        self.traffic.annotate(annotations)
+        if state is None:
+            self.traffic.record(None)
+            return
+        annotations = {ROLLOUT_STATE: state.to_json()}
+        if mirror is not None:
+            annotations.update({MIRROR_REVISION: mirror[0], MIRROR_PERCENT: f"{mirror[1]:g}"})
+        self.traffic.record(annotations)
 
     def phase(self, name: str) -> PhaseRecord:
         plan = self.state.plan
@@ -288,7 +292,7 @@ def abort(traffic: Traffic, state: RolloutState) -> RolloutResult:
     is left promoted: rolling back then would redeploy the release before it)."""
     if in_canary(traffic.read()):
         traffic.rollback()
-    traffic.annotate({ROLLOUT_STATE: None, MIRROR_REVISION: None, MIRROR_PERCENT: None})
+    traffic.record(None)
     metadata = traffic.read()["metadata"]
     return RolloutResult(
         metadata["name"],

@@ -17,7 +17,8 @@ from typing import Any
 from timonel.errors import SpecError
 from timonel.kube import rollout as kube
 from timonel.kube.client import Cluster
-from timonel.kube.requests import get_object, merge_patch
+from timonel.kube.records import read_record, write_record
+from timonel.kube.requests import get_object
 from timonel.kube.resources import INFERENCE_SERVICE
 from timonel.kube.wait import Goal, Verdict, assess, watch_until
 from timonel.rollouts.driver import Progress, RolloutResult, abort, drive
@@ -46,6 +47,7 @@ class ClusterTraffic:
             self.name,
             storage_uri,
             percent,
+            tag_routing=True,
             cluster=self.cluster,
             namespace=self.namespace,
             timeout=self.timeout,
@@ -77,9 +79,8 @@ class ClusterTraffic:
             self.name, cluster=self.cluster, namespace=self.namespace, timeout=self.timeout
         )
 
-    def annotate(self, annotations: Mapping[str, str | None]) -> None:
-        patch = {"metadata": {"annotations": dict(annotations)}}
-        self.cluster.send(merge_patch(INFERENCE_SERVICE, self.namespace, self.name, patch))
+    def record(self, annotations: Mapping[str, str] | None) -> None:
+        write_record(self.cluster, self.read(), annotations)
 
 
 def evidence_sources(
@@ -124,7 +125,7 @@ def rollout(
     gates; promoted when every phase passes, rolled back at the first that fails.
 
     Returns the result either way (``result.raise_for_outcome()`` raises ``RolloutFailed`` on a
-    rollback). ``resume`` continues the unfinished rollout recorded on the InferenceService;
+    rollback). ``resume`` continues the unfinished rollout recorded beside the InferenceService;
     ``abort_only`` rolls it back. ``gateway`` is the ingress URL to send probes to with each
     revision's tag host (``timonel local``'s ingress, or a cluster's gateway); without it the
     tag URLs are used as they are. ``report_dir`` receives ``report.json`` and ``report.html``.
@@ -135,7 +136,7 @@ def rollout(
     try:
         namespace = namespace or connected.namespace
         traffic = ClusterTraffic(connected, name, namespace, timeout)
-        recorded = read_state(traffic.read())
+        recorded = read_state(read_record(connected, namespace, name))
         if resume or abort_only:
             if recorded is None:
                 raise SpecError(

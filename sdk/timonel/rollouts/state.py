@@ -1,11 +1,13 @@
-"""A rollout's progress, recorded on the InferenceService it moves, so it survives its driver.
+"""A rollout's progress, recorded beside the InferenceService it moves, so it survives its driver.
 
 The driver writes the annotation ``timonel.dev/rollout`` (JSON: the release being rolled out,
-the plan, the phase reached, where evidence comes from) before each phase, and removes it when
-the rollout ends. A Ctrl-C or a killed pipeline pod leaves it in place: ``timonel rollout NAME
---resume`` continues from the recorded phase, ``--abort`` rolls back, and ``timonel status``
+the plan, the phase reached, where evidence comes from) on the InferenceService's record, the
+ConfigMap ``<isvc>-rollout`` (``timonel.kube.records``: not on the InferenceService, whose
+annotations KServe copies into the revision template), before each phase, and deletes the record
+when the rollout ends. A Ctrl-C or a killed pipeline pod leaves it in place: ``timonel rollout
+NAME --resume`` continues from the recorded phase, ``--abort`` rolls back, and ``timonel status``
 reads it to say that the traffic split belongs to an unfinished rollout. Reading and writing are
-pure (object ⇄ annotations); the driver sends the patch.
+pure (state ⇄ the record's annotations); the driver reads and writes the ConfigMap.
 """
 
 from __future__ import annotations
@@ -17,10 +19,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from timonel.errors import SpecError
+from timonel.kube.records import ROLLOUT_STATE, isvc_of_record, record_annotations
 from timonel.rollouts.plan import Gates, RolloutPlan
-
-#: The annotation holding an unfinished rollout's state.
-ROLLOUT_STATE = "timonel.dev/rollout"
 
 
 @dataclass(frozen=True)
@@ -50,17 +50,10 @@ class RolloutState:
         return json.dumps(data, sort_keys=True, separators=(",", ":"))
 
 
-def state_patch(state: RolloutState | None) -> dict[str, Any]:
-    """The merge patch that records ``state`` (or, with None, removes the record)."""
-    return {
-        "metadata": {"annotations": {ROLLOUT_STATE: None if state is None else state.to_json()}}
-    }
-
-
-def read_state(isvc: Mapping[str, Any]) -> RolloutState | None:
-    """The unfinished rollout recorded on an InferenceService, if any."""
-    metadata = isvc.get("metadata") or {}
-    text = (metadata.get("annotations") or {}).get(ROLLOUT_STATE)
+def read_state(record: Mapping[str, Any] | None) -> RolloutState | None:
+    """The unfinished rollout an InferenceService's record holds, if any."""
+    metadata = (record or {}).get("metadata") or {}
+    text = record_annotations(record).get(ROLLOUT_STATE)
     if not text:
         return None
     try:
@@ -71,9 +64,11 @@ def read_state(isvc: Mapping[str, Any]) -> RolloutState | None:
         data["passed"] = tuple(data.get("passed") or ())
         return RolloutState(plan=RolloutPlan(gates=gates, **plan), **data)
     except (ValueError, TypeError, KeyError) as exc:
+        owner = isvc_of_record(record or {})
+        isvc = owner[1] if owner else "NAME"
         raise SpecError(
-            f"the {ROLLOUT_STATE} annotation of {metadata.get('name')} is not a rollout state "
-            f"Timonel wrote ({exc}); run `timonel rollout {metadata.get('name')} --abort` to roll "
+            f"the {ROLLOUT_STATE} annotation of ConfigMap {metadata.get('name')} is not a "
+            f"rollout state Timonel wrote ({exc}); run `timonel rollout {isvc} --abort` to roll "
             "back and clear it",
             field=f"metadata.annotations.{ROLLOUT_STATE}",
         ) from exc
