@@ -8,7 +8,6 @@ Timonel's own SDK (``timonel.canary``, ``promote``, ``rollback``, which wait as 
 from __future__ import annotations
 
 import math
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -125,7 +124,9 @@ def test_deploy_makes_a_deployment_replicaset_pods_and_a_service_as_kserve_does(
     assert status["deploymentMode"] == "Standard"
     assert status["url"] == f"http://{name}-default.example.com"
     assert status["address"] == {"url": f"http://{name}-predictor.default.svc.cluster.local"}
-    assert status["components"]["predictor"]["url"] == f"http://{name}-predictor-default.example.com"
+    assert (
+        status["components"]["predictor"]["url"] == f"http://{name}-predictor-default.example.com"
+    )
     assert status["observedGeneration"] == 1  # the Deployment's, as KServe copies it
     assert condition(deployed, "PredictorReady")["reason"] == "NewReplicaSetAvailable"
     assert "canaryStatuses" not in status
