@@ -26,6 +26,8 @@ _EXPORTS: dict[str, str] = {
     "Cluster": "timonel.kube.client",
     "ClusterUnreachable": "timonel.errors",
     "Endpoint": "timonel.kube.endpoints",
+    "LogLine": "timonel.kube.logs",
+    "LogStream": "timonel.kube.logs",
     "Manifest": "timonel.releases.manifest",
     "Model": "timonel.spec",
     "ModelError": "timonel.errors",
@@ -67,6 +69,7 @@ _EXPORTS: dict[str, str] = {
     "inspect_model": "timonel.releases.package",
     "list_releases": "timonel.releases.storage",
     "list_services": "timonel.kube.rollout",
+    "logs": "timonel.kube.logs",
     "package": "timonel.releases.package",
     "promote": "timonel.kube.rollout",
     "publish": "timonel.releases.publish",
@@ -139,6 +142,7 @@ if _TYPE_CHECKING:  # what type checkers and IDEs see; mirrors _EXPORTS
     from timonel.kube.client import Cluster
     from timonel.kube.endpoints import Endpoint, endpoint_of, find_endpoint
     from timonel.kube.gke_connect import connect_gke
+    from timonel.kube.logs import LogLine, LogStream, logs
     from timonel.kube.rollout import (
         canary,
         delete,

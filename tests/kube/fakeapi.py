@@ -36,6 +36,7 @@ class Reply:
     code: int = 200
     body: Any = None
     events: list[dict[str, Any]] | None = None  # a watch: one JSON line each
+    text: list[str] | None = None  # a streamed text answer (a followed log): one chunk each
     cut: bool = False  # drop the connection after the events instead of ending the stream
     hold: float = 0.0  # seconds to keep a watch open after its events, as a quiet server does
 
@@ -82,7 +83,11 @@ class FakeApi:
                 )
                 api.requests.append(recorded)
                 reply = api.handler(recorded)
-                if reply.events is None:
+                if reply.text is not None:
+                    chunks = [chunk.encode() for chunk in reply.text]
+                elif reply.events is not None:
+                    chunks = [json.dumps(event).encode() + b"\n" for event in reply.events]
+                else:
                     body = reply.body if reply.body is not None else {}
                     data = body.encode() if isinstance(body, str) else json.dumps(body).encode()
                     self.send_response(reply.code)
@@ -95,9 +100,8 @@ class FakeApi:
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Transfer-Encoding", "chunked")
                 self.end_headers()
-                for event in reply.events:
-                    line = json.dumps(event).encode() + b"\n"
-                    self.wfile.write(b"%x\r\n%s\r\n" % (len(line), line))
+                for chunk in chunks:
+                    self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
                     self.wfile.flush()
                 time.sleep(reply.hold)
                 if reply.cut:

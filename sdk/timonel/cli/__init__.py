@@ -107,6 +107,7 @@ _GROUPS: tuple[str, ...] = (
     "render",
     "kserve",
     "cluster",
+    "logs",
     "rollout",
     "serve",
     "predict",

@@ -16,6 +16,7 @@ else the kubeconfig ``timonel local up`` writes (``timonel.local.kubeconfig_path
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -261,6 +262,16 @@ class Cluster:
         finally:
             response.close()  # an unfinished stream must not go back to the connection pool
             response.release_conn()
+
+
+@contextlib.contextmanager
+def cluster_or_default(cluster: Cluster | None) -> Iterator[Cluster]:
+    """The given cluster, or the default one connected (and closed) for this call only."""
+    if cluster is not None:
+        yield cluster
+        return
+    with Cluster.connect() as connected:
+        yield connected
 
 
 def _interrupt(response: Any) -> None:
