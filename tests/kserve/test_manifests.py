@@ -14,7 +14,7 @@ from timonel.kserve import admission, manifests
 from timonel.kserve import render as isvc
 from timonel.kserve.crd import Schema
 from timonel.kube import requests, rollout
-from timonel.kube.resources import CONFIG_MAP, EVENT, INFERENCE_SERVICE
+from timonel.kube.resources import CONFIG_MAP, EVENT, INFERENCE_SERVICE, POD
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "kserve" / "examples"
@@ -66,9 +66,9 @@ def test_the_serving_runtime_fits_its_crd(shared_dir: Path) -> None:
     assert runtime["metadata"]["annotations"]["timonel.dev/gpu-image"].endswith(":2.20.0-gpu")
 
 
-def test_the_operations_send_requests_on_inference_services_and_their_records_only() -> None:
+def test_the_operations_send_requests_on_inference_services_their_records_and_pods_only() -> None:
     sent = manifests.deployer_requests()
-    assert {r.kind for r in sent} == {INFERENCE_SERVICE, CONFIG_MAP}
+    assert {r.kind for r in sent} == {INFERENCE_SERVICE, CONFIG_MAP, POD}
     assert {r.verb for r in sent if r.kind is INFERENCE_SERVICE} == {
         "get",
         "list",
@@ -77,6 +77,11 @@ def test_the_operations_send_requests_on_inference_services_and_their_records_on
         "delete",
     }
     assert {r.verb for r in sent if r.kind is CONFIG_MAP} == {"get", "patch", "delete"}
+    assert {(r.resource, r.verb) for r in sent if r.kind is POD} == {
+        ("pods", "list"),  # the model's pods, by label
+        ("pods", "get"),  # a followed log's pod, when its stream ends
+        ("pods/log", "get"),
+    }
 
 
 def test_an_apply_is_authorized_as_patch_and_as_create() -> None:
@@ -104,6 +109,8 @@ def test_the_role_grants_what_the_operations_need_and_nothing_more() -> None:
             "resources": ["inferenceservices"],
             "verbs": ["get", "list", "watch", "create", "patch", "delete"],
         },
+        {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list"]},
+        {"apiGroups": [""], "resources": ["pods/log"], "verbs": ["get"]},
     ]
     assert binding["roleRef"]["name"] == role["metadata"]["name"]
     assert binding["metadata"]["namespace"] == role["metadata"]["namespace"] == "models"

@@ -12,7 +12,7 @@ timonel.kserve.manifests --examples kserve/examples``; a test fails when a file 
 
 The Role is derived, not written by hand: ``deployer_requests`` runs the operations a pipeline step
 may call (deploy and its wait, a rollout's record beside the InferenceService, canary, promote,
-rollback, status, list, delete and its wait)
+rollback, status, list, a followed log, delete and its wait)
 against an in-memory cluster that records each ``timonel.kube.requests.Request`` and answers as
 KServe would; each request carries its RBAC verb and kind, so the Role grants exactly those verbs
 on exactly those resources. A new request in ``timonel.kube`` changes the Role at the next
@@ -33,10 +33,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from timonel.errors import SpecError
+from timonel.kserve.vocabulary import ISVC_LABEL, REVISION_LABEL
 from timonel.kube.client import Cluster, Target
 from timonel.kube.patches import PREVIOUS_STORAGE_URI
 from timonel.kube.requests import Request
-from timonel.kube.resources import Kind
+from timonel.kube.resources import POD
 
 if TYPE_CHECKING:
     from timonel.spec import ServingSpec
@@ -161,9 +162,20 @@ class _RecordingCluster(Cluster):
         self.written["status"] = _served(generation=1)
         self.ready = copy.deepcopy(self.written)
         self.ready["status"] = _served(generation=2)
+        self.pod = {
+            "metadata": {
+                "name": "probe-predictor-00001-deployment-0-0",
+                "namespace": NAMESPACE,
+                "labels": {ISVC_LABEL: "probe", REVISION_LABEL: "probe-predictor-00001"},
+            }
+        }
 
     def send(self, request: Request, *, timeout: float = 30.0) -> dict[str, Any]:
         self.requests.append(request)
+        if request.kind is POD and request.verb == "list":
+            return {"metadata": {"resourceVersion": "2"}, "items": [self.pod]}
+        if request.kind is POD:  # a followed log's pod, looked at when its stream ends: done
+            return {**self.pod, "status": {"phase": "Succeeded"}}
         if request.verb == "get":
             return copy.deepcopy(self.current)
         if request.verb == "list":
@@ -183,6 +195,17 @@ class _RecordingCluster(Cluster):
         self.requests.append(request)
         yield {"type": "MODIFIED", "object": copy.deepcopy(self.ready)}
         yield {"type": "DELETED", "object": copy.deepcopy(self.ready)}
+
+    def lines(
+        self,
+        request: Request,
+        *,
+        timeout: float | None,
+        on_open: Callable[[Callable[[], None]], None] | None = None,
+    ) -> Iterator[str]:
+        """A log of one line, which ends by itself."""
+        self.requests.append(request)
+        yield "serving probe"
 
 
 def _served(*, generation: int) -> dict[str, Any]:
@@ -205,6 +228,7 @@ def _served(*, generation: int) -> dict[str, Any]:
 def deployer_requests() -> tuple[Request, ...]:
     """Every request a pipeline step's operations send, in the order they send them."""
     from timonel.kube import records, rollout
+    from timonel.kube.logs import logs
     from timonel.spec import Model, ServingSpec
 
     cluster = _RecordingCluster()
@@ -223,22 +247,26 @@ def deployer_requests() -> tuple[Request, ...]:
     rollout.rollback(name, cluster=cluster, timeout=timeout)
     rollout.status(name, cluster=cluster)
     rollout.list_services(cluster=cluster)
+    list(logs(name, cluster=cluster, follow=True))
     rollout.delete(name, cluster=cluster, wait=True, timeout=timeout)
     return tuple(cluster.requests)
 
 
 def deployer_rules() -> list[dict[str, Any]]:
-    """One Role rule per kind those requests touch, with exactly the verbs they need."""
-    verbs: dict[Kind, set[str]] = {}
+    """One Role rule per resource those requests touch (``pods/log`` apart from ``pods``), with
+    exactly the verbs they need."""
+    verbs: dict[tuple[str, str], set[str]] = {}
     for request in deployer_requests():
-        verbs.setdefault(request.kind, set()).update(request.verbs)
+        verbs.setdefault((request.kind.group, request.resource), set()).update(request.verbs)
     return [
         {
-            "apiGroups": [kind.group],
-            "resources": [kind.plural],
+            "apiGroups": [group],
+            "resources": [resource],
             "verbs": [verb for verb in _VERB_ORDER if verb in needed],
         }
-        for kind, needed in sorted(verbs.items(), key=lambda item: item[0].group_resource)
+        for (group, resource), needed in sorted(
+            verbs.items(), key=lambda item: f"{item[0][1]}.{item[0][0]}"
+        )
     ]
 
 

@@ -283,7 +283,7 @@ def _follow(
         for text in cluster.lines(request, timeout=None, on_open=on_open):
             yield LogLine(name, _revision_of(pod), container, text)
         tail_lines = None  # a new run is read whole
-        while not stop.wait(RESTART_POLL):
+        while not stop.is_set():
             try:
                 current: dict[str, Any] | None = cluster.send(get_object(POD, namespace, name))
             except ApiError as exc:
@@ -296,3 +296,4 @@ def _follow(
             if state == "restarted" and current is not None:
                 runs = _restarts(current, container)
                 break
+            stop.wait(RESTART_POLL)
