@@ -22,6 +22,8 @@ from timonel.kube.client import Cluster
 from timonel.local.controller import Controller
 
 from .kubeapi import GROUP, PLURAL, VERSION
+from .test_api_kserve import isvc_model, kserve_client  # noqa: F401  (a fixture)
+from .test_api_kubectl import kubectl
 from .test_controller import condition, get, ingress_of, manifest, wait_for
 
 NAMESPACE = "default"
@@ -115,6 +117,7 @@ def test_deploy_makes_a_deployment_replicaset_pods_and_a_service_as_kserve_does(
     local_controller: Controller,
     ingress: str,
     repo: Path,
+    local_kubeconfig: Path,
 ) -> None:
     name = "raw"
     body = standard(name, str(repo / "half" / "v1"), minReplicas=2)
@@ -154,6 +157,27 @@ def test_deploy_makes_a_deployment_replicaset_pods_and_a_service_as_kserve_does(
     assert service.spec.selector == {"app": f"isvc.{name}-predictor"}
     assert service.spec.ports[0].port == 80
     assert set(answers(ingress, f"{name}-default.example.com", name, 10)) == {1}
+
+    shown = kubectl(
+        local_kubeconfig,
+        "get",
+        "deploy,rs,svc,pods",
+        "-l",
+        f"serving.kserve.io/inferenceservice={name}",
+        "-o",
+        "name",
+    )
+    assert shown.returncode == 0, shown.stderr
+    assert sorted(shown.stdout.split()) == sorted(
+        [
+            f"deployment.apps/{name}-predictor",
+            f"replicaset.apps/{name}-predictor-{hash_}",
+            f"service/{name}-predictor",
+            *(f"pod/{pod.metadata.name}" for pod in pods),
+        ]
+    )
+    table = kubectl(local_kubeconfig, "get", "deploy", f"{name}-predictor")
+    assert table.stdout.split("\n")[1].split()[:3] == [f"{name}-predictor", "2", "2"]
 
     api.delete_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL, name)
     deadline = time.monotonic() + 20
@@ -223,3 +247,32 @@ def test_canary_promote_rollback_and_delete_through_timonel(
 
     api.delete_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL, name)
     gone(local_controller, name)
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("local_controller")
+def test_kserve_client_creates_watches_waits_for_and_deletes_a_standard_isvc(
+    kserve_client: Any,  # noqa: F811  (the fixture imported above)
+    apps: client.AppsV1Api,
+    repo: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    name = "rawclient"
+    model = isvc_model(name, str(repo / "half" / "v1"))
+    model.metadata.annotations = dict(STANDARD)
+    created = kserve_client.create(model)
+    assert created["metadata"]["annotations"] == STANDARD
+    kserve_client.get(name, namespace=NAMESPACE, watch=True, timeout_seconds=60)
+    rows = [line.split() for line in capsys.readouterr().out.splitlines()]
+    assert rows[-1] == [name, "True", "0", "100", f"http://{name}-default.example.com"]
+    kserve_client.wait_isvc_ready(name, namespace=NAMESPACE, timeout_seconds=60, polling_interval=1)
+    # KServe copies the Deployment's observedGeneration, which is 1 after the first rollout.
+    assert kserve_client.is_isvc_ready(name, namespace=NAMESPACE, expected_generation=1)
+    assert kserve_client.get(name, namespace=NAMESPACE)["status"]["deploymentMode"] == "Standard"
+    kserve_client.delete(name, namespace=NAMESPACE)
+    deadline = time.monotonic() + 20
+    while apps.list_namespaced_deployment(
+        NAMESPACE, label_selector=f"serving.kserve.io/inferenceservice={name}"
+    ).items:
+        assert time.monotonic() < deadline, "the deleted InferenceService's Deployment stayed"
+        time.sleep(0.05)
