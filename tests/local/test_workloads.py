@@ -20,6 +20,7 @@ from kubernetes import client
 import timonel
 from timonel.kube.client import Cluster
 from timonel.local.controller import Controller
+from timonel.local.workloads import machine_replica_limit
 
 from .kubeapi import GROUP, PLURAL, VERSION
 from .test_api_kserve import isvc_model, kserve_client  # noqa: F401  (a fixture)
@@ -276,3 +277,48 @@ def test_kserve_client_creates_watches_waits_for_and_deletes_a_standard_isvc(
     ).items:
         assert time.monotonic() < deadline, "the deleted InferenceService's Deployment stayed"
         time.sleep(0.05)
+
+
+def test_replicas_past_the_machine_limit_stay_unschedulable_and_a_deleted_pod_comes_back(
+    api: client.CustomObjectsApi,
+    core: client.CoreV1Api,
+    local_controller: Controller,
+    repo: Path,
+) -> None:
+    name = "rawmany"
+    limit = machine_replica_limit()
+    body = standard(name, str(repo / "half" / "v1"), minReplicas=limit + 1)
+    api.create_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL, body)
+
+    def scheduled(pod: Any) -> bool:
+        return any(c.type == "PodScheduled" and c.status == "True" for c in pod.status.conditions)
+
+    deadline = time.monotonic() + 30
+    while True:
+        pods = pods_of(core, f"{name}-predictor")
+        running = [pod for pod in pods if pod.status and pod.status.phase == "Running"]
+        if len(pods) == limit + 1 and len(running) == limit:
+            break
+        assert time.monotonic() < deadline, [(p.metadata.name, p.status.phase) for p in pods]
+        time.sleep(0.05)
+    (waiting,) = [pod for pod in pods if pod.status.phase == "Pending"]
+    (unscheduled,) = [c for c in waiting.status.conditions if c.type == "PodScheduled"]
+    assert (unscheduled.status, unscheduled.reason) == ("False", "Unschedulable")
+    assert "Insufficient cpu" in unscheduled.message
+    isvc = wait_for(api, name, lambda i: "PredictorReady" in str(i.get("status")))
+    assert condition(isvc, "PredictorReady")["reason"] == "MinimumReplicasUnavailable"
+
+    # kubectl delete pod: the ReplicaSet makes another, and its process starts again.
+    victim = next(pod for pod in pods if scheduled(pod))
+    core.delete_namespaced_pod(victim.metadata.name, NAMESPACE)
+    deadline = time.monotonic() + 30
+    while True:
+        pods = pods_of(core, f"{name}-predictor")
+        names = {pod.metadata.name for pod in pods}
+        running = [pod for pod in pods if pod.status and pod.status.phase == "Running"]
+        if victim.metadata.name not in names and len(running) == limit:
+            break
+        assert time.monotonic() < deadline, [(p.metadata.name, p.status.phase) for p in pods]
+        time.sleep(0.05)
+    api.delete_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL, name)
+    gone(local_controller, name)
