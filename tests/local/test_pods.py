@@ -7,6 +7,7 @@ import os
 import re
 import signal
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -17,6 +18,7 @@ import localcluster
 import pytest
 from kubernetes import client
 
+from timonel import cli
 from timonel.kube.client import Cluster
 from timonel.kube.requests import create_object
 from timonel.local.apiserver import Running, running
@@ -371,3 +373,102 @@ def test_kubectl_shows_a_pod_whose_storage_initializer_runs_as_init_0_of_1(
         finally:
             stalled.stop()
     assert row.split()[1:] == ["0/1", "Init:0/1", "0"]
+
+
+def timonel_logs(config: Path, *args: str) -> subprocess.Popen[str]:
+    """``timonel logs ARGS`` on the cluster of ``config``, its output read as it comes."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "timonel", "logs", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "KUBECONFIG": str(config)},
+    )
+
+
+@pytest.mark.slow
+def test_timonel_logs_follows_the_serving_pod_until_ctrl_c(
+    api: client.CustomObjectsApi,
+    local_controller: Controller,
+    local_kubeconfig: Path,
+    home: Path,
+    model: Path,
+) -> None:
+    name = "tailed"
+    revision = f"{name}-predictor-00001"
+    api.create_namespaced_custom_object(
+        GROUP, VERSION, NAMESPACE, PLURAL, manifest(name, str(model))
+    )
+    wait_for(api, name, settled)
+    wait_for_pods(local_kubeconfig, name, lambda found: len(found) == 1 and ready(found[0]))
+    with timonel_logs(local_kubeconfig, name, "-f", "--tail", "1") as follower:
+        hang_guard = threading.Timer(60, follower.kill)  # a line that never comes ends the read
+        hang_guard.start()
+        try:
+            assert follower.stdout is not None and follower.stderr is not None
+            assert follower.stdout.readline().startswith(f"serving {name} version 1 on ")
+
+            server_log = RevisionStore(home).server_log(RevisionKey(NAMESPACE, name, revision))
+            with open(server_log, "a", encoding="utf-8") as out:
+                out.write("answered a [bold]request[/bold]\n")
+
+            assert follower.stdout.readline() == "answered a [bold]request[/bold]\n"
+            follower.send_signal(signal.SIGINT)
+            assert follower.wait(timeout=20) == 0
+            assert follower.stderr.read() == ""
+        finally:
+            hang_guard.cancel()
+            follower.kill()
+
+
+@pytest.mark.slow
+def test_timonel_logs_follow_ends_with_the_pod(
+    api: client.CustomObjectsApi,
+    local_controller: Controller,
+    local_kubeconfig: Path,
+    model: Path,
+) -> None:
+    name = "ending"
+    api.create_namespaced_custom_object(
+        GROUP, VERSION, NAMESPACE, PLURAL, manifest(name, str(model))
+    )
+    wait_for(api, name, settled)
+    [pod] = wait_for_pods(local_kubeconfig, name, lambda found: len(found) == 1 and ready(found[0]))
+    with timonel_logs(local_kubeconfig, name, "-f") as follower:
+        try:
+            assert follower.stdout is not None
+            assert follower.stdout.readline().startswith(f"serving {name} version 1 on ")
+
+            deleted = kubectl(local_kubeconfig, "delete", "pod", pod["metadata"]["name"])
+            assert deleted.returncode == 0, deleted.stderr
+
+            assert follower.wait(timeout=30) == 0
+        finally:
+            follower.kill()
+
+
+def test_timonel_logs_reads_the_storage_initializer_and_names_missing_services(
+    api: client.CustomObjectsApi,
+    local_controller: Controller,
+    local_kubeconfig: Path,
+    model: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    name = "initialized"
+    api.create_namespaced_custom_object(
+        GROUP, VERSION, NAMESPACE, PLURAL, manifest(name, str(model))
+    )
+    wait_for(api, name, settled)
+    wait_for_pods(local_kubeconfig, name, lambda found: len(found) == 1 and ready(found[0]))
+    monkeypatch.setenv("KUBECONFIG", str(local_kubeconfig))
+
+    code = cli.main(["logs", name, "-c", "storage-initializer"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert out and str(model) in out
+
+    code = cli.main(["logs", "nowhere"])
+    _, err = capsys.readouterr()
+    assert code == cli.EXIT_REFUSED
+    assert "inferenceservice default/nowhere was not found in namespace default" in err

@@ -261,7 +261,8 @@ class ApiServer:
 
     async def _log(self, request: web.Request, namespace: str, name: str) -> web.StreamResponse:
         """A container's output (``kubectl logs``), read from the revision's files; with
-        ``follow``, lines appended later are sent as they come, until the client leaves."""
+        ``follow``, lines appended later are sent as they come, until the client leaves or
+        the pod goes."""
         pod = self.registry.get(POD, namespace, name)
         container = request.query.get("container")
         path = logs.log_file(self.revisions, pod, container)
@@ -289,13 +290,19 @@ class ApiServer:
         await response.prepare(request)
         await response.write(body.encode())
         offset = len(raw)
-        while not self._stopping.is_set():
+        uid = pod["metadata"].get("uid")
+        while not self._stopping.is_set() and self._pod_uid(namespace, name) == uid:
             await asyncio.sleep(LOG_FOLLOW_INTERVAL)
             added = logs.appended(path, offset)
             if added:
                 offset += len(added)
                 await response.write(logs.without_run_markers(added))
         return response
+
+    def _pod_uid(self, namespace: str, name: str) -> str | None:
+        """The uid of the pod of that name, or None: a followed log ends when its pod goes."""
+        obj = self.registry.store.get(resource_key(POD), namespace, name)
+        return None if obj is None else obj["metadata"].get("uid")
 
     def _document(self, path: str) -> dict[str, Any] | None:
         path = path.rstrip("/") or "/"

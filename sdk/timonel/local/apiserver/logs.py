@@ -6,9 +6,9 @@ the revision's files in its ``RevisionStore``: ``server.log`` for ``kserve-conta
 appended, each after a ``--- start N:`` line the supervisor writes) and
 ``storage-initializer.log`` for the init container. ``previous`` is the run before the current
 one, as the kubelet keeps one terminated container's log; ``tailLines`` keeps the last lines;
-``follow`` sends what is appended afterwards (read with ``appended``). Where the emulation
-differs: a follow goes on across a restart with the new run's lines, where the kubelet ends the
-stream when the container ends.
+``follow`` sends what is appended afterwards (read with ``appended``) until the pod goes. Where
+the emulation differs: a follow goes on across a restart with the new run's lines, where the
+kubelet ends the stream when the container ends.
 """
 
 from __future__ import annotations
