@@ -143,3 +143,20 @@ def test_kubectl_apply_creates_and_then_updates_a_config_map(
         result = kubectl(local_kubeconfig, "apply", mode, "-f", str(manifest))
         assert result.returncode == 0, result.stderr
     assert core.read_namespaced_config_map(name, "default").data == {"k": "2"}
+
+
+def test_a_config_map_applied_server_side_keeps_its_owner_and_goes_with_it(
+    core: client.CoreV1Api, custom: client.CustomObjectsApi, local_kubeconfig: Path
+) -> None:
+    from timonel.kube.client import Cluster
+    from timonel.kube.requests import apply_object
+
+    owner = custom.create_namespaced_custom_object(GROUP, VERSION, "default", PLURAL, isvc("ssa"))
+    manifest = {**config_map("ssa-rollout", owned_by(owner)), "data": {}}
+    manifest["metadata"]["namespace"] = "default"
+    with Cluster.connect(kubeconfig=local_kubeconfig) as api:
+        api.send(apply_object(manifest))
+    kept = core.read_namespaced_config_map("ssa-rollout", "default").metadata.owner_references
+    assert [reference.uid for reference in kept] == [owner["metadata"]["uid"]]
+    custom.delete_namespaced_custom_object(GROUP, VERSION, "default", PLURAL, "ssa")
+    assert not exists(core, "ssa-rollout")

@@ -1,4 +1,4 @@
-"""``metadata.managedFields`` and server-side apply, for the fields an InferenceService has.
+"""``metadata.managedFields`` and server-side apply, for the fields the served kinds have.
 
 Kubernetes records which manager set each field so that ``kubectl apply --server-side`` and other
 appliers can remove the fields they stop sending and are told when they would overwrite someone
@@ -17,7 +17,7 @@ from typing import Any
 Path = tuple[str, ...]
 
 #: Metadata fields a manager can own; the rest (name, uid, resourceVersion...) belong to the server.
-_OWNED_METADATA = ("labels", "annotations", "finalizers")
+_OWNED_METADATA = ("labels", "annotations", "finalizers", "ownerReferences")
 _MISSING = object()
 
 
