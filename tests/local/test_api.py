@@ -98,6 +98,7 @@ def test_discovery_names_inferenceservices_with_the_status_subresource(server: R
     assert [g["name"] for g in groups["groups"]] == [
         "apps",
         "authorization.k8s.io",
+        "serving.knative.dev",
         "serving.kserve.io",
     ]
     assert kserve[0]["preferredVersion"]["groupVersion"] == "serving.kserve.io/v1beta1"

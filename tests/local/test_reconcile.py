@@ -92,10 +92,26 @@ def predictor(outcome: Outcome) -> dict[str, Any]:
     return outcome.status["components"]["predictor"]
 
 
+def service_of(outcome: Outcome) -> dict[str, Any]:
+    """The Knative Service as the controller wrote it after ``outcome``: its generation and
+    traffic block are what the next reconcile continues from."""
+    assert outcome.service_status is not None
+    return {
+        "metadata": {"generation": outcome.service_status["observedGeneration"]},
+        "spec": {"traffic": list(outcome.route)},
+    }
+
+
 def deploy_v1() -> Outcome:
     """v1 created, then ready: the status every later step starts from."""
     first = reconcile(isvc(), [], {}, now=NOW)
-    return reconcile(isvc(status=first.status), first.revisions, {R1: READY}, now=NOW)
+    return reconcile(
+        isvc(status=first.status),
+        first.revisions,
+        {R1: READY},
+        now=NOW,
+        service=service_of(first),
+    )
 
 
 def canary_v2(percent: int, observed: RevisionObservation, **kwargs: Any) -> Outcome:
@@ -105,6 +121,7 @@ def canary_v2(percent: int, observed: RevisionObservation, **kwargs: Any) -> Out
         base.revisions,
         {R1: READY, R2: observed},
         now=NOW,
+        service=service_of(base),
     )
 
 
@@ -505,7 +522,6 @@ def test_a_stopped_isvc_keeps_only_its_mode_and_says_stopped() -> None:
 
     assert status == {
         "deploymentMode": "Knative",
-        "observedGeneration": 2,
         "conditions": [
             {
                 "type": "IngressReady",
@@ -519,7 +535,7 @@ def test_a_stopped_isvc_keeps_only_its_mode_and_says_stopped() -> None:
         ],
     }
     later = stopped_status(isvc(annotations=stop, generation=3, status=status), now="later")
-    assert later == {**status, "observedGeneration": 3}
+    assert later == status
 
     resumed = reconcile(isvc(generation=4, status=status), [], {}, now=NOW).status
     assert {c["type"]: c["status"] for c in resumed["conditions"]}["Stopped"] == "False"
@@ -541,3 +557,90 @@ def test_an_annotation_makes_a_revision_only_when_kserve_passes_it_on(
     changed = isvc(generation=2, annotations=annotations, status=ready.status)
     outcome = reconcile(changed, ready.revisions, {R1: READY}, now=NOW)
     assert [revision.name for revision in outcome.revisions] == revisions
+
+
+# --- the Knative Service's generation, which observedGeneration copies -------------------------
+
+
+def test_the_knative_service_moves_its_generation_only_when_its_spec_changes() -> None:
+    ready = deploy_v1()
+    assert ready.status["observedGeneration"] == 1
+    assert ready.service_status is not None
+    assert ready.service_status["observedGeneration"] == 1
+    assert ready.route == ({"latestRevision": True, "percent": 100},)
+
+    canary = canary_v2(30, READY)  # a new template and a new traffic block: one write
+    assert canary.status["observedGeneration"] == 2
+    step = reconcile(
+        isvc(V2, generation=3, percent=50, status=canary.status),
+        canary.revisions,
+        {R1: READY, R2: READY},
+        now=NOW,
+        service=service_of(canary),
+    )
+    assert step.status["observedGeneration"] == 3  # traffic only: no revision, a new generation
+    assert step.revisions == canary.revisions
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        pytest.param(
+            {"annotations": {"kubectl.kubernetes.io/last-applied-configuration": "{}"}},
+            id="an annotation KServe does not pass on",
+        ),
+        pytest.param(
+            {"annotations": {"serving.knative.dev/rollout-duration": "60s"}},
+            id="an annotation KServe moves onto the Knative Service's metadata",
+        ),
+    ],
+)
+def test_a_change_that_does_not_reach_the_knative_service_leaves_observed_generation(
+    change: dict[str, Any],
+) -> None:
+    ready = deploy_v1()
+    changed = isvc(generation=7, status=ready.status, **change)
+    outcome = reconcile(changed, ready.revisions, {R1: READY}, now=NOW, service=service_of(ready))
+    assert outcome.status["observedGeneration"] == 1
+    assert outcome.revisions == ready.revisions
+
+
+def test_a_canary_percent_before_the_first_rollout_leaves_observed_generation() -> None:
+    first = reconcile(isvc(), [], {}, now=NOW)  # v1 still starting: nothing rolled out
+    percent = reconcile(
+        isvc(generation=2, percent=20, status=first.status),
+        first.revisions,
+        {R1: STARTING},
+        now=NOW,
+        service=service_of(first),
+    )
+    assert percent.route == ({"latestRevision": True, "percent": 100},)
+    assert percent.status["observedGeneration"] == 1
+
+
+def test_a_spec_kserve_cannot_reconcile_leaves_the_knative_service_and_its_generation() -> None:
+    base = deploy_v1()
+    outcome = reconcile(
+        isvc("ftp://models/half/v2", generation=2, status=base.status),
+        base.revisions,
+        {R1: READY},
+        now=NOW,
+        service=service_of(base),
+    )
+    assert outcome.service_status is None
+    assert outcome.status["observedGeneration"] == 1
+
+
+def test_the_knative_service_status_is_what_the_isvc_status_copies() -> None:
+    canary = canary_v2(30, READY)
+    assert canary.service_status is not None
+    component = predictor(canary)
+    assert canary.service_status["latestCreatedRevisionName"] == component["latestCreatedRevision"]
+    assert canary.service_status["latestReadyRevisionName"] == component["latestReadyRevision"]
+    assert canary.service_status["traffic"] == component["traffic"]
+    assert canary.service_status["url"] == "http://half-predictor.models.example.com"
+    assert {c["type"]: c["status"] for c in canary.service_status["conditions"]} == {
+        "ConfigurationsReady": "True",
+        "Ready": "True",
+        "RoutesReady": "True",
+    }

@@ -141,7 +141,9 @@ def read_log(
     return Request("get", "GET", POD, namespace, pod, path, query=tuple(query), subresource="log")
 
 
-def create_object(manifest: dict[str, Any], *, dry_run: bool = False) -> Request:
+def create_object(
+    manifest: dict[str, Any], *, dry_run: bool = False, field_manager: str = FIELD_MANAGER
+) -> Request:
     kind = kind_of(manifest)
     namespace = manifest.get("metadata", {}).get("namespace")
     return Request(
@@ -151,7 +153,7 @@ def create_object(manifest: dict[str, Any], *, dry_run: bool = False) -> Request
         namespace,
         manifest.get("metadata", {}).get("name"),
         kind.path(namespace),
-        query=_write_query(dry_run=dry_run, field_manager=FIELD_MANAGER),
+        query=_write_query(dry_run=dry_run, field_manager=field_manager),
         body=manifest,
     )
 
@@ -222,18 +224,21 @@ def _patch(
     )
 
 
-def replace_object(manifest: dict[str, Any], *, dry_run: bool = False) -> Request:
+def replace_object(
+    manifest: dict[str, Any], *, dry_run: bool = False, field_manager: str = FIELD_MANAGER
+) -> Request:
     """PUT the whole object; with ``metadata.resourceVersion`` set it fails with 409 if stale."""
-    return _put(manifest, query=_write_query(dry_run=dry_run, field_manager=FIELD_MANAGER))
+    return _put(manifest, query=_write_query(dry_run=dry_run, field_manager=field_manager))
 
 
-def replace_status(manifest: dict[str, Any]) -> Request:
+def replace_status(manifest: dict[str, Any], *, field_manager: str | None = None) -> Request:
     """PUT the object's ``status`` subresource, as a controller reports what it observed.
 
     The server keeps everything but ``status`` and answers 409 when ``metadata.resourceVersion``
     is stale, so a controller re-reads and reconciles again.
     """
-    return _put(manifest, subresource="status")
+    query = _write_query(dry_run=False, field_manager=field_manager)
+    return _put(manifest, subresource="status", query=query)
 
 
 def _put(
@@ -260,7 +265,12 @@ def _put(
 
 
 def delete_object(
-    kind: Kind, namespace: str | None, name: str, *, dry_run: bool = False
+    kind: Kind,
+    namespace: str | None,
+    name: str,
+    *,
+    dry_run: bool = False,
+    field_manager: str | None = None,
 ) -> Request:
     """Delete in the background: the API returns at once; dependents go afterwards."""
     body: dict[str, Any] = {
@@ -277,6 +287,6 @@ def delete_object(
         namespace,
         name,
         kind.path(namespace, name),
-        query=_write_query(dry_run=dry_run, field_manager=None),
+        query=_write_query(dry_run=dry_run, field_manager=field_manager),
         body=body,
     )

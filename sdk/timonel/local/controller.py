@@ -17,9 +17,10 @@ What the local emulation adds, all in places KServe clients ignore:
 
 ``conditions[type=LocalCPUFallback]``
     Severity Info: the predictor asks for GPUs, which run on the CPU here.
-``observedGeneration``
-    The InferenceService generation the status reflects, so waiting for
-    ``observedGeneration == metadata.generation`` and ``Ready`` never reads a stale Ready.
+
+Each Knative-mode InferenceService has its Knative Service ``<isvc>-predictor`` and Revisions as
+objects (``timonel.local.knative_objects``), read-only to users; ``observedGeneration`` is the
+Knative Service's, as KServe copies it, so it does not move for a change KServe does not pass on.
 
 Each running revision process (replica) has a Pod (``timonel.local.pods``), created as the
 revision's ReplicaSet would and its status written as the kubelet would from the supervisor's
@@ -71,6 +72,7 @@ from timonel.kube.resources import (
     Kind,
 )
 from timonel.kube.status import is_stopped
+from timonel.local.knative_objects import KnativeObjects
 from timonel.local.pods import (
     ISVC_LABEL,
     REVISION_LABEL,
@@ -131,6 +133,7 @@ class Controller:
         self._domain = domain
         self._watch_timeout = watch_timeout
         self._store = RevisionStore(Path(state_dir))
+        self._knative = KnativeObjects(cluster)
         self._supervisor = Supervisor(
             self._store,
             initializer,
@@ -354,7 +357,7 @@ class Controller:
         outcome = self._outcome(isvc)
         self._tell(key, {**isvc, "status": outcome.status}, outcome)  # routes move first
         self._apply(namespace, name, outcome)
-        pods_moved = self._sync_pods(isvc, outcome)
+        pods_moved = self._sync_pods(isvc, outcome) | self._write_knative(isvc, outcome)
         return self._write_status(isvc, outcome.status) or pods_moved
 
     def _tell(
@@ -395,6 +398,7 @@ class Controller:
             now=_now(),
             domain=self._domain,
             runtime=runtime,
+            service=self._knative.service(namespace, name),
         )
         was_ready = {item.revision.name: item.has_been_ready for item in stored}
         for revision in outcome.revisions:
@@ -503,6 +507,24 @@ class Controller:
             if exc.status.code != 404:
                 raise
 
+    def _write_knative(self, isvc: dict[str, Any], outcome: Outcome) -> bool:
+        """The Knative Service and Revisions of the outcome; True on a conflict (again)."""
+        metadata = isvc["metadata"]
+        namespace, name = metadata.get("namespace", "default"), metadata["name"]
+        stored = self._store.load(namespace, name, str(metadata.get("uid") or ""))
+        observed = {
+            item.revision.name: self._supervisor.observation(
+                RevisionKey(namespace, name, item.revision.name), has_been_ready=item.has_been_ready
+            )
+            for item in stored
+        }
+        running = {
+            key.revision
+            for key in self._supervisor.running()
+            if (key.namespace, key.isvc) == (namespace, name)
+        }
+        return self._knative.write(isvc, outcome, observed, running=running, now=_now())
+
     def _write_status(self, isvc: dict[str, Any], status: dict[str, Any]) -> bool:
         if status == isvc.get("status"):
             return False
@@ -526,6 +548,7 @@ class Controller:
             if key.namespace == namespace and key.isvc == name:
                 self._supervisor.stop(key)
         self._store.delete(namespace, name)
+        self._knative.delete(namespace, name)
         for pod in self._pods(namespace, name):
             self._delete_pod(pod)
         self._workloads.forget(namespace, name)

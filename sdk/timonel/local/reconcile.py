@@ -24,10 +24,14 @@ It reproduces, in one function, the three controllers a cluster runs:
 A real cluster converges over several reconciles as Knative's own status updates arrive;
 ``reconcile`` loops until the status stops changing, so one call gives the settled answer.
 
+The Knative Service KServe writes is part of the outcome (``route``, its traffic block, and
+``service_status``), and its generation moves as the API server moves it: only when its spec (the
+revision template or the traffic block) changes. ``status.observedGeneration`` is copied from it,
+as ``PropagateStatus`` does, so a change that does not reach the Knative Service (an annotation
+KServe does not pass on, a canary percent before the first rollout) leaves it where it was.
+
 Where the local emulation adds to KServe's shape (all documented in ``timonel.local.controller``):
 
-- ``status.observedGeneration`` is the InferenceService generation this status reflects (KServe
-  copies the Knative Service's generation instead, which lags behind traffic-only changes).
 - A condition ``LocalCPUFallback`` (severity Info) says when a GPU request runs on the CPU here.
 - ``serving.kserve.io/stop: "true"`` is handled as KServe's predictor reconciler handles it in
   Knative mode (``stopped_status``): the workload goes (here: the revisions and their processes)
@@ -142,11 +146,18 @@ class Revision:
 
 @dataclass(frozen=True)
 class Outcome:
-    """What the controller should make true: revisions, processes and status."""
+    """What the controller should make true: revisions, processes and status.
+
+    ``route``: the traffic block of the Knative Service KServe writes; ``service_status``: the
+    status Knative reports for that Service (None when KServe stops before writing it, as for a
+    spec it cannot reconcile; the Service is then left as it was).
+    """
 
     revisions: tuple[Revision, ...]
     running: frozenset[str]
     status: dict[str, Any]
+    route: tuple[dict[str, Any], ...] = ()
+    service_status: dict[str, Any] | None = None
 
 
 def deployment_mode(isvc: Mapping[str, Any], default: str = "Knative") -> str:
@@ -243,11 +254,13 @@ def reconcile(
     now: str,
     domain: str = DEFAULT_DOMAIN,
     runtime: Chosen | NoRuntime | None = None,
+    service: Mapping[str, Any] | None = None,
 ) -> Outcome:
     """Reconcile one Knative-mode InferenceService until its status settles.
 
     ``runtime``: the serving runtime ``timonel.local.runtimes.choose`` found for it (None: not
-    resolved, as for a cluster without KServe's runtime CRDs).
+    resolved, as for a cluster without KServe's runtime CRDs). ``service``: its Knative Service
+    as last written (None: there is none yet), whose generation the new one continues.
     """
     outcome = _reconcile_once(isvc, revisions, observed, now=now, domain=domain, runtime=runtime)
     for _ in range(_SETTLE_ROUNDS):
@@ -256,9 +269,29 @@ def reconcile(
             settled, outcome.revisions, observed, now=now, domain=domain, runtime=runtime
         )
         if again.status == outcome.status and again.running == outcome.running:
-            return again
+            outcome = again
+            break
         outcome = again
+    if outcome.service_status is not None:
+        generation = _service_generation(
+            service, outcome.route, len(outcome.revisions) > len(revisions)
+        )
+        outcome.service_status["observedGeneration"] = generation
+        outcome.status["observedGeneration"] = generation  # PropagateStatus copies it
     return outcome
+
+
+def _service_generation(
+    service: Mapping[str, Any] | None, route: Sequence[Mapping[str, Any]], new_revision: bool
+) -> int:
+    """The Knative Service's generation once KServe has written it: the API server moves it
+    when the spec changes, that is when the template makes a new revision or the traffic block
+    differs."""
+    if service is None:
+        return 1
+    generation = int((service.get("metadata") or {}).get("generation") or 1)
+    previous = list((service.get("spec") or {}).get("traffic") or [])
+    return generation + 1 if new_revision or previous != list(route) else generation
 
 
 def stopped_status(isvc: Mapping[str, Any], *, now: str) -> dict[str, Any]:
@@ -266,9 +299,9 @@ def stopped_status(isvc: Mapping[str, Any], *, now: str) -> dict[str, Any]:
 
     Everything but ``deploymentMode`` is cleared; ``PredictorReady`` is False, ``Stopped`` True,
     and ``IngressReady`` (so ``Ready``) False with reason Stopped. Once stopped, the conditions
-    stay as they are (KServe returns early); ``observedGeneration`` follows the generation.
+    stay as they are (KServe returns early). KServe clears the rest of the status, so there is
+    no ``observedGeneration``: the Knative Service it came from is deleted.
     """
-    metadata = isvc.get("metadata") or {}
     previous: Mapping[str, Any] = isvc.get("status") or {}
     was_stopped = any(
         c.get("type") == STOPPED and c.get("status") == TRUE
@@ -282,8 +315,6 @@ def stopped_status(isvc: Mapping[str, Any], *, now: str) -> dict[str, Any]:
         conditions.mark_false(PREDICTOR_READY, "")
         conditions.mark_info(STOPPED, TRUE, "", "")
         conditions.mark_false(INGRESS_READY, STOPPED)
-    if metadata.get("generation") is not None:
-        status["observedGeneration"] = int(metadata["generation"])
     return status
 
 
@@ -350,8 +381,6 @@ def _reconcile_once(
     if conditions.get(STOPPED) is not None:
         conditions.mark_info(STOPPED, FALSE, "", "")  # resumed after a stop
     status["deploymentMode"] = "Knative"
-    if metadata.get("generation") is not None:
-        status["observedGeneration"] = int(metadata["generation"])
     _note_gpu(conditions, predictor, names)
 
     known = tuple(sorted(revisions, key=lambda revision: revision.number))
@@ -406,7 +435,16 @@ def _reconcile_once(
     _propagate_cross_component(conditions, LATEST_DEPLOYMENT_READY, PREDICTOR_CONFIGURATION_READY)
     _reconcile_ingress(status, conditions, component, names)
 
-    return Outcome(known, _running(known, status), status)
+    service_status: dict[str, Any] = {
+        "conditions": ksvc_conditions,
+        "latestCreatedRevisionName": latest_created.revision.name,
+        "url": f"http://{names.external_host(names.ksvc)}",
+        "address": {"url": f"http://{names.internal_host(names.ksvc)}"},
+    }
+    _set_or_drop(service_status, "latestReadyRevisionName", component.get("latestReadyRevision"))
+    _set_or_drop(service_status, "traffic", traffic)
+    route = tuple(route_spec)
+    return Outcome(known, _running(known, status), status, route, service_status)
 
 
 def _canonical(value: Any) -> str:

@@ -17,6 +17,8 @@ from timonel.kube.resources import (
     DEPLOYMENT,
     EVENT,
     INFERENCE_SERVICE,
+    KNATIVE_REVISION,
+    KNATIVE_SERVICE,
     NAMESPACE,
     POD,
     REPLICA_SET,
@@ -45,9 +47,12 @@ KUBERNETES_VERSION = {
 #: written by the controller for revision processes (``timonel.local.pods``); config maps
 #: hold what Timonel records beside an InferenceService (a rollout's progress); Deployments,
 #: ReplicaSets and Services are written by the controller for Standard-mode predictors
-#: (``timonel.local.standard``).
+#: (``timonel.local.standard``); Knative Services and Revisions are written by the controller
+#: for Knative-mode ones and are read-only to everyone else (``timonel.local.knative``).
 SERVED: tuple[Kind, ...] = (
     INFERENCE_SERVICE,
+    KNATIVE_SERVICE,
+    KNATIVE_REVISION,
     POD,
     DEPLOYMENT,
     REPLICA_SET,

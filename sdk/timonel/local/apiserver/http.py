@@ -20,12 +20,21 @@ import yaml
 from aiohttp import web
 
 from timonel.errors import ApiError
-from timonel.kube.resources import EVENT, NAMESPACE, POD, SELF_SUBJECT_ACCESS_REVIEW, Kind
+from timonel.kube.resources import (
+    EVENT,
+    KNATIVE_REVISION,
+    KNATIVE_SERVICE,
+    NAMESPACE,
+    POD,
+    SELF_SUBJECT_ACCESS_REVIEW,
+    Kind,
+)
 from timonel.local.apiserver import discovery, logs, openapi, patches, protobuf, statuses, tables
 from timonel.local.apiserver.registry import Registry
 from timonel.local.apiserver.selectors import Selector, field_selector, label_selector
 from timonel.local.apiserver.statuses import FieldError
 from timonel.local.apiserver.store import resource_key
+from timonel.local.knative import WRITER, refusal
 from timonel.local.pods import SERVER_CONTAINER
 from timonel.local.revisions import RevisionStore
 
@@ -242,6 +251,12 @@ class ApiServer:
             kind.namespaced and parts["namespace"] is not None
         ):
             raise statuses.no_such_path()
+        if (
+            kind in (KNATIVE_SERVICE, KNATIVE_REVISION)
+            and request.method != "GET"
+            and request.query.get("fieldManager") != WRITER
+        ):
+            raise refusal(kind, request.method, parts["name"])
         if parts["sub"] == "log" and kind is POD and parts["name"]:
             if request.method != "GET":
                 raise statuses.method_not_allowed(request.method)
