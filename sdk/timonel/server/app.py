@@ -28,7 +28,9 @@ import orjson
 
 from timonel.errors import ServingError, SpecError, TimonelError
 from timonel.server.channel_arguments import channel_limits
+from timonel.server.cpus import usable_cpus
 from timonel.server.options import ServerOptions
+from timonel.server.sizing import thread_sizing
 
 log = logging.getLogger("timonel.server")
 
@@ -121,6 +123,8 @@ class ModelServer:
         from timonel.server.metrics import ServerMetrics
 
         self.options = options
+        self.sizing = thread_sizing(options, usable_cpus())
+        log.info(self.sizing.describe())
         self._stopping = threading.Event()
         self.manager = ModelManager(
             self._load,
@@ -152,9 +156,9 @@ class ModelServer:
                 what="platform config",
                 flag="--platform_config_file",
             )
-            return DirectRunner()
+            return DirectRunner(self.sizing.runner_threads)
         if not self.options.enable_batching:
-            return DirectRunner()
+            return DirectRunner(self.sizing.runner_threads)
         from timonel.server.batching import BatchScheduler
         from timonel.tfserving import BatchingParameters, read_batching_parameters
 
@@ -176,7 +180,8 @@ class ModelServer:
     def _session_config(self) -> Any:
         """The sessions' ConfigProto: the config file's, with the flags written over it in TF
         Serving's way (``server.cc``: the GPU fraction always; intra/inter-op threads from
-        their own flags when either is set, else both from --tensorflow_session_parallelism)."""
+        their own flags when either is set, else both from --tensorflow_session_parallelism;
+        0 is sized from the CPUs, ``self.sizing``)."""
         import tensorflow as tf
 
         options = self.options
@@ -196,14 +201,8 @@ class ModelServer:
                 fix="write a text ConfigProto such as gpu_options { allow_growth: true }",
             )
         config.gpu_options.per_process_gpu_memory_fraction = options.per_process_gpu_memory_fraction
-        intra, inter = (
-            options.tensorflow_intra_op_parallelism,
-            options.tensorflow_inter_op_parallelism,
-        )
-        if intra <= 0 and inter <= 0 and inter != -1:
-            intra = inter = options.tensorflow_session_parallelism
-        config.intra_op_parallelism_threads = intra
-        config.inter_op_parallelism_threads = inter
+        config.intra_op_parallelism_threads = self.sizing.intra_op
+        config.inter_op_parallelism_threads = self.sizing.inter_op
         return config
 
     def _load(self, name: str, version: int, path: str) -> Any:

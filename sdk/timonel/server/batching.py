@@ -27,7 +27,6 @@ import asyncio
 import bisect
 import logging
 import math
-import os
 import threading
 import time
 from collections import deque
@@ -37,6 +36,7 @@ from typing import Any
 import numpy as np
 
 from timonel.errors import ServingError
+from timonel.server.cpus import usable_cpus
 from timonel.server.handoff import LoopHandoff, Outcome
 from timonel.server.metrics import ServerMetrics
 from timonel.server.runner import shutting_down
@@ -85,7 +85,7 @@ class BatchScheduler:
     def __init__(self, params: BatchingParameters, metrics: ServerMetrics) -> None:
         self.params = params
         self.metrics = metrics
-        self.threads = params.num_batch_threads or (os.cpu_count() or 1)
+        self.threads = params.num_batch_threads or usable_cpus()
         self._timeout = params.batch_timeout_micros / 1e6
         self._lock = threading.Condition(threading.Lock())
         self._handoff = LoopHandoff()

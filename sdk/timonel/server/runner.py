@@ -9,7 +9,6 @@ scheduler in ``timonel.server.batching`` is the other runner, used with ``--enab
 from __future__ import annotations
 
 import asyncio
-import os
 import queue
 import threading
 from dataclasses import dataclass
@@ -44,13 +43,12 @@ class DirectRunner:
     """One session call per request, on ``threads`` threads so the event loop goes on meanwhile.
 
     Its own threads rather than ``loop.run_in_executor``: a finished call is handed back through
-    ``LoopHandoff``, which wakes the loop once for all the calls that finished together. Several
-    threads per core keep the cores busy while calls wait on TensorFlow's own pools, where one
-    per core leaves calls waiting for a free thread; idle threads cost nothing.
+    ``LoopHandoff``, which wakes the loop once for all the calls that finished together. How many
+    threads is ``timonel.server.sizing``'s choice: a call without a timeout runs its ops in the
+    thread that makes it, so these threads share the cores with TensorFlow's and the event loop.
     """
 
-    def __init__(self, threads: int = 0) -> None:
-        threads = threads or 8 * (os.cpu_count() or 1)
+    def __init__(self, threads: int) -> None:
         self._calls: queue.SimpleQueue[_Work | None] = queue.SimpleQueue()
         self._handoff = LoopHandoff()
         self._closed = False

@@ -1,0 +1,58 @@
+"""How many threads run model calls: TensorFlow's two pools and the runner's, from the CPUs.
+
+TF Serving's ``--tensorflow_intra_op_parallelism`` (threads inside one op),
+``--tensorflow_inter_op_parallelism`` (ops run at once) and ``--tensorflow_session_parallelism``
+(both, when neither is set) keep upstream's meaning and precedence (``server.cc``); 0 means
+auto-configured, which here is the CPUs the process may use (``timonel.server.cpus``: its
+affinity and its cgroup's quota), where TensorFlow would count the affinity mask alone.
+
+A call without a timeout runs its ops in the runner's thread (``Servable.run``), so the runner's
+threads are the ops that run at once: there are as many as the inter-op parallelism. More would
+have every core shared by several threads that run ops, plus the event loop, which then waits
+for a core while requests queue behind it; that is what made 32 clients slower than 8 when the
+runner had eight threads per CPU. With ``--tensorflow_inter_op_parallelism=-1`` (every call in
+its caller's thread) the runner has one thread per CPU.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from timonel.server.options import ServerOptions
+
+
+@dataclass(frozen=True)
+class ThreadSizing:
+    """The threads that run model calls, and the CPU count they were sized for."""
+
+    cpus: int
+    #: ConfigProto.intra_op_parallelism_threads: threads one op's kernels are split across
+    intra_op: int
+    #: ConfigProto.inter_op_parallelism_threads: the pool that runs a call's ops; -1: none, every
+    #: call runs in the thread that makes it
+    inter_op: int
+    #: the direct runner's threads, each making one session call at a time
+    runner_threads: int
+
+    def describe(self) -> str:
+        """One start-up log line, so an operator sees what the server sized for."""
+        return (
+            f"Sized for {self.cpus} CPUs: {self.runner_threads} runner threads, "
+            f"intra-op parallelism {self.intra_op}, inter-op parallelism {self.inter_op}"
+        )
+
+
+def thread_sizing(options: ServerOptions, cpus: int) -> ThreadSizing:
+    """The threads for ``options`` on ``cpus`` CPUs (``usable_cpus()`` in the server)."""
+    intra = options.tensorflow_intra_op_parallelism
+    inter = options.tensorflow_inter_op_parallelism
+    if intra <= 0 and inter <= 0 and inter != -1:  # neither set: the session-wide flag
+        intra = inter = options.tensorflow_session_parallelism
+    intra = intra if intra > 0 else cpus
+    inter = inter if inter > 0 or inter == -1 else cpus
+    return ThreadSizing(
+        cpus=cpus,
+        intra_op=intra,
+        inter_op=inter,
+        runner_threads=inter if inter > 0 else cpus,
+    )

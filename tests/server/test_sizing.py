@@ -1,0 +1,59 @@
+"""TensorFlow's pools and the runner's threads follow the CPUs, unless upstream's flags say."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from timonel.server.options import ServerOptions
+from timonel.server.sizing import ThreadSizing, thread_sizing
+
+
+def options(**flags: Any) -> ServerOptions:
+    return ServerOptions(model_base_path="/models/m", **flags)
+
+
+@pytest.mark.parametrize(
+    ("flags", "cpus", "sizing"),
+    [
+        # auto-configured: everything from the CPUs the process may use
+        ({}, 2, ThreadSizing(cpus=2, intra_op=2, inter_op=2, runner_threads=2)),
+        ({}, 1, ThreadSizing(cpus=1, intra_op=1, inter_op=1, runner_threads=1)),
+        ({}, 16, ThreadSizing(cpus=16, intra_op=16, inter_op=16, runner_threads=16)),
+        # --tensorflow_session_parallelism sets both pools when neither of theirs is set
+        (
+            {"tensorflow_session_parallelism": 3},
+            2,
+            ThreadSizing(cpus=2, intra_op=3, inter_op=3, runner_threads=3),
+        ),
+        # one of the pair set: the other is auto-configured, session parallelism ignored
+        (
+            {"tensorflow_intra_op_parallelism": 1, "tensorflow_session_parallelism": 6},
+            4,
+            ThreadSizing(cpus=4, intra_op=1, inter_op=4, runner_threads=4),
+        ),
+        (
+            {"tensorflow_inter_op_parallelism": 3},
+            8,
+            ThreadSizing(cpus=8, intra_op=8, inter_op=3, runner_threads=3),
+        ),
+        # -1: calls run in their callers' threads, one runner thread per CPU
+        (
+            {"tensorflow_inter_op_parallelism": -1},
+            2,
+            ThreadSizing(cpus=2, intra_op=2, inter_op=-1, runner_threads=2),
+        ),
+    ],
+)
+def test_sizing_follows_the_cpus_and_the_flags(
+    flags: dict[str, Any], cpus: int, sizing: ThreadSizing
+) -> None:
+    assert thread_sizing(options(**flags), cpus) == sizing
+
+
+def test_the_start_up_line_names_the_cpus_and_every_pool() -> None:
+    line = thread_sizing(options(), 2).describe()
+    assert line == (
+        "Sized for 2 CPUs: 2 runner threads, intra-op parallelism 2, inter-op parallelism 2"
+    )
