@@ -375,6 +375,18 @@ def test_kubectl_shows_a_pod_whose_storage_initializer_runs_as_init_0_of_1(
     assert row.split()[1:] == ["0/1", "Init:0/1", "0"]
 
 
+def serving_pod(
+    api: client.CustomObjectsApi, config: Path, name: str, model: Path
+) -> dict[str, Any]:
+    """The ready pod of a new InferenceService ``name`` serving ``model``."""
+    api.create_namespaced_custom_object(
+        GROUP, VERSION, NAMESPACE, PLURAL, manifest(name, str(model))
+    )
+    wait_for(api, name, settled)
+    [pod] = wait_for_pods(config, name, lambda found: len(found) == 1 and ready(found[0]))
+    return pod
+
+
 def timonel_logs(config: Path, *args: str) -> subprocess.Popen[str]:
     """``timonel logs ARGS`` on the cluster of ``config``, its output read as it comes."""
     return subprocess.Popen(
@@ -396,11 +408,7 @@ def test_timonel_logs_follows_the_serving_pod_until_ctrl_c(
 ) -> None:
     name = "tailed"
     revision = f"{name}-predictor-00001"
-    api.create_namespaced_custom_object(
-        GROUP, VERSION, NAMESPACE, PLURAL, manifest(name, str(model))
-    )
-    wait_for(api, name, settled)
-    wait_for_pods(local_kubeconfig, name, lambda found: len(found) == 1 and ready(found[0]))
+    serving_pod(api, local_kubeconfig, name, model)
     with timonel_logs(local_kubeconfig, name, "-f", "--tail", "1") as follower:
         hang_guard = threading.Timer(60, follower.kill)  # a line that never comes ends the read
         hang_guard.start()
@@ -429,11 +437,7 @@ def test_timonel_logs_follow_ends_with_the_pod(
     model: Path,
 ) -> None:
     name = "ending"
-    api.create_namespaced_custom_object(
-        GROUP, VERSION, NAMESPACE, PLURAL, manifest(name, str(model))
-    )
-    wait_for(api, name, settled)
-    [pod] = wait_for_pods(local_kubeconfig, name, lambda found: len(found) == 1 and ready(found[0]))
+    pod = serving_pod(api, local_kubeconfig, name, model)
     with timonel_logs(local_kubeconfig, name, "-f") as follower:
         try:
             assert follower.stdout is not None
@@ -456,11 +460,7 @@ def test_timonel_logs_reads_the_storage_initializer_and_names_missing_services(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     name = "initialized"
-    api.create_namespaced_custom_object(
-        GROUP, VERSION, NAMESPACE, PLURAL, manifest(name, str(model))
-    )
-    wait_for(api, name, settled)
-    wait_for_pods(local_kubeconfig, name, lambda found: len(found) == 1 and ready(found[0]))
+    serving_pod(api, local_kubeconfig, name, model)
     monkeypatch.setenv("KUBECONFIG", str(local_kubeconfig))
 
     code = cli.main(["logs", name, "-c", "storage-initializer"])

@@ -46,6 +46,17 @@ def init(state: dict[str, Any], restarts: int = 0) -> dict[str, Any]:
 INIT_DONE = init({"terminated": {"exitCode": 0, "reason": "Completed"}})
 
 
+def initializing(state: dict[str, Any], restarts: int = 0) -> dict[str, Any]:
+    """A pod whose storage initializer is in ``state``: the server waits for it."""
+    return pod(
+        phase="Pending",
+        inits=[init(state, restarts)],
+        containers=[waiting("PodInitializing")],
+        initialized=False,
+        ready=False,
+    )
+
+
 def pod(
     *,
     phase: str = "Running",
@@ -100,73 +111,37 @@ def pod(
             "3 (40s ago)",
         ),
         (
-            pod(
-                phase="Pending",
-                inits=[init({"running": {}})],
-                containers=[waiting("PodInitializing")],
-                initialized=False,
-                ready=False,
-            ),
+            initializing({"running": {}}),
             "0/1",
             "Init:0/1",
             "0",
         ),
         (
-            pod(
-                phase="Pending",
-                inits=[init({"waiting": {"reason": "PodInitializing"}})],
-                containers=[waiting("PodInitializing")],
-                initialized=False,
-                ready=False,
-            ),
+            initializing({"waiting": {"reason": "PodInitializing"}}),
             "0/1",
             "Init:0/1",
             "0",
         ),
         (
-            pod(
-                phase="Pending",
-                inits=[init({"terminated": {"exitCode": 1, "reason": "Error"}}, 1)],
-                containers=[waiting("PodInitializing")],
-                initialized=False,
-                ready=False,
-            ),
+            initializing({"terminated": {"exitCode": 1, "reason": "Error"}}, 1),
             "0/1",
             "Init:Error",
             "1",
         ),
         (
-            pod(
-                phase="Pending",
-                inits=[init({"waiting": {"reason": "CrashLoopBackOff"}}, 2)],
-                containers=[waiting("PodInitializing")],
-                initialized=False,
-                ready=False,
-            ),
+            initializing({"waiting": {"reason": "CrashLoopBackOff"}}, 2),
             "0/1",
             "Init:CrashLoopBackOff",
             "2",
         ),
         (
-            pod(
-                phase="Pending",
-                inits=[init({"terminated": {"exitCode": 2}})],
-                containers=[waiting("PodInitializing")],
-                initialized=False,
-                ready=False,
-            ),
+            initializing({"terminated": {"exitCode": 2}}),
             "0/1",
             "Init:ExitCode:2",
             "0",
         ),
         (
-            pod(
-                phase="Pending",
-                inits=[init({"terminated": {"exitCode": 137, "signal": 9}})],
-                containers=[waiting("PodInitializing")],
-                initialized=False,
-                ready=False,
-            ),
+            initializing({"terminated": {"exitCode": 137, "signal": 9}}),
             "0/1",
             "Init:Signal:9",
             "0",
