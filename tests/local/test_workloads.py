@@ -22,12 +22,19 @@ from timonel.kube.client import Cluster
 from timonel.local.controller import Controller
 from timonel.local.workloads import machine_replica_limit
 
+from . import test_api_kserve, test_pods
 from .kubeapi import GROUP, PLURAL, VERSION
-from .test_api_kserve import isvc_model, kserve_client  # noqa: F401  (a fixture)
+from .test_api_kserve import isvc_model
 from .test_api_kubectl import kubectl
 from .test_controller import condition, get, ingress_of, manifest, wait_for
 
 NAMESPACE = "default"
+
+# One state directory for the API server and the controller, so pods' logs are served.
+home = test_pods.home
+local_api = test_pods.local_api
+local_controller = test_pods.local_controller
+kserve_client = test_api_kserve.kserve_client
 STANDARD = {"serving.kserve.io/deploymentMode": "Standard"}
 
 
@@ -179,6 +186,14 @@ def test_deploy_makes_a_deployment_replicaset_pods_and_a_service_as_kserve_does(
     )
     table = kubectl(local_kubeconfig, "get", "deploy", f"{name}-predictor")
     assert table.stdout.split("\n")[1].split()[:3] == [f"{name}-predictor", "2", "2"]
+    for pod in pods:  # each Pod's log is its own process's
+        logs = kubectl(local_kubeconfig, "logs", pod.metadata.name, "-c", "kserve-container")
+        assert logs.returncode == 0, logs.stderr
+        assert logs.stdout.startswith(f"serving {name} version 1 on "), logs.stdout
+    ports = {
+        kubectl(local_kubeconfig, "logs", pod.metadata.name).stdout.split()[-1] for pod in pods
+    }
+    assert len(ports) == 2
 
     api.delete_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL, name)
     deadline = time.monotonic() + 20
@@ -253,7 +268,7 @@ def test_canary_promote_rollback_and_delete_through_timonel(
 @pytest.mark.slow
 @pytest.mark.usefixtures("local_controller")
 def test_kserve_client_creates_watches_waits_for_and_deletes_a_standard_isvc(
-    kserve_client: Any,  # noqa: F811  (the fixture imported above)
+    kserve_client: Any,
     apps: client.AppsV1Api,
     repo: Path,
     capsys: pytest.CaptureFixture[str],

@@ -69,6 +69,14 @@ def pod_replica(pod: dict[str, Any]) -> int:
     return int(value) if str(value).isdigit() else 0
 
 
+def replica_set_of(pod: dict[str, Any]) -> str:
+    """The ReplicaSet that owns the Pod ("" for none)."""
+    for owner in (pod.get("metadata") or {}).get("ownerReferences") or []:
+        if owner.get("kind") == "ReplicaSet":
+            return str(owner.get("name") or "")
+    return ""
+
+
 def pod_manifest(isvc: dict[str, Any], revision: Revision, replica: int = 0) -> dict[str, Any]:
     """The Pod (without status) the revision's ReplicaSet creates for one of its processes,
     named by ``generateName``."""

@@ -38,7 +38,7 @@ from timonel.kube.requests import (
     replace_status,
 )
 from timonel.kube.resources import DEPLOYMENT, POD, REPLICA_SET, SERVICE, Kind
-from timonel.local.pods import ISVC_LABEL, pod_replica, pod_status
+from timonel.local.pods import ISVC_LABEL, pod_replica, pod_status, replica_set_of
 from timonel.local.reconcile import DEFAULT_DOMAIN, Phase, RevisionObservation
 from timonel.local.revisions import RevisionKey
 from timonel.local.runtimes import Chosen, NoRuntime
@@ -235,7 +235,7 @@ class Workloads:
             key = RevisionKey(namespace, isvc_name, rs_name)
             scheduled = min(want, left)
             left -= scheduled
-            mine = [pod for pod in pods if _replica_set_of(pod) == rs_name]
+            mine = [pod for pod in pods if replica_set_of(pod) == rs_name]
             again = self._sync_pods(key, replica_set, mine, want, scheduled, now) or again
             if scheduled:
                 running.append(key)
@@ -302,7 +302,7 @@ class Workloads:
     def _states(self, namespace: str, isvc_name: str, pods: list[dict[str, Any]]) -> list[PodState]:
         states = []
         for pod in pods:
-            replica_set = _replica_set_of(pod)
+            replica_set = replica_set_of(pod)
             seen = self._supervisor.replicas(RevisionKey(namespace, isvc_name, replica_set))
             observation = seen.get(pod_replica(pod))
             ready = observation is not None and observation.phase is Phase.READY
@@ -340,13 +340,6 @@ class Workloads:
                 return False
             raise
         return False
-
-
-def _replica_set_of(pod: Mapping[str, Any]) -> str:
-    for owner in pod["metadata"].get("ownerReferences") or []:
-        if owner.get("kind") == "ReplicaSet":
-            return str(owner.get("name") or "")
-    return ""
 
 
 def _spec(replica_set: Mapping[str, Any]) -> RevisionSpec:

@@ -23,6 +23,7 @@ from timonel.local.pods import (
     REVISION_LABEL,
     SERVER_CONTAINER,
     pod_replica,
+    replica_set_of,
 )
 from timonel.local.revisions import RevisionKey, RevisionStore
 
@@ -39,7 +40,8 @@ def log_file(store: RevisionStore, pod: dict[str, Any], container: str | None) -
     key = RevisionKey(
         metadata.get("namespace", "default"),
         str(labels.get(ISVC_LABEL, "")),
-        str(labels.get(REVISION_LABEL, "")),
+        # A Knative revision's pod names its revision; a Deployment's pod runs its ReplicaSet's.
+        str(labels.get(REVISION_LABEL) or replica_set_of(pod)),
     )
     if container in (None, SERVER_CONTAINER):
         return store.server_log(key, pod_replica(pod))
