@@ -284,29 +284,32 @@ def test_kubectl_logs_follow_sees_a_line_the_server_writes_later(
     model: Path,
 ) -> None:
     name = "followed"
-    revision = f"{name}-predictor-00001"
-    api.create_namespaced_custom_object(
-        GROUP, VERSION, NAMESPACE, PLURAL, manifest(name, str(model))
-    )
-    wait_for(api, name, settled)
-    [pod] = wait_for_pods(local_kubeconfig, name, lambda found: len(found) == 1 and ready(found[0]))
+    pod = serving_pod(api, local_kubeconfig, name, model)
     command = [KUBECTL, "--kubeconfig", str(local_kubeconfig), "logs", "-f"]
     command += [pod["metadata"]["name"], "-c", "kserve-container"]
     with subprocess.Popen(command, stdout=subprocess.PIPE, text=True) as follower:
-        hang_guard = threading.Timer(30, follower.kill)  # a line that never comes ends the read
-        hang_guard.start()
         try:
-            assert follower.stdout is not None
-            assert follower.stdout.readline().startswith(f"serving {name} version 1 on ")
-
-            server_log = RevisionStore(home).server_log(RevisionKey(NAMESPACE, name, revision))
-            with open(server_log, "a", encoding="utf-8") as out:
-                out.write("answered a request\n")
-
-            assert follower.stdout.readline() == "answered a request\n"
+            assert_sees_a_line_written_later(follower, home, name, "answered a request\n")
         finally:
-            hang_guard.cancel()
             follower.kill()
+
+
+def assert_sees_a_line_written_later(
+    follower: subprocess.Popen[str], home: Path, name: str, line: str
+) -> None:
+    """The follower prints the server's start line, then ``line`` once it is appended to the
+    revision's server log."""
+    hang_guard = threading.Timer(60, follower.kill)  # a line that never comes ends the read
+    hang_guard.start()
+    try:
+        assert follower.stdout is not None
+        assert follower.stdout.readline().startswith(f"serving {name} version 1 on ")
+        revision = RevisionKey(NAMESPACE, name, f"{name}-predictor-00001")
+        with open(RevisionStore(home).server_log(revision), "a", encoding="utf-8") as out:
+            out.write(line)
+        assert follower.stdout.readline() == line
+    finally:
+        hang_guard.cancel()
 
 
 def status_column(config: Path, isvc: str) -> list[str]:
@@ -407,25 +410,16 @@ def test_timonel_logs_follows_the_serving_pod_until_ctrl_c(
     model: Path,
 ) -> None:
     name = "tailed"
-    revision = f"{name}-predictor-00001"
     serving_pod(api, local_kubeconfig, name, model)
     with timonel_logs(local_kubeconfig, name, "-f", "--tail", "1") as follower:
-        hang_guard = threading.Timer(60, follower.kill)  # a line that never comes ends the read
-        hang_guard.start()
         try:
-            assert follower.stdout is not None and follower.stderr is not None
-            assert follower.stdout.readline().startswith(f"serving {name} version 1 on ")
-
-            server_log = RevisionStore(home).server_log(RevisionKey(NAMESPACE, name, revision))
-            with open(server_log, "a", encoding="utf-8") as out:
-                out.write("answered a [bold]request[/bold]\n")
-
-            assert follower.stdout.readline() == "answered a [bold]request[/bold]\n"
+            assert_sees_a_line_written_later(
+                follower, home, name, "answered a [bold]request[/bold]\n"
+            )
             follower.send_signal(signal.SIGINT)
             assert follower.wait(timeout=20) == 0
-            assert follower.stderr.read() == ""
+            assert follower.stderr is not None and follower.stderr.read() == ""
         finally:
-            hang_guard.cancel()
             follower.kill()
 
 

@@ -15,28 +15,25 @@ NOW = datetime(2026, 12, 2, 12, 0, 0, tzinfo=UTC)
 CREATED = "2026-12-02T11:55:00Z"  # five minutes before NOW
 
 
-def running(ready: bool = True, restarts: int = 0, **last: Any) -> dict[str, Any]:
+def server(state: dict[str, Any], *, ready: bool, restarts: int, **last: Any) -> dict[str, Any]:
+    """kserve-container's status; ``last``: its last run's end (``lastState.terminated``)."""
     status: dict[str, Any] = {
         "name": "kserve-container",
         "ready": ready,
         "restartCount": restarts,
-        "state": {"running": {"startedAt": CREATED}},
+        "state": state,
     }
     if last:
         status["lastState"] = {"terminated": last}
     return status
+
+
+def running(ready: bool = True, restarts: int = 0, **last: Any) -> dict[str, Any]:
+    return server({"running": {"startedAt": CREATED}}, ready=ready, restarts=restarts, **last)
 
 
 def waiting(reason: str, restarts: int = 0, **last: Any) -> dict[str, Any]:
-    status: dict[str, Any] = {
-        "name": "kserve-container",
-        "ready": False,
-        "restartCount": restarts,
-        "state": {"waiting": {"reason": reason}},
-    }
-    if last:
-        status["lastState"] = {"terminated": last}
-    return status
+    return server({"waiting": {"reason": reason}}, ready=False, restarts=restarts, **last)
 
 
 def init(state: dict[str, Any], restarts: int = 0) -> dict[str, Any]:
