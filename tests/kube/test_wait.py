@@ -137,6 +137,18 @@ def kserve_status(
     return out
 
 
+def r1_served(obj: dict[str, Any]) -> dict[str, Any]:
+    """KServe's status once r1 is rolled out with all the traffic (Knative Service generation 1)."""
+    return kserve_status(
+        obj,
+        service_generation=1,
+        created="r1",
+        ready="r1",
+        traffic=[("r1", 100, True)],
+        rolled_out="r1",
+    )
+
+
 def test_knative_first_deploy_with_a_percent_ends_when_the_split_covers_one_revision() -> None:
     # KServe ignores the percent until r1 is rolled out, then writes latest 10% and prev 90%,
     # both on r1: the latest revision's share is still all of the traffic.
@@ -170,28 +182,14 @@ def test_knative_a_stale_ready_of_the_previous_generation_never_counts() -> None
     # The write returns the old status: Ready, r1, the Knative Service's generation 1. KServe
     # then updates the Knative Service (generation 2) before Knative has reconciled it, so
     # the status KServe copies is still r1's, Ready; only then does r2 appear and get ready.
-    before = kserve_status(
-        isvc(generation=1),
-        service_generation=1,
-        created="r1",
-        ready="r1",
-        traffic=[("r1", 100, True)],
-        rolled_out="r1",
-    )
+    before = r1_served(isvc(generation=1))
     changed = copy.deepcopy(before)
     changed["metadata"]["generation"] = 2
     changed["spec"]["predictor"]["model"]["storageUri"] = V2
     goal = goal_for(changed, before)
     sequence = [
         changed,
-        kserve_status(
-            changed,
-            service_generation=1,
-            created="r1",
-            ready="r1",
-            traffic=[("r1", 100, True)],
-            rolled_out="r1",
-        ),
+        r1_served(changed),
         kserve_status(
             changed,
             service_generation=2,
@@ -227,14 +225,7 @@ def test_knative_a_stale_ready_of_the_previous_generation_never_counts() -> None
     ids=["an annotation KServe moves onto the Knative Service", "a label kept off the template"],
 )
 def test_knative_metadata_kserve_keeps_off_the_template_makes_no_revision(where, key) -> None:
-    before = kserve_status(
-        isvc(generation=4),
-        service_generation=1,
-        created="r1",
-        ready="r1",
-        traffic=[("r1", 100, True)],
-        rolled_out="r1",
-    )
+    before = r1_served(isvc(generation=4))
     written = copy.deepcopy(before)
     written["metadata"]["generation"] = 5
     written["metadata"].setdefault(where, {})[key] = "60s" if where == "annotations" else "x"

@@ -28,15 +28,21 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from timonel.errors import ApiError, Status
-from timonel.kserve.vocabulary import KNATIVE_MAX_SCALE, KNATIVE_MIN_SCALE
+from timonel.kserve.vocabulary import (
+    KNATIVE_CLASS,
+    KNATIVE_MAX_SCALE,
+    KNATIVE_METRIC,
+    KNATIVE_MIN_SCALE,
+    KNATIVE_TARGET,
+    KPA_CLASS,
+)
 from timonel.kube.resources import INFERENCE_SERVICE, KNATIVE_REVISION, KNATIVE_SERVICE, Kind
 from timonel.kube.status import MOVED_TO_KNATIVE_SERVICE, revision_metadata
-from timonel.local.pods import ISVC_LABEL, MODEL_MOUNT, SERVER_CONTAINER, SERVER_IMAGE
+from timonel.local.pods import ISVC_LABEL, SERVER_CONTAINER, pod_spec
 from timonel.local.reconcile import (
     Phase,
     Revision,
     RevisionObservation,
-    container_args,
     predictor_service_name,
     storage_uri,
 )
@@ -47,8 +53,6 @@ WRITER = "timonel-local-controller"
 
 #: Who Knative's webhook records as creator and last modifier: KServe's controller.
 _KSERVE = "system:serviceaccount:kserve:kserve-controller-manager"
-#: Knative's default autoscaler class (``autoscaling.KPA``).
-_KPA = "kpa.autoscaling.knative.dev"
 #: KServe's source-URI annotation, which its pod webhook turns into the storage initializer.
 _SOURCE_URI = "internal.serving.kserve.io/storage-initializer-sourceuri"
 #: Knative's defaults for a revision template (``revision_defaults.go``).
@@ -90,11 +94,11 @@ def template_metadata(isvc: Mapping[str, Any], predictor: Mapping[str, Any]) -> 
     passed_on = revision_metadata(isvc)
     labels = {**passed_on["labels"], ISVC_LABEL: name, "component": "predictor"}
     annotations = dict(passed_on["annotations"])
-    annotations.setdefault("autoscaling.knative.dev/class", _KPA)
+    annotations.setdefault(KNATIVE_CLASS, KPA_CLASS)
     if predictor.get("scaleTarget") is not None:
-        annotations["autoscaling.knative.dev/target"] = str(int(predictor["scaleTarget"]))
+        annotations[KNATIVE_TARGET] = str(int(predictor["scaleTarget"]))
     if predictor.get("scaleMetric") is not None:
-        annotations["autoscaling.knative.dev/metric"] = str(predictor["scaleMetric"])
+        annotations[KNATIVE_METRIC] = str(predictor["scaleMetric"])
     annotations[KNATIVE_MIN_SCALE] = str(int(predictor.get("minReplicas", 1)))
     if int(predictor.get("maxReplicas") or 0) != 0:
         annotations[KNATIVE_MAX_SCALE] = str(int(predictor["maxReplicas"]))
@@ -105,26 +109,15 @@ def template_metadata(isvc: Mapping[str, Any], predictor: Mapping[str, Any]) -> 
 
 
 def _revision_spec(model_name: str, predictor: Mapping[str, Any]) -> dict[str, Any]:
-    """The template's spec: the serving container, with Knative's defaults filled in."""
+    """The template's spec: the serving container, with Knative's defaults filled in (Knative
+    runs no init containers: KServe's pod webhook adds the storage initializer to the pod)."""
     timeout = predictor.get("timeout")
     return {
         "containerConcurrency": int(predictor.get("containerConcurrency") or 0),
         "timeoutSeconds": int(timeout) if timeout is not None else _TIMEOUT_SECONDS,
         **({"responseStartTimeoutSeconds": int(timeout)} if timeout is not None else {}),
         "enableServiceLinks": False,
-        "containers": [
-            {
-                "name": SERVER_CONTAINER,
-                "image": SERVER_IMAGE,
-                "args": [
-                    f"--model_name={model_name}",
-                    f"--model_base_path={MODEL_MOUNT}",
-                    *container_args(predictor),
-                ],
-                "ports": [{"name": "h2c", "containerPort": 9000, "protocol": "TCP"}],
-                "readinessProbe": {"successThreshold": 1, "tcpSocket": {"port": 0}},
-            }
-        ],
+        "containers": pod_spec(model_name, predictor)["containers"],
     }
 
 
