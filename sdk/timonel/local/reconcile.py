@@ -29,6 +29,8 @@ The Knative Service KServe writes is part of the outcome (``route``, its traffic
 revision template or the traffic block) changes. ``status.observedGeneration`` is copied from it,
 as ``PropagateStatus`` does, so a change that does not reach the Knative Service (an annotation
 KServe does not pass on, a canary percent before the first rollout) leaves it where it was.
+The Service is written once per call, with the settled spec: where KServe would write two specs
+one after the other within what is one call here, its generation moves once.
 
 Where the local emulation adds to KServe's shape (all documented in ``timonel.local.controller``):
 
