@@ -8,9 +8,8 @@ from typing import Any
 import pytest
 
 from timonel.errors import SpecError
+from timonel.kube.records import MIRROR_PERCENT, MIRROR_REVISION
 from timonel.local.ingress.routes import (
-    MIRROR_PERCENT,
-    MIRROR_REVISION,
     RETENTION_PERIOD,
     Route,
     Target,
@@ -136,13 +135,21 @@ def test_standard_mode_routes_kserves_raw_host_and_each_predictors_service() -> 
     }
 
 
-def test_mirror_annotations_ride_along_with_the_route() -> None:
-    isvc = knative(**{MIRROR_REVISION: R2, MIRROR_PERCENT: "25"})
-    route = routing_table([isvc]).lookup("half.default.example.com", "/")
+def test_the_mirror_settings_of_the_record_ride_along_with_the_route() -> None:
+    record = {("default", "half"): {MIRROR_REVISION: R2, MIRROR_PERCENT: "25"}}
+    route = routing_table([knative()], records=record).lookup("half.default.example.com", "/")
     assert route is not None and route.mirror is not None
     assert route.mirror.backend.revision == R2 and route.mirror.percent == 25.0
     with pytest.raises(SpecError, match="expected a number from 0 to 100"):
-        routing_table([knative(**{MIRROR_REVISION: R2, MIRROR_PERCENT: "250"})])
+        routing_table(
+            [knative()], records={("default", "half"): {MIRROR_REVISION: R2, MIRROR_PERCENT: "250"}}
+        )
+
+
+def test_mirror_annotations_on_the_inference_service_itself_mirror_nothing() -> None:
+    isvc = knative(**{MIRROR_REVISION: R2, MIRROR_PERCENT: "25"})
+    route = routing_table([isvc]).lookup("half.default.example.com", "/")
+    assert route is not None and route.mirror is None
 
 
 def test_idle_window_is_the_largest_of_default_retention_and_scale_down_delay() -> None:

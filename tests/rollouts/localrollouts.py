@@ -21,6 +21,7 @@ from local.standin_server import Behaviour, write_classifier
 
 from rollouts.toyrevisions import probe_bodies
 from timonel.kube.client import Cluster
+from timonel.kube.records import read_record
 from timonel.kube.requests import get_object
 from timonel.kube.resources import INFERENCE_SERVICE
 from timonel.local.ingress.router import RunningIngress
@@ -77,6 +78,10 @@ class LocalCluster:
 
     def read(self, name: str) -> dict[str, Any]:
         return self.api.send(get_object(INFERENCE_SERVICE, NAMESPACE, name))
+
+    def record(self, name: str) -> dict[str, Any] | None:
+        """The InferenceService's record (``timonel.kube.records``), if it has one."""
+        return read_record(self.api, NAMESPACE, name)
 
     def storage_uri(self, name: str) -> str:
         return str(self.read(name)["spec"]["predictor"]["model"]["storageUri"])

@@ -56,6 +56,7 @@ from typing import Any
 from timonel.errors import ApiError, Status
 from timonel.kserve.vocabulary import STANDARD
 from timonel.kube.client import Cluster
+from timonel.kube.records import isvc_of_record, read_record, record_annotations
 from timonel.kube.requests import (
     create_object,
     delete_object,
@@ -66,6 +67,7 @@ from timonel.kube.requests import (
 )
 from timonel.kube.resources import (
     CLUSTER_SERVING_RUNTIME,
+    CONFIG_MAP,
     INFERENCE_SERVICE,
     POD,
     SERVING_RUNTIME,
@@ -109,8 +111,11 @@ log = logging.getLogger(__name__)
 IsvcKey = tuple[str, str]  # (namespace, name)
 
 #: Told each InferenceService as last reconciled (None once it is gone) with its revisions'
-#: predictor templates by name: the ingress builds its routing table from these.
-RouteListener = Callable[[IsvcKey, dict[str, Any] | None, dict[str, dict[str, Any]]], None]
+#: predictor templates by name and the annotations of its record (``timonel.kube.records``: the
+#: mirror settings): the ingress builds its routing table from these.
+RouteListener = Callable[
+    [IsvcKey, dict[str, Any] | None, dict[str, dict[str, Any]], dict[str, str]], None
+]
 
 
 class Controller:
@@ -169,6 +174,7 @@ class Controller:
         loops: tuple[tuple[Callable[[], None], str], ...] = (
             (lambda: self._watch_loop(INFERENCE_SERVICE), "isvc watch"),
             (lambda: self._watch_loop(POD), "pod watch"),
+            (lambda: self._watch_loop(CONFIG_MAP), "rollout record watch"),
             (self._work_loop, "isvc reconcile"),
         )
         for target, name in loops:
@@ -244,8 +250,9 @@ class Controller:
     # --- watch: list, then follow changes from the list's resourceVersion ---
 
     def _watch_loop(self, kind: Kind) -> None:
-        """Follow InferenceServices, or the Pods of their revisions (a deleted Pod's process is
-        restarted, as its ReplicaSet makes a new Pod)."""
+        """Follow InferenceServices, the Pods of their revisions (a deleted Pod's process is
+        restarted, as its ReplicaSet makes a new Pod), or their records (the ingress's mirror
+        settings)."""
         failures = 0
         while not self._stopping.is_set():
             try:
@@ -364,8 +371,11 @@ class Controller:
         self, key: IsvcKey, isvc: dict[str, Any] | None, outcome: Outcome | None = None
     ) -> None:
         templates = {r.name: dict(r.template) for r in outcome.revisions} if outcome else {}
+        record: dict[str, str] = {}
+        if isvc is not None and self._listeners:
+            record = record_annotations(read_record(self._cluster, *key))
         for listener in self._listeners:
-            listener(key, isvc, templates)
+            listener(key, isvc, templates, record)
 
     def _runtime(self, isvc: dict[str, Any]) -> Chosen | NoRuntime:
         """The serving runtime KServe's ``reconcileModel`` picks for the predictor."""
@@ -555,9 +565,11 @@ class Controller:
 
 
 def _isvc_of(kind: Kind, obj: dict[str, Any]) -> IsvcKey | None:
-    """The InferenceService an object is, or whose revision's Pod it is."""
+    """The InferenceService an object is, whose revision's Pod it is, or whose record it is."""
     metadata = obj.get("metadata") or {}
     namespace = metadata.get("namespace", "default")
+    if kind is CONFIG_MAP:
+        return isvc_of_record(obj)
     if kind is POD:
         isvc = (metadata.get("labels") or {}).get(ISVC_LABEL)
         return (namespace, isvc) if isvc else None

@@ -22,9 +22,11 @@ A request whose Host no route knows gets 404 naming the host and the hosts that 
 ``GET /metrics`` (the Prometheus text of ``timonel.local.ingress.metrics`` and the mirror counts)
 and ``GET /mirror`` (the mirror counts as JSON).
 
-Headers ``Timonel-Mirror-Revision`` and ``Timonel-Mirror-Percent`` (or the InferenceService's
-``timonel.dev/mirror-revision`` and ``timonel.dev/mirror-percent`` annotations) copy a share of
-the requests to another revision of the same InferenceService (``timonel.local.ingress.mirror``).
+Headers ``Timonel-Mirror-Revision`` and ``Timonel-Mirror-Percent`` (or the
+``timonel.dev/mirror-revision`` and ``timonel.dev/mirror-percent`` annotations of the
+InferenceService's record, the ConfigMap ``<isvc>-rollout`` of ``timonel.kube.records``) copy a
+share of the requests to another revision of the same InferenceService
+(``timonel.local.ingress.mirror``).
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ import aiohttp
 from aiohttp import web
 
 from timonel.errors import SpecError
+from timonel.kube.records import MIRROR_PERCENT
 from timonel.local.autoscaler import DeciderSpec, decider_spec
 from timonel.local.ingress import grpc_proxy
 from timonel.local.ingress.activator import Activator, Endpoint, Rerouted, Revisions, Unavailable
@@ -57,8 +60,6 @@ from timonel.local.ingress.mirror import (
     MirrorRecords,
 )
 from timonel.local.ingress.routes import (
-    MIRROR_PERCENT,
-    MIRROR_REVISION,
     Mirror,
     Route,
     RoutingTable,
@@ -117,6 +118,7 @@ class Ingress:
         self._lock = threading.Lock()
         self._isvcs: dict[tuple[str, str], Mapping[str, Any]] = {}
         self._templates: dict[RevisionKey, Mapping[str, Any]] = {}
+        self._records: dict[tuple[str, str], Mapping[str, str]] = {}
         self.table = RoutingTable()
         self._routable: set[RevisionKey] = set()
         #: the KPA's spec of each revision that may run more than one process
@@ -136,8 +138,10 @@ class Ingress:
         key: tuple[str, str],
         isvc: dict[str, Any] | None,
         templates: dict[str, dict[str, Any]],
+        record: Mapping[str, str] | None = None,
     ) -> None:
-        """An InferenceService as last reconciled (None: gone); rebuilds the routing table."""
+        """An InferenceService as last reconciled (None: gone) and its record's annotations;
+        rebuilds the routing table."""
         namespace, name = key
         with self._lock:
             self._templates = {
@@ -146,8 +150,10 @@ class Ingress:
             deciders = {b: d for b, d in self._deciders.items() if (b.namespace, b.isvc) != key}
             if isvc is None:
                 self._isvcs.pop(key, None)
+                self._records.pop(key, None)
             else:
-                self._isvcs[key] = _without_bad_mirror(isvc)
+                self._isvcs[key] = isvc
+                self._records[key] = _mirror_settings(record or {})
                 for revision, template in templates.items():
                     backend = RevisionKey(namespace, name, revision)
                     self._templates[backend] = template
@@ -159,6 +165,7 @@ class Ingress:
                 self._isvcs.values(),
                 domain=self._domain,
                 templates=self._templates,
+                records=self._records,
                 idle_seconds=self._idle_seconds,
             )
             self._routable = self.table.backends()
@@ -438,16 +445,14 @@ def _decider(isvc: dict[str, Any], template: Mapping[str, Any]) -> DeciderSpec |
     return None if spec.max_scale == 1 else spec
 
 
-def _without_bad_mirror(isvc: dict[str, Any]) -> dict[str, Any]:
-    """The InferenceService, without mirror annotations that do not parse (logged)."""
-    annotations = (isvc.get("metadata") or {}).get("annotations") or {}
+def _mirror_settings(record: Mapping[str, str]) -> Mapping[str, str]:
+    """A record's annotations, or none when its mirror percent does not parse (logged)."""
     try:
-        mirror_percent(annotations.get(MIRROR_PERCENT))
+        mirror_percent(record.get(MIRROR_PERCENT))
     except SpecError as exc:
         log.warning("%s: not mirroring", exc)
-        kept = {k: v for k, v in annotations.items() if k not in (MIRROR_PERCENT, MIRROR_REVISION)}
-        return {**isvc, "metadata": {**isvc["metadata"], "annotations": kept}}
-    return isvc
+        return {}
+    return record
 
 
 def _forwarded(headers: Mapping[str, str]) -> dict[str, str]:

@@ -18,7 +18,8 @@ does with what KServe and Knative write:
   P) takes the rest. A canary's backend is its Deployment, ``NAME-CANARY-predictor``. The host of
   ``status.url`` is KServe's raw ingress host, ``NAME-NAMESPACE.example.com``.
 
-The mirror settings (``timonel.dev/mirror-revision`` and ``timonel.dev/mirror-percent``) and
+The mirror settings (``timonel.dev/mirror-revision`` and ``timonel.dev/mirror-percent``, read from
+the InferenceService's record, the ConfigMap ``timonel.kube.records`` names) and
 each revision's scale-to-zero window (Knative's ``scale-to-zero-pod-retention-period`` and
 ``scale-down-delay``, the larger of them and the ingress's idle window) ride along with the route.
 """
@@ -32,14 +33,11 @@ from typing import Any
 
 from timonel.errors import SpecError
 from timonel.kserve.vocabulary import SCALE_DOWN_DELAY
+from timonel.kube.records import MIRROR_PERCENT, MIRROR_REVISION
 from timonel.local.reconcile import DEFAULT_DOMAIN, deployment_mode, predictor_service_name
 from timonel.local.revisions import RevisionKey
 from timonel.local.standard import predictor_host, predictor_name
 
-#: The annotation naming the revision that gets a copy of the requests (mirroring).
-MIRROR_REVISION = "timonel.dev/mirror-revision"
-#: The share of requests, 0..100, that are mirrored (100 when only the revision is given).
-MIRROR_PERCENT = "timonel.dev/mirror-percent"
 #: Knative's annotation keeping the last pod of a revision after it was scaled to zero.
 RETENTION_PERIOD = "autoscaling.knative.dev/scale-to-zero-pod-retention-period"
 
@@ -117,10 +115,12 @@ def routing_table(
     *,
     domain: str = DEFAULT_DOMAIN,
     templates: Mapping[RevisionKey, Mapping[str, Any]] | None = None,
+    records: Mapping[tuple[str, str], Mapping[str, str]] | None = None,
     idle_seconds: float = 60.0,
 ) -> RoutingTable:
     """The table for these InferenceServices; ``templates`` are revisions' predictor templates
-    (their ``minReplicas`` says whether a revision may scale to zero), keyed by backend."""
+    (their ``minReplicas`` says whether a revision may scale to zero), keyed by backend;
+    ``records`` the annotations of their records, by (namespace, name)."""
     hosts: dict[str, Route] = {}
     models: dict[str, Route] = {}
     for isvc in isvcs:
@@ -145,7 +145,7 @@ def routing_table(
             namespace,
             name,
             tuple(targets),
-            mirror=_mirror(annotations, namespace, name),
+            mirror=_mirror((records or {}).get((namespace, name)) or {}, namespace, name),
             idle_seconds=idle,
             scale_to_zero=may_stop,
         )
@@ -216,12 +216,12 @@ def _standard_targets(isvc: Mapping[str, Any], namespace: str, name: str) -> lis
     return [Target(stable_backend, stable), *targets]
 
 
-def _mirror(annotations: Mapping[str, str], namespace: str, name: str) -> Mirror | None:
-    revision = annotations.get(MIRROR_REVISION)
+def _mirror(record: Mapping[str, str], namespace: str, name: str) -> Mirror | None:
+    revision = record.get(MIRROR_REVISION)
     if not revision:
         return None
     return Mirror(
-        RevisionKey(namespace, name, revision), mirror_percent(annotations.get(MIRROR_PERCENT))
+        RevisionKey(namespace, name, revision), mirror_percent(record.get(MIRROR_PERCENT))
     )
 
 
