@@ -13,11 +13,12 @@ from enum import StrEnum
 import typer
 
 from timonel.cli.cluster import _CONTEXT, _NAMESPACE, _connect
+from timonel.kserve.vocabulary import CONTAINER_NAME, INITIALIZER_CONTAINER
 
 
 class Container(StrEnum):
-    kserve_container = "kserve-container"
-    storage_initializer = "storage-initializer"
+    kserve_container = CONTAINER_NAME
+    storage_initializer = INITIALIZER_CONTAINER
 
 
 def register(app: typer.Typer) -> None:

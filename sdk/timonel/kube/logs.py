@@ -43,8 +43,6 @@ from timonel.kube.status import deployment_mode, read_status
 RESTART_POLL = 1.0
 #: Seconds a log read that is not followed may stay quiet.
 READ_TIMEOUT = 30.0
-#: The containers of a predictor pod whose logs can be read.
-CONTAINERS = (CONTAINER_NAME, INITIALIZER_CONTAINER)
 
 
 @dataclass(frozen=True)

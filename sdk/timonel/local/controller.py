@@ -59,10 +59,8 @@ from timonel.kube.client import Cluster
 from timonel.kube.records import isvc_of_record, read_record, record_annotations
 from timonel.kube.requests import (
     create_object,
-    delete_object,
     get_object,
     list_objects,
-    replace_status,
     watch_objects,
 )
 from timonel.kube.resources import (
@@ -74,6 +72,7 @@ from timonel.kube.resources import (
     Kind,
 )
 from timonel.kube.status import is_stopped
+from timonel.local import objects
 from timonel.local.knative_objects import KnativeObjects
 from timonel.local.pods import (
     ISVC_LABEL,
@@ -510,12 +509,7 @@ class Controller:
         ]
 
     def _delete_pod(self, pod: dict[str, Any]) -> None:
-        metadata = pod["metadata"]
-        try:
-            self._cluster.send(delete_object(POD, metadata["namespace"], metadata["name"]))
-        except ApiError as exc:
-            if exc.status.code != 404:
-                raise
+        objects.delete(self._cluster, POD, pod)
 
     def _write_knative(self, isvc: dict[str, Any], outcome: Outcome) -> bool:
         """The Knative Service and Revisions of the outcome; True on a conflict (again)."""
@@ -535,18 +529,8 @@ class Controller:
         }
         return self._knative.write(isvc, outcome, observed, running=running, now=_now())
 
-    def _write_status(self, isvc: dict[str, Any], status: dict[str, Any]) -> bool:
-        if status == isvc.get("status"):
-            return False
-        try:
-            self._cluster.send(replace_status({**isvc, "status": status}))
-        except ApiError as exc:
-            if exc.status.code == 409:
-                return True  # changed meanwhile: reconcile again on a fresh read
-            if exc.status.code == 404:
-                return False  # deleted meanwhile: its DELETED event follows
-            raise
-        return False
+    def _write_status(self, obj: dict[str, Any], status: dict[str, Any]) -> bool:
+        return objects.write_status(self._cluster, obj, status)
 
     def _forget(self, namespace: str, name: str) -> None:
         """The InferenceService is gone: stop its processes and drop its revisions."""
