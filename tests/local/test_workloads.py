@@ -22,11 +22,11 @@ from timonel.kube.client import Cluster
 from timonel.local.controller import Controller
 from timonel.local.workloads import machine_replica_limit
 
-from . import test_api_kserve, test_pods
+from . import test_api_kserve, test_controller, test_pods
 from .kubeapi import GROUP, PLURAL, VERSION
 from .test_api_kserve import isvc_model
 from .test_api_kubectl import kubectl
-from .test_controller import condition, get, ingress_of, manifest, wait_for
+from .test_controller import condition, get, manifest, wait_for
 
 NAMESPACE = "default"
 
@@ -35,12 +35,8 @@ home = test_pods.home
 local_api = test_pods.local_api
 local_controller = test_pods.local_controller
 kserve_client = test_api_kserve.kserve_client
+api, ingress, repo = test_controller.api, test_controller.ingress, test_controller.repo
 STANDARD = {"serving.kserve.io/deploymentMode": "Standard"}
-
-
-@pytest.fixture(scope="module")
-def api(kube_client: client.ApiClient) -> client.CustomObjectsApi:
-    return client.CustomObjectsApi(kube_client)
 
 
 @pytest.fixture(scope="module")
@@ -54,25 +50,9 @@ def core(kube_client: client.ApiClient) -> client.CoreV1Api:
 
 
 @pytest.fixture(scope="module")
-def ingress(local_controller: Controller) -> Iterator[str]:
-    with ingress_of(local_controller) as url:
-        yield url
-
-
-@pytest.fixture(scope="module")
 def cluster(local_kubeconfig: Path) -> Iterator[Cluster]:
     with Cluster.connect(kubeconfig=local_kubeconfig) as connected:
         yield connected
-
-
-@pytest.fixture(scope="module")
-def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from .standin_server import write_model
-
-    root = tmp_path_factory.mktemp("repo")
-    write_model(root / "half" / "v1", version=1)
-    write_model(root / "half" / "v2", version=2)
-    return root
 
 
 def standard(name: str, uri: str, **predictor: Any) -> dict[str, Any]:

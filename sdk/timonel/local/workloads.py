@@ -31,13 +31,12 @@ from timonel.errors import ApiError
 from timonel.kube.client import Cluster
 from timonel.kube.requests import (
     create_object,
-    delete_object,
     get_object,
     list_objects,
     replace_object,
-    replace_status,
 )
 from timonel.kube.resources import DEPLOYMENT, POD, REPLICA_SET, SERVICE, Kind
+from timonel.local import objects
 from timonel.local.pods import ISVC_LABEL, pod_replica, pod_status, replica_set_of
 from timonel.local.reconcile import DEFAULT_DOMAIN, Phase, RevisionObservation
 from timonel.local.revisions import RevisionKey
@@ -320,26 +319,10 @@ class Workloads:
         ]
 
     def _delete(self, kind: Kind, obj: Mapping[str, Any]) -> None:
-        metadata = obj["metadata"]
-        try:
-            self._cluster.send(delete_object(kind, metadata["namespace"], metadata["name"]))
-        except ApiError as exc:
-            if exc.status.code != 404:
-                raise
+        objects.delete(self._cluster, kind, obj)
 
     def _write_status(self, obj: dict[str, Any], status: dict[str, Any]) -> bool:
-        """Write an object's status; True when it changed meanwhile (409: come back)."""
-        if status == obj.get("status"):
-            return False
-        try:
-            self._cluster.send(replace_status({**obj, "status": status}))
-        except ApiError as exc:
-            if exc.status.code == 409:
-                return True
-            if exc.status.code == 404:
-                return False
-            raise
-        return False
+        return objects.write_status(self._cluster, obj, status)
 
 
 def _spec(replica_set: Mapping[str, Any]) -> RevisionSpec:
