@@ -115,6 +115,14 @@ def test_after_a_followed_log_ends_the_pod_says_whether_to_go_on(
     assert next_run(now, f"uid-{V1}-deployment-a", "kserve-container", 0) == expected
 
 
+def test_a_container_that_had_not_started_goes_on_once_it_runs() -> None:
+    uid = f"uid-{V1}-deployment-a"
+    assert next_run(pod(V1), uid, "kserve-container", None) == "restarted"
+    starting = pod(V1)
+    starting["status"]["containerStatuses"][0]["state"] = {"waiting": {"reason": "PodInitializing"}}
+    assert next_run(starting, uid, "kserve-container", None) == "wait"
+
+
 def test_a_completed_storage_initializer_has_no_next_run() -> None:
     done = pod(V1)
     done["status"]["initContainerStatuses"] = [
@@ -223,6 +231,37 @@ def test_a_followed_log_goes_on_with_the_container_s_next_run_until_the_pod_ends
         {"container": "kserve-container", "follow": "true", "tailLines": "1"},
         {"container": "kserve-container", "follow": "true"},
     ]
+
+
+def test_a_follow_of_a_container_still_waiting_to_start_reads_its_first_run(
+    fake_api: Start,
+) -> None:
+    starting = pod(V1)
+    starting["status"]["containerStatuses"][0]["state"] = {"waiting": {"reason": "PodInitializing"}}
+    looks = iter([starting, pod(V1), None])
+    waiting_to_start = Reply(
+        400,
+        status_body(
+            400,
+            "BadRequest",
+            f'container "kserve-container" in pod "{V1}-deployment-a" is waiting to start: '
+            "PodInitializing",
+        ),
+    )
+    runs = [waiting_to_start, Reply(text=["loading the model\n"])]
+    scripted = serve(canary(), [starting], {f"{V1}-deployment-a": runs})
+
+    def handler(request: Recorded) -> Reply:
+        if request.path.endswith(f"/pods/{V1}-deployment-a"):
+            now = next(looks)
+            if now is None:
+                return Reply(404, status_body(404, "NotFound", "gone"))
+            return Reply(body=now)
+        return scripted(request)
+
+    _, cluster = fake_api(handler)
+    lines = [line.text for line in logs("digits", cluster=cluster, revision=V1, follow=True)]
+    assert lines == ["loading the model"]
 
 
 def test_several_followed_pods_stream_at_once_and_closing_ends_them(fake_api: Start) -> None:

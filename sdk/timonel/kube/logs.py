@@ -11,6 +11,8 @@ debugging wants. Standard mode has no revisions: every predictor pod of the serv
 With ``follow`` a log is read until the pod ends, not only its container: the kubelet ends a
 followed log when the container ends, so when the stream ends and the pod is still there, the
 container's next run is followed once it starts (what ``kubectl logs -f`` must be run again for).
+A container still waiting to start (kube-apiserver answers 400 "is waiting to start") is
+followed from its first run, so ``timonel logs -f`` right after a deploy shows the model loading.
 Several pods are followed at once, each line as it comes, marked with its pod.
 
 Choosing the pods (``pods_to_read``) is pure; the requests go through ``Cluster``.
@@ -43,6 +45,8 @@ from timonel.kube.status import deployment_mode, read_status
 RESTART_POLL = 1.0
 #: Seconds a log read that is not followed may stay quiet.
 READ_TIMEOUT = 30.0
+#: kube-apiserver's 400 for the log of a container that has not started yet.
+_NOT_STARTED = "is waiting to start"
 
 
 @dataclass(frozen=True)
@@ -99,9 +103,13 @@ def _restarts(pod: dict[str, Any], container: str) -> int:
     return int(_container_status(pod, container).get("restartCount") or 0)
 
 
-def next_run(pod: dict[str, Any] | None, uid: str | None, container: str, runs: int) -> str:
+def next_run(pod: dict[str, Any] | None, uid: str | None, container: str, runs: int | None) -> str:
     """After a followed log ended: ``ended`` (the pod is gone, replaced, finishing or finished,
-    or the init container completed), ``restarted`` (the container runs again), else ``wait``."""
+    or the init container completed), ``restarted`` (the container runs again), else ``wait``.
+
+    ``runs`` is the restart count of the run already read, None when none was (the container
+    was still waiting to start).
+    """
     if pod is None or pod["metadata"].get("uid") != uid or pod["metadata"].get("deletionTimestamp"):
         return "ended"
     if (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
@@ -110,7 +118,7 @@ def next_run(pod: dict[str, Any] | None, uid: str | None, container: str, runs: 
     state = status.get("state") or {}
     if container == INITIALIZER_CONTAINER and (state.get("terminated") or {}).get("exitCode") == 0:
         return "ended"
-    if int(status.get("restartCount") or 0) > runs and "running" in state:
+    if "running" in state and (runs is None or int(status.get("restartCount") or 0) > runs):
         return "restarted"
     return "wait"
 
@@ -275,11 +283,16 @@ def _follow(
         metadata["name"],
         metadata.get("uid"),
     )
-    runs = _restarts(pod, container)
+    runs: int | None = _restarts(pod, container)
     while not stop.is_set():
         request = read_log(namespace, name, container=container, follow=True, tail_lines=tail_lines)
-        for text in cluster.lines(request, timeout=None, on_open=on_open):
-            yield LogLine(name, _revision_of(pod), container, text)
+        try:
+            for text in cluster.lines(request, timeout=None, on_open=on_open):
+                yield LogLine(name, _revision_of(pod), container, text)
+        except ApiError as exc:
+            if exc.status.code != 400 or _NOT_STARTED not in exc.status.message:
+                raise
+            runs = None  # no run of it to read yet: wait for its first
         tail_lines = None  # a new run is read whole
         while not stop.is_set():
             try:
