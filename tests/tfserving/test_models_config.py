@@ -104,7 +104,8 @@ def test_deprecated_model_type_selects_tensorflow() -> None:
         ),
         (
             "custom_model_config { }",
-            "models.config holds a custom_model_config; only model_config_list is supported",
+            "ModelServer does not yet support custom model config. models.config holds a "
+            "custom_model_config",
         ),
     ],
 )

@@ -286,16 +286,31 @@ class ModelServer:
 
     def _watch_config(self) -> None:
         from timonel.tfserving import read_models_config
+        from timonel.tfserving.models_config import CUSTOM_MODEL_CONFIG
 
         last: Sequence[Any] | None = None
         while not self._stopping.wait(self.options.model_config_file_poll_wait_seconds):
+            # TF Serving's Server::PollFilesystemAndReloadConfig, with its log lines
             try:
                 configs = read_models_config(self.options.model_config_file)
+            except SpecError as exc:
+                if exc.field == CUSTOM_MODEL_CONFIG:  # ServerCore::ReloadConfig refuses it
+                    log.error(
+                        "PollFilesystemAndReloadConfig failed to ReloadConfig: Cannot transition "
+                        "to requested config. It is only legal to transition from one "
+                        "ModelConfigList to another."
+                    )
+                elif exc.field is None:  # the file does not read or parse
+                    log.error("Failed to read ModelServerConfig file: %s", exc)
+                else:
+                    log.error("PollFilesystemAndReloadConfig failed to ReloadConfig: %s", exc)
+                continue
+            try:
                 if configs != last:
                     self.manager.configure(configs)
                     last = configs
             except TimonelError as exc:
-                log.error("Failed to reload %s: %s", self.options.model_config_file, exc)
+                log.error("PollFilesystemAndReloadConfig failed to ReloadConfig: %s", exc)
 
     async def run(self) -> None:
         """Open the ports and serve until ``stop()``; then drain and close them."""

@@ -24,7 +24,7 @@ from timonel.errors import ServingError
 from timonel.server.policy import Action, State, VersionSnapshot, aspired_versions, next_action
 from timonel.server.servable import Servable
 from timonel.server.source import discover_versions
-from timonel.tfserving import ModelConfig
+from timonel.tfserving import TENSORFLOW_PLATFORM, ModelConfig
 
 log = logging.getLogger("timonel.server")
 
@@ -99,7 +99,7 @@ class ModelManager:
         self._allow_unavailable_labels = allow_labels_for_unavailable_models
         self._on_change = on_change
         self._models: dict[str, _Model] = {}
-        self._retired: set[str] = set()  # models left out of the config, unloading
+        self._retired: set[str] = set()  # models left out of the config: unloading, or ended
         self._routes: Mapping[str, Routes] = MappingProxyType({})
         self._cycle = threading.Lock()  # one reconcile (and so one load) at a time
         self._state = threading.Lock()  # guards _models; never held while loading
@@ -114,18 +114,15 @@ class ModelManager:
 
         Labels must point at available versions (FAILED_PRECONDITION otherwise), unless
         ``allow_labels_for_unavailable_models`` and the label is new or keeps its version.
-        Models left out are unloaded; platform changes are refused.
+        Models left out are unloaded (their versions' END states stay visible, as in TF
+        Serving's servable state monitor); platform changes are refused.
         """
         with self._cycle:
             with self._state:
-                for config in models:
-                    self._check_config(config)
+                self._check_configs(models)
                 current = self._models
                 self._models = {
-                    c.name: _Model(c, current[c.name].versions, dict(c.labels))
-                    if c.name in current
-                    else _Model(c, {}, dict(c.labels))
-                    for c in models
+                    c.name: _Model(c, self._carried(c.name), dict(c.labels)) for c in models
                 }
                 for name, model in current.items():
                     if name not in self._models:
@@ -135,13 +132,30 @@ class ModelManager:
                 self._publish()  # labels take effect now, even when no version loads
             self._reconcile()
 
-    def _check_config(self, config: ModelConfig) -> None:
-        if config.platform != "tensorflow":
-            raise ServingError(
-                f"Model {config.name} has model_platform {config.platform!r}; this server "
-                'serves SavedModels only: set model_platform: "tensorflow"',
-                code="INVALID_ARGUMENT",
-            )
+    def _check_configs(self, models: Sequence[ModelConfig]) -> None:
+        """``ServerCore::ReloadConfig``'s checks, in its order: no model changes platform, every
+        label points at an available version, every platform is one this server serves."""
+        for config in models:
+            old = self._models.get(config.name)
+            if old is not None and old.config.platform != config.platform:
+                raise ServingError(
+                    "Illegal to change a model's platform. For model "
+                    f"{config.name} platform was {old.config.platform} and new platform "
+                    f"requested is {config.platform}",
+                    code="INVALID_ARGUMENT",
+                )
+        for config in models:
+            self._check_labels(config)
+        for config in models:
+            if config.platform != TENSORFLOW_PLATFORM:
+                raise ServingError(
+                    f"Model {config.name} requests unsupported platform {config.platform}; "
+                    "this server serves SavedModels only: set model_platform: "
+                    f'"{TENSORFLOW_PLATFORM}"',
+                    code="INVALID_ARGUMENT",
+                )
+
+    def _check_labels(self, config: ModelConfig) -> None:
         old = self._models.get(config.name)
         routes = self._routes.get(config.name)
         available = set(routes.servables) if routes else set()
@@ -156,6 +170,16 @@ class ModelManager:
                 "not currently available for inference",
                 code="FAILED_PRECONDITION",
             )
+
+    def _carried(self, name: str) -> dict[int, _Version]:
+        """The versions a model configured again keeps: all of them, unless it had been left
+        out, when the versions it ended are forgotten so that they load again."""
+        model = self._models.get(name)
+        if model is None:
+            return {}
+        if name not in self._retired:
+            return model.versions
+        return {v: r for v, r in model.versions.items() if r.state is not State.END}
 
     # ---- the polling loop ------------------------------------------------------------------
 
@@ -235,11 +259,6 @@ class ModelManager:
                     self._load(model, model.versions[version])
                 else:
                     self._unload(model, model.versions[version])
-            if retired and not any(r.servable for r in model.versions.values()):
-                with self._state:
-                    self._models.pop(name, None)
-                    self._retired.discard(name)
-                    self._publish()
 
     def _next(self, model: _Model) -> tuple[Action, int] | None:
         # A version that failed stays aspired (in END), as in TF Serving: it keeps the previous
@@ -358,7 +377,7 @@ class ModelManager:
             model = self._models.get(name)
             records = (
                 sorted(model.versions.values(), key=lambda r: -r.version)
-                if model is not None and name not in self._retired
+                if model is not None
                 else []
             )
             statuses = [
@@ -392,6 +411,8 @@ class ModelManager:
         with self._state:
             waiting = []
             for name, model in self._models.items():
+                if name in self._retired:
+                    continue
                 aspired = [r for r in model.versions.values() if r.aspired]
                 if (
                     not aspired

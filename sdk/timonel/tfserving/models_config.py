@@ -29,6 +29,8 @@ _LABEL = re.compile(r"^[A-Za-z0-9_]+$")
 _URI_SCHEME = re.compile(r"^[A-Za-z][0-9A-Za-z.]*://")
 
 PolicyKind = Literal["latest", "all", "specific"]
+#: The ``ModelServerConfig`` choice tensorflow_model_server cannot load (it has no loader for it).
+CUSTOM_MODEL_CONFIG = "custom_model_config"
 
 
 @dataclass(frozen=True)
@@ -200,10 +202,11 @@ def parse_models_config(text: str, *, source: str = "models.config") -> list[Mod
     parse_config_text(
         text, config, source=source, fix="fix the syntax (see TF Serving's serving_config.md)"
     )
-    if config.WhichOneof("config") == "custom_model_config":
-        raise SpecError(
-            f"{source} holds a custom_model_config; only model_config_list is supported, "
-            "list the models in model_config_list { config { ... } }"
+    if config.WhichOneof("config") == CUSTOM_MODEL_CONFIG:
+        raise SpecError(  # tensorflow_model_server's words (server.cc, LoadCustomModelConfig)
+            f"ModelServer does not yet support custom model config. {source} holds a "
+            "custom_model_config; list the models in model_config_list { config { ... } }",
+            field=CUSTOM_MODEL_CONFIG,
         )
     models = [ModelConfig.from_proto(entry) for entry in config.model_config_list.config]
     _check_unique(models)
