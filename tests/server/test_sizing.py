@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import json
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import pytest
+from serverproc import StartServer
 
 from timonel.server.options import ServerOptions
 from timonel.server.sizing import ThreadSizing, thread_sizing
@@ -57,3 +63,30 @@ def test_the_start_up_line_names_the_cpus_and_every_pool() -> None:
     assert line == (
         "Sized for 2 CPUs: 2 runner threads, intra-op parallelism 2, inter-op parallelism 2"
     )
+
+
+@contextmanager
+def affinity(cpus: set[int]) -> Iterator[None]:
+    """Processes started in the block may use only ``cpus`` (a child inherits the mask)."""
+    before = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, cpus)
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, before)
+
+
+ONE_CPU = "Sized for 1 CPUs: 1 runner threads, intra-op parallelism 1, inter-op parallelism 1"
+
+
+@pytest.mark.slow
+def test_a_server_limited_to_one_cpu_sizes_for_one(
+    server_factory: StartServer, model_repo: Path
+) -> None:
+    with affinity({min(os.sched_getaffinity(0))}):
+        server = server_factory(f"--model_base_path={model_repo / 'hpt'}", "--model_name=hpt")
+    text = server.stderr.read_text()  # TensorFlow's own start-up lines are not JSON
+    logged = [json.loads(line) for line in text.splitlines() if line.startswith("{")]
+    assert {"level": "info", "logger": "timonel.server", "msg": ONE_CPU} in [
+        {key: entry.get(key) for key in ("level", "logger", "msg")} for entry in logged
+    ]
