@@ -60,6 +60,17 @@ def test_a_standard_canary_is_weighted_only_once_ready() -> None:
     ]
 
 
+def test_a_promoted_standard_predictor_is_the_canarys_deployment() -> None:
+    obj = isvc(mode="Standard")
+    obj["spec"]["predictor"]["name"] = "canary-1"
+    (stable,) = read_status(obj).traffic
+    assert (stable.revision, stable.percent, stable.tag) == (
+        "digits-canary-1-predictor",
+        100,
+        "canary-1",
+    )
+
+
 def test_why_not_ready_lists_the_failing_conditions_and_the_model_failure() -> None:
     obj = isvc(ready=False)
     obj["status"]["modelStatus"] = {

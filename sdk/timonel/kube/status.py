@@ -200,7 +200,8 @@ def _standard_traffic(isvc: dict[str, Any]) -> tuple[TrafficTarget, ...]:
         for c in isvc.get("status", {}).get("canaryStatuses") or []
     ]
     stable_target = TrafficTarget(
-        revision=f"{name}-predictor",
+        # KServe's PredictorServiceName: a promoted canary's name names the stable Deployment.
+        revision=f"{name}-{stable}-predictor" if stable else f"{name}-predictor",
         percent=100 - sum(c.percent for c in canaries),
         latest=not canaries,
         tag=stable,
