@@ -9,9 +9,13 @@ clients sending single-example requests for ``BENCH_SECONDS`` (default 5) each. 
 - KServe's own model server (``kserve.Model`` around the same SavedModel, V1 protocol);
 - the limit: the model called in one process by the same number of threads, no network.
 
-Prints throughput, p50 and p99 for each, and the ratios the serving issue sets as goals; writes
-the figures, the goals missed and why, and a plot into ``bench/README.md`` and
-``bench/serve.png``. Servers run one at a time, so they never compete with each other for cores.
+Prints throughput, p50 and p99 for each, and the ratios the serving issue sets as goals, among
+them unbatched timonel at 32 clients against the in-process limit at 32 threads and against
+itself at 8 clients; writes the figures, the goals missed and why, and a plot into
+``bench/README.md`` and ``bench/serve.png``, and adds the run's CPU model, the CPU count the
+server sized its threads for and the unbatched figures to the table of runs there, so runs on
+different machines stay side by side. Servers run one at a time, so they never compete with each
+other for cores.
 """
 
 from __future__ import annotations
@@ -61,6 +65,12 @@ PEERS = (
 MONITORING = 'prometheus_config { enable: true, path: "/monitoring/prometheus/metrics" }\n'
 GRPC_PREDICT = "/tensorflow.serving.PredictionService/Predict"
 BEGIN, END = "<!-- bench/serve.py: begin -->", "<!-- bench/serve.py: end -->"
+RUNS_BEGIN, RUNS_END = "<!-- bench/serve.py runs: begin -->", "<!-- bench/serve.py runs: end -->"
+RUNS_HEADER = (
+    "| run | CPU | sized for | load before, after | model | in-process 8, 32 | REST 8, 32 "
+    "| gRPC 8, 32 | REST, gRPC / in-process at 32 | REST, gRPC 32 / 8 |\n"
+    "| --- | --- | ---: | --- | --- | ---: | ---: | ---: | ---: | ---: |\n"
+)
 ENV = serving.ENV
 
 
@@ -243,7 +253,8 @@ def measure(model: str, work: Path) -> dict[str, Any]:
                 grpc_load(f"127.0.0.1:{grpc_port}", frame, clients, metrics)
             )
         rss["timonel serve"] = tree_rss(process.pid)
-    print("  timonel serve done", flush=True)
+    sized = sized_for(work / f"timonel-{model}.log")
+    print(f"  timonel serve done ({sized})", flush=True)
 
     batching = work / "batching.config"
     batching.write_text(BATCHING)
@@ -279,12 +290,25 @@ def measure(model: str, work: Path) -> dict[str, Any]:
             points["KServe"][clients] = summary(wrk(f"{kserve_url}:predict", body, clients))
         rss["KServe"] = tree_rss(process.pid)
     print("  KServe done", flush=True)
-    return {"points": points, "rss": rss}
+    return {"points": points, "rss": rss, "sized": sized}
+
+
+def sized_for(log: Path) -> str:
+    """The server's own start-up line saying the CPU count and threads it sized for."""
+    for line in log.read_text().splitlines():
+        if line.startswith("{") and "Sized for" in line:
+            return str(json.loads(line)["msg"])
+    raise SystemExit(f"timonel serve logged no sizing line in {log}")
+
+
+def cpus_sized_for(result: dict[str, Any]) -> int:
+    return int(result["sized"].split()[2])
 
 
 def ratios(result: dict[str, Any]) -> list[tuple[str, float, str, bool]]:
     """(what, measured, goal, met) for each goal of the serving issue, at 32 clients."""
     p = {peer: result["points"][peer][32] for peer in PEERS}
+    at8 = {peer: result["points"][peer][8] for peer in PEERS}
     rss = result["rss"]
     rest = p["timonel REST"]["rps"] / p["KServe"]["rps"]
     p99 = p["timonel REST"]["p99_ms"] / p["KServe"]["p99_ms"]
@@ -292,7 +316,17 @@ def ratios(result: dict[str, Any]) -> list[tuple[str, float, str, bool]]:
     grpc_batching = p["timonel gRPC batching"]["rps"] / p["KServe"]["rps"]
     batching = p["timonel REST batching"]["rps"] / p["in-process"]["rps"]
     memory = rss["timonel serve"] / rss["TensorFlow with the model"]
+    unbatched = []
+    for api in ("REST", "gRPC"):
+        peer = f"timonel {api}"
+        limit = p[peer]["rps"] / p["in-process"]["rps"]
+        held = p[peer]["rps"] / at8[peer]["rps"]
+        unbatched += [
+            (f"{api} throughput / in-process at 32", limit, ">= 0.7", limit >= 0.7),
+            (f"{api} throughput at 32 / at 8 clients", held, ">= 1", held >= 1),
+        ]
     return [
+        *unbatched,
         ("REST throughput / KServe", rest, ">= 2", rest >= 2),
         ("REST p99 / KServe p99", p99, "<= 1", p99 <= 1),
         ("gRPC throughput / KServe", grpc, ">= 3", grpc >= 3),
@@ -302,8 +336,9 @@ def ratios(result: dict[str, Any]) -> list[tuple[str, float, str, bool]]:
     ]
 
 
-def machine() -> str:
-    cpu = next(
+def cpu_model() -> str:
+    """The CPU's model name as /proc/cpuinfo gives it."""
+    return next(
         (
             line.split(":", 1)[1].strip()
             for line in Path("/proc/cpuinfo").read_text().splitlines()
@@ -311,6 +346,10 @@ def machine() -> str:
         ),
         platform.processor(),
     )
+
+
+def machine() -> str:
+    cpu = cpu_model()
     memory = psutil.virtual_memory().total / 2**30
     versions = [metadata.version(name) for name in ("tensorflow-cpu", "kserve", "uvloop", "hpack")]
     wrk_version = (
@@ -384,6 +423,11 @@ def missed(results: dict[str, dict[str, Any]]) -> str:
                     f"{rps['timonel REST'] / rps['in-process']:.0%}); merging calls avoids both "
                     "(batched gRPC, next row)."
                 )
+            elif "in-process at 32" in what or "at 32 / at 8" in what:
+                why = (
+                    f" {result['sized']}; the load average (below) says how much of the "
+                    "machine other work took during the run."
+                )
             elif what.startswith("gRPC batching"):
                 grpc_batch = p["timonel gRPC batching"]["mean_batch"]
                 rest_batch = p["timonel REST batching"]["mean_batch"]
@@ -449,7 +493,35 @@ def plot(results: dict[str, dict[str, Any]]) -> None:
     figure.savefig(PLOT, dpi=90)
 
 
-def write_readme(results: dict[str, dict[str, Any]], about: str) -> None:
+def run_rows(results: dict[str, dict[str, Any]], cpu: str, load: str) -> list[str]:
+    """This run's rows of the table of runs: one per model, unbatched figures and ratios."""
+    rows = []
+    for model, result in results.items():
+        inproc, rest, grpc = (
+            (result["points"][peer][8]["rps"], result["points"][peer][32]["rps"])
+            for peer in ("in-process", "timonel REST", "timonel gRPC")
+        )
+        rows.append(
+            f"| {time.strftime('%Y-%m-%d')} | {cpu} | {cpus_sized_for(result)} | {load} "
+            f"| {model} | {inproc[0]:.0f}, {inproc[1]:.0f} | {rest[0]:.0f}, {rest[1]:.0f} "
+            f"| {grpc[0]:.0f}, {grpc[1]:.0f} "
+            f"| {rest[1] / inproc[1]:.2f}, {grpc[1] / inproc[1]:.2f} "
+            f"| {rest[1] / rest[0]:.2f}, {grpc[1] / grpc[0]:.2f} |"
+        )
+    return rows
+
+
+def runs_table(text: str, rows: list[str]) -> str:
+    """The table of runs in ``text`` (the README) with ``rows`` added after the earlier runs."""
+    earlier = ""
+    if RUNS_BEGIN in text and RUNS_END in text:
+        earlier = text[text.index(RUNS_BEGIN) + len(RUNS_BEGIN) : text.index(RUNS_END)]
+    header = RUNS_HEADER.splitlines()
+    lines = [line for line in earlier.splitlines() if line.startswith("| ") and line not in header]
+    return "\n".join([RUNS_BEGIN, RUNS_HEADER.rstrip("\n"), *lines, *rows, RUNS_END])
+
+
+def write_readme(results: dict[str, dict[str, Any]], about: str, cpu: str, load: str) -> None:
     section = "\n".join(
         [
             BEGIN,
@@ -482,6 +554,15 @@ def write_readme(results: dict[str, dict[str, Any]], about: str) -> None:
             "",
             f"Machine: {about}. Run: {time.strftime('%Y-%m-%d')}.",
             "",
+            "Runs so far, on each machine the benchmark ran on: unbatched req/s at 8 and 32 "
+            "clients (calls/s for the in-process limit), the server's CPU count as it sized its "
+            "threads (`timonel.server.sizing`: affinity mask and cgroup quota), and the "
+            "machine's 1-minute load average before and after the run (other work shares the "
+            "cores, so compare ratios within a row). Goals: at least 0.7 of the in-process "
+            "limit at 32, and 32 clients never below 8.",
+            "",
+            "RUNS_TABLE",
+            "",
             "![throughput and p99 latency](serve.png)",
             "",
             tables(results),
@@ -494,6 +575,7 @@ def write_readme(results: dict[str, dict[str, Any]], about: str) -> None:
         if README.exists()
         else "# Benchmarks\n\nEach benchmark compares against a peer measured in the same run.\n"
     )
+    section = section.replace("RUNS_TABLE", runs_table(text, run_rows(results, cpu, load)))
     if BEGIN in text and END in text:
         text = text[: text.index(BEGIN)] + section + text[text.index(END) + len(END) :]
     else:
@@ -508,20 +590,24 @@ def main() -> None:
     load_before = os.getloadavg()[0]
     about = machine()
     print(f"machine: {about}", flush=True)
+    print(f"CPU model: {cpu_model()}", flush=True)
     results: dict[str, dict[str, Any]] = {}
     with tempfile.TemporaryDirectory(prefix="timonel-bench-") as tmp:
         work = Path(tmp)
         subprocess.run([sys.executable, str(PARTS / "models.py"), str(work)], check=True, env=ENV)
         for model in MODELS:
             results[model] = measure(model, work)
+    load_after = os.getloadavg()[0]
     about += (
         f"; 1-minute load average {load_before:.1f} before the run and "
-        f"{os.getloadavg()[0]:.1f} after it (other work on the machine shares its cores)"
+        f"{load_after:.1f} after it (other work on the machine shares its cores)"
     )
     print()
+    for model, result in results.items():
+        print(f"{model} model: {result['sized']}")
     print(tables(results))
     plot(results)
-    write_readme(results, about)
+    write_readme(results, about, cpu_model(), f"{load_before:.1f}, {load_after:.1f}")
     print(f"wrote {README.relative_to(BENCH.parent)} and {PLOT.relative_to(BENCH.parent)}")
 
 
