@@ -44,10 +44,12 @@ _FLAGS: dict[str, str] = {
     "max_num_load_retries": "Retries of a failed version load.",
     "load_retry_interval_micros": "Wait between load retries.",
     "rest_api_max_body_bytes": "Largest REST request body; larger bodies get 413.",
-    "tensorflow_intra_op_parallelism": "Threads inside one op (0: TensorFlow's choice).",
+    "tensorflow_intra_op_parallelism": (
+        "Threads inside one op (0: one per CPU the process may use, cgroup quota included)."
+    ),
     "tensorflow_inter_op_parallelism": (
-        "Ops run in parallel (0: TensorFlow's choice; -1: every call in the request's own "
-        "thread, where timeouts cannot stop it)."
+        "Ops run in parallel, and model calls at once (0: one per CPU the process may use; "
+        "-1: every call in the request's own thread, where timeouts cannot stop it)."
     ),
     "grpc_socket_path": "Also serve gRPC on this Unix socket (relative or absolute path).",
     "grpc_channel_arguments": (
@@ -61,7 +63,7 @@ _FLAGS: dict[str, str] = {
     ),
     "saved_model_tags": "Comma-separated tags of the MetaGraph to load.",
     "tensorflow_session_config_file": "Text ConfigProto for the sessions (flags override it).",
-    "tensorflow_session_parallelism": "Intra- and inter-op threads when neither is set.",
+    "tensorflow_session_parallelism": "Intra- and inter-op threads when neither is set (0: auto).",
     "per_process_gpu_memory_fraction": "Fraction of GPU memory each session may take (0: TF's).",
     "ssl_config_file": "Text SSLConfig: serve gRPC over TLS.",
     "platform_config_file": (
