@@ -23,6 +23,14 @@ ISVC_LABEL = "serving.kserve.io/inferenceservice"
 REVISION_LABEL = "serving.knative.dev/revision"
 MODEL_FORMAT = "tensorflow"
 
+
+def predictor_service_name(isvc: str, predictor: str | None = None) -> str:
+    """KServe's ``PredictorServiceName``: the predictor's Knative Service, or in Standard mode its
+    Deployment and Service, ``<isvc>-predictor`` or, for a named predictor (a canary, or a stable
+    predictor that took a promoted canary's name), ``<isvc>-<name>-predictor``."""
+    return f"{isvc}-{predictor}-predictor" if predictor else f"{isvc}-predictor"
+
+
 # --- annotations --------------------------------------------------------------------------------
 DEPLOYMENT_MODE = "serving.kserve.io/deploymentMode"
 AUTOSCALER_CLASS = "serving.kserve.io/autoscalerClass"

@@ -19,6 +19,7 @@ from timonel.kserve.vocabulary import (
     KNATIVE_MIN_SCALE,
     STANDARD,
     STOP,
+    predictor_service_name,
     resolve_mode,
 )
 
@@ -192,7 +193,7 @@ def _standard_traffic(isvc: dict[str, Any]) -> tuple[TrafficTarget, ...]:
     stable = isvc.get("spec", {}).get("predictor", {}).get("name")
     canaries = [
         TrafficTarget(
-            revision=f"{name}-{c['name']}-predictor",
+            revision=predictor_service_name(name, c["name"]),
             percent=int(c.get("trafficPercent") or 0) if c.get("ready") else 0,
             latest=True,
             tag=c["name"],
@@ -200,8 +201,7 @@ def _standard_traffic(isvc: dict[str, Any]) -> tuple[TrafficTarget, ...]:
         for c in isvc.get("status", {}).get("canaryStatuses") or []
     ]
     stable_target = TrafficTarget(
-        # KServe's PredictorServiceName: a promoted canary's name names the stable Deployment.
-        revision=f"{name}-{stable}-predictor" if stable else f"{name}-predictor",
+        revision=predictor_service_name(name, stable),
         percent=100 - sum(c.percent for c in canaries),
         latest=not canaries,
         tag=stable,

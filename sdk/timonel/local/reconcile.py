@@ -62,6 +62,9 @@ from timonel.kserve.vocabulary import (
     TAG_ROUTING,
     resolve_mode,
 )
+from timonel.kserve.vocabulary import (
+    predictor_service_name as predictor_service_name,  # re-exported for the Knative modules
+)
 from timonel.kube.status import revision_metadata
 from timonel.local.conditions import FALSE, TRUE, UNKNOWN, ConditionManager, ConditionSet
 from timonel.local.runtimes import Chosen, NoRuntime
@@ -166,10 +169,6 @@ def deployment_mode(isvc: Mapping[str, Any], default: str = "Knative") -> str:
     """``Knative`` or ``Standard`` from the annotation; unknown values fall back to the default."""
     value = (isvc.get("metadata", {}).get("annotations") or {}).get(DEPLOYMENT_MODE)
     return resolve_mode(value) or default
-
-
-def predictor_service_name(isvc_name: str) -> str:
-    return f"{isvc_name}-predictor"
 
 
 def revision_name(isvc_name: str, number: int) -> str:

@@ -42,7 +42,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from timonel.kserve.vocabulary import AUTOSCALER_CLASS, STANDARD
+from timonel.kserve.vocabulary import AUTOSCALER_CLASS, STANDARD, predictor_service_name
 from timonel.kube.status import revision_metadata
 from timonel.local.conditions import FALSE, TRUE, UNKNOWN
 from timonel.local.pods import ISVC_LABEL, NODE_NAME, REPLICA_ANNOTATION, pod_spec, template_hash
@@ -97,11 +97,6 @@ class Rollout:
     replicas: dict[str, int]
 
 
-def predictor_name(isvc_name: str, name: str | None = None) -> str:
-    """KServe's ``PredictorServiceName``: ``<isvc>-predictor`` or ``<isvc>-<name>-predictor``."""
-    return f"{isvc_name}-{name}-predictor" if name else f"{isvc_name}-predictor"
-
-
 def app_label(deployment: str) -> str:
     """KServe's ``GetRawServiceLabel``: the ``app`` label of a Deployment's pods."""
     return f"isvc.{deployment}"
@@ -127,7 +122,9 @@ def predictors(isvc: Mapping[str, Any]) -> tuple[Predictor, ...]:
             merged.pop(key, None)
         merged["minReplicas"] = replicas
         canary = str(overrides.get("name") or "")
-        canaries.append(Predictor(predictor_name(name, canary), merged, replicas, canary, percent))
+        canaries.append(
+            Predictor(predictor_service_name(name, canary), merged, replicas, canary, percent)
+        )
     ready = {
         str(c.get("name")) for c in (isvc.get("status") or {}).get("canaryStatuses") or []
         if c.get("ready")
@@ -141,7 +138,7 @@ def predictors(isvc: Mapping[str, Any]) -> tuple[Predictor, ...]:
         replicas = minimum
     else:
         replicas = max(minimum or 1, 1)
-    stable_name = predictor_name(name, stable.get("name"))
+    stable_name = predictor_service_name(name, stable.get("name"))
     return (Predictor(stable_name, dict(stable), replicas), *canaries)
 
 

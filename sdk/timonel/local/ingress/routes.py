@@ -32,11 +32,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from timonel.errors import SpecError
-from timonel.kserve.vocabulary import SCALE_DOWN_DELAY
+from timonel.kserve.vocabulary import SCALE_DOWN_DELAY, predictor_service_name
 from timonel.kube.records import MIRROR_PERCENT, MIRROR_REVISION
-from timonel.local.reconcile import DEFAULT_DOMAIN, deployment_mode, predictor_service_name
+from timonel.local.reconcile import DEFAULT_DOMAIN, deployment_mode
 from timonel.local.revisions import RevisionKey
-from timonel.local.standard import predictor_host, predictor_name
+from timonel.local.standard import predictor_host
 
 #: Knative's annotation keeping the last pod of a revision after it was scaled to zero.
 RETENTION_PERIOD = "autoscaling.knative.dev/scale-to-zero-pod-retention-period"
@@ -208,11 +208,11 @@ def _standard_targets(isvc: Mapping[str, Any], namespace: str, name: str) -> lis
         if canary_name not in ready:
             continue
         percent = int(canary.get("trafficPercent") or 0)
-        backend = RevisionKey(namespace, name, predictor_name(name, canary_name))
+        backend = RevisionKey(namespace, name, predictor_service_name(name, canary_name))
         targets.append(Target(backend, percent))
     stable = max(0, 100 - sum(target.percent for target in targets))
     stable_name = (isvc.get("spec") or {}).get("predictor", {}).get("name")
-    stable_backend = RevisionKey(namespace, name, predictor_name(name, stable_name))
+    stable_backend = RevisionKey(namespace, name, predictor_service_name(name, stable_name))
     return [Target(stable_backend, stable), *targets]
 
 
