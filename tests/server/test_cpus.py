@@ -56,39 +56,45 @@ def test_the_quota_rounded_up_caps_the_affinity_mask(
     assert cpus_allowed(affinity, quota) == cpus
 
 
-def test_a_container_sees_its_own_cgroup_v2_quota(tmp_path: Path) -> None:
-    """GKE with limits.cpu: 2 — a private cgroup namespace, the pod's limit at the root."""
-    root = machine(tmp_path, "0::/\n", V2_MOUNT, {"sys/fs/cgroup/cpu.max": "200000 100000\n"})
-    assert cgroup_cpu_limit(root) == 2.0
-
-
-def test_a_parent_cgroups_smaller_quota_wins(tmp_path: Path) -> None:
-    root = machine(
-        tmp_path,
-        "0::/kubepods/pod1/ctr\n",
-        V2_MOUNT,
-        {
-            "sys/fs/cgroup/kubepods/cpu.max": "max 100000\n",
-            "sys/fs/cgroup/kubepods/pod1/cpu.max": "100000 100000\n",
-            "sys/fs/cgroup/kubepods/pod1/ctr/cpu.max": "400000 100000\n",
-        },
-    )
-    assert cgroup_cpu_limit(root) == 1.0
-
-
-def test_a_hybrid_host_reads_the_v1_cpu_controller_of_the_processs_cgroup(tmp_path: Path) -> None:
-    root = machine(
-        tmp_path,
-        "4:memory:/job\n3:cpu,cpuacct:/job\n0::/job\n",
-        HYBRID_MOUNTS,
-        {
-            "sys/fs/cgroup/cpu,cpuacct/cpu.cfs_quota_us": "-1\n",
-            "sys/fs/cgroup/cpu,cpuacct/cpu.cfs_period_us": "100000\n",
-            "sys/fs/cgroup/cpu,cpuacct/job/cpu.cfs_quota_us": "300000\n",
-            "sys/fs/cgroup/cpu,cpuacct/job/cpu.cfs_period_us": "100000\n",
-        },
-    )
-    assert cgroup_cpu_limit(root) == 3.0
+@pytest.mark.parametrize(
+    ("cgroup", "mounts", "files", "limit"),
+    [
+        pytest.param(
+            "0::/\n",
+            V2_MOUNT,
+            {"sys/fs/cgroup/cpu.max": "200000 100000\n"},
+            2.0,
+            id="a GKE container with limits.cpu 2: its own cgroup namespace, the limit at the root",
+        ),
+        pytest.param(
+            "0::/kubepods/pod1/ctr\n",
+            V2_MOUNT,
+            {
+                "sys/fs/cgroup/kubepods/cpu.max": "max 100000\n",
+                "sys/fs/cgroup/kubepods/pod1/cpu.max": "100000 100000\n",
+                "sys/fs/cgroup/kubepods/pod1/ctr/cpu.max": "400000 100000\n",
+            },
+            1.0,
+            id="a parent cgroup's smaller quota wins",
+        ),
+        pytest.param(
+            "4:memory:/job\n3:cpu,cpuacct:/job\n0::/job\n",
+            HYBRID_MOUNTS,
+            {
+                "sys/fs/cgroup/cpu,cpuacct/cpu.cfs_quota_us": "-1\n",
+                "sys/fs/cgroup/cpu,cpuacct/cpu.cfs_period_us": "100000\n",
+                "sys/fs/cgroup/cpu,cpuacct/job/cpu.cfs_quota_us": "300000\n",
+                "sys/fs/cgroup/cpu,cpuacct/job/cpu.cfs_period_us": "100000\n",
+            },
+            3.0,
+            id="a hybrid host: the v1 cpu controller of the process's own cgroup",
+        ),
+    ],
+)
+def test_the_quota_is_read_from_the_processs_cgroups(
+    tmp_path: Path, cgroup: str, mounts: str, files: dict[str, str], limit: float
+) -> None:
+    assert cgroup_cpu_limit(machine(tmp_path, cgroup, mounts, files)) == limit
 
 
 def test_no_quota_and_no_proc_mean_no_limit(tmp_path: Path) -> None:
