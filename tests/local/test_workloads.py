@@ -121,6 +121,15 @@ def test_deploy_makes_a_deployment_replicaset_pods_and_a_service_as_kserve_does(
     assert status["observedGeneration"] == 1  # the Deployment's, as KServe copies it
     assert condition(deployed, "PredictorReady")["reason"] == "NewReplicaSetAvailable"
     assert "canaryStatuses" not in status
+    # KServe judges the model Loaded from the Ready it wrote before: one reconcile later.
+    loaded = wait_for(
+        api, name, lambda i: i["status"]["modelStatus"]["transitionStatus"] == "UpToDate"
+    )
+    assert loaded["status"]["modelStatus"]["states"] == {
+        "activeModelState": "Loaded",
+        "targetModelState": "Loaded",
+    }
+    assert loaded["status"]["modelStatus"]["copies"] == {"failedCopies": 0, "totalCopies": 2}
 
     deployment = apps.read_namespaced_deployment(f"{name}-predictor", NAMESPACE)
     assert deployment.spec.replicas == 2
@@ -315,5 +324,38 @@ def test_replicas_past_the_machine_limit_stay_unschedulable_and_a_deleted_pod_co
             break
         assert time.monotonic() < deadline, [(p.metadata.name, p.status.phase) for p in pods]
         time.sleep(0.05)
+    api.delete_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL, name)
+    gone(local_controller, name)
+
+
+def test_the_stop_annotation_deletes_the_workload_and_removing_it_brings_it_back(
+    api: client.CustomObjectsApi,
+    apps: client.AppsV1Api,
+    local_controller: Controller,
+    repo: Path,
+) -> None:
+    name = "rawstop"
+    body = standard(name, str(repo / "half" / "v1"))
+    api.create_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL, body)
+    wait_for(api, name, ready)
+
+    def deployments() -> list[str]:
+        found = apps.list_namespaced_deployment(
+            NAMESPACE, label_selector=f"serving.kserve.io/inferenceservice={name}"
+        ).items
+        return [d.metadata.name for d in found]
+
+    stop = {"metadata": {"annotations": {"serving.kserve.io/stop": "true"}}}
+    api.patch_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL, name, stop)
+    stopped = wait_for(api, name, lambda i: condition(i, "Stopped").get("status") == "True")
+    assert stopped["status"]["deploymentMode"] == "Standard"
+    assert condition(stopped, "PredictorReady")["status"] == "False"
+    wait_for(api, name, lambda i: not deployments())
+    gone(local_controller, name)
+
+    resume = {"metadata": {"annotations": {"serving.kserve.io/stop": None}}}
+    api.patch_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL, name, resume)
+    wait_for(api, name, ready)
+    assert deployments() == [f"{name}-predictor"]
     api.delete_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL, name)
     gone(local_controller, name)
