@@ -359,3 +359,49 @@ def test_the_stop_annotation_deletes_the_workload_and_removing_it_brings_it_back
     assert deployments() == [f"{name}-predictor"]
     api.delete_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL, name)
     gone(local_controller, name)
+
+
+def switched_within(ingress: str, host: str, name: str, version: int) -> float:
+    """Seconds from now until the ingress answers only with ``version`` (20 answers in a row),
+    counted to the first answer of that run; bounded at 10 s."""
+    start = time.monotonic()
+    streak_began, streak = start, 0
+    with httpx.Client(timeout=30) as session:
+        while streak < 20:
+            sent = time.monotonic()
+            assert sent - start < 10, f"{name} still answers with other versions after 10 s"
+            reply = session.post(
+                f"{ingress}/v1/models/{name}:predict",
+                json={"instances": [1.0]},
+                headers={"Host": host},
+            )
+            if int(reply.json()["predictions"][0]) != version:
+                streak = 0
+            elif streak == 0:
+                streak_began, streak = sent, 1
+            else:
+                streak += 1
+    return streak_began - start
+
+
+def test_rollback_and_promote_move_the_standard_split_within_a_second(
+    api: client.CustomObjectsApi,
+    local_controller: Controller,
+    ingress: str,
+    cluster: Cluster,
+    repo: Path,
+) -> None:
+    name = "rawswitch"
+    host = f"{name}-default.example.com"
+    api.create_namespaced_custom_object(
+        GROUP, VERSION, NAMESPACE, PLURAL, standard(name, str(repo / "half" / "v1"))
+    )
+    wait_for(api, name, ready)
+    timonel.canary(name, str(repo / "half" / "v2"), 50, cluster=cluster, timeout=60)
+    timonel.rollback(name, cluster=cluster, wait=False)
+    assert switched_within(ingress, host, name, 1) < 1.0
+    timonel.canary(name, str(repo / "half" / "v2"), 50, cluster=cluster, timeout=60)
+    timonel.promote(name, cluster=cluster, wait=False)
+    assert switched_within(ingress, host, name, 2) < 1.0
+    api.delete_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL, name)
+    gone(local_controller, name)
