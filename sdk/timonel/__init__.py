@@ -26,6 +26,7 @@ _EXPORTS: dict[str, str] = {
     "Cluster": "timonel.kube.client",
     "ClusterUnreachable": "timonel.errors",
     "Endpoint": "timonel.kube.endpoints",
+    "EvidenceUnreachable": "timonel.errors",
     "LogLine": "timonel.kube.logs",
     "LogStream": "timonel.kube.logs",
     "Manifest": "timonel.releases.manifest",
@@ -127,6 +128,7 @@ if _TYPE_CHECKING:  # what type checkers and IDEs see; mirrors _EXPORTS
     from timonel.errors import (
         ApiError,
         ClusterUnreachable,
+        EvidenceUnreachable,
         ModelError,
         ReleaseError,
         RolloutFailed,

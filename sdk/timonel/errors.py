@@ -10,6 +10,8 @@
     ├── ClusterUnreachable no Kubernetes API to talk to: a kubeconfig that cannot be loaded, or a
     │                      server that cannot be reached (refused, DNS, TLS, cut mid-call)
     ├── WaitTimeout        a resource did not become ready in time (carries the last conditions)
+    ├── EvidenceUnreachable a rollout's evidence (Prometheus, the ingress's mirror records)
+    │                      cannot be read
     └── RolloutFailed      a rollout stopped and rolled back
 
 Third-party errors (kubernetes, fsspec, grpc, TensorFlow) become one of these at the edge that calls
@@ -118,6 +120,11 @@ class WaitTimeout(TimonelError):
         self.conditions = conditions or []
 
 
+class EvidenceUnreachable(TimonelError):
+    """A source of a rollout's evidence (Prometheus, the ingress's mirror records) cannot be
+    reached, or does not answer as that service does: the gates cannot judge without it."""
+
+
 class RolloutFailed(TimonelError):
     """A progressive rollout measured a regression and rolled back."""
 
@@ -125,6 +132,7 @@ class RolloutFailed(TimonelError):
 __all__ = [
     "ApiError",
     "ClusterUnreachable",
+    "EvidenceUnreachable",
     "ModelError",
     "ReleaseError",
     "RolloutFailed",

@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from rollouts.fakeclock import FakeClock
-from timonel.errors import SpecError
+from timonel.errors import EvidenceUnreachable, SpecError
 from timonel.local.ingress.mirror import MirrorCount
 from timonel.rollouts.gates import Verdict, judge
 from timonel.rollouts.mirror import MirrorSource
@@ -101,4 +101,13 @@ def test_a_gateway_without_mirror_records_is_refused(clock: FakeClock) -> None:
         GATEWAY, transport=httpx.MockTransport(lambda _: httpx.Response(404, text="not found"))
     )
     with pytest.raises(SpecError, match=r"keeps no mirror records .* roll out with no --shadow"):
+        mirror.gather(SHADOW, clock.now(), clock.now() + 1, clock)
+
+
+def test_an_unreachable_gateway_is_a_refusal(clock: FakeClock) -> None:
+    def refuse(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("connection refused", request=request)
+
+    mirror = MirrorSource(GATEWAY, transport=httpx.MockTransport(refuse))
+    with pytest.raises(EvidenceUnreachable, match="cannot read the mirror records at"):
         mirror.gather(SHADOW, clock.now(), clock.now() + 1, clock)

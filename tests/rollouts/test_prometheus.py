@@ -17,16 +17,18 @@ import pytest
 import yaml
 from local.standin_server import ERRORS, GOOD, Behaviour
 
+from rollouts.fakeclock import FakeClock
 from rollouts.localrollouts import LocalCluster
 from rollouts.toyrevisions import probe_bodies
-from timonel.errors import SpecError
+from timonel import cli
+from timonel.errors import EvidenceUnreachable, SpecError
 from timonel.kube.rollout import canary
 from timonel.rollouts.driver import pair_of
 from timonel.rollouts.gates import judge
 from timonel.rollouts.plan import Gates
 from timonel.rollouts.probes import ProbeSource
 from timonel.rollouts.prometheus import PrometheusSource
-from timonel.rollouts.sources import Pair, SystemClock
+from timonel.rollouts.sources import Endpoint, Pair, SystemClock
 
 pytestmark = pytest.mark.slow
 SCRAPE_SECONDS = 0.5
@@ -143,3 +145,21 @@ def test_prometheus_reaches_the_decisions_of_the_probes(
 def test_queries_must_cover_requests_errors_and_latency() -> None:
     with pytest.raises(SpecError, match="lack errors, latency"):
         PrometheusSource("http://127.0.0.1:9090", queries={"requests": "up"}).queries  # noqa: B018
+
+
+def test_an_unreachable_prometheus_is_a_refusal(clock: FakeClock) -> None:
+    def refuse(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("connection refused", request=request)
+
+    source = PrometheusSource("http://127.0.0.1:9", transport=httpx.MockTransport(refuse))
+    pair = Pair(
+        "m",
+        Endpoint("m-predictor-00001", "http://127.0.0.1:8080"),
+        Endpoint("m-predictor-00002", "http://127.0.0.1:8080"),
+        "default",
+    )
+    with pytest.raises(
+        EvidenceUnreachable, match=r"cannot query Prometheus at http://127\.0\.0\.1:9"
+    ):
+        source.gather(pair, clock.now(), clock.now() + 1, clock)
+    assert cli.exit_code(EvidenceUnreachable("")) == cli.EXIT_REFUSED

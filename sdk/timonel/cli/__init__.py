@@ -23,6 +23,7 @@ from timonel.cli.tensorflow_logs import quiet_tensorflow_start_up
 from timonel.errors import (
     ApiError,
     ClusterUnreachable,
+    EvidenceUnreachable,
     ModelError,
     ReleaseError,
     RolloutFailed,
@@ -64,8 +65,9 @@ EXIT_CODES: tuple[ExitCode, ...] = (
     ExitCode(EXIT_ROLLED_BACK, "a rollout measured a regression and rolled back", (RolloutFailed,)),
     ExitCode(
         EXIT_REFUSED,
-        "the cluster, the model server or the bucket refused the call or cannot be reached",
-        (ApiError, ClusterUnreachable, ServingError, StorageError),
+        "the cluster, the model server, the bucket or a rollout's evidence source refused the "
+        "call or cannot be reached",
+        (ApiError, ClusterUnreachable, EvidenceUnreachable, ServingError, StorageError),
     ),
     ExitCode(EXIT_TIMED_OUT, "a wait timed out", (WaitTimeout,)),
 )

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from timonel.errors import SpecError, TimonelError
+from timonel.errors import ClusterUnreachable, SpecError, WaitTimeout
 from timonel.local.home import Home
 
 #: How long ``up`` waits for the daemon to serve, and ``down`` for it to exit.
@@ -173,8 +173,8 @@ def up(
 
     ``api_port``/``ingress_port`` None reuse the ports of the last start (any free API port the
     first time). Raises SpecError for a port out of range (the API port may be 0: any free port)
-    or when a running cluster uses other ports, TimonelError when the daemon does not come up
-    (with the end of its log).
+    or when a running cluster uses other ports, ClusterUnreachable when the daemon exits and
+    WaitTimeout when it does not answer in time (both with the end of its log).
     """
     _check_port("api_port", api_port)
     _check_port("ingress_port", ingress_port)
@@ -207,7 +207,7 @@ def up(
     deadline = time.monotonic() + timeout
     while True:
         if process.poll() is not None:
-            raise TimonelError(
+            raise ClusterUnreachable(
                 f"the local cluster did not start (exit code {process.returncode}); the end of "
                 f"{home.log}:\n{_log_tail(home)}"
             )
@@ -216,7 +216,7 @@ def up(
             break
         if time.monotonic() > deadline:
             process.terminate()
-            raise TimonelError(
+            raise WaitTimeout(
                 f"the local cluster did not answer within {timeout:.0f}s; see {home.log}:\n"
                 f"{_log_tail(home)}"
             )

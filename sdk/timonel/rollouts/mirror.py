@@ -34,7 +34,7 @@ from typing import Any
 
 import httpx
 
-from timonel.errors import SpecError, TimonelError
+from timonel.errors import EvidenceUnreachable, SpecError
 from timonel.local.ingress.mirror import MirrorCount
 from timonel.rollouts.evidence import Agreement, RevisionEvidence, WindowEvidence
 from timonel.rollouts.sources import Clock, Pair, wait_until
@@ -58,7 +58,7 @@ class MirrorSource:
             with httpx.Client(timeout=self.timeout, transport=self.transport) as client:
                 response = client.get(url)
         except httpx.HTTPError as exc:
-            raise TimonelError(
+            raise EvidenceUnreachable(
                 f"cannot read the mirror records at {url} ({exc}); check --gateway and that "
                 "`timonel local` is up"
             ) from exc
@@ -74,7 +74,7 @@ class MirrorSource:
             items: list[dict[str, Any]] = response.json()
             return [MirrorCount(**item) for item in items]
         except (httpx.HTTPError, ValueError, TypeError) as exc:
-            raise TimonelError(
+            raise EvidenceUnreachable(
                 f"the mirror records at {url} are not what timonel local's ingress serves "
                 f"({exc}); is --gateway that ingress?"
             ) from exc

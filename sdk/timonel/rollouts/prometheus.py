@@ -23,7 +23,7 @@ from typing import Any
 
 import httpx
 
-from timonel.errors import SpecError, TimonelError
+from timonel.errors import EvidenceUnreachable, SpecError
 from timonel.rollouts.evidence import RevisionEvidence, WindowEvidence
 from timonel.rollouts.sources import Clock, Pair, wait_until
 
@@ -79,7 +79,7 @@ class PrometheusSource:
             response = client.get("/api/v1/query", params={"query": promql, "time": f"{at:.3f}"})
             body: dict[str, Any] = response.json()
         except (httpx.HTTPError, ValueError) as exc:
-            raise TimonelError(
+            raise EvidenceUnreachable(
                 f"cannot query Prometheus at {self.url} ({exc}); check --prometheus-url and that "
                 "Prometheus answers on /api/v1/query"
             ) from exc
