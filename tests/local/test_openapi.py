@@ -16,6 +16,7 @@ def test_the_root_points_at_each_group_versions_document() -> None:
         "api/v1",
         "apis/apps/v1",
         "apis/authorization.k8s.io/v1",
+        "apis/serving.knative.dev/v1",
         "apis/serving.kserve.io/v1alpha1",
         "apis/serving.kserve.io/v1beta1",
     ]
