@@ -26,7 +26,7 @@ from . import test_api_kserve, test_controller, test_pods
 from .kubeapi import GROUP, PLURAL, VERSION
 from .test_api_kserve import isvc_model
 from .test_api_kubectl import kubectl
-from .test_controller import condition, get, manifest, wait_for
+from .test_controller import condition, get, manifest, served, update, wait_for
 
 NAMESPACE = "default"
 
@@ -403,5 +403,42 @@ def test_rollback_and_promote_move_the_standard_split_within_a_second(
     timonel.canary(name, str(repo / "half" / "v2"), 50, cluster=cluster, timeout=60)
     timonel.promote(name, cluster=cluster, wait=False)
     assert switched_within(ingress, host, name, 2) < 1.0
+    api.delete_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL, name)
+    gone(local_controller, name)
+
+
+def test_a_new_model_without_a_canary_is_a_rolling_update_of_the_deployment(
+    api: client.CustomObjectsApi,
+    apps: client.AppsV1Api,
+    local_controller: Controller,
+    ingress: str,
+    repo: Path,
+) -> None:
+    name = "rawroll"
+    host = f"{name}-default.example.com"
+    api.create_namespaced_custom_object(
+        GROUP, VERSION, NAMESPACE, PLURAL, standard(name, str(repo / "half" / "v1"))
+    )
+    wait_for(api, name, ready)
+    change = update(
+        api,
+        name,
+        lambda i: i["spec"]["predictor"]["model"].update(storageUri=str(repo / "half" / "v2")),
+    )
+    # Timonel's wait (as KServe's status allows) ends once the Deployment has seen the change
+    # and is Available, which the old pod keeps it during the rolling update...
+    seen = wait_for(api, name, served(change))
+    assert seen["status"]["observedGeneration"] == 2  # the Deployment's second generation
+    # ...and the rollout is over once PredictorReady has the Deployment's NewReplicaSetAvailable.
+    wait_for(
+        api,
+        name,
+        lambda i: condition(i, "PredictorReady").get("reason") == "NewReplicaSetAvailable",
+    )
+    assert set(answers(ingress, host, name, 10)) == {2}
+    replica_sets = apps.list_namespaced_replica_set(
+        NAMESPACE, label_selector=f"app=isvc.{name}-predictor"
+    ).items
+    assert sorted(rs.spec.replicas for rs in replica_sets) == [0, 1]  # the old one kept at 0
     api.delete_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL, name)
     gone(local_controller, name)
