@@ -39,6 +39,9 @@ GKE_ACCELERATOR = "serving.kserve.io/gke-accelerator"
 GPU_RESOURCE_TYPES = "serving.kserve.io/gpu-resource-types"
 #: ``"true"`` stops the InferenceService: KServe deletes its workload and keeps its spec.
 STOP = "serving.kserve.io/stop"
+#: The storage URI KServe's controller puts on the workload's pod template, from which its pod
+#: webhook adds the storage initializer (``StorageInitializerSourceUriInternalAnnotationKey``).
+STORAGE_INITIALIZER_SOURCE_URI = "internal.serving.kserve.io/storage-initializer-sourceuri"
 KNATIVE_CLASS = "autoscaling.knative.dev/class"
 KNATIVE_MIN_SCALE = "autoscaling.knative.dev/min-scale"
 KNATIVE_MAX_SCALE = "autoscaling.knative.dev/max-scale"

@@ -19,6 +19,7 @@ from timonel.kserve.vocabulary import (
     KNATIVE_MIN_SCALE,
     STANDARD,
     STOP,
+    STORAGE_INITIALIZER_SOURCE_URI,
     predictor_service_name,
     resolve_mode,
 )
@@ -91,7 +92,7 @@ NOT_PASSED_ON = frozenset(
     {
         KNATIVE_MIN_SCALE,
         KNATIVE_MAX_SCALE,
-        "internal.serving.kserve.io/storage-initializer-sourceuri",
+        STORAGE_INITIALIZER_SOURCE_URI,
         "kubectl.kubernetes.io/last-applied-configuration",
         "modelFormat",  # the defaulter writes it
     }

@@ -35,6 +35,7 @@ from timonel.kserve.vocabulary import (
     KNATIVE_MIN_SCALE,
     KNATIVE_TARGET,
     KPA_CLASS,
+    STORAGE_INITIALIZER_SOURCE_URI,
 )
 from timonel.kube.resources import INFERENCE_SERVICE, KNATIVE_REVISION, KNATIVE_SERVICE, Kind
 from timonel.kube.status import MOVED_TO_KNATIVE_SERVICE, revision_metadata
@@ -53,8 +54,6 @@ WRITER = "timonel-local-controller"
 
 #: Who Knative's webhook records as creator and last modifier: KServe's controller.
 _KSERVE = "system:serviceaccount:kserve:kserve-controller-manager"
-#: KServe's source-URI annotation, which its pod webhook turns into the storage initializer.
-_SOURCE_URI = "internal.serving.kserve.io/storage-initializer-sourceuri"
 #: Knative's defaults for a revision template (``revision_defaults.go``).
 _TIMEOUT_SECONDS = 300
 
@@ -104,7 +103,7 @@ def template_metadata(isvc: Mapping[str, Any], predictor: Mapping[str, Any]) -> 
         annotations[KNATIVE_MAX_SCALE] = str(int(predictor["maxReplicas"]))
     uri = storage_uri(predictor)
     if uri:
-        annotations[_SOURCE_URI] = uri
+        annotations[STORAGE_INITIALIZER_SOURCE_URI] = uri
     return {"labels": labels, "annotations": annotations}
 
 

@@ -42,7 +42,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from timonel.kserve.vocabulary import AUTOSCALER_CLASS, STANDARD, predictor_service_name
+from timonel.kserve.vocabulary import (
+    AUTOSCALER_CLASS,
+    STANDARD,
+    STORAGE_INITIALIZER_SOURCE_URI,
+    predictor_service_name,
+)
 from timonel.kube.status import revision_metadata
 from timonel.local.conditions import FALSE, TRUE, UNKNOWN
 from timonel.local.pods import ISVC_LABEL, NODE_NAME, REPLICA_ANNOTATION, pod_spec, template_hash
@@ -166,7 +171,7 @@ def _object_meta(isvc: Mapping[str, Any], predictor: Predictor) -> dict[str, Any
     annotations = {**passed_on["annotations"], **(predictor.spec.get("annotations") or {})}
     uri = storage_uri(predictor.spec)
     if uri:
-        annotations["internal.serving.kserve.io/storage-initializer-sourceuri"] = uri
+        annotations[STORAGE_INITIALIZER_SOURCE_URI] = uri
     return {
         "name": predictor.name,
         "namespace": metadata.get("namespace") or "default",
