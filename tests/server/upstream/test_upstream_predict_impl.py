@@ -1,14 +1,12 @@
 """TensorFlow Serving's ``servables/tensorflow/predict_impl_test.cc``, as Predict calls to
 ``timonel serve``.
 
-The server serves ``test_model``: half_plus_two at version 123, as upstream's fixture. Each
-request and expected answer is upstream's (responses compared as whole protos).
+The server serves ``test_model``: TensorFlow's half_plus_two at version 123, as upstream's
+fixture, and a second one the counter model (``saved_model_counter``). Each request and expected
+answer is upstream's (responses compared as whole protos).
 
-Not ported: ``PredictionWithNamedClassificationSignature`` (it needs ``classify_x2_to_y3``, a
-signature of TensorFlow's ``cc/saved_model/testdata/half_plus_two`` that TF Serving's own
-half_plus_two, built here, does not have), ``PredictionWithCustomizedSignatures`` (a model made of
-hand-written signatures over upstream's checked-in graph), ``ModelSpecOverride`` (a C++ entry
-point no request reaches) and ``ThreadPoolFactory`` (thread pools passed in through the C++ API).
+Not ported: ``ModelSpecOverride`` (a C++ entry point no request reaches) and
+``ThreadPoolFactory`` (thread pools passed in through the C++ API).
 """
 
 from __future__ import annotations
@@ -31,7 +29,9 @@ STRING_ANY = "{ dtype: DT_STRING tensor_shape { dim { size: 1 } } string_val: 'a
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    base = upstream_testdata.write_half_plus_two(tmp_path_factory.mktemp("model") / "hpt")
+    base = upstream_testdata.write_half_plus_two(
+        tmp_path_factory.mktemp("model") / "hpt", tensorflow_testdata=True
+    )
     with running(
         tmp_path_factory.mktemp("serve"), "--model_name=test_model", f"--model_base_path={base}"
     ) as process:
@@ -120,3 +120,52 @@ def test_prediction_with_named_regression_signature(server: ServerProcess) -> No
         "float_val: 4 } }",
         predict_pb2.PredictResponse(),
     )
+
+
+def test_prediction_with_named_classification_signature(server: ServerProcess) -> None:
+    code, response = predict(
+        server,
+        'model_spec { name: "test_model" version { value: 123 } signature_name: '
+        f'"classify_x2_to_y3" }} inputs {{ key: "inputs" value {FLOAT_2} }}',
+    )
+    assert code == grpc.StatusCode.OK
+    assert response == text_format.Parse(
+        'model_spec { name: "test_model" version { value: 123 } signature_name: '
+        '"classify_x2_to_y3" } outputs { key: "scores" value { dtype: DT_FLOAT tensor_shape {} '
+        "float_val: 4 } }",
+        predict_pb2.PredictResponse(),
+    )
+
+
+@pytest.fixture(scope="module")
+def counter_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    base = upstream_testdata.write_counter(tmp_path_factory.mktemp("model") / "counter")
+    with running(
+        tmp_path_factory.mktemp("serve"), "--model_name=test_model", f"--model_base_path={base}"
+    ) as process:
+        yield process
+
+
+def test_prediction_with_customized_signatures(counter_server: ServerProcess) -> None:
+    """get_counter, incr_counter, reset_counter, incr_counter (with an output filter) and
+    incr_counter_by(3), in upstream's order, each answering the counter after it."""
+    calls = [
+        ("get_counter", "", 0),
+        ("incr_counter", "", 1),
+        ("reset_counter", "", 0),
+        ("incr_counter", "output_filter: 'output'", 1),
+        ("incr_counter_by", "inputs { key: 'delta' value { dtype: DT_FLOAT float_val: 3 } }", 4),
+    ]
+    for signature, extra, value in calls:
+        spec = (
+            f'model_spec {{ name: "test_model" version {{ value: 123 }} '
+            f'signature_name: "{signature}" }}'
+        )
+        assert predict(counter_server, f"{spec} {extra}") == (
+            grpc.StatusCode.OK,
+            text_format.Parse(
+                f'{spec} outputs {{ key: "output" value {{ dtype: DT_FLOAT tensor_shape {{}} '
+                f"float_val: {value} }} }}",
+                predict_pb2.PredictResponse(),
+            ),
+        ), signature

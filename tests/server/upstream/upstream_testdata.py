@@ -7,6 +7,7 @@ TF2 twin, and half_plus_three (the same graph with b = 3), plus the config files
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 VERSION = "00000123"
 
@@ -20,8 +21,10 @@ def _feature_spec() -> dict[str, object]:
     }
 
 
-def write_half_plus_two(base: Path, *, b: float = 2.0) -> Path:
-    """``saved_model_half_plus_two_cpu`` (``b`` 3.0: ``saved_model_half_plus_three``)."""
+def write_half_plus_two(base: Path, *, b: float = 2.0, tensorflow_testdata: bool = False) -> Path:
+    """``saved_model_half_plus_two_cpu`` (``b`` 3.0: ``saved_model_half_plus_three``); with
+    ``tensorflow_testdata``, TensorFlow's own ``cc/saved_model/testdata/half_plus_two``, which
+    has a ``classify_x2_to_y3`` signature too."""
     import tensorflow.compat.v1 as tf
 
     export_dir = base / VERSION
@@ -72,6 +75,12 @@ def write_half_plus_two(base: Path, *, b: float = 2.0) -> Path:
                 {"x": info(x)}, {"y": info(y)}, consts.PREDICT_METHOD_NAME
             ),
         }
+        if tensorflow_testdata:
+            signatures["classify_x2_to_y3"] = build(
+                {consts.CLASSIFY_INPUTS: info(x2)},
+                {consts.CLASSIFY_OUTPUT_SCORES: info(y3)},
+                consts.CLASSIFY_METHOD_NAME,
+            )
         sess.run(tf.global_variables_initializer())
         builder = su.builder.SavedModelBuilder(str(export_dir))
         builder.add_meta_graph_and_variables(
@@ -131,6 +140,47 @@ def write_half_plus_two_tf2(base: Path) -> Path:
             "serving_default": model.predict,
         },
     )
+    return base
+
+
+def write_counter(base: Path) -> Path:
+    """``saved_model_counter``, as ``testdata/export_counter.py`` exports it: a counter variable
+    read, incremented, incremented by ``delta`` and reset by four predict signatures."""
+    import tensorflow.compat.v1 as tf
+
+    su = tf.saved_model
+    with tf.Graph().as_default(), tf.Session() as sess:
+        # a reference variable, as TF1 made it when upstream exported its model: the signature
+        # outputs are the counter's value, not a resource handle
+        counter = tf.Variable(0.0, dtype=tf.float32, name="counter", use_resource=False)
+        with tf.name_scope("incr_counter_op"):
+            incr_counter = counter.assign_add(1.0)
+        delta = tf.placeholder(dtype=tf.float32, name="delta")
+        with tf.name_scope("incr_counter_by_op"):
+            incr_counter_by = counter.assign_add(delta)
+        with tf.name_scope("reset_counter_op"):
+            reset_counter = counter.assign(0.0)
+        sess.run(tf.global_variables_initializer())
+
+        def signature(inputs: dict[str, Any], output: Any) -> Any:
+            return su.signature_def_utils.build_signature_def(
+                inputs={key: su.utils.build_tensor_info(t) for key, t in inputs.items()},
+                outputs={"output": su.utils.build_tensor_info(output)},
+                method_name=su.signature_constants.PREDICT_METHOD_NAME,
+            )
+
+        builder = su.builder.SavedModelBuilder(str(base / VERSION))
+        builder.add_meta_graph_and_variables(
+            sess,
+            [su.tag_constants.SERVING],
+            signature_def_map={
+                "get_counter": signature({}, counter),
+                "incr_counter": signature({}, incr_counter),
+                "incr_counter_by": signature({"delta": delta}, incr_counter_by),
+                "reset_counter": signature({}, reset_counter),
+            },
+        )
+        builder.save()
     return base
 
 
