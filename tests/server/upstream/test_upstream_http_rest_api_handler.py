@@ -7,16 +7,17 @@ code is read from the HTTP status TF Serving maps it to (``http_server.cc``, ``T
 and the message from the JSON ``error``. The server is set up as upstream's ``CreateServerCore``:
 half_plus_two at version 123 (``specific`` policy) with the label ``Version_Label`` on it.
 
-Not ported: ``kPathRegex`` (a check of the handler's regular expression, not of an answer) and
-``GetModelMetadata`` (it compares against ``saved_model_half_plus_two_2_versions_metadata.json``,
-which is not in this repository; metadata is checked against upstream's
-``half_plus_two_model_metadata.json`` in ``test_upstream_model_server.py``).
+``saved_model_half_plus_two_2_versions_metadata.json`` is upstream's file; the model it describes
+is TensorFlow's half_plus_two (with ``classify_x2_to_y3``), as built here.
+
+Not ported: ``kPathRegex`` (a check of the handler's regular expression, not of an answer).
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -33,6 +34,7 @@ MODEL = "saved_model_half_plus_two_2_versions"
 VERSION = 123
 LABEL = "Version_Label"
 MISSING_LABEL = "Version_Nonexistent"
+HERE = Path(__file__).parent
 HTTP_CODES = {400: "INVALID_ARGUMENT", 404: "NOT_FOUND", 412: "FAILED_PRECONDITION"}
 
 
@@ -41,7 +43,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     """Started without labels, then reloaded with them, as upstream: a label in the first
     config would name a version not loaded yet, which ServerCore refuses."""
     root = tmp_path_factory.mktemp("handler")
-    base = upstream_testdata.write_half_plus_two(root / "half_plus_two")
+    base = upstream_testdata.write_half_plus_two(root / "half_plus_two", tensorflow_testdata=True)
     config = model_server_config_pb2.ModelServerConfig()
     model = config.model_config_list.config.add(
         name=MODEL, base_path=str(base), model_platform="tensorflow"
@@ -207,3 +209,10 @@ def test_get_status(server: ServerProcess, path: str) -> None:
         },
     )
     _only_json_content_type(headers)
+
+
+def test_get_model_metadata(server: ServerProcess) -> None:
+    code, output, headers = process_request(server, "GET", f"/v1/models/{MODEL}/metadata")
+    assert (code, headers["content-type"]) == ("OK", "application/json")
+    expected = HERE / "saved_model_half_plus_two_2_versions_metadata.json"
+    assert output == json.loads(expected.read_text())
