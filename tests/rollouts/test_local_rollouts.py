@@ -85,11 +85,21 @@ def shadowed(
     return v2, result, clients
 
 
+@pytest.fixture(scope="module")
+def good_shadowed(
+    toy_cluster: LocalCluster, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[str, str, RolloutResult, LiveClients, Path]:
+    """A good release rolled out through the shadow phase while clients use the service: the
+    service's name, the release's URI, the result, the clients and the report's folder."""
+    name, folder = "good", tmp_path_factory.mktemp("good")
+    v2, result, clients = shadowed(toy_cluster, name, GOOD, folder)
+    return name, v2, result, clients, folder / "report"
+
+
 def test_a_good_release_is_promoted_through_the_shadow_phase_and_every_step(
-    toy_cluster: LocalCluster, tmp_path: Path
+    toy_cluster: LocalCluster, good_shadowed: tuple[str, str, RolloutResult, LiveClients, Path]
 ) -> None:
-    name = "good"
-    v2, result, clients = shadowed(toy_cluster, name, GOOD, tmp_path)
+    name, v2, result, clients, report = good_shadowed
     assert result.outcome == PROMOTED, result.reason
     assert [p.name for p in result.phases] == ["shadow", "step-20", "step-60"]
     shadow = {e.source: e for e in result.phases[0].windows[-1]}
@@ -102,14 +112,13 @@ def test_a_good_release_is_promoted_through_the_shadow_phase_and_every_step(
     assert served(toy_cluster, name) == [(f"{name}-predictor-00002", 100)]
     assert read_state(toy_cluster.record(name)) is None
     assert {status for status, _ in clients.answers} == {200}
-    assert (tmp_path / "report" / "report.html").is_file()
+    assert (report / "report.html").is_file()
 
 
 def test_a_rollout_through_the_shadow_phase_makes_no_revision_but_the_candidate(
-    toy_cluster: LocalCluster, tmp_path: Path
+    toy_cluster: LocalCluster, good_shadowed: tuple[str, str, RolloutResult, LiveClients, Path]
 ) -> None:
-    name = "two-revisions"
-    _, result, _ = shadowed(toy_cluster, name, GOOD, tmp_path)
+    name, _, result, _, _ = good_shadowed
     assert result.outcome == PROMOTED, result.reason
     mirrored = next(e for e in result.phases[0].windows[-1] if e.source == "mirror")
     assert mirrored.canary.revision == f"{name}-predictor-00002"
