@@ -44,7 +44,14 @@ def isvc(
         "status": {
             "observedGeneration": generation if observed is None else observed,
             "conditions": [
-                {"type": "PredictorReady", "status": "True" if ready else "False"},
+                {
+                    "type": "PredictorReady",
+                    "status": "True" if ready else "False",
+                    # what KServe copies from a Deployment whose rollout is over
+                    **(
+                        {"reason": "NewReplicaSetAvailable"} if ready and mode == "Standard" else {}
+                    ),
+                },
                 {
                     "type": "Ready",
                     "status": "True" if ready else "False",

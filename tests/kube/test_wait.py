@@ -286,6 +286,20 @@ def test_standard_a_new_model_waits_for_the_deployment_to_observe_it() -> None:
     assert assess(isvc(mode="Standard", uri=V2, generation=2, observed=8), goal) == Verdict(True)
 
 
+def test_standard_a_new_model_waits_for_the_rolling_update_to_finish() -> None:
+    before = isvc(mode="Standard", generation=1, observed=1)
+    written = isvc(mode="Standard", uri=V2, generation=2, observed=1)
+    goal = goal_for(written, before)
+    rolling = isvc(mode="Standard", uri=V2, generation=2, observed=2)
+    rolling["status"]["conditions"][0]["reason"] = "MinimumReplicasAvailable"  # old pods serve
+    assert assess(rolling, goal) == Verdict(
+        False,
+        "the Deployment's rolling update to finish (PredictorReady's reason is "
+        "MinimumReplicasAvailable, not NewReplicaSetAvailable)",
+    )
+    assert assess(isvc(mode="Standard", uri=V2, generation=2, observed=2), goal) == Verdict(True)
+
+
 def test_standard_scaling_fields_do_not_wait_for_the_deployment() -> None:
     # minReplicas goes to the HorizontalPodAutoscaler: the Deployment's generation may not move.
     before = isvc(mode="Standard", generation=1, observed=3)

@@ -425,16 +425,11 @@ def test_a_new_model_without_a_canary_is_a_rolling_update_of_the_deployment(
         name,
         lambda i: i["spec"]["predictor"]["model"].update(storageUri=str(repo / "half" / "v2")),
     )
-    # Timonel's wait (as KServe's status allows) ends once the Deployment has seen the change
-    # and is Available, which the old pod keeps it during the rolling update...
-    seen = wait_for(api, name, served(change))
-    assert seen["status"]["observedGeneration"] == 2  # the Deployment's second generation
-    # ...and the rollout is over once PredictorReady has the Deployment's NewReplicaSetAvailable.
-    wait_for(
-        api,
-        name,
-        lambda i: condition(i, "PredictorReady").get("reason") == "NewReplicaSetAvailable",
-    )
+    # Timonel's wait ends when the Deployment has seen the change and its rollout is over:
+    # PredictorReady has the Deployment's NewReplicaSetAvailable, no longer the old pods' Available.
+    rolled = wait_for(api, name, served(change))
+    assert rolled["status"]["observedGeneration"] == 2  # the Deployment's second generation
+    assert condition(rolled, "PredictorReady")["reason"] == "NewReplicaSetAvailable"
     assert set(answers(ingress, host, name, 10)) == {2}
     replica_sets = apps.list_namespaced_replica_set(
         NAMESPACE, label_selector=f"app=isvc.{name}-predictor"

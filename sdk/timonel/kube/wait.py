@@ -32,12 +32,12 @@ change produces is judged instead, from the object before and after the write:
   rolled out, splits the traffic over that one revision (latest P%, ``prev`` the rest), and a
   ``latestRevision`` target follows the latest *ready* revision, not the one being waited for.
 * Standard mode: a change to the Deployment's template must move ``observedGeneration`` past the
-  value the status showed when the change was written; canaries must be ready with their shares.
-  A promotion (``spec.predictor.name`` taking the canary's) makes the canary's Deployment the
-  stable one, as it is, so its generation is not compared with the old Deployment's.
-  Scaling between the write and KServe's reconcile can move it too, so the wait can end before
-  the rolling update does: KServe's status says nothing more (the Deployment's Available
-  condition stays True during a rolling update).
+  value the status showed when the change was written, and the rolling update must be over:
+  ``PredictorReady`` carries the reason of the Deployment's ``Progressing`` condition once that is
+  ``NewReplicaSetAvailable`` (``PropagateRawStatus``), while during the update it keeps
+  ``Available``'s (the old pods keep the Deployment available). Canaries must be ready with their
+  shares. A promotion (``spec.predictor.name`` taking the canary's) makes the canary's Deployment
+  the stable one, as it is, so its generation is not compared with the old Deployment's.
 * A change that reaches neither waits only for Ready (and the traffic split).
 
 The annotations KServe does not pass on are its default list; a cluster that adds keys to
@@ -75,6 +75,10 @@ from timonel.kube.status import (
 #: Predictor fields that go to the HorizontalPodAutoscaler in Standard mode, not to the
 #: Deployment's template, so they do not move its generation.
 _AUTOSCALING_FIELDS = ("minReplicas", "maxReplicas", "scaleTarget", "scaleMetric", "autoScaling")
+
+#: The reason of a Deployment's Progressing condition once its newest ReplicaSet is available,
+#: which KServe copies to PredictorReady in Standard mode.
+ROLLED_OUT = "NewReplicaSetAvailable"
 
 #: Model states KServe reports when the new model will not load however long one waits.
 _TERMINAL_TRANSITIONS = {"BlockedByFailedLoad", "InvalidSpec"}
@@ -208,6 +212,17 @@ def assess(isvc: dict[str, Any], goal: Goal) -> Verdict:
     if goal.ready and not is_true(isvc, "Ready"):
         return Verdict(False, "the Ready condition")
     if deployment_mode(isvc) == "Standard":
+        if goal.observed_before is not None and goal.ready:
+            predictor = next(
+                (c for c in status.get("conditions") or [] if c.get("type") == "PredictorReady"),
+                {},
+            )
+            if predictor.get("reason") != ROLLED_OUT:
+                return Verdict(
+                    False,
+                    "the Deployment's rolling update to finish (PredictorReady's reason is "
+                    f"{predictor.get('reason') or 'empty'}, not {ROLLED_OUT})",
+                )
         seen = {c.get("name"): c for c in status.get("canaryStatuses") or []}
         for name, percent in goal.canaries:
             entry = seen.get(name, {})
