@@ -406,7 +406,12 @@ def missed(results: dict[str, dict[str, Any]]) -> str:
                 continue
             why = ""
             rps = {peer: p[peer]["rps"] for peer in PEERS}
-            if what.startswith("gRPC throughput") and limit < 3:
+            if "in-process at 32" in what or "at 32 / at 8" in what:
+                why = (
+                    f" {result['sized']}; the load average (below) says how much of the "
+                    "machine other work took during the run."
+                )
+            elif what.startswith("gRPC throughput") and limit < 3:
                 why = (
                     " The model called in-process, with no server at all, does only "
                     f"{limit:.2f}x KServe at 32 clients ({rps['in-process']:.0f} against "
@@ -422,11 +427,6 @@ def missed(results: dict[str, dict[str, Any]]) -> str:
                     "top of the model's (unbatched REST gets "
                     f"{rps['timonel REST'] / rps['in-process']:.0%}); merging calls avoids both "
                     "(batched gRPC, next row)."
-                )
-            elif "in-process at 32" in what or "at 32 / at 8" in what:
-                why = (
-                    f" {result['sized']}; the load average (below) says how much of the "
-                    "machine other work took during the run."
                 )
             elif what.startswith("gRPC batching"):
                 grpc_batch = p["timonel gRPC batching"]["mean_batch"]
