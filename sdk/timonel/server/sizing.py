@@ -9,9 +9,10 @@ affinity and its cgroup's quota), where TensorFlow would count the affinity mask
 A call without a timeout runs its ops in the runner's thread (``Servable.run``), so the runner's
 threads are the ops that run at once: there are as many as the inter-op parallelism. More would
 have every core shared by several threads that run ops, plus the event loop, which then waits
-for a core while requests queue behind it; that is what made 32 clients slower than 8 when the
-runner had eight threads per CPU. With ``--tensorflow_inter_op_parallelism=-1`` (every call in
-its caller's thread) the runner has one thread per CPU.
+for a core while requests queue behind it: with eight runner threads per CPU, 32 clients got
+fewer answers than 8 on a 2-core machine (bench/README.md). With
+``--tensorflow_inter_op_parallelism=-1`` (every call in its caller's thread) the runner has one
+thread per CPU.
 """
 
 from __future__ import annotations
