@@ -213,7 +213,7 @@ def assess(isvc: dict[str, Any], goal: Goal) -> Verdict:
         return Verdict(False, "the Ready condition")
     if deployment_mode(isvc) == "Standard":
         if goal.observed_before is not None and goal.ready:
-            predictor = next(
+            predictor: dict[str, Any] = next(
                 (c for c in status.get("conditions") or [] if c.get("type") == "PredictorReady"),
                 {},
             )
