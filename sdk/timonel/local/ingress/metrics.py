@@ -50,13 +50,24 @@ class RequestMetrics:
             registry=self.registry,
         )
 
+        # Each request counts twice: the labelled children are looked up once, then kept.
+        self._depths: dict[RevisionKey, Gauge] = {}
+        self._durations: dict[tuple[RevisionKey, str, int], Histogram] = {}
+
     def started(self, backend: RevisionKey) -> None:
-        self._depth.labels(*_identity(backend)).inc()
+        depth = self._depths.get(backend)
+        if depth is None:
+            depth = self._depths[backend] = self._depth.labels(*_identity(backend))
+        depth.inc()
 
     def finished(self, backend: RevisionKey, tag: str, status: int, seconds: float) -> None:
-        self._depth.labels(*_identity(backend)).dec()
-        labels = (*_identity(backend), tag or "kn:default", str(status))
-        self._duration.labels(*labels).observe(seconds)
+        self._depths[backend].dec()
+        key = (backend, tag, status)
+        duration = self._durations.get(key)
+        if duration is None:
+            labels = (*_identity(backend), tag or "kn:default", str(status))
+            duration = self._durations[key] = self._duration.labels(*labels)
+        duration.observe(seconds)
 
     def exposition(self) -> bytes:
         """The Prometheus text format of every metric in the registry."""

@@ -41,7 +41,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, cast
 
 import aiohttp
 from aiohttp import web
@@ -49,7 +49,7 @@ from aiohttp import web
 from timonel.errors import SpecError
 from timonel.kube.records import MIRROR_PERCENT
 from timonel.local.autoscaler import DeciderSpec, decider_spec
-from timonel.local.ingress import grpc_proxy
+from timonel.local.ingress import grpc_proxy, http1
 from timonel.local.ingress.activator import Activator, Endpoint, Rerouted, Revisions, Unavailable
 from timonel.local.ingress.grpc_proxy import CallRoute, Upstreams
 from timonel.local.ingress.metrics import RequestMetrics
@@ -130,6 +130,7 @@ class Ingress:
         self._idle_task: asyncio.Task[None] | None = None
         self._autoscale_task: asyncio.Task[None] | None = None
         self._upstreams = Upstreams()
+        self._pool = http1.Pool()
 
     # --- the controller's side ---
 
@@ -198,6 +199,7 @@ class Ingress:
         if self._session is not None:
             await self._session.close()
         self._upstreams.close()
+        self._pool.close()
 
     async def _scale_down_loop(self) -> None:
         while True:
@@ -272,7 +274,9 @@ class Ingress:
                             raise Unavailable(message) from exc
                         if not isinstance(exc, aiohttp.ClientConnectorError):
                             continue  # a pooled connection lost: again on a fresh one
-                        backend, avoid = self._again(request, backend, endpoint)
+                        backend, avoid = self._again_for(
+                            request.host, request.path, backend, endpoint
+                        )
                         continue
                     async with upstream:
                         response, answer = await self._answer(
@@ -284,7 +288,7 @@ class Ingress:
             except Rerouted:
                 if attempt == _CONNECT_ATTEMPTS:
                     raise
-                backend, avoid = self._again(request, backend, None)
+                backend, avoid = self._again_for(request.host, request.path, backend, None)
         raise AssertionError("unreachable")  # every attempt returns, continues or raises
 
     async def _answer(
@@ -311,12 +315,12 @@ class Ingress:
             await response.write_eof()
         return response, Answer(upstream.status, b"".join(kept)) if keep else None
 
-    def _again(
-        self, request: web.BaseRequest, backend: RevisionKey, avoid: Endpoint | None
+    def _again_for(
+        self, host: str, path: str, backend: RevisionKey, avoid: Endpoint | None
     ) -> tuple[RevisionKey, Endpoint | None]:
         """After a refused connect or a revision that left the routes: the split's pick now, or
         the same revision (restarted)."""
-        route = self.table.lookup(request.host, request.path)
+        route = self.table.lookup(host, path)
         target = route.pick(self._draw()) if route is not None else None
         if target is not None and target.backend != backend:
             return target.backend, None  # the split moved meanwhile
@@ -405,8 +409,8 @@ class _Sniffer(asyncio.Protocol):
         self._transport: asyncio.Transport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self._transport = transport
+        # A stream transport (uvloop's is not a subclass of asyncio.Transport).
+        self._transport = cast(asyncio.Transport, transport)
 
     def data_received(self, data: bytes) -> None:
         assert self._transport is not None
@@ -418,7 +422,7 @@ class _Sniffer(asyncio.Protocol):
             protocol = grpc_proxy.downstream(self._ingress._call_route, self._ingress._upstreams)
         else:
             assert self._ingress._http is not None
-            protocol = self._ingress._http()
+            protocol = http1.Downstream(self._ingress, self._ingress._http)
         self._transport.set_protocol(protocol)
         protocol.connection_made(self._transport)
         protocol.data_received(self._buffer)
