@@ -13,6 +13,14 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from timonel.local.controller import Controller
+from timonel.local.knative import revision_status, service_manifest
+from timonel.local.reconcile import (
+    Failure,
+    Phase,
+    Revision,
+    RevisionObservation,
+    revision_template,
+)
 
 from .kubeapi import GROUP, PLURAL, VERSION
 from .test_api_kubectl import kubectl
@@ -300,3 +308,75 @@ def _exists(api: client.CustomObjectsApi, isvc: str) -> bool:
             return False
         raise
     return True
+
+
+# --- the pure builders -------------------------------------------------------------------------
+
+
+def test_the_template_carries_what_kserve_passes_on_and_its_own_annotations() -> None:
+    isvc = manifest("half", "gs://models/half/v1", minReplicas=0, maxReplicas=3, scaleTarget=5)
+    isvc["metadata"].update(
+        uid="u-1",
+        labels={"team": "vision", "networking.knative.dev/visibility": "cluster-local"},
+    )
+    isvc["metadata"]["annotations"].update(
+        {
+            "autoscaling.knative.dev/min-scale": "7",  # on KServe's disallowed list
+            "serving.knative.dev/rollout-duration": "60s",  # moved onto the Service
+            "example.com/owner": "ml-team",
+        }
+    )
+    predictor = isvc["spec"]["predictor"]
+    revision = Revision("half-predictor-00001", 1, revision_template(predictor))
+    service = service_manifest(isvc, revision, [{"latestRevision": True, "percent": 100}])
+
+    template = service["spec"]["template"]["metadata"]
+    assert template["labels"] == {
+        "team": "vision",
+        "serving.kserve.io/inferenceservice": "half",
+        "component": "predictor",
+    }
+    annotations = template["annotations"]
+    assert annotations["autoscaling.knative.dev/class"] == "kpa.autoscaling.knative.dev"
+    assert annotations["autoscaling.knative.dev/min-scale"] == "0"
+    assert annotations["autoscaling.knative.dev/max-scale"] == "3"
+    assert annotations["autoscaling.knative.dev/target"] == "5"
+    assert annotations["example.com/owner"] == "ml-team"
+    assert annotations["internal.serving.kserve.io/storage-initializer-sourceuri"] == (
+        "gs://models/half/v1"
+    )
+    assert "serving.knative.dev/rollout-duration" not in annotations
+    assert service["metadata"]["annotations"]["serving.knative.dev/rollout-duration"] == "60s"
+    assert service["metadata"]["labels"]["networking.knative.dev/visibility"] == "cluster-local"
+
+
+@pytest.mark.parametrize(
+    ("observation", "ready", "reason"),
+    [
+        (RevisionObservation(phase=Phase.READY, has_been_ready=True), "True", None),
+        (RevisionObservation(phase=Phase.STARTING), "Unknown", "Deploying"),
+        (
+            RevisionObservation(phase=Phase.FAILED, last_failure=Failure("bad graph", exit_code=1)),
+            "False",
+            "ExitCode1",
+        ),
+    ],
+    ids=["ready", "deploying", "failed before it was ever ready"],
+)
+def test_a_revisions_status_follows_its_process(
+    observation: RevisionObservation, ready: str, reason: str | None
+) -> None:
+    status = revision_status(Revision("half-predictor-00001", 1), observation, running=True)
+    condition = next(c for c in status["conditions"] if c["type"] == "Ready")
+    assert (condition["status"], condition.get("reason")) == (ready, reason)
+    assert status["desiredReplicas"] == 1
+    assert status["actualReplicas"] == (1 if observation.phase is Phase.READY else 0)
+
+
+def test_a_revision_scaled_to_zero_stays_ready_and_inactive() -> None:
+    observation = RevisionObservation(phase=Phase.STOPPED, has_been_ready=True)
+    status = revision_status(Revision("half-predictor-00001", 1), observation, running=False)
+    by_type = {c["type"]: c for c in status["conditions"]}
+    assert by_type["Ready"]["status"] == "True"
+    assert (by_type["Active"]["status"], by_type["Active"]["reason"]) == ("False", "NoTraffic")
+    assert (status["actualReplicas"], status["desiredReplicas"]) == (0, 0)
