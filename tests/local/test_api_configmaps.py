@@ -160,3 +160,21 @@ def test_a_config_map_applied_server_side_keeps_its_owner_and_goes_with_it(
     assert [reference.uid for reference in kept] == [owner["metadata"]["uid"]]
     custom.delete_namespaced_custom_object(GROUP, VERSION, "default", PLURAL, "ssa")
     assert not exists(core, "ssa-rollout")
+
+
+def test_a_watch_of_config_maps_sees_them_created_and_deleted(core: client.CoreV1Api) -> None:
+    from kubernetes import watch
+
+    start = core.list_namespaced_config_map("default").metadata.resource_version
+    core.create_namespaced_config_map("default", config_map("watched"))
+    core.delete_namespaced_config_map("watched", "default")
+    seen = [
+        (event["type"], event["object"].metadata.name)
+        for event in watch.Watch().stream(
+            core.list_namespaced_config_map,
+            "default",
+            resource_version=start,
+            timeout_seconds=2,
+        )
+    ]
+    assert seen == [("ADDED", "watched"), ("DELETED", "watched")]

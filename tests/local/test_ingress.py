@@ -23,6 +23,7 @@ from kubernetes import client
 import timonel
 from timonel import cli
 from timonel.kube.client import Cluster
+from timonel.kube.records import MIRROR_PERCENT, MIRROR_REVISION, record_manifest, record_name
 from timonel.local.controller import Controller
 from timonel.local.ingress.router import Ingress, RunningIngress, running
 from timonel.local.revisions import RevisionKey
@@ -176,6 +177,49 @@ def test_mirrored_answers_are_compared_never_returned(
         assert 'timonel_mirror_differences_total{isvc="mirrored"' in metrics
         assert f'kn_revision_name="{name}-predictor-00001"' in metrics
         assert "kn_serving_invocation_duration_seconds_bucket" in metrics
+    api.delete_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL, name)
+
+
+def test_the_records_mirror_settings_mirror_every_request_until_the_record_goes(
+    api: client.CustomObjectsApi,
+    kube_client: client.ApiClient,
+    ingress: RunningIngress,
+    repo: Path,  # noqa: F811
+) -> None:
+    name = "recorded"
+    deploy(api, name, str(repo / "half" / "v1"))
+    update(api, name, canary_change(str(repo / "half" / "v2"), 0))
+    wait_for(api, name, ready_at(f"{name}-predictor-00002"))
+    isvc = api.get_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL, name)
+    core = client.CoreV1Api(kube_client)
+    settings = {MIRROR_REVISION: f"{name}-predictor-00002", MIRROR_PERCENT: "100"}
+    core.create_namespaced_config_map(NAMESPACE, record_manifest(isvc, settings))
+
+    def mirror_to() -> str | None:
+        route = ingress.ingress.table.lookup(f"{name}.default.example.com", "/")
+        return None if route is None or route.mirror is None else route.mirror.backend.revision
+
+    deadline = time.monotonic() + 10
+    while mirror_to() is None:
+        assert time.monotonic() < deadline, "the ingress never read the record"
+        time.sleep(0.05)
+    assert mirror_to() == f"{name}-predictor-00002"
+    with httpx.Client(base_url=ingress.url, timeout=10) as http:
+        host = f"{name}.default.example.com"
+        assert {predict(http, name, host) for _ in range(20)} == {1}
+        deadline = time.monotonic() + 5
+        while True:
+            counts = [c for c in ingress.ingress.mirrors.snapshot() if c.isvc == name]
+            if counts and counts[0].requests == 20:
+                break
+            assert time.monotonic() < deadline, counts
+            time.sleep(0.05)
+    assert counts[0].mirror == f"{name}-predictor-00002"
+    core.delete_namespaced_config_map(record_name(name), NAMESPACE)
+    deadline = time.monotonic() + 10
+    while mirror_to() is not None:
+        assert time.monotonic() < deadline, "the ingress kept mirroring after the record went"
+        time.sleep(0.05)
     api.delete_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL, name)
 
 
