@@ -72,13 +72,38 @@ def test_small_scale_up_and_down_rates_limit_the_step() -> None:
     assert unreachable.scale(0.0, 100, 1, 1) == 1
 
 
-def test_stable_mode_increase_with_concurrency_and_with_rps() -> None:
-    scaler = autoscaler(10)
-    assert scaler.scale(0.0, 1, 50, 10) == 5
-    assert scaler.scale(0.0, 1, 100, 10) == 10
-    rps = Autoscaler(spec(10, metric=RPS), ready=1, now=0.0)
-    assert rps.scale(0.0, 1, 50, 50) == 5
-    assert rps.scale(0.0, 1, 100, 99) == 10
+#: Knative's scenarios: target, DeciderSpec changes, and steps of (now, ready pods, stable,
+#: panic, desired pods).
+Step = tuple[float, int, float, float, int]
+SCENARIOS: dict[str, tuple[float, dict[str, object], list[Step]]] = {
+    "StableModeIncreaseWithConcurrencyDefault": (10, {}, [(0, 1, 50, 10, 5), (0, 1, 100, 10, 10)]),
+    "StableModeIncreaseWithRPS": (10, {"metric": RPS}, [(0, 1, 50, 50, 5), (0, 1, 100, 99, 10)]),
+    "StableModeDecrease": (10, {}, [(0, 8, 100, 100, 10), (0, 8, 50, 50, 5)]),
+    "StableModeNoTrafficScaleToZero": (10, {}, [(0, 1, 1, 0, 1), (0, 1, 0, 0, 0)]),
+    "ActivationScale": (10, {"activation_scale": 2}, [(0, 1, 0, 0, 0), (0, 1, 1, 0, 2)]),
+    "PanicModeExponentialTrackAndStabilize": (
+        1,
+        {},
+        [(0, 1, 6, 6, 6), (0, 6, 36, 36, 36), (1, 36, 216, 216, 216),
+         (1, 216, 1296, 1296, 1296), (2, 1296, 1296, 1296, 1296)],
+    ),
+    # still in panic at 30 s: the scale stays; after the stable window it comes down
+    "PanicThenUnPanicScaleDown": (
+        10,
+        {},
+        [(0, 1, 100, 100, 10), (0, 10, 100, 1000, 100), (30, 10, 1, 1, 100), (61, 10, 1, 1, 1)],
+    ),
+    "RateLimitScaleUp": (10, {}, [(0, 1, 1000, 1001, 10), (0, 10, 1000, 1001, 100)]),
+    "RateLimitScaleDown": (10, {}, [(0, 100, 1, 1, 10), (0, 10, 1, 1, 1)]),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("name", SCENARIOS)
+def test_knative_scenarios(name: str) -> None:
+    target, changes, steps = SCENARIOS[name]
+    scaler = Autoscaler(spec(target, **changes), ready=1, now=0.0)
+    for now, ready, stable, panic, want in steps:
+        assert scaler.scale(float(now), ready, stable, panic) == want, (name, now)
 
 
 def test_unpanic_after_a_slow_increase() -> None:
@@ -96,47 +121,6 @@ def test_panic_window_extends_while_still_surging() -> None:
     assert scaler.scale(0.0, 10, 11, 25) == 25
     assert scaler.scale(STABLE_WINDOW / 2, 40, 30, 80) == 80
     assert scaler.panic_since == STABLE_WINDOW / 2
-
-
-def test_stable_mode_decrease() -> None:
-    scaler = autoscaler(10)
-    assert scaler.scale(0.0, 8, 100, 100) == 10
-    assert scaler.scale(0.0, 8, 50, 50) == 5
-
-
-def test_no_traffic_scales_to_zero_and_activation_scale() -> None:
-    scaler = autoscaler(10)
-    assert scaler.scale(0.0, 1, 1, 0) == 1
-    assert scaler.scale(0.0, 1, 0, 0) == 0
-    activated = autoscaler(10, activation_scale=2)
-    assert activated.scale(0.0, 1, 0, 0) == 0
-    assert activated.scale(0.0, 1, 1, 0) == 2
-
-
-def test_panic_mode_tracks_exponential_growth_and_stabilizes() -> None:
-    scaler = autoscaler(1)
-    assert scaler.scale(0.0, 1, 6, 6) == 6
-    assert scaler.scale(0.0, 6, 36, 36) == 36
-    assert scaler.scale(1.0, 36, 216, 216) == 216
-    assert scaler.scale(1.0, 216, 1296, 1296) == 1296
-    assert scaler.scale(2.0, 1296, 1296, 1296) == 1296
-
-
-def test_panic_then_unpanic_scales_down_after_the_stable_window() -> None:
-    scaler = autoscaler(10)
-    assert scaler.scale(0.0, 1, 100, 100) == 10
-    assert scaler.scale(0.0, 10, 100, 1000) == 100
-    assert scaler.scale(30.0, 10, 1, 1) == 100  # still in panic
-    assert scaler.scale(61.0, 10, 1, 1) == 1
-
-
-def test_rate_limits_scale_up_and_down_tenfold_per_decision() -> None:
-    up = autoscaler(10)
-    assert up.scale(0.0, 1, 1000, 1001) == 10
-    assert up.scale(0.0, 10, 1000, 1001) == 100
-    down = autoscaler(10)
-    assert down.scale(0.0, 100, 1, 1) == 10
-    assert down.scale(0.0, 10, 1, 1) == 1
 
 
 def test_no_ready_pods_count_as_one() -> None:
