@@ -5,6 +5,7 @@ Driven by the real ``kubernetes`` client (CoreV1Api, CustomObjectsApi) and the r
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -178,3 +179,17 @@ def test_a_watch_of_config_maps_sees_them_created_and_deleted(core: client.CoreV
         )
     ]
     assert seen == [("ADDED", "watched"), ("DELETED", "watched")]
+
+
+def test_a_config_map_key_kube_apiserver_refuses_is_refused(core: client.CoreV1Api) -> None:
+    body = {**config_map("bad-key"), "data": {"timonel.dev/rollout": "{}"}}
+    with pytest.raises(ApiException) as caught:
+        core.create_namespaced_config_map("default", body)
+    assert caught.value.status == 422
+    assert json.loads(caught.value.body)["message"] == (
+        'ConfigMap "bad-key" is invalid: data[timonel.dev/rollout]: Invalid value: '
+        "\"timonel.dev/rollout\": a valid config key must consist of alphanumeric characters, '-', "
+        "'_' or '.' (e.g. 'key.name',  or 'KEY_NAME',  or 'key-name', regex used for validation "
+        "is '[-._a-zA-Z0-9]+')"
+    )
+    assert not exists(core, "bad-key")

@@ -1,14 +1,21 @@
-"""Validating an InferenceService as a cluster with KServe does: the CRD schema, then the webhook.
+"""Validating an InferenceService as a cluster with KServe does: the CRD schema, then the webhook;
+and a ConfigMap's keys as kube-apiserver does.
 
 The schema is the project's (``timonel/kserve/schemas/inferenceservice.yaml``), checked by
 ``timonel.kserve.crd``; its violations become 422 Invalid with one cause per field, worded as the
 API server's OpenAPI validation words them. The webhook is ``timonel.kserve.admission.admit``; its
 denial becomes a 403 in the form kube-apiserver gives a validating webhook's answer.
+
+A ConfigMap's ``data`` and ``binaryData`` keys are checked as ``ValidateConfigMap`` checks them
+(``IsConfigMapKey`` in apimachinery's ``util/validation``: at most 253 characters of
+``[-._a-zA-Z0-9]``, not ``.``, ``..`` or starting with ``..``; no key in both); its limit of
+1 MiB in all is not checked here.
 """
 
 from __future__ import annotations
 
 import functools
+import re
 from typing import Any
 
 import jsonschema
@@ -16,7 +23,7 @@ import jsonschema
 from timonel.errors import SpecError
 from timonel.kserve import admission, schemas
 from timonel.kserve.crd import Schema, field_path
-from timonel.kube.resources import INFERENCE_SERVICE, Kind
+from timonel.kube.resources import CONFIG_MAP, INFERENCE_SERVICE, Kind
 from timonel.local.apiserver import statuses
 from timonel.local.apiserver.statuses import FieldError
 
@@ -105,8 +112,53 @@ def check_schema(obj: dict[str, Any]) -> list[FieldError]:
     return [fe for error in _schema().violations(obj) for fe in _field_errors(error)]
 
 
+_CONFIG_MAP_KEY = re.compile(r"^[-._a-zA-Z0-9]+$")
+
+
+def config_map_key_errors(key: str) -> list[str]:
+    """What ``IsConfigMapKey`` says of a key; nothing for a good one."""
+    errors = []
+    if len(key) > 253:
+        errors.append("must be no more than 253 characters")
+    if not _CONFIG_MAP_KEY.match(key):
+        errors.append(
+            "a valid config key must consist of alphanumeric characters, '-', '_' or '.' (e.g. "
+            "'key.name',  or 'KEY_NAME',  or 'key-name', regex used for validation is "
+            "'[-._a-zA-Z0-9]+')"
+        )
+    if key in (".", ".."):
+        errors.append(f"must not be '{key}'")
+    elif key.startswith(".."):
+        errors.append("must not start with '..'")
+    return errors
+
+
+def check_config_map(obj: dict[str, Any]) -> list[FieldError]:
+    """The field errors of a ConfigMap's keys, data's before binaryData's."""
+    data, binary = obj.get("data") or {}, obj.get("binaryData") or {}
+    found = []
+    for where, keys in (("data", data), ("binaryData", binary)):
+        for key in keys:
+            messages = config_map_key_errors(key)
+            if where == "data" and key in binary:
+                messages.append("duplicate of key present in binaryData")
+            found += [
+                FieldError(
+                    f"{where}[{key}]", "FieldValueInvalid", f"Invalid value: {_value(key)}: {m}"
+                )
+                for m in messages
+            ]
+    return found
+
+
 def validate(kind: Kind, new: dict[str, Any], old: dict[str, Any] | None) -> None:
-    """The registry's validator: schema (422), then KServe's webhook (403), for ISVCs."""
+    """The registry's validator: schema (422), then KServe's webhook (403), for ISVCs; the keys
+    (422) of ConfigMaps."""
+    if kind is CONFIG_MAP:
+        errors = check_config_map(new)
+        if errors:
+            raise statuses.invalid(kind, new["metadata"].get("name", ""), errors)
+        return
     if kind is not INFERENCE_SERVICE:
         return
     name = new["metadata"].get("name", "")
