@@ -65,6 +65,12 @@ def ready(isvc: dict[str, Any]) -> bool:
     return condition(isvc, "Ready").get("status") == "True"
 
 
+def deploy(api: client.CustomObjectsApi, name: str, uri: str) -> dict[str, Any]:
+    """Create a Standard-mode InferenceService and wait until it is Ready."""
+    api.create_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL, standard(name, uri))
+    return wait_for(api, name, ready)
+
+
 def pods_of(core: client.CoreV1Api, deployment: str) -> list[Any]:
     found = core.list_namespaced_pod(NAMESPACE, label_selector=f"app=isvc.{deployment}").items
     return [pod for pod in found if pod.metadata.deletion_timestamp is None]
@@ -205,9 +211,7 @@ def test_canary_promote_rollback_and_delete_through_timonel(
 ) -> None:
     name = "rawcanary"
     host = f"{name}-default.example.com"
-    body = standard(name, str(repo / "half" / "v1"))
-    api.create_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL, body)
-    wait_for(api, name, ready)
+    deploy(api, name, str(repo / "half" / "v1"))
 
     # A canary at 20% beside the stable predictor: its own Deployment, weighted once ready.
     split = timonel.canary(name, str(repo / "half" / "v2"), 20, cluster=cluster, timeout=60)
@@ -335,9 +339,7 @@ def test_the_stop_annotation_deletes_the_workload_and_removing_it_brings_it_back
     repo: Path,
 ) -> None:
     name = "rawstop"
-    body = standard(name, str(repo / "half" / "v1"))
-    api.create_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL, body)
-    wait_for(api, name, ready)
+    deploy(api, name, str(repo / "half" / "v1"))
 
     def deployments() -> list[str]:
         found = apps.list_namespaced_deployment(
@@ -393,10 +395,7 @@ def test_rollback_and_promote_move_the_standard_split_within_a_second(
 ) -> None:
     name = "rawswitch"
     host = f"{name}-default.example.com"
-    api.create_namespaced_custom_object(
-        GROUP, VERSION, NAMESPACE, PLURAL, standard(name, str(repo / "half" / "v1"))
-    )
-    wait_for(api, name, ready)
+    deploy(api, name, str(repo / "half" / "v1"))
     timonel.canary(name, str(repo / "half" / "v2"), 50, cluster=cluster, timeout=60)
     timonel.rollback(name, cluster=cluster, wait=False)
     assert switched_within(ingress, host, name, 1) < 1.0
@@ -416,10 +415,7 @@ def test_a_new_model_without_a_canary_is_a_rolling_update_of_the_deployment(
 ) -> None:
     name = "rawroll"
     host = f"{name}-default.example.com"
-    api.create_namespaced_custom_object(
-        GROUP, VERSION, NAMESPACE, PLURAL, standard(name, str(repo / "half" / "v1"))
-    )
-    wait_for(api, name, ready)
+    deploy(api, name, str(repo / "half" / "v1"))
     change = update(
         api,
         name,
