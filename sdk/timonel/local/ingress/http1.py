@@ -21,6 +21,7 @@ client's write buffer is full.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -32,6 +33,8 @@ from timonel.local.revisions import RevisionKey
 
 if TYPE_CHECKING:
     from timonel.local.ingress.router import Ingress
+
+log = logging.getLogger("timonel.local.ingress")
 
 #: Requests with a larger body take the aiohttp path (which streams them).
 FAST_BYTES = 64 * 1024
@@ -119,7 +122,10 @@ class Downstream(asyncio.Protocol):
 
     def _done(self, task: asyncio.Task[bool]) -> None:
         self._busy = False
-        keep = not task.cancelled() and task.exception() is None and task.result()
+        failed = None if task.cancelled() else task.exception()
+        if failed is not None:
+            log.error("proxying a request failed", exc_info=failed)
+        keep = not task.cancelled() and failed is None and task.result()
         if self._transport is None or self._closed:
             return
         if not keep:
