@@ -25,6 +25,7 @@ from timonel import cli
 from timonel.kube.client import Cluster
 from timonel.kube.records import MIRROR_PERCENT, MIRROR_REVISION, record_manifest, record_name
 from timonel.local.controller import Controller
+from timonel.local.ingress.mirror import MirrorCount
 from timonel.local.ingress.router import Ingress, RunningIngress, running
 from timonel.local.revisions import RevisionKey
 
@@ -142,15 +143,31 @@ def test_latest_tag_route_when_tag_routing_is_on(
     api.delete_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL, name)
 
 
+def shadowing(api: client.CustomObjectsApi, name: str, repo: Path) -> None:  # noqa: F811
+    """``name`` serving v1, with v2 at 0% and ready: a candidate to mirror to."""
+    deploy(api, name, str(repo / "half" / "v1"))
+    update(api, name, canary_change(str(repo / "half" / "v2"), 0))
+    wait_for(api, name, ready_at(f"{name}-predictor-00002"))
+
+
+def mirrored(ingress: RunningIngress, name: str, requests: int) -> MirrorCount:
+    """The ingress's mirror count for ``name`` once it has counted ``requests``."""
+    deadline = time.monotonic() + 5
+    while True:
+        counts = [c for c in ingress.ingress.mirrors.snapshot() if c.isvc == name]
+        if counts and counts[0].requests == requests:
+            return counts[0]
+        assert time.monotonic() < deadline, counts
+        time.sleep(0.05)
+
+
 def test_mirrored_answers_are_compared_never_returned(
     api: client.CustomObjectsApi,
     ingress: RunningIngress,
     repo: Path,  # noqa: F811
 ) -> None:
     name = "mirrored"
-    deploy(api, name, str(repo / "half" / "v1"))
-    update(api, name, canary_change(str(repo / "half" / "v2"), 0))
-    wait_for(api, name, ready_at(f"{name}-predictor-00002"))
+    shadowing(api, name, repo)
     headers = {
         "Host": f"{name}.default.example.com",
         "Timonel-Mirror-Revision": f"{name}-predictor-00002",
@@ -163,15 +180,9 @@ def test_mirrored_answers_are_compared_never_returned(
             for _ in range(40)
         }
         assert answers == {1}
-        deadline = time.monotonic() + 5
-        while True:
-            counts = [c for c in ingress.ingress.mirrors.snapshot() if c.isvc == name]
-            if counts and counts[0].requests == 40:
-                break
-            assert time.monotonic() < deadline, counts
-            time.sleep(0.05)
-        assert counts[0].mirror == f"{name}-predictor-00002"
-        assert counts[0].differences == 40 and counts[0].errors == 0
+        count = mirrored(ingress, name, 40)
+        assert count.mirror == f"{name}-predictor-00002"
+        assert count.differences == 40 and count.errors == 0
         assert http.get("/mirror").json()[0]["differences"] >= 40
         metrics = http.get("/metrics").text
         assert 'timonel_mirror_differences_total{isvc="mirrored"' in metrics
@@ -187,9 +198,7 @@ def test_the_records_mirror_settings_mirror_every_request_until_the_record_goes(
     repo: Path,  # noqa: F811
 ) -> None:
     name = "recorded"
-    deploy(api, name, str(repo / "half" / "v1"))
-    update(api, name, canary_change(str(repo / "half" / "v2"), 0))
-    wait_for(api, name, ready_at(f"{name}-predictor-00002"))
+    shadowing(api, name, repo)
     isvc = api.get_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL, name)
     core = client.CoreV1Api(kube_client)
     settings = {MIRROR_REVISION: f"{name}-predictor-00002", MIRROR_PERCENT: "100"}
@@ -207,14 +216,7 @@ def test_the_records_mirror_settings_mirror_every_request_until_the_record_goes(
     with httpx.Client(base_url=ingress.url, timeout=10) as http:
         host = f"{name}.default.example.com"
         assert {predict(http, name, host) for _ in range(20)} == {1}
-        deadline = time.monotonic() + 5
-        while True:
-            counts = [c for c in ingress.ingress.mirrors.snapshot() if c.isvc == name]
-            if counts and counts[0].requests == 20:
-                break
-            assert time.monotonic() < deadline, counts
-            time.sleep(0.05)
-    assert counts[0].mirror == f"{name}-predictor-00002"
+    assert mirrored(ingress, name, 20).mirror == f"{name}-predictor-00002"
     core.delete_namespaced_config_map(record_name(name), NAMESPACE)
     deadline = time.monotonic() + 10
     while mirror_to() is not None:
