@@ -179,8 +179,15 @@ def test_deploy_makes_a_deployment_replicaset_pods_and_a_service_as_kserve_does(
             *(f"pod/{pod.metadata.name}" for pod in pods),
         ]
     )
-    table = kubectl(local_kubeconfig, "get", "deploy", f"{name}-predictor")
-    assert table.stdout.split("\n")[1].split()[:3] == [f"{name}-predictor", "2", "2"]
+    table = kubectl(local_kubeconfig, "get", "deploy", f"{name}-predictor", "-o", "wide")
+    header, row = table.stdout.splitlines()[:2]
+    assert header.split()[:5] == ["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE"]
+    assert row.split()[:4] == [f"{name}-predictor", "2/2", "2", "2"]
+    assert row.split()[5:] == [
+        "kserve-container",
+        "local/timonel-serve",
+        f"app=isvc.{name}-predictor",
+    ]
     for pod in pods:  # each Pod's log is its own process's
         logs = kubectl(local_kubeconfig, "logs", pod.metadata.name, "-c", "kserve-container")
         assert logs.returncode == 0, logs.stderr

@@ -167,8 +167,9 @@ KNATIVE_REVISION = Kind(
         PrinterColumn("Desired Replicas", "integer", ".status.desiredReplicas"),
     ),
 )
-# Deployments, ReplicaSets and Services print the columns kube-apiserver's table printer does,
-# less those it computes (a Deployment's READY "1/1", a Service's PORT(S)).
+# ReplicaSets and Services print the columns kube-apiserver's table printer does, less those it
+# computes (a Service's PORT(S)); a Deployment's are printed as printDeployment prints them
+# (``timonel.local.apiserver.tables``).
 DEPLOYMENT = Kind(
     "apps",
     "v1",
@@ -177,11 +178,6 @@ DEPLOYMENT = Kind(
     short_names=("deploy",),
     status_subresource=True,
     categories=("all",),
-    printer_columns=(
-        PrinterColumn("Up-to-date", "integer", ".status.updatedReplicas"),
-        PrinterColumn("Available", "integer", ".status.availableReplicas"),
-        AGE,
-    ),
 )
 REPLICA_SET = Kind(
     "apps",

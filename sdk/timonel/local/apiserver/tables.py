@@ -19,7 +19,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from timonel.kube.resources import POD, Kind
+from timonel.kube.resources import DEPLOYMENT, POD, Kind
 
 _NAME_COLUMN = {
     "name": "Name",
@@ -263,6 +263,48 @@ def _readiness_gates(gates: list[dict[str, Any]], conditions: list[dict[str, Any
     return f"{passed}/{len(gates)}"
 
 
+#: printDeployment's columns; the last three show with ``-o wide`` (priority 1).
+DEPLOYMENT_COLUMNS = (
+    _column("Ready", "string", "Number of the pod with ready state"),
+    _column(
+        "Up-to-date",
+        "string",
+        "Total number of non-terminated pods targeted by this "
+        "deployment that have the desired template spec.",
+    ),
+    _column(
+        "Available",
+        "string",
+        "Total number of available pods (ready for at least "
+        "minReadySeconds) targeted by this deployment.",
+    ),
+    _column("Age", "string", "CreationTimestamp is a timestamp representing the server time."),
+    _column("Containers", "string", "Names of each container in the template.", 1),
+    _column("Images", "string", "Images referenced by each container in the template.", 1),
+    _column("Selector", "string", "Label selector for pods.", 1),
+)
+
+
+def deployment_row(deployment: dict[str, Any], now: datetime) -> dict[str, Any]:
+    """printDeployment: READY as ready/desired, UP-TO-DATE, AVAILABLE, AGE and the wide ones."""
+    metadata, spec = deployment["metadata"], deployment.get("spec") or {}
+    status = deployment.get("status") or {}
+    containers = ((spec.get("template") or {}).get("spec") or {}).get("containers") or []
+    selector = (spec.get("selector") or {}).get("matchLabels") or {}
+    return {
+        "cells": [
+            metadata["name"],
+            f"{int(status.get('readyReplicas') or 0)}/{int(spec.get('replicas') or 0)}",
+            int(status.get("updatedReplicas") or 0),
+            int(status.get("availableReplicas") or 0),
+            _since(metadata.get("creationTimestamp"), now),
+            ",".join(str(c.get("name")) for c in containers),
+            ",".join(str(c.get("image")) for c in containers),
+            ",".join(f"{key}={value}" for key, value in sorted(selector.items())) or "<none>",
+        ]
+    }
+
+
 def _column_row(kind: Kind) -> Callable[[dict[str, Any], datetime], dict[str, Any]]:
     """The row of a kind printed from its JSONPath columns, as for a CRD."""
 
@@ -274,12 +316,14 @@ def _column_row(kind: Kind) -> Callable[[dict[str, Any], datetime], dict[str, An
 
 
 def table(kind: Kind, items: list[dict[str, Any]], resource_version: str) -> dict[str, Any]:
-    """A meta.k8s.io/v1 Table of ``items``: a Pod's printPod columns, else the kind's printer
-    columns."""
+    """A meta.k8s.io/v1 Table of ``items``: a Pod's printPod columns, a Deployment's
+    printDeployment columns, else the kind's printer columns."""
     now = datetime.now(UTC)
     row: Callable[[dict[str, Any], datetime], dict[str, Any]]
     if kind is POD:
         columns, row = list(POD_COLUMNS), pod_row
+    elif kind is DEPLOYMENT:
+        columns, row = list(DEPLOYMENT_COLUMNS), deployment_row
     else:
         columns = [_column(c.name, c.type) for c in kind.printer_columns]
         row = _column_row(kind)
