@@ -26,7 +26,7 @@ from . import test_api_kserve, test_controller, test_pods
 from .kubeapi import GROUP, PLURAL, VERSION
 from .test_api_kserve import isvc_model
 from .test_api_kubectl import kubectl
-from .test_controller import condition, get, manifest, served, update, wait_for
+from .test_controller import condition, get, ingress_of, manifest, served, update, wait_for
 
 NAMESPACE = "default"
 
@@ -440,3 +440,28 @@ def test_a_new_model_without_a_canary_is_a_rolling_update_of_the_deployment(
     assert sorted(rs.spec.replicas for rs in replica_sets) == [0, 1]  # the old one kept at 0
     api.delete_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL, name)
     gone(local_controller, name)
+
+
+def test_a_restarted_controller_runs_the_deployments_pods_again(tmp_path: Path) -> None:
+    from localcluster import controller
+
+    from .standin_server import write_model
+    from .test_controller_restarts import cluster as restartable
+
+    v1 = write_model(tmp_path / "repo" / "v1", version=1)
+    name = "rawkept"
+    with restartable(tmp_path) as (kubeconfig, api):
+        core = client.CoreV1Api(api.api_client)
+        with controller(kubeconfig, tmp_path / "controller") as first:
+            api.create_namespaced_custom_object(
+                GROUP, VERSION, NAMESPACE, PLURAL, standard(name, str(v1), minReplicas=2)
+            )
+            wait_for(api, name, ready)
+            pods = {pod.metadata.name for pod in pods_of(core, f"{name}-predictor")}
+        assert not first.running_revisions()
+
+        # The Pods stay in the API; the next controller runs their processes again.
+        with controller(kubeconfig, tmp_path / "controller") as second, ingress_of(second) as url:
+            wait_for(api, name, lambda i: ready(i) and bool(second.running_revisions()))
+            assert set(answers(url, f"{name}-default.example.com", name, 10)) == {1}
+            assert {pod.metadata.name for pod in pods_of(core, f"{name}-predictor")} == pods
