@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from serverproc import StartServer
 
@@ -76,17 +77,24 @@ def affinity(cpus: set[int]) -> Iterator[None]:
         os.sched_setaffinity(0, before)
 
 
-ONE_CPU = "Sized for 1 CPUs: 1 runner threads, intra-op parallelism 1, inter-op parallelism 1"
-
-
 @pytest.mark.slow
-def test_a_server_limited_to_one_cpu_sizes_for_one(
+def test_a_server_limited_to_one_cpu_sizes_for_it_where_no_flag_says_otherwise(
     server_factory: StartServer, model_repo: Path
 ) -> None:
     with affinity({min(os.sched_getaffinity(0))}):
-        server = server_factory(f"--model_base_path={model_repo / 'hpt'}", "--model_name=hpt")
+        server = server_factory(
+            f"--model_base_path={model_repo / 'hpt'}",
+            "--model_name=hpt",
+            "--tensorflow_inter_op_parallelism=3",
+        )
     text = server.stderr.read_text()  # TensorFlow's own start-up lines are not JSON
     logged = [json.loads(line) for line in text.splitlines() if line.startswith("{")]
-    assert {"level": "info", "logger": "timonel.server", "msg": ONE_CPU} in [
+    sized = "Sized for 1 CPUs: 3 runner threads, intra-op parallelism 1, inter-op parallelism 3"
+    assert {"level": "info", "logger": "timonel.server", "msg": sized} in [
         {key: entry.get(key) for key in ("level", "logger", "msg")} for entry in logged
     ]
+    answer = httpx.post(f"{server.rest}/v1/models/hpt:predict", json={"instances": [1.0]})
+    assert answer.status_code == 200
+    # TensorFlow's inter-op pool, which names its threads tf_Compute, has the flag's size
+    threads = Path(f"/proc/{server.process.pid}/task").glob("*/comm")
+    assert [path.read_text().strip() for path in threads].count("tf_Compute") == 3
