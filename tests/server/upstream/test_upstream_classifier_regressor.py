@@ -59,15 +59,6 @@ def server(
         yield process
 
 
-def call(server: ServerProcess, method: str, request: Any) -> tuple[grpc.StatusCode, str, Any]:
-    with server.channel() as channel:
-        stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
-        try:
-            return grpc.StatusCode.OK, "", getattr(stub, method)(request, timeout=60).result
-        except grpc.RpcError as exc:
-            return exc.code(), exc.details() or "", None
-
-
 # ---- classifier_test.cc ----------------------------------------------------------------------
 
 
@@ -81,15 +72,23 @@ def class_example(*class_scores: tuple[str, float]) -> example_pb2.Example:
     return example
 
 
-def classify(
+def send(
     server: ServerProcess,
+    method: str,
     model: str,
     examples: list[example_pb2.Example] | None = None,
     *,
     signature: str = "",
     context: example_pb2.Example | None = None,
 ) -> tuple[grpc.StatusCode, str, Any]:
-    request = classification_pb2.ClassificationRequest()
+    """A Classify or Regress call: (code, message, result). The input is an example list, or a
+    context and its examples, or (``examples`` None and no context) nothing."""
+    request_class = (
+        classification_pb2.ClassificationRequest
+        if method == "Classify"
+        else regression_pb2.RegressionRequest
+    )
+    request = request_class()
     request.model_spec.name = model
     request.model_spec.signature_name = signature
     if context is not None:
@@ -98,7 +97,18 @@ def classify(
     elif examples is not None:
         request.input.example_list.SetInParent()
         request.input.example_list.examples.extend(examples)
-    return call(server, "Classify", request)
+    with server.channel() as channel:
+        stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+        try:
+            return grpc.StatusCode.OK, "", getattr(stub, method)(request, timeout=60).result
+        except grpc.RpcError as exc:
+            return exc.code(), exc.details() or "", None
+
+
+def classify(
+    server: ServerProcess, model: str, examples: list[example_pb2.Example] | None = None, **kw: Any
+) -> tuple[grpc.StatusCode, str, Any]:
+    return send(server, "Classify", model, examples, **kw)
 
 
 def classification(text: str) -> classification_pb2.ClassificationResult:
@@ -264,23 +274,9 @@ def output_example(output: float) -> example_pb2.Example:
 
 
 def regress(
-    server: ServerProcess,
-    model: str,
-    examples: list[example_pb2.Example] | None = None,
-    *,
-    signature: str = "",
-    context: example_pb2.Example | None = None,
+    server: ServerProcess, model: str, examples: list[example_pb2.Example] | None = None, **kw: Any
 ) -> tuple[grpc.StatusCode, str, Any]:
-    request = regression_pb2.RegressionRequest()
-    request.model_spec.name = model
-    request.model_spec.signature_name = signature
-    if context is not None:
-        request.input.example_list_with_context.context.CopyFrom(context)
-        request.input.example_list_with_context.examples.extend(examples or [])
-    elif examples is not None:
-        request.input.example_list.SetInParent()
-        request.input.example_list.examples.extend(examples)
-    return call(server, "Regress", request)
+    return send(server, "Regress", model, examples, **kw)
 
 
 def regression(text: str) -> regression_pb2.RegressionResult:
