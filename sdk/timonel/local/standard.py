@@ -180,13 +180,14 @@ def _object_meta(isvc: Mapping[str, Any], predictor: Predictor) -> dict[str, Any
     }
 
 
-def _owner(isvc: Mapping[str, Any]) -> dict[str, Any]:
-    metadata = isvc["metadata"]
+def _controller_ref(owner: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``ownerReferences`` entry naming ``owner`` (an object as the API returns it) as the
+    controller, which the garbage collector follows."""
     return {
-        "apiVersion": "serving.kserve.io/v1beta1",
-        "kind": "InferenceService",
-        "name": metadata["name"],
-        "uid": metadata.get("uid", ""),
+        "apiVersion": owner["apiVersion"],
+        "kind": owner["kind"],
+        "name": owner["metadata"]["name"],
+        "uid": owner["metadata"].get("uid", ""),
         "controller": True,
         "blockOwnerDeletion": True,
     }
@@ -199,7 +200,7 @@ def deployment_manifest(isvc: Mapping[str, Any], predictor: Predictor) -> dict[s
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": {**meta, "ownerReferences": [_owner(isvc)]},
+        "metadata": {**meta, "ownerReferences": [_controller_ref(isvc)]},
         "spec": {
             "replicas": predictor.replicas,
             "selector": {"matchLabels": {APP_LABEL: app_label(predictor.name)}},
@@ -233,7 +234,7 @@ def service_manifest(isvc: Mapping[str, Any], predictor: Predictor) -> dict[str,
     return {
         "apiVersion": "v1",
         "kind": "Service",
-        "metadata": {**meta, "ownerReferences": [_owner(isvc)]},
+        "metadata": {**meta, "ownerReferences": [_controller_ref(isvc)]},
         "spec": {
             "selector": {APP_LABEL: app_label(predictor.name)},
             "ports": [port],
@@ -269,16 +270,7 @@ def replica_set_manifest(deployment: Mapping[str, Any], replicas: int) -> dict[s
                 "deployment.kubernetes.io/desired-replicas": str(deployment["spec"]["replicas"]),
                 "deployment.kubernetes.io/revision": str(metadata.get("generation") or 1),
             },
-            "ownerReferences": [
-                {
-                    "apiVersion": "apps/v1",
-                    "kind": "Deployment",
-                    "name": metadata["name"],
-                    "uid": metadata.get("uid", ""),
-                    "controller": True,
-                    "blockOwnerDeletion": True,
-                }
-            ],
+            "ownerReferences": [_controller_ref(deployment)],
         },
         "spec": {
             "replicas": replicas,
@@ -304,16 +296,7 @@ def pod_manifest(replica_set: Mapping[str, Any], replica: int) -> dict[str, Any]
                 **(template["metadata"].get("annotations") or {}),
                 REPLICA_ANNOTATION: str(replica),
             },
-            "ownerReferences": [
-                {
-                    "apiVersion": "apps/v1",
-                    "kind": "ReplicaSet",
-                    "name": metadata["name"],
-                    "uid": metadata.get("uid", ""),
-                    "controller": True,
-                    "blockOwnerDeletion": True,
-                }
-            ],
+            "ownerReferences": [_controller_ref(replica_set)],
         },
         "spec": {**copy.deepcopy(template["spec"]), "nodeName": NODE_NAME},
     }
