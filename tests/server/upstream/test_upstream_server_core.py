@@ -48,12 +48,12 @@ from tensorflow_serving.apis import (
     prediction_service_pb2_grpc,
 )
 from tensorflow_serving.config import model_server_config_pb2
+from tensorflow_serving.config.model_server_config_pb2 import ModelServerConfig
 
 pytestmark = pytest.mark.slow
 
 MODEL = "test_model"
 VERSION, LARGER_VERSION, BOGUS_VERSION = 123, 124, 777
-Config = model_server_config_pb2.ModelServerConfig
 Start = Callable[..., ServerProcess]
 
 
@@ -68,9 +68,9 @@ def paths(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return {"one": one, "two": two}
 
 
-def config_for(path: Path | str, **fields: object) -> Config:
+def config_for(path: Path | str, **fields: object) -> ModelServerConfig:
     """``GetTestModelServerConfigForTensorflowPlatform`` with ``fields`` of the model changed."""
-    config = Config()
+    config = ModelServerConfig()
     model = config.model_config_list.config.add(
         name=MODEL, base_path=str(path), model_platform="tensorflow"
     )
@@ -79,7 +79,7 @@ def config_for(path: Path | str, **fields: object) -> Config:
     return config
 
 
-def two_versions(paths: dict[str, Path], **labels: int) -> Config:
+def two_versions(paths: dict[str, Path], **labels: int) -> ModelServerConfig:
     """``SwitchToHalfPlusTwoWith2Versions``: both versions aspired (the ``all`` policy)."""
     config = config_for(paths["two"])
     model = config.model_config_list.config[0]
@@ -94,7 +94,7 @@ def start(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Start]:
     text), terminated when the test ends."""
     started: list[ServerProcess] = []
 
-    def run(config: Config | str, *flags: str, ready: bool = True) -> ServerProcess:
+    def run(config: ModelServerConfig | str, *flags: str, ready: bool = True) -> ServerProcess:
         tmp = tmp_path_factory.mktemp("serve")
         path = tmp / "models.config"
         path.write_text(config if isinstance(config, str) else text_format.MessageToString(config))
@@ -120,7 +120,7 @@ def failed_start(server: ServerProcess) -> str:
     return server.stderr.read_text()
 
 
-def reload(server: ServerProcess, config: Config) -> tuple[grpc.StatusCode, str]:
+def reload(server: ServerProcess, config: ModelServerConfig) -> tuple[grpc.StatusCode, str]:
     request = model_management_pb2.ReloadConfigRequest(config=config)
     with server.channel() as channel:
         try:
@@ -201,7 +201,7 @@ def test_reload_config_waits_till_models_available(start: Start, paths: dict[str
 def test_reload_config_unloads_models(start: Start, paths: dict[str, Path]) -> None:
     server = start(config_for(paths["one"]))
     assert available(server) == [VERSION]
-    empty = Config()
+    empty = ModelServerConfig()
     empty.model_config_list.SetInParent()
     assert reload(server, empty) == (grpc.StatusCode.OK, "")
     wait_for(server, lambda: states(server) == {VERSION: "END"})
@@ -211,7 +211,7 @@ def test_reload_config_handles_loading_a_previously_unloaded_model(
     start: Start, paths: dict[str, Path]
 ) -> None:
     nonempty = config_for(paths["one"])
-    empty = Config()
+    empty = ModelServerConfig()
     empty.model_config_list.SetInParent()
     server = start(nonempty)
     assert reload(server, empty) == (grpc.StatusCode.OK, "")
