@@ -6,7 +6,7 @@ import pytest
 
 from rollouts.fakeclock import FakeClock
 from rollouts.faketraffic import FakeTraffic
-from timonel.errors import RolloutFailed
+from timonel.errors import RolloutFailed, SpecError
 from timonel.kube.records import ROLLOUT_STATE
 from timonel.rollouts.driver import ABORTED, PROMOTED, ROLLED_BACK, abort, drive, pair_of
 from timonel.rollouts.evidence import Agreement, RevisionEvidence, WindowEvidence
@@ -231,3 +231,18 @@ def test_pair_of_needs_the_tag_routes(clock: FakeClock) -> None:
     traffic.canary(V2, 10, tag_routing=False)  # KServe then gives the latest revision no URL
     with pytest.raises(Exception, match="enable-tag-routing"):
         pair_of(traffic.isvc)
+
+
+def test_a_record_timonel_did_not_write_says_how_to_roll_back_and_clear_it() -> None:
+    traffic = FakeTraffic()
+    traffic.record({ROLLOUT_STATE: "{not json"})
+    with pytest.raises(SpecError) as caught:
+        read_state(traffic.recorded)
+    assert str(caught.value).startswith(
+        "the timonel.dev/rollout annotation of ConfigMap default/m-rollout is not a rollout state "
+        "Timonel wrote ("
+    )
+    assert str(caught.value).endswith(
+        "roll back with `timonel rollback m -n default` and clear it with `kubectl delete "
+        "configmap m-rollout -n default`"
+    )

@@ -64,12 +64,12 @@ def read_state(record: Mapping[str, Any] | None) -> RolloutState | None:
         data["passed"] = tuple(data.get("passed") or ())
         return RolloutState(plan=RolloutPlan(gates=gates, **plan), **data)
     except (ValueError, TypeError, KeyError) as exc:
-        owner = isvc_of_record(record or {})
-        isvc = owner[1] if owner else "NAME"
+        namespace, isvc = isvc_of_record(record or {}) or ("NAMESPACE", "NAME")
         raise SpecError(
-            f"the {ROLLOUT_STATE} annotation of ConfigMap {metadata.get('name')} is not a "
-            f"rollout state Timonel wrote ({exc}); run `timonel rollout {isvc} --abort` to roll "
-            "back and clear it",
+            f"the {ROLLOUT_STATE} annotation of ConfigMap {namespace}/{metadata.get('name')} is "
+            f"not a rollout state Timonel wrote ({exc}); roll back with `timonel rollback {isvc} "
+            f"-n {namespace}` and clear it with `kubectl delete configmap "
+            f"{metadata.get('name')} -n {namespace}`",
             field=f"metadata.annotations.{ROLLOUT_STATE}",
         ) from exc
 
