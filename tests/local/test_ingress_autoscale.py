@@ -101,6 +101,14 @@ def test_load_starts_a_second_process_spreads_over_both_and_the_window_ends_it(
                 _preload_content=False,
             )
             assert len(json.loads(pods.data)["items"]) == 2
+            while (
+                replicas := api.get_namespaced_custom_object(
+                    "serving.knative.dev", "v1", NAMESPACE, "revisions", REVISION.revision
+                ).get("status", {})
+            ).get("actualReplicas") != 2:
+                assert time.monotonic() < deadline, replicas
+                time.sleep(0.1)
+            assert replicas["desiredReplicas"] == 2
             with lock:
                 before = Counter(ports)
             time.sleep(3)  # both processes under load

@@ -366,7 +366,9 @@ def test_the_template_carries_what_kserve_passes_on_and_its_own_annotations() ->
 def test_a_revisions_status_follows_its_process(
     observation: RevisionObservation, ready: str, reason: str | None
 ) -> None:
-    status = revision_status(Revision("half-predictor-00001", 1), observation, running=True)
+    status = revision_status(
+        Revision("half-predictor-00001", 1), observation, replicas=[observation]
+    )
     condition = next(c for c in status["conditions"] if c["type"] == "Ready")
     assert (condition["status"], condition.get("reason")) == (ready, reason)
     assert status["desiredReplicas"] == 1
@@ -375,7 +377,7 @@ def test_a_revisions_status_follows_its_process(
 
 def test_a_revision_scaled_to_zero_stays_ready_and_inactive() -> None:
     observation = RevisionObservation(phase=Phase.STOPPED, has_been_ready=True)
-    status = revision_status(Revision("half-predictor-00001", 1), observation, running=False)
+    status = revision_status(Revision("half-predictor-00001", 1), observation, replicas=[])
     by_type = {c["type"]: c for c in status["conditions"]}
     assert by_type["Ready"]["status"] == "True"
     assert (by_type["Active"]["status"], by_type["Active"]["reason"]) == ("False", "NoTraffic")

@@ -522,12 +522,12 @@ class Controller:
             )
             for item in stored
         }
-        running = {
-            key.revision
+        replicas = {
+            key.revision: list(self._supervisor.replicas(key).values())
             for key in self._supervisor.running()
             if (key.namespace, key.isvc) == (namespace, name)
         }
-        return self._knative.write(isvc, outcome, observed, running=running, now=_now())
+        return self._knative.write(isvc, outcome, observed, replicas=replicas, now=_now())
 
     def _write_status(self, obj: dict[str, Any], status: dict[str, Any]) -> bool:
         return objects.write_status(self._cluster, obj, status)

@@ -187,13 +187,13 @@ def revision_manifest(
     observation: RevisionObservation,
     *,
     routed: bool,
-    running: bool,
+    replicas: Sequence[RevisionObservation],
     now: str,
 ) -> dict[str, Any]:
-    """A Revision of the Service, with the status Knative reports for its process.
+    """A Revision of the Service, with the status Knative reports for its processes.
 
-    ``routed``: a traffic target names it (routingState active, else reserve); ``running``: the
-    controller wants a process for it (the desired replicas).
+    ``routed``: a traffic target names it (routingState active, else reserve); ``replicas``: its
+    processes (one for each replica the controller wants).
     """
     meta = service["metadata"]
     config = str(meta["name"])
@@ -232,7 +232,7 @@ def revision_manifest(
             ],
         },
         "spec": _revision_spec(str(isvc["metadata"]["name"]), revision.template),
-        "status": revision_status(revision, observation, running=running),
+        "status": revision_status(revision, observation, replicas=replicas),
     }
 
 
@@ -252,11 +252,16 @@ def _recorded_template(isvc: Mapping[str, Any], revision: Revision) -> dict[str,
 
 
 def revision_status(
-    revision: Revision, observation: RevisionObservation, *, running: bool
+    revision: Revision,
+    observation: RevisionObservation,
+    *,
+    replicas: Sequence[RevisionObservation],
 ) -> dict[str, Any]:
     """Knative's revision status: Ready from ever having been ready (a revision scaled to zero
-    stays Ready, with Active False), a container that failed before, replicas from the process."""
-    serving = running and observation.phase is Phase.READY
+    stays Ready, with Active False), a container that failed before, replicas from the processes
+    (desired: those that run; actual: those that are ready)."""
+    actual = sum(1 for replica in replicas if replica.phase is Phase.READY)
+    serving = actual > 0
     failure = observation.last_failure
     if observation.has_been_ready:
         ready = {"type": "Ready", "status": "True"}
@@ -291,7 +296,7 @@ def revision_status(
         "observedGeneration": 1,
         "conditions": [active, healthy, ready, resources],
         "serviceName": revision.name,
-        "actualReplicas": 1 if serving else 0,
-        "desiredReplicas": 1 if running else 0,
+        "actualReplicas": actual,
+        "desiredReplicas": len(replicas),
         "containerStatuses": [{"name": SERVER_CONTAINER}],
     }

@@ -15,7 +15,7 @@ API server accepts for these kinds.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Set
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from timonel.errors import ApiError
@@ -61,13 +61,13 @@ class KnativeObjects:
         outcome: Outcome,
         observed: Mapping[str, RevisionObservation],
         *,
-        running: Set[str],
+        replicas: Mapping[str, Sequence[RevisionObservation]],
         now: str,
     ) -> bool:
         """Write the Service and Revisions the outcome describes; True when one changed
         meanwhile (a 409), so the InferenceService is reconciled again.
 
-        ``running``: the revisions that have a process (their desired replicas are 1).
+        ``replicas``: the processes of each revision that has any (its desired replicas).
         Nothing is written when KServe would not have reached the Service (a spec it cannot
         reconcile), which then stays as it was.
         """
@@ -89,7 +89,7 @@ class KnativeObjects:
                         {**service, "status": outcome.service_status}, field_manager=WRITER
                     )
                 )
-            self._write_revisions(service, isvc, outcome, observed, running, now)
+            self._write_revisions(service, isvc, outcome, observed, replicas, now)
         except ApiError as exc:
             if exc.status.code == 409:
                 return True
@@ -102,7 +102,7 @@ class KnativeObjects:
         isvc: Mapping[str, Any],
         outcome: Outcome,
         observed: Mapping[str, RevisionObservation],
-        running: Set[str],
+        replicas: Mapping[str, Sequence[RevisionObservation]],
         now: str,
     ) -> None:
         routed = {
@@ -117,7 +117,7 @@ class KnativeObjects:
                 revision,
                 observed.get(revision.name, RevisionObservation()),
                 routed=revision.name in routed,
-                running=revision.name in running,
+                replicas=replicas.get(revision.name, ()),
                 now=now,
             )
             status = manifest.pop("status")
