@@ -77,10 +77,13 @@ class Downstream(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = cast(asyncio.Transport, transport)
         self._transport.set_write_buffer_limits(high=_HIGH_WATER)
+        self._ingress._clients.add(self._transport)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._closed = True
         self._writable.set()
+        if self._transport is not None:
+            self._ingress._clients.discard(self._transport)
 
     def pause_writing(self) -> None:
         self._writable.clear()
@@ -119,6 +122,8 @@ class Downstream(asyncio.Protocol):
             self._proxy(parsed, target.backend, route.tag or target.tag)
         )
         task.add_done_callback(self._done)
+        self._ingress._proxying.add(task)
+        task.add_done_callback(self._ingress._proxying.discard)
 
     def _done(self, task: asyncio.Task[bool]) -> None:
         self._busy = False
@@ -136,6 +141,7 @@ class Downstream(asyncio.Protocol):
     def _hand_over(self) -> None:
         """The rest of this connection goes to the aiohttp path, from the bytes buffered."""
         assert self._transport is not None
+        self._ingress._clients.discard(self._transport)  # aiohttp closes its own
         protocol = self._fallback()
         self._transport.set_protocol(protocol)
         protocol.connection_made(self._transport)

@@ -127,6 +127,8 @@ class Ingress:
         self._server: asyncio.Server | None = None
         self._http: web.Server | None = None  # made on the event loop, in start()
         self._mirroring: set[asyncio.Task[None]] = set()
+        self._proxying: set[asyncio.Task[bool]] = set()  # the fast path's requests in flight
+        self._clients: set[asyncio.Transport] = set()  # the fast path's client connections
         self._idle_task: asyncio.Task[None] | None = None
         self._autoscale_task: asyncio.Task[None] | None = None
         self._upstreams = Upstreams()
@@ -194,6 +196,12 @@ class Ingress:
         if self._server is not None and self._http is not None:
             self._server.close()
             await self._http.shutdown(2.0)
+        if self._proxying:  # as aiohttp's shutdown: 2 s for the answers in flight, then cancel
+            _, late = await asyncio.wait(set(self._proxying), timeout=2.0)
+            for request in late:
+                request.cancel()
+        for client in list(self._clients):
+            client.close()
         for task in list(self._mirroring):
             task.cancel()
         if self._session is not None:
