@@ -11,7 +11,10 @@ as the model:
 - **Router overhead**: ``wrk`` (C, closed loop, one connection per client) posts the same
   request to the revision's own REST port and through the ingress by Host, at 8 and 32 clients
   for ``BENCH_SECONDS`` (default 5) each: p50 through the router minus direct at 8 clients, and
-  throughput through the router over direct at 32.
+  throughput through the router over direct at 32. Each point also reports the CPU time per
+  request of this process (the ingress, with the API server and controller idle beside it) and
+  of the revision's server, which the machine's other load does not change as it changes
+  throughput and latency.
 
 Prints the figures and the goals of the ingress issue, and rewrites the coldstart section of
 ``bench/README.md``. Every wait is bounded in time; the load generator runs ``BENCH_SECONDS``.
@@ -84,6 +87,7 @@ def manifest(name: str, uri: str, min_replicas: int) -> dict[str, Any]:
         "spec": {
             "predictor": {
                 "minReplicas": min_replicas,
+                "maxReplicas": 1,  # one process: the autoscaler would add one at 32 clients
                 "model": {"modelFormat": {"name": "tensorflow"}, "storageUri": uri},
             }
         },
@@ -125,6 +129,22 @@ def wrk(url: str, body: Path, clients: int, host: str | None = None) -> dict[str
     }
 
 
+def cpu_seconds(pid: int) -> float:
+    """The CPU time (user and system) a process has used so far, from ``/proc``."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def measured(server: int, load: Any) -> dict[str, float]:
+    """``load()``'s figures, with this process's and the server's CPU microseconds per request."""
+    ours, theirs = time.process_time(), cpu_seconds(server)
+    found: dict[str, float] = load()
+    requests = max(1.0, found["rps"] * SECONDS)
+    found["ingress_cpu_us"] = (time.process_time() - ours) / requests * 1e6
+    found["server_cpu_us"] = (cpu_seconds(server) - theirs) / requests * 1e6
+    return found
+
+
 def measure(work: Path) -> dict[str, Any]:
     model = tfmodels.write_half_plus_two(work / "models" / NAME / "1")
     floors = [floor_seconds(model) for _ in range(RUNS)]
@@ -155,8 +175,14 @@ def measure(work: Path) -> dict[str, Any]:
                 state = wait(lambda: controller.revision_state(warm), "the warm revision")
                 direct = f"http://{state.rest}"
                 host = f"{WARM}.default.example.com"
+                server = controller.revision_pid("default", WARM, warm.revision)
                 points = {
-                    (path, clients): wrk(f"{url}/v1/models/{WARM}:predict", body, clients, via)
+                    (path, clients): measured(
+                        server,
+                        lambda url=url, clients=clients, via=via: wrk(
+                            f"{url}/v1/models/{WARM}:predict", body, clients, via
+                        ),
+                    )
                     for clients in (8, 32)
                     for path, url, via in (("direct", direct, None), ("router", ingress.url, host))
                 }
@@ -187,7 +213,8 @@ def section(result: dict[str, Any]) -> str:
     floor, cold = statistics.median(result["floors"]), statistics.median(result["colds"])
     load = ", ".join(f"{v:.1f}" for v in os.getloadavg())
     rows = [
-        f"| {path} | {clients} | {p['rps']:.0f} | {p['p50_ms']:.2f} | {p['errors']:.0f} |"
+        f"| {path} | {clients} | {p['rps']:.0f} | {p['p50_ms']:.2f} | {p['errors']:.0f} | "
+        f"{p['ingress_cpu_us']:.0f} | {p['server_cpu_us']:.0f} |"
         for (path, clients), p in sorted(result["points"].items(), key=lambda i: (i[0][1], i[0][0]))
     ]
     goals = [
@@ -218,8 +245,9 @@ def section(result: dict[str, Any]) -> str:
             + ", ".join(f"{s:.2f}" for s in result["floors"])
             + ").",
             "",
-            "| path | clients | requests/s | p50 ms | errors |",
-            "| --- | ---: | ---: | ---: | ---: |",
+            "| path | clients | requests/s | p50 ms | errors | ingress CPU µs/request | "
+            "server CPU µs/request |",
+            "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
             *rows,
             "",
             "| measure | measured | goal | met |",
