@@ -39,7 +39,7 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, cast
 
@@ -405,7 +405,26 @@ class Ingress:
         def finished(status: int, seconds: float) -> None:
             self.metrics.finished(backend, tag, status, seconds)
 
-        return CallRoute(target, lambda: self.activator.hold(backend), finished)
+        return CallRoute(target, lambda: self._hold_call(authority, path, backend), finished)
+
+    @contextlib.asynccontextmanager
+    async def _hold_call(
+        self, authority: str, path: str, backend: RevisionKey
+    ) -> AsyncIterator[Endpoint]:
+        """The activator's hold for a gRPC call, picking from the split again when its revision
+        left the routes before the call reached it."""
+        for attempt in range(1, _CONNECT_ATTEMPTS + 1):
+            stack = contextlib.AsyncExitStack()
+            try:
+                endpoint = await stack.enter_async_context(self.activator.hold(backend))
+            except Rerouted:
+                if attempt == _CONNECT_ATTEMPTS:
+                    raise
+                backend, _ = self._again_for(authority, path, backend, None)
+                continue
+            async with stack:
+                yield endpoint
+            return
 
 
 class _Sniffer(asyncio.Protocol):
