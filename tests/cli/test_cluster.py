@@ -1,7 +1,7 @@
 """``timonel deploy | status | canary | promote | rollback | delete | list`` on ``timonel local``.
 
 A controller with stand-in revision servers (no TensorFlow) makes InferenceServices ready, so the
-commands' output and their waits run in about a second each.
+commands' output and their waits run in about a second each, in Knative and in Standard mode.
 """
 
 from __future__ import annotations
@@ -220,3 +220,42 @@ def test_a_canary_share_out_of_range_names_the_flag(capsys: pytest.CaptureFixtur
         "error: --percent: canary traffic percent 150 is out of range; expected an integer from "
         "0 to 100 (the share of requests the new model receives)\n"
     )
+
+
+@pytest.mark.usefixtures("kubeconfig", "local_controller")
+def test_the_standard_mode_lifecycle_through_the_commands(
+    capsys: pytest.CaptureFixture[str], repo: Path
+) -> None:
+    v1, v2 = f"file://{repo}/half/v1", f"file://{repo}/half/v2"
+    wait = ("--wait", "--timeout", "60")
+    canary = ("canary", "raw", "--storage-uri", v2, "--percent", "20", *wait)
+
+    def split() -> list[tuple[str, int]]:
+        status = as_json(capsys, "status", "raw", "-o", "json")
+        assert status["mode"] == "Standard" and status["ready"]
+        return [(t["revision"], t["percent"]) for t in status["traffic"]]
+
+    code, out, err = run(capsys, "deploy", "raw", "--storage-uri", v1, "--mode", "standard", *wait)
+    assert (code, err) == (0, "")
+    assert out.startswith("team/raw: deployed, served\n")
+    assert split() == [("raw-predictor", 100)]
+
+    # A canary is a second predictor (spec.canary[]) beside the stable one, weighted at 20%.
+    code, out, err = run(capsys, *canary)
+    assert (code, err) == (0, "")
+    assert out.startswith("team/raw: canary at 20%, served\n")
+    assert split() == [("raw-predictor", 80), ("raw-canary-1-predictor", 20)]
+
+    code, out, _ = run(capsys, "rollback", "raw", *wait)
+    assert code == 0 and out.startswith("team/raw: rolled back, served\n")
+    assert split() == [("raw-predictor", 100)]
+
+    # Promoted, the canary's predictor is the stable one; the old Deployment goes.
+    assert run(capsys, *canary)[0] == 0
+    code, out, _ = run(capsys, "promote", "raw", *wait)
+    assert code == 0 and out.startswith("team/raw: promoted, served\n")
+    assert split() == [("raw-canary-1-predictor", 100)]
+    assert as_json(capsys, "status", "raw", "-o", "json")["storage_uri"] == v2
+
+    code, out, _ = run(capsys, "delete", "raw", "--wait", "--timeout", "30")
+    assert out.strip() == "team/raw deleted"
