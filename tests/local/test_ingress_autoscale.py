@@ -109,6 +109,13 @@ def test_load_starts_a_second_process_spreads_over_both_and_the_window_ends_it(
                 assert time.monotonic() < deadline, replicas
                 time.sleep(0.1)
             assert replicas["desiredReplicas"] == 2
+            while (
+                copies := api.get_namespaced_custom_object(
+                    "serving.kserve.io", "v1beta1", NAMESPACE, "inferenceservices", REVISION.isvc
+                )["status"]["modelStatus"]["copies"]
+            ).get("totalCopies") != 2:  # KServe counts the latest revision's ready pods
+                assert time.monotonic() < deadline, copies
+                time.sleep(0.1)
             with lock:
                 before = Counter(ports)
             time.sleep(3)  # both processes under load

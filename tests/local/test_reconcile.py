@@ -30,7 +30,11 @@ R1 = "half-predictor-00001"
 R2 = "half-predictor-00002"
 
 READY = RevisionObservation(
-    phase=Phase.READY, has_been_ready=True, rest="127.0.0.1:8501", grpc="127.0.0.1:8500"
+    phase=Phase.READY,
+    has_been_ready=True,
+    rest="127.0.0.1:8501",
+    grpc="127.0.0.1:8500",
+    ready_copies=1,
 )
 STARTING = RevisionObservation(phase=Phase.STARTING, rest="127.0.0.1:8601", grpc="127.0.0.1:8600")
 STORAGE_FAILED = RevisionObservation(

@@ -132,6 +132,7 @@ class RevisionObservation:
     restarts: int = 0
     rest: str = ""  # host:port of the REST API while a process runs
     grpc: str = ""  # host:port of the gRPC API while a process runs
+    ready_copies: int = 0  # how many of the revision's processes are ready
 
 
 @dataclass(frozen=True)
@@ -654,7 +655,8 @@ def _propagate_model_status(
     observation = latest_created.observation
     copies = model_status.setdefault("copies", {"failedCopies": 0})
     copies.setdefault("failedCopies", 0)
-    _set_or_drop(copies, "totalCopies", 1 if observation.phase is Phase.READY else 0)
+    # KServe counts the latest revision's ready pods (omitempty: none drops the key).
+    _set_or_drop(copies, "totalCopies", observation.ready_copies)
     failure = observation.last_failure
     failure_info = (
         {"reason": "ModelLoadFailed", "message": failure.message, "exitCode": failure.exit_code}

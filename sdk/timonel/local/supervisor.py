@@ -164,8 +164,9 @@ class Supervisor:
         self._copying: dict[RevisionKey, threading.Lock] = {}
 
     def observation(self, key: RevisionKey, *, has_been_ready: bool) -> RevisionObservation:
-        """What the revision is doing: its first ready replica's state, else its first replica's;
-        a revision with no process is Stopped (or never started)."""
+        """What the revision is doing: its first ready replica's state, else its first replica's,
+        with the count of ready replicas; a revision with no process is Stopped (or never
+        started)."""
         replicas = self.replicas(key)
         found = next(
             (seen for seen in replicas.values() if seen.phase is Phase.READY),
@@ -176,9 +177,11 @@ class Supervisor:
                 phase=Phase.STOPPED if has_been_ready else Phase.PENDING,
                 has_been_ready=has_been_ready,
             )
-        if has_been_ready and not found.has_been_ready:
-            return dataclasses.replace(found, has_been_ready=True)
-        return found
+        return dataclasses.replace(
+            found,
+            has_been_ready=has_been_ready or found.has_been_ready,
+            ready_copies=sum(seen.phase is Phase.READY for seen in replicas.values()),
+        )
 
     def replicas(self, key: RevisionKey) -> dict[int, RevisionObservation]:
         """The state of each of the revision's processes, by replica number, in order."""
