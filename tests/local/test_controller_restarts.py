@@ -33,11 +33,6 @@ def cluster(tmp_path: Path, port: int = 0) -> Iterator[tuple[Path, client.Custom
             yield kubeconfig, client.CustomObjectsApi(api_client)
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="now and then the restarted API server's cluster fixture hangs until the suite's "
-    "timeout: a wait on a lock nobody releases, not yet found",
-)
 def test_watch_resumes_after_the_api_server_restarts(tmp_path: Path) -> None:
     model = write_model(tmp_path / "repo" / "half")
     with ExitStack() as controller_running:

@@ -453,6 +453,10 @@ class ApiServer:
 
         try:
             await self._stream(send, kind, namespace, selector, options, since)
+            if self._stopping.is_set():
+                # A client's watch loop reconnects at once on the same keep-alive connection,
+                # which would keep a stopping server's connection busy past its close.
+                response.force_close()
             await response.write_eof()
         except ConnectionResetError:  # the client went away; nothing to tell it
             pass
