@@ -6,19 +6,23 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
+from timonel.errors import ApiError, Status
+from timonel.kube.client import Cluster
 from timonel.local.controller import Controller
 from timonel.local.knative import revision_status, service_manifest
+from timonel.local.knative_objects import KnativeObjects
 from timonel.local.reconcile import (
     Failure,
     Phase,
     Revision,
     RevisionObservation,
+    reconcile,
     revision_template,
 )
 
@@ -382,3 +386,29 @@ def test_a_revision_scaled_to_zero_stays_ready_and_inactive() -> None:
     assert by_type["Ready"]["status"] == "True"
     assert (by_type["Active"]["status"], by_type["Active"]["reason"]) == ("False", "NoTraffic")
     assert (status["actualReplicas"], status["desiredReplicas"]) == (0, 0)
+
+
+class _GoneOnReplace:
+    """An API whose Knative Service is deleted (by the garbage collector following its
+    InferenceService) between the controller's read and its write."""
+
+    def __init__(self, service: dict[str, Any]) -> None:
+        self.service = service
+
+    def send(self, request: Any) -> dict[str, Any]:
+        if request.method == "GET":
+            return self.service
+        raise ApiError("gone", status=Status(404, "NotFound"))
+
+
+def test_a_knative_service_deleted_under_the_write_asks_for_another_pass() -> None:
+    isvc = manifest("half", "gs://models/half/v1")
+    isvc["metadata"].update(uid="u-1", generation=1)
+    revision = Revision("half-predictor-00001", 1, revision_template(isvc["spec"]["predictor"]))
+    observed = {revision.name: RevisionObservation(phase=Phase.READY, has_been_ready=True)}
+    outcome = reconcile(isvc, [revision], observed, now="2026-01-01T00:00:00Z")
+    service = service_manifest(isvc, revision, outcome.route)
+    service["metadata"]["resourceVersion"] = "7"
+    objects = KnativeObjects(cast(Cluster, _GoneOnReplace(service)))
+
+    assert objects.write(isvc, outcome, observed, replicas={}, now="2026-01-01T00:00:00Z")

@@ -64,8 +64,9 @@ class KnativeObjects:
         replicas: Mapping[str, Sequence[RevisionObservation]],
         now: str,
     ) -> bool:
-        """Write the Service and Revisions the outcome describes; True when one changed
-        meanwhile (a 409), so the InferenceService is reconciled again.
+        """Write the Service and Revisions the outcome describes; True when one changed (a 409)
+        or went (a 404: the garbage collector follows a deleted InferenceService) meanwhile, so
+        the InferenceService is reconciled again on a fresh read.
 
         ``replicas``: the processes of each revision that has any (its desired replicas).
         Nothing is written when KServe would not have reached the Service (a spec it cannot
@@ -91,7 +92,7 @@ class KnativeObjects:
                 )
             self._write_revisions(service, isvc, outcome, observed, replicas, now)
         except ApiError as exc:
-            if exc.status.code == 409:
+            if exc.status.code in (404, 409):
                 return True
             raise
         return False
