@@ -67,6 +67,7 @@ from timonel.kserve.vocabulary import (
 )
 from timonel.kube.status import revision_metadata
 from timonel.local.conditions import FALSE, TRUE, UNKNOWN, ConditionManager, ConditionSet
+from timonel.local.model_status import set_ready_copies, update_model_state, update_transition
 from timonel.local.runtimes import Chosen, NoRuntime
 
 #: Knative's default domain, which KServe's URLs carry when nothing else is configured.
@@ -390,13 +391,13 @@ def _reconcile_once(
     if problem is not None:
         # KServe stops before touching the Knative Service: the old revisions keep serving.
         conditions.mark_false(PREDICTOR_READY, "InternalError", problem)
-        _update_transition(
+        update_transition(
             status, "InvalidSpec", {"reason": "InvalidPredictorSpec", "message": problem}
         )
         return Outcome(known, _running(known, status), status)
     if isinstance(runtime, NoRuntime):
         # KServe stops before the Knative Service too, with the reason in modelStatus only.
-        _update_transition(
+        update_transition(
             status, "InvalidSpec", {"reason": runtime.reason, "message": runtime.message}
         )
         return Outcome(known, _running(known, status), status)
@@ -651,12 +652,8 @@ def _propagate_model_status(
     latest_created: _RevisionState,
 ) -> None:
     """KServe's ``PropagateModelStatus``: the latest created revision's process decides."""
-    model_status = status.setdefault("modelStatus", {})
     observation = latest_created.observation
-    copies = model_status.setdefault("copies", {"failedCopies": 0})
-    copies.setdefault("failedCopies", 0)
-    # KServe counts the latest revision's ready pods (omitempty: none drops the key).
-    _set_or_drop(copies, "totalCopies", observation.ready_copies)
+    set_ready_copies(status, observation.ready_copies)
     failure = observation.last_failure
     failure_info = (
         {"reason": "ModelLoadFailed", "message": failure.message, "exitCode": failure.exit_code}
@@ -668,56 +665,29 @@ def _propagate_model_status(
             ksvc.status_of(kind) == FALSE
             for kind in (_KSVC_READY, _KSVC_CONFIGURATIONS_READY, _KSVC_ROUTES_READY)
         )
-        _update_model_state(status, "FailedToLoad" if any_false else "Pending", None)
+        update_model_state(status, "FailedToLoad" if any_false else "Pending", None)
         return
     if observation.phase is Phase.INITIALIZING:
         # A storage initializer running again after it failed: KServe waits for the outcome.
         if failure is None or not failure.in_initializer:
-            _update_model_state(status, "Loading", None)
+            update_model_state(status, "Loading", None)
         return
     if (
         failure is not None
         and failure.in_initializer
         and observation.phase in (Phase.FAILED, Phase.PENDING)
     ):
-        _update_model_state(status, "FailedToLoad", failure_info)
+        update_model_state(status, "FailedToLoad", failure_info)
         return
     if conditions.is_happy() and component.get("latestCreatedRevision") == component.get(
         "latestReadyRevision"
     ):
-        _update_model_state(status, "Loaded", None)
+        update_model_state(status, "Loaded", None)
         return
     if observation.phase in (Phase.FAILED, Phase.PENDING) and failure is not None:
-        _update_model_state(status, "FailedToLoad", failure_info)
+        update_model_state(status, "FailedToLoad", failure_info)
         return
-    _update_model_state(status, "Pending", None)
-
-
-def _update_model_state(status: dict[str, Any], state: str, info: dict[str, Any] | None) -> None:
-    """KServe's ``UpdateModelRevisionStates``."""
-    model_status = status.setdefault("modelStatus", {})
-    states = model_status.setdefault("states", {"activeModelState": ""})
-    states.setdefault("activeModelState", "")
-    states["targetModelState"] = state
-    if state in ("Pending", "Loading"):
-        model_status["transitionStatus"] = "InProgress"
-    elif state == "Loaded":
-        model_status["transitionStatus"] = "UpToDate"
-        states["activeModelState"] = "Loaded"
-    elif state == "FailedToLoad":
-        model_status["transitionStatus"] = "BlockedByFailedLoad"
-    if info is not None:
-        model_status["lastFailureInfo"] = info
-
-
-def _update_transition(status: dict[str, Any], transition: str, info: dict[str, Any]) -> None:
-    """KServe's ``UpdateModelTransitionStatus``."""
-    model_status = status.setdefault("modelStatus", {})
-    model_status["transitionStatus"] = transition
-    if transition == "InvalidSpec":
-        states = model_status.setdefault("states", {"activeModelState": ""})
-        states["targetModelState"] = "FailedToLoad"
-    model_status["lastFailureInfo"] = info
+    update_model_state(status, "Pending", None)
 
 
 def _propagate_cross_component(

@@ -44,20 +44,20 @@ from typing import Any
 
 from timonel.kserve.vocabulary import (
     AUTOSCALER_CLASS,
+    INITIALIZER_CONTAINER,
     STANDARD,
     STORAGE_INITIALIZER_SOURCE_URI,
     predictor_service_name,
 )
 from timonel.kube.status import revision_metadata
 from timonel.local.conditions import FALSE, TRUE, UNKNOWN
+from timonel.local.model_status import set_ready_copies, update_model_state, update_transition
 from timonel.local.pods import ISVC_LABEL, NODE_NAME, REPLICA_ANNOTATION, pod_spec, template_hash
 from timonel.local.reconcile import (
     DEFAULT_DOMAIN,
     INGRESS_READY,
     ISVC_CONDITIONS,
     PREDICTOR_READY,
-    _update_model_state,
-    _update_transition,
     storage_uri,
     storage_uri_error,
 )
@@ -428,7 +428,7 @@ def isvc_status(
         reason, message = problem
         if reason == "InvalidPredictorSpec":
             conditions.mark_false(PREDICTOR_READY, "InternalError", message)
-        _update_transition(status, "InvalidSpec", {"reason": reason, "message": message})
+        update_transition(status, "InvalidSpec", {"reason": reason, "message": message})
         return status
     if isinstance(runtime, Chosen):
         status.pop("servingRuntimeName", None)
@@ -532,9 +532,6 @@ def _propagate_model_status(
     status: dict[str, Any], ready: bool, pods: Sequence[Mapping[str, Any]]
 ) -> None:
     """KServe's ``PropagateModelStatus`` for a raw deployment, from the stable predictor's pods."""
-    model_status = status.setdefault("modelStatus", {})
-    copies = model_status.setdefault("copies", {"failedCopies": 0})
-    copies.setdefault("failedCopies", 0)
     ready_pods = sum(
         1
         for pod in pods
@@ -544,32 +541,29 @@ def _propagate_model_status(
             for c in (pod.get("status") or {}).get("conditions") or []
         )
     )
-    if ready_pods:
-        copies["totalCopies"] = ready_pods
-    else:
-        copies.pop("totalCopies", None)
+    set_ready_copies(status, ready_pods)
     if not pods:
-        _update_model_state(status, "Pending", None)
+        update_model_state(status, "Pending", None)
         return
     first = pods[0].get("status") or {}
     for container in first.get("initContainerStatuses") or []:
-        if container.get("name") != "storage-initializer":
+        if container.get("name") != INITIALIZER_CONTAINER:
             continue
         state = container.get("state") or {}
         last = (container.get("lastState") or {}).get("terminated")
         if "running" in state:
             if last is None:
-                _update_model_state(status, "Loading", None)
+                update_model_state(status, "Loading", None)
             return
         terminated = state.get("terminated") or {}
         if terminated.get("reason") == "Error":
-            _update_model_state(status, "FailedToLoad", _failure(terminated))
+            update_model_state(status, "FailedToLoad", _failure(terminated))
             return
         if (state.get("waiting") or {}).get("reason") == "CrashLoopBackOff" and last:
-            _update_model_state(status, "FailedToLoad", _failure(last))
+            update_model_state(status, "FailedToLoad", _failure(last))
             return
     if ready:
-        _update_model_state(status, "Loaded", None)
+        update_model_state(status, "Loaded", None)
         return
     for container in first.get("containerStatuses") or []:
         if container.get("name") != "kserve-container":
@@ -577,11 +571,11 @@ def _propagate_model_status(
         state = container.get("state") or {}
         last = (container.get("lastState") or {}).get("terminated")
         if (state.get("terminated") or {}).get("reason") == "Error":
-            _update_model_state(status, "FailedToLoad", _failure(state["terminated"]))
+            update_model_state(status, "FailedToLoad", _failure(state["terminated"]))
         elif (state.get("waiting") or {}).get("reason") == "CrashLoopBackOff" and last:
-            _update_model_state(status, "FailedToLoad", _failure(last))
+            update_model_state(status, "FailedToLoad", _failure(last))
         else:
-            _update_model_state(status, "Pending", None)
+            update_model_state(status, "Pending", None)
 
 
 def _failure(terminated: Mapping[str, Any]) -> dict[str, Any]:
