@@ -95,6 +95,18 @@ def ready(pod: dict[str, Any]) -> bool:
     )
 
 
+def serving_pod(
+    api: client.CustomObjectsApi, config: Path, name: str, model: Path
+) -> dict[str, Any]:
+    """The ready pod of a new InferenceService ``name`` serving ``model``."""
+    api.create_namespaced_custom_object(
+        GROUP, VERSION, NAMESPACE, PLURAL, manifest(name, str(model))
+    )
+    wait_for(api, name, settled)
+    [pod] = wait_for_pods(config, name, lambda found: len(found) == 1 and ready(found[0]))
+    return pod
+
+
 def test_a_ready_revision_has_a_running_pod_named_and_labelled_as_knative_does(
     api: client.CustomObjectsApi,
     local_controller: Controller,
@@ -103,12 +115,7 @@ def test_a_ready_revision_has_a_running_pod_named_and_labelled_as_knative_does(
 ) -> None:
     name = "podded"
     revision = f"{name}-predictor-00001"
-    api.create_namespaced_custom_object(
-        GROUP, VERSION, NAMESPACE, PLURAL, manifest(name, str(model))
-    )
-    wait_for(api, name, settled)
-
-    [pod] = wait_for_pods(local_kubeconfig, name, lambda found: len(found) == 1 and ready(found[0]))
+    pod = serving_pod(api, local_kubeconfig, name, model)
 
     assert pod["metadata"]["name"].startswith(f"{revision}-deployment-")
     labels = pod["metadata"]["labels"]
@@ -205,11 +212,7 @@ def test_kubectl_logs_reads_the_server_runs_as_the_kubelet_keeps_them(
     model: Path,
 ) -> None:
     name = "logged"
-    api.create_namespaced_custom_object(
-        GROUP, VERSION, NAMESPACE, PLURAL, manifest(name, str(model))
-    )
-    wait_for(api, name, settled)
-    [pod] = wait_for_pods(local_kubeconfig, name, lambda found: len(found) == 1 and ready(found[0]))
+    pod = serving_pod(api, local_kubeconfig, name, model)
     pod_name = pod["metadata"]["name"]
 
     first = kubectl(local_kubeconfig, "logs", pod_name, "-c", "kserve-container")
@@ -249,11 +252,7 @@ def test_kubectl_delete_pod_restarts_the_process_in_a_new_pod(
 ) -> None:
     name = "replaced"
     revision = f"{name}-predictor-00001"
-    api.create_namespaced_custom_object(
-        GROUP, VERSION, NAMESPACE, PLURAL, manifest(name, str(model))
-    )
-    wait_for(api, name, settled)
-    [old] = wait_for_pods(local_kubeconfig, name, lambda found: len(found) == 1 and ready(found[0]))
+    old = serving_pod(api, local_kubeconfig, name, model)
     pid = local_controller.revision_pid(NAMESPACE, name, revision)
     assert pid is not None
 
@@ -376,18 +375,6 @@ def test_kubectl_shows_a_pod_whose_storage_initializer_runs_as_init_0_of_1(
         finally:
             stalled.stop()
     assert row.split()[1:] == ["0/1", "Init:0/1", "0"]
-
-
-def serving_pod(
-    api: client.CustomObjectsApi, config: Path, name: str, model: Path
-) -> dict[str, Any]:
-    """The ready pod of a new InferenceService ``name`` serving ``model``."""
-    api.create_namespaced_custom_object(
-        GROUP, VERSION, NAMESPACE, PLURAL, manifest(name, str(model))
-    )
-    wait_for(api, name, settled)
-    [pod] = wait_for_pods(config, name, lambda found: len(found) == 1 and ready(found[0]))
-    return pod
 
 
 def timonel_logs(config: Path, *args: str) -> subprocess.Popen[str]:
