@@ -91,6 +91,19 @@ def test_a_rest_call_slower_than_the_timeout_gets_504(server: ServerProcess) -> 
     assert _rest(server, 3).status_code == 200
 
 
+def test_quick_calls_before_a_slow_one_leave_its_timeout_to_tensorflow(
+    server: ServerProcess,
+) -> None:
+    """A loop may run for any time, so however quick the calls before, a slow one still runs
+    where TensorFlow can cancel it, and the server answers others meanwhile."""
+    for _ in range(200):
+        assert _rest(server, 0).status_code == 200
+    started = time.monotonic()
+    reply = _rest(server, FOREVER)
+    assert reply.status_code == 504
+    assert time.monotonic() - started < 30
+
+
 def test_a_grpc_call_is_stopped_by_the_server_at_the_clients_deadline(
     server: ServerProcess,
 ) -> None:

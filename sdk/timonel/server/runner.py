@@ -1,9 +1,10 @@
 """How a prepared session call reaches TensorFlow from the event loop.
 
 Every REST and gRPC request ends in one runner call, ``run``, awaited by its handler on the event
-loop that serves both APIs; the runner must not block that loop. ``DirectRunner`` hands each
-call to one of its threads (TF releases the GIL while kernels run, so calls overlap); the batching
-scheduler in ``timonel.server.batching`` is the other runner, used with ``--enable_batching``.
+loop that serves both APIs; the runner must not block that loop for long. ``DirectRunner`` runs a
+call on the loop when the servable's calls are short, and otherwise hands it to one of its
+threads (TF releases the GIL while kernels run, so calls overlap); the batching scheduler in
+``timonel.server.batching`` is the other runner, used with ``--enable_batching``.
 """
 
 from __future__ import annotations
@@ -39,8 +40,22 @@ def shutting_down() -> ServingError:
     )
 
 
+#: A call to a servable whose calls take less than this (``Servable.call_seconds``) runs on the
+#: event loop: handing it to a thread and back would cost the loop more than the call itself.
+SHORT_CALL_SECONDS = 100e-6
+
+
 class DirectRunner:
-    """One session call per request, on ``threads`` threads so the event loop goes on meanwhile.
+    """One session call per request: short ones on the loop, others on ``threads`` threads so
+    the event loop goes on meanwhile.
+
+    The loop serves every request's parsing and answer and holds the GIL for it, so it is what
+    limits a small model's throughput; a thread hand-off there is a queue, two GIL switches and
+    a loop wake-up, several times a small model's whole call. A servable starts on the threads
+    and moves to the loop once its calls are measured short; one slow call moves it back. A
+    call that turns out slow while on the loop holds every other request for its duration, so
+    a graph with ops that may run for any time (``Servable.may_run_long``: loops, queues,
+    Python) stays on the threads, where TensorFlow cancels a call at its timeout.
 
     Its own threads rather than ``loop.run_in_executor``: a finished call is handed back through
     ``LoopHandoff``, which wakes the loop once for all the calls that finished together. How many
@@ -62,6 +77,8 @@ class DirectRunner:
     async def run(self, servable: Servable, call: Call, timeout_ms: int) -> list[np.ndarray]:
         if self._closed:
             raise shutting_down()
+        if servable.call_seconds < SHORT_CALL_SECONDS and not servable.may_run_long:
+            return servable.run_short(call.feeds, call.fetches, timeout_ms=timeout_ms)
         future: asyncio.Future[list[np.ndarray]] = asyncio.get_running_loop().create_future()
         self._calls.put(_Work(future, servable, call, timeout_ms))
         return await future
