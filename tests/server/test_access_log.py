@@ -1,12 +1,15 @@
-"""The access log's handler: lines wait for ``flush`` and leave in one write, in order."""
+"""The access log: lines wait for ``flush`` and leave in one write, in order, as JSON lines."""
 
 from __future__ import annotations
 
 import io
 import json
 import logging
+from collections.abc import Iterator
 
-from timonel.server.app import BatchedStreamHandler, JsonLogFormatter
+import pytest
+
+from timonel.server.access_log import LOGGER, AccessLog, access_log
 
 
 class _CountingStream(io.StringIO):
@@ -17,26 +20,50 @@ class _CountingStream(io.StringIO):
         return super().write(text)
 
 
-def test_records_are_written_in_one_write_per_flush_as_json_lines() -> None:
+@pytest.fixture
+def stream() -> Iterator[_CountingStream]:
     stream = _CountingStream()
-    target = logging.StreamHandler(stream)
-    target.setFormatter(JsonLogFormatter())
-    handler = BatchedStreamHandler(target)
-    logger = logging.getLogger("timonel.test.access")
-    logger.handlers[:] = [handler]
+    logger = logging.getLogger(LOGGER)
+    saved = logger.handlers[:], logger.level, logger.propagate
+    logger.handlers[:] = [AccessLog(logging.StreamHandler(stream))]
     logger.propagate = False
     logger.setLevel(logging.INFO)
+    yield stream
+    logger.handlers[:], level, logger.propagate = saved
+    logger.setLevel(level)
+
+
+def _lines(stream: io.StringIO) -> list[dict[str, object]]:
+    return [json.loads(line) for line in stream.getvalue().splitlines()]
+
+
+def test_lines_are_written_in_one_write_per_flush_as_json_lines(stream: _CountingStream) -> None:
+    log = access_log()
+    assert log is not None
     for n in range(3):
-        logger.info("", extra={"fields": {"n": n, "status": "OK"}})
+        log.add({"n": n, "status": "OK"})
     assert stream.getvalue() == ""
-    handler.flush()
-    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
-    assert [(line["n"], line["status"], line["logger"]) for line in lines] == [
-        (0, "OK", "timonel.test.access"),
-        (1, "OK", "timonel.test.access"),
-        (2, "OK", "timonel.test.access"),
+    log.flush()
+    assert [
+        (line["n"], line["status"], line["logger"], line["level"]) for line in _lines(stream)
+    ] == [
+        (0, "OK", LOGGER, "info"),
+        (1, "OK", LOGGER, "info"),
+        (2, "OK", LOGGER, "info"),
     ]
+    assert all(isinstance(line["ts"], float) for line in _lines(stream))
     assert stream.writes == 1
-    logger.info("", extra={"fields": {"n": 3}})
-    handler.close()
-    assert json.loads(stream.getvalue().splitlines()[-1])["n"] == 3
+
+
+def test_a_record_logged_the_usual_way_joins_the_same_lines(stream: _CountingStream) -> None:
+    log = access_log()
+    assert log is not None
+    log.add({"n": 0})
+    logging.getLogger(LOGGER).info("hello", extra={"fields": {"n": 1}})
+    log.close()
+    assert [(line["n"], line.get("msg")) for line in _lines(stream)] == [(0, None), (1, "hello")]
+
+
+def test_the_log_is_off_when_its_logger_takes_no_info_lines(stream: _CountingStream) -> None:
+    logging.getLogger(LOGGER).setLevel(logging.WARNING)
+    assert access_log() is None

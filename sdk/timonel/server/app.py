@@ -10,7 +10,6 @@ models unload and ``serve`` returns. Logs are JSON lines on stderr; stdout stays
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gc
 import logging
 import os
@@ -20,13 +19,13 @@ import sys
 import tempfile
 import threading
 import time
-from collections import deque
 from collections.abc import Sequence
 from typing import Any
 
 import orjson
 
 from timonel.errors import ServingError, SpecError, TimonelError
+from timonel.server.access_log import LOGGER, AccessLog, access_log
 from timonel.server.channel_arguments import channel_limits
 from timonel.server.cpus import usable_cpus
 from timonel.server.options import ServerOptions
@@ -53,38 +52,6 @@ class JsonLogFormatter(logging.Formatter):
         return orjson.dumps(entry, default=str).decode()
 
 
-class BatchedStreamHandler(logging.Handler):
-    """Queues records and writes them to ``target``'s stream in one write per ``flush()``.
-
-    The access log takes a line per request on the event loop: a stream handler costs a system
-    call per line there, and a ``MemoryHandler`` formats and writes its whole buffer on the loop
-    while holding the lock every ``emit`` needs. Here ``emit`` is a deque append; ``flush``
-    (every half second, off the event loop) formats and writes outside that lock.
-    """
-
-    def __init__(self, target: logging.StreamHandler[Any]) -> None:
-        super().__init__()
-        self.target = target
-        self._records: deque[logging.LogRecord] = deque()
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self._records.append(record)
-
-    def flush(self) -> None:
-        records = []
-        while self._records:
-            records.append(self._records.popleft())
-        if records:
-            text = "".join(f"{self.target.format(record)}\n" for record in records)
-            with self.target.lock or contextlib.nullcontext():
-                self.target.stream.write(text)
-                self.target.stream.flush()
-
-    def close(self) -> None:
-        self.flush()
-        super().close()
-
-
 def configure_logging(level: int = logging.INFO) -> None:
     """Send the server's logs (including access logs) to stderr as JSON lines."""
     handler = logging.StreamHandler(sys.stderr)
@@ -93,13 +60,13 @@ def configure_logging(level: int = logging.INFO) -> None:
     root.handlers[:] = [handler]
     root.setLevel(level)
     root.propagate = False
-    access = logging.getLogger("timonel.server.access")
-    access.handlers[:] = [BatchedStreamHandler(handler)]
+    access = logging.getLogger(LOGGER)
+    access.handlers[:] = [AccessLog(handler)]
     access.propagate = False
 
 
 def flush_access_log() -> None:
-    for handler in logging.getLogger("timonel.server.access").handlers:
+    for handler in logging.getLogger(LOGGER).handlers:
         handler.flush()
 
 
@@ -134,7 +101,9 @@ class ModelServer:
             allow_labels_for_unavailable_models=options.allow_version_labels_for_unavailable_models,
         )
         self.metrics = ServerMetrics(in_flight=self.manager.in_flight)
-        self.inference = Inference(self.manager, self._make_runner(), self.metrics)
+        self.inference = Inference(
+            self.manager, self._make_runner(), self.metrics, access_log=access_log()
+        )
         self.monitoring_path = self._monitoring_path()
         self.grpc_port: int | None = None
         self.rest_port: int | None = None

@@ -10,7 +10,6 @@ translate their wire formats and error codes.
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -20,6 +19,7 @@ from typing import Any, Generic, TypeVar
 import numpy as np
 
 from timonel.errors import ServingError
+from timonel.server.access_log import AccessLog
 from timonel.server.manager import ModelManager
 from timonel.server.metrics import ServerMetrics
 from timonel.server.runner import Runner
@@ -35,7 +35,6 @@ from timonel.server.servable import (
 )
 from timonel.signatures import DEFAULT_SIGNATURE
 
-access_log = logging.getLogger("timonel.server.access")
 T = TypeVar("T")
 #: A classify result (``(label, score)`` per class, per example) or a regress result.
 ExampleResult = list[list[tuple[str, float]]] | list[float]
@@ -82,10 +81,13 @@ class Inference:
         manager: ModelManager,
         runner: Runner,
         metrics: ServerMetrics,
+        *,
+        access_log: AccessLog | None = None,
     ) -> None:
         self.manager = manager
         self.runner = runner
         self.metrics = metrics
+        self.access_log = access_log
 
     @contextmanager
     def servable(self, spec: ModelSpec) -> Iterator[Servable]:
@@ -182,10 +184,9 @@ class Inference:
         elapsed_us = (time.perf_counter() - start) * 1e6
         if counted:
             self.metrics.record_request(model, api, entrypoint, code, elapsed_us)
-        if access_log.isEnabledFor(logging.INFO):
-            entry = {**fields, "model": model, "status": code}
-            access_log.info(
-                "", extra={"fields": {**entry, "latency_ms": round(elapsed_us / 1e3, 3)}}
+        if self.access_log is not None:
+            self.access_log.add(
+                {**fields, "model": model, "status": code, "latency_ms": round(elapsed_us / 1e3, 3)}
             )
 
 
