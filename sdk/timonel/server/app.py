@@ -284,6 +284,7 @@ class ModelServer:
     async def run(self) -> None:
         """Open the ports and serve until ``stop()``; then drain and close them."""
         from timonel.server import grpc_service, rest
+        from timonel.server.rest_port import RestPort
 
         self._loop = asyncio.get_running_loop()
         self._stop_event = asyncio.Event()
@@ -334,7 +335,7 @@ class ModelServer:
                     timeout_ms=options.rest_api_timeout_in_ms,
                     cors=options.rest_api_enable_cors_support,
                 )
-                rest_server = rest.make_server(api)
+                rest_server = RestPort(api)
                 try:
                     listener = await self._loop.create_server(
                         rest_server, options.host, options.rest_api_port, reuse_address=True

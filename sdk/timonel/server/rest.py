@@ -1,26 +1,24 @@
-"""TF Serving's REST API on aiohttp's low-level server.
+"""TF Serving's REST API: from a request's method, path and body to its reply.
 
 Routing follows ``model_servers/http_rest_api_handler.cc``: only ``/v1/...`` paths reach the API
 (anything else is a plain 404, as libevent answers), the predict/classify/regress and the
 status/metadata patterns are matched case-insensitively while the method name after ``:`` is not,
 and everything else under ``/v1`` is ``Malformed request: <METHOD> <path>``. Every API reply is
 JSON with ``Content-Type: application/json``; errors are ``{"error": "<message>"}`` with TF
-Serving's HTTP status for the status code. The low-level server (no router, no middlewares) keeps
-per-request overhead small next to the model call.
+Serving's HTTP status for the status code. ``timonel.server.rest_port`` reads the requests and
+writes the replies.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
 import time
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
 from urllib.parse import unquote
 
 import orjson
-from aiohttp import web
 
 from timonel.codec import json_tensor
 from timonel.codec.status import http_status
@@ -96,8 +94,19 @@ def _model_spec(found: Route, signature_name: str = "") -> ModelSpec:
     return ModelSpec(found.name, version, found.label, signature_name)
 
 
+@dataclass(frozen=True)
+class Reply:
+    """An answer of the REST port, before either HTTP path writes it."""
+
+    status: int
+    body: bytes
+    content_type: str = _JSON
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
 class RestApi:
-    """The aiohttp request handler for one server."""
+    """TF Serving's REST API, apart from how requests arrive: ``answer`` takes a request's method,
+    path and body, and both HTTP paths (``timonel.server.http1`` and aiohttp's) call it."""
 
     def __init__(
         self,
@@ -116,59 +125,50 @@ class RestApi:
         self.max_body_bytes = max_body_bytes
         self.monitoring_path = monitoring_path
 
-    async def __call__(self, request: web.BaseRequest) -> web.StreamResponse:
+    async def answer(
+        self,
+        method: str,
+        path: str,
+        read_body: Callable[[], Awaitable[bytes]],
+        *,
+        origin: str = "",
+        remote: str | None = None,
+    ) -> Reply:
+        """The reply to one request; ``path`` is still percent-encoded, and ``read_body`` is
+        awaited only by the calls that take a body, once their model is found."""
         start = time.perf_counter()
-        path = request.path
         model = ""
         api = ""
         code = "OK"
         try:
             if not _API_PATH.fullmatch(path):
-                if path == self.monitoring_path and request.method == "GET":
-                    return web.Response(
-                        body=self.metrics.render(),
-                        content_type="text/plain",
-                        charset="utf-8",
-                    )
-                return web.Response(status=404, text="Not Found", content_type="text/html")
-            if request.method == "OPTIONS":  # a CORS preflight (http_server.cc)
+                if path == self.monitoring_path and method == "GET":
+                    return Reply(200, self.metrics.render(), "text/plain; charset=utf-8")
+                return Reply(404, b"Not Found", "text/html; charset=utf-8")
+            if method == "OPTIONS":  # a CORS preflight (http_server.cc)
                 # upstream answers a preflight without the REST handler, so a refused one
                 # carries its status but no body
-                if not _ORIGIN.search(request.headers.get("Origin", "")):
+                if not _ORIGIN.search(origin):
                     code = "FAILED_PRECONDITION"
                     log.info("OPTIONS %s: Origin header is missing in CORS preflight", path)
-                return web.Response(
-                    status=http_status(code), body=b"", content_type=_JSON, headers=self.headers
-                )
-            found = route(request.method, path)
+                return Reply(http_status(code), b"", headers=self.headers)
+            found = route(method, path)
             if found is None:
-                raise ServingError(
-                    f"Malformed request: {request.method} {path}", code="INVALID_ARGUMENT"
-                )
+                raise ServingError(f"Malformed request: {method} {path}", code="INVALID_ARGUMENT")
             model, api = found.name, _API_NAMES[found.kind]
-            body = await self._dispatch(request, found)
-            return web.Response(body=body, content_type=_JSON, headers=self.headers)
+            body = await self._dispatch(found, read_body)
+            return Reply(200, body, headers=self.headers)
         except ServingError as exc:
             code = exc.code
-            return web.Response(
-                status=http_status(exc.code),
-                body=json_tensor.encode_error(str(exc)),
-                content_type=_JSON,
-                headers=self.headers,
-            )
-        except _BodyTooLarge as exc:
+            body = json_tensor.encode_error(str(exc))
+            return Reply(http_status(exc.code), body, headers=self.headers)
+        except BodyTooLarge as exc:
             code = "RESOURCE_EXHAUSTED"
-            return web.Response(
-                status=413, body=json_tensor.encode_error(str(exc)), content_type=_JSON
-            )
+            return Reply(413, json_tensor.encode_error(str(exc)))
         except Exception as exc:  # the edge: a bug must still answer JSON, and be logged
             code = "INTERNAL"
-            log.exception("%s %s failed", request.method, path)
-            return web.Response(
-                status=500,
-                body=json_tensor.encode_error(f"{type(exc).__name__}: {exc}"),
-                content_type=_JSON,
-            )
+            log.exception("%s %s failed", method, path)
+            return Reply(500, json_tensor.encode_error(f"{type(exc).__name__}: {exc}"))
         finally:
             self.inference.finished(
                 start,
@@ -178,19 +178,19 @@ class RestApi:
                 code=code,
                 counted=bool(api),
                 proto="http",
-                method=request.method,
+                method=method,
                 path=path,
-                remote=request.remote,
+                remote=remote,
             )
 
-    async def _dispatch(self, request: web.BaseRequest, found: Route) -> bytes:
+    async def _dispatch(self, found: Route, read_body: Callable[[], Awaitable[bytes]]) -> bytes:
         if found.kind == "status":
             return self._status(_model_spec(found))
         if found.kind == "metadata":
             return self._metadata(_model_spec(found))
         spec = _model_spec(found)
         with self.inference.servable(spec) as servable:
-            body = await self._read_body(request)
+            body = await read_body()
             doc = json_tensor.parse_json(body)
             signature_name = json_tensor.signature_name(doc)
             if found.kind == "predict":
@@ -208,15 +208,6 @@ class RestApi:
             regression = self.inference.regress(servable, signature, examples)
             values = await self.inference.run(regression, self.timeout_ms)
             return json_tensor.encode_regress(values)
-
-    async def _read_body(self, request: web.BaseRequest) -> bytes:
-        length = request.content_length
-        if length is not None and length > self.max_body_bytes:
-            raise _BodyTooLarge(length, self.max_body_bytes)
-        try:
-            return await request.read()
-        except web.HTTPRequestEntityTooLarge as exc:
-            raise _BodyTooLarge(None, self.max_body_bytes) from exc
 
     def _status(self, spec: ModelSpec) -> bytes:
         statuses = self.inference.manager.status(spec.name, spec.version)
@@ -266,24 +257,10 @@ _API_NAMES = {
 }
 
 
-class _BodyTooLarge(Exception):
+class BodyTooLarge(Exception):
     def __init__(self, length: int | None, limit: int) -> None:
         size = f"of {length} bytes " if length is not None else ""
         super().__init__(
             f"Request body {size}is larger than the limit of {limit} bytes; send fewer "
             "instances per request, or start the server with a larger --rest_api_max_body_bytes"
         )
-
-
-def make_server(api: RestApi) -> web.Server:
-    """The aiohttp protocol factory for ``loop.create_server``."""
-    loop = asyncio.get_running_loop()
-
-    def request_factory(
-        message: Any, payload: Any, protocol: Any, writer: Any, task: Any
-    ) -> web.BaseRequest:
-        return web.BaseRequest(
-            message, payload, protocol, writer, task, loop, client_max_size=api.max_body_bytes
-        )
-
-    return web.Server(api, request_factory=request_factory, access_log=None)

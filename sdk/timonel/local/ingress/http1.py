@@ -27,6 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, cast
 
+from timonel.codec.http1 import HEAD_END, parse_request_head
 from timonel.local.ingress.activator import Endpoint, Rerouted, Unavailable
 from timonel.local.ingress.mirror import MIRROR_REVISION_HEADER
 from timonel.local.revisions import RevisionKey
@@ -99,7 +100,7 @@ class Downstream(asyncio.Protocol):
     def _next(self) -> None:
         """Start the buffered request if it is whole; hand the connection over if it is not
         for the fast path."""
-        end = self._buffer.find(b"\r\n\r\n")
+        end = self._buffer.find(HEAD_END)
         if end < 0:
             if len(self._buffer) > FAST_BYTES:
                 self._hand_over()
@@ -367,43 +368,17 @@ class Pool:
 
 def _parse(buffer: bytes, head_end: int) -> tuple[int, _Request] | None:
     """(bytes of the whole request, the request) for a fast-path request; None for others."""
-    lines = buffer[: head_end - 4].split(b"\r\n")
-    parts = lines[0].split(b" ")
-    if len(parts) != 3 or parts[2] != b"HTTP/1.1":
+    head = parse_request_head(buffer[: head_end - 4])
+    if head is None or head.length > FAST_BYTES or _MIRROR in head.headers:
         return None
-    host = b""
-    length = 0
-    close = False
-    for line in lines[1:]:
-        name, sep, value = line.partition(b":")
-        if not sep:
-            return None
-        name = name.strip().lower()
-        value = value.strip()
-        if name == b"host":
-            host = value
-        elif name == b"content-length":
-            if not value.isdigit():
-                return None
-            length = int(value)
-        elif name in (b"transfer-encoding", b"expect", b"upgrade", _MIRROR):
-            return None
-        elif name == b"connection":
-            tokens = {token.strip().lower() for token in value.split(b",")}
-            if b"upgrade" in tokens:
-                return None
-            close = b"close" in tokens
-    if length > FAST_BYTES:
-        return None
+    total = head_end + head.length
     request = _Request(
-        raw=b"",
-        head_only=parts[0] == b"HEAD",
-        host=host.decode("latin-1"),
-        path=parts[1].decode("latin-1").split("?", 1)[0],
-        close=close,
+        raw=buffer[:total],
+        head_only=head.method == "HEAD",
+        host=head.headers.get(b"host", b"").decode("latin-1"),
+        path=head.path,
+        close=head.close,
     )
-    total = head_end + length
-    request.raw = buffer[:total]
     return total, request
 
 
