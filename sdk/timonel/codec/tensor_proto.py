@@ -15,13 +15,14 @@ client imports it only for gRPC. 16-bit brain floats and the float8/int4 familie
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import ml_dtypes
 import numpy as np
-from tensorflow.core.framework import tensor_pb2, tensor_shape_pb2, types_pb2
+from tensorflow.core.framework import tensor_pb2, types_pb2
 
 from timonel.errors import ServingError
 
@@ -168,23 +169,26 @@ def _kind_of(array: np.ndarray[Any, Any]) -> _Kind:
     )
 
 
-def to_tensor_proto(value: Any, *, typed_fields: bool = False) -> tensor_pb2.TensorProto:
+def to_tensor_proto(
+    value: Any, *, typed_fields: bool = False, into: tensor_pb2.TensorProto | None = None
+) -> tensor_pb2.TensorProto:
     """Encode an array (or anything ``np.asarray`` takes) as TensorFlow's TensorProto.
 
     The dtype is kept: float64 stays DT_DOUBLE. str values become UTF-8 bytes in DT_STRING.
     Numbers go to ``tensor_content``, or with ``typed_fields`` to the ``*_val`` field of their
-    dtype, as TF Serving answers.
+    dtype, as TF Serving answers. ``into``, an empty TensorProto inside a message being built
+    (a response's output), is filled in place of a new one, which saves a copy.
     """
     array = np.asarray(value)
     if array.dtype.byteorder == ">":
         array = array.astype(array.dtype.newbyteorder("<"))
     kind = _kind_of(array)
-    proto = tensor_pb2.TensorProto(
-        dtype=kind.enum,
-        tensor_shape=tensor_shape_pb2.TensorShapeProto(
-            dim=[tensor_shape_pb2.TensorShapeProto.Dim(size=size) for size in array.shape]
-        ),
-    )
+    proto = tensor_pb2.TensorProto() if into is None else into
+    proto.dtype = kind.enum
+    proto.tensor_shape.SetInParent()  # a scalar's shape is there, empty
+    dims = proto.tensor_shape.dim
+    for size in array.shape:
+        dims.add(size=size)
     if kind.enum != _DT.DT_STRING and not typed_fields:
         proto.tensor_content = np.ascontiguousarray(array).tobytes()
         return proto
@@ -211,7 +215,7 @@ def from_tensor_proto(proto: tensor_pb2.TensorProto) -> np.ndarray[Any, Any]:
     shape = tuple(dim.size for dim in proto.tensor_shape.dim)
     if any(size < 0 for size in shape):
         raise ValueError(f"a TensorProto of shape {list(shape)} has an unknown dimension")
-    count = int(np.prod(shape, dtype=np.int64))
+    count = math.prod(shape)
     if proto.tensor_content and kind.enum != _DT.DT_STRING:
         return np.frombuffer(proto.tensor_content, dtype=kind.numpy).reshape(shape).copy()
     flat = kind.unpack(getattr(proto, kind.field), kind.numpy)

@@ -32,6 +32,7 @@ from google.protobuf.message import DecodeError
 
 from timonel.errors import ServingError
 from timonel.server.channel_arguments import ConnectionLimits
+from timonel.server.header_blocks import HeaderBlockDecoder
 
 log = logging.getLogger("timonel.server")
 
@@ -205,7 +206,7 @@ class _Connection(asyncio.Protocol):
         self.peer = ""
         self.buffer = bytearray()
         self.preface_seen = False
-        self.decoder = hpack.Decoder()
+        self.decoder = HeaderBlockDecoder()
         self.streams: dict[int, _Stream] = {}
         self.last_stream = 0
         self.headers_in_progress: tuple[int, int, bytearray] | None = None  # CONTINUATION
@@ -426,7 +427,7 @@ class _Connection(asyncio.Protocol):
 
     def _on_header_block(self, stream_id: int, flags: int, block: bytes, out: list[bytes]) -> None:
         try:
-            headers = self.decoder.decode(block, raw=True)
+            headers = self.decoder.decode(block)
         except hpack.HPACKError as exc:
             raise _ProtocolError(_COMPRESSION_ERROR, f"undecodable header block: {exc}") from exc
         if stream_id in self.streams:  # trailers from the client: a unary request ends here

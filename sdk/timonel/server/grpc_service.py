@@ -134,8 +134,8 @@ class PredictionService:
                 response = predict_pb2.PredictResponse()
                 _fill_spec(response.model_spec, servable, signature.key)
                 for alias, value in outputs.items():
-                    response.outputs[alias].CopyFrom(
-                        to_tensor_proto(value, typed_fields=self._typed_fields)
+                    to_tensor_proto(
+                        value, typed_fields=self._typed_fields, into=response.outputs[alias]
                     )
                 return response
 
