@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import math
 import threading
-import time
 from typing import Any
 
 import numpy as np
@@ -14,7 +13,7 @@ import pytest
 
 from timonel.errors import ServingError
 from timonel.server.runner import SHORT_CALL_SECONDS, DirectRunner
-from timonel.server.servable import Call, Servable
+from timonel.server.servable import Call
 
 
 class RecordingServable:
@@ -26,7 +25,6 @@ class RecordingServable:
     def __init__(self, hold: threading.Event | None = None, call_seconds: float = math.inf) -> None:
         self.call_seconds = call_seconds
         self.may_run_long = False
-        self.sleep = 0.0
         self.threads: set[str] = set()
         self.timeouts: list[int] = []
         self.hold = hold
@@ -37,14 +35,11 @@ class RecordingServable:
         self.timeouts.append(timeout_ms)
         if self.hold is not None:
             self.hold.wait(10)
-        time.sleep(self.sleep)
         (value,) = feeds.values()
         if value[0] == -1:
             raise ServingError("the model failed", code="INVALID_ARGUMENT")
         self.calls += 1
         return [value * 2]
-
-    run_short = Servable.run_short
 
 
 def call(value: float) -> Call:
@@ -125,21 +120,6 @@ def test_calls_to_a_servable_measured_short_run_on_the_event_loop() -> None:
         runner.close()
     assert [r[0].tolist() for r in results] == [[2.0 * i] for i in range(4)]
     assert servable.threads == {threading.current_thread().name}
-
-
-def test_a_short_call_past_its_timeout_is_answered_deadline_exceeded() -> None:
-    """TensorFlow watches a timeout only on its pool; on the loop it is checked at the end."""
-    servable = RecordingServable(call_seconds=SHORT_CALL_SECONDS / 2)
-    servable.sleep = 0.01
-    runner = DirectRunner(threads=1)
-    try:
-        with pytest.raises(ServingError) as caught:
-            asyncio.run(runner.run(servable, call(1), 1))
-        assert asyncio.run(runner.run(servable, call(1), 1000))[0].tolist() == [2.0]
-    finally:
-        runner.close()
-    assert caught.value.code == "DEADLINE_EXCEEDED"
-    assert str(caught.value) == "Timed out waiting for notification"
 
 
 def test_a_graph_that_may_run_long_stays_on_the_threads_however_short_its_calls() -> None:

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import tfmodels
 
+from timonel.errors import ServingError
 from timonel.server.servable import Servable, load_servable
 
 pytestmark = pytest.mark.slow
@@ -57,6 +58,23 @@ def test_the_measure_follows_a_models_calls_down_from_its_slow_first_one(mlp: Se
         _predict(mlp, inputs=np.zeros((1, 64), np.float32))
         took.append(time.perf_counter() - started)
     assert mlp.call_seconds <= 2 * float(np.median(took[-50:]))
+
+
+def test_a_call_past_its_timeout_is_answered_deadline_exceeded_when_it_returns(
+    mlp: Servable,
+) -> None:
+    """A graph without loops runs in the caller's thread, where TensorFlow watches no timeout:
+    the timeout is checked at the end, with TensorFlow's answer to a call it cancelled."""
+    batch = np.ones((20_000, 64), np.float32)  # tens of milliseconds of matmuls
+    assert _predict(mlp, inputs=batch)[0].shape == (20_000, 10)
+    call = mlp.prepare_predict(mlp.signatures["serving_default"], {"inputs": batch})
+    with pytest.raises(ServingError) as caught:
+        mlp.run(call.feeds, call.fetches, timeout_ms=1)
+    assert (caught.value.code, str(caught.value)) == (
+        "DEADLINE_EXCEEDED",
+        "Timed out waiting for notification",
+    )
+    assert mlp.run(call.feeds, call.fetches, timeout_ms=60_000)[0].shape == (20_000, 10)
 
 
 def test_one_slow_call_raises_the_measure_at_once(spin: Servable) -> None:

@@ -78,7 +78,7 @@ class DirectRunner:
         if self._closed:
             raise shutting_down()
         if servable.call_seconds < SHORT_CALL_SECONDS and not servable.may_run_long:
-            return servable.run_short(call.feeds, call.fetches, timeout_ms=timeout_ms)
+            return servable.run(call.feeds, call.fetches, timeout_ms=timeout_ms)
         future: asyncio.Future[list[np.ndarray]] = asyncio.get_running_loop().create_future()
         self._calls.put(_Work(future, servable, call, timeout_ms))
         return await future

@@ -148,20 +148,25 @@ class Servable:
         """One session call: feeds and fetches by graph tensor name. Blocks; thread-safe.
 
         Arrays must already have the feeds' dtypes (``check_inputs`` and the codec see to it):
-        they go to ``TF_SessionRun`` as they are. A call with a timeout runs on the session's
-        inter-op pool, so TensorFlow can cancel it when the timeout passes (DEADLINE_EXCEEDED,
-        as TF Serving's run timeout); a call without one runs its ops in the calling thread,
-        which saves the hand-offs to the pool, a cost comparable to a small model's whole call.
+        they go to ``TF_SessionRun`` as they are. The call runs its ops in the calling thread,
+        which saves the hand-offs to the session's inter-op pool, a cost comparable to a small
+        model's whole call, but TensorFlow watches a timeout only for calls on that pool. So a
+        call with a timeout to a graph that may run for any time (``may_run_long``) runs on the
+        pool, where TensorFlow cancels it when the timeout passes (DEADLINE_EXCEEDED, as TF
+        Serving's run timeout); any other call's timeout is checked when it returns, and one
+        that ran past it is answered as TensorFlow answers a call it cancelled.
         """
         import tensorflow as tf
         from tensorflow.python.client import pywrap_tf_session
 
         feed_outputs, fetch_outputs = self._endpoints(tuple(feeds), tuple(fetches))
-        options = _run_options(timeout_ms)
-        buffer = pywrap_tf_session.TF_NewBufferFromString(options)
+        on_pool = timeout_ms > 0 and self.may_run_long
+        buffer = pywrap_tf_session.TF_NewBufferFromString(
+            _run_options(timeout_ms if on_pool else 0)
+        )
         start = time.perf_counter()
         try:
-            return list(
+            values = list(
                 self._session._call_tf_sessionrun(
                     buffer,
                     dict(zip(feed_outputs, feeds.values(), strict=True)),
@@ -181,19 +186,7 @@ class Servable:
             self.call_seconds = (
                 elapsed if recent == math.inf else max(elapsed, 0.9 * recent + 0.1 * elapsed)
             )
-
-    def run_short(
-        self, feeds: Mapping[str, np.ndarray], fetches: Sequence[str], *, timeout_ms: int = 0
-    ) -> list[np.ndarray]:
-        """A call ``call_seconds`` says is short, run in the calling thread even with a timeout.
-
-        TensorFlow only watches a timeout for calls on its pool, and the pool's hand-offs cost
-        more than such a call. So the timeout is checked when the call returns: one that ran
-        past it is answered as TensorFlow answers a call it cancelled at the timeout.
-        """
-        start = time.perf_counter()
-        values = self.run(feeds, fetches)
-        if timeout_ms > 0 and (time.perf_counter() - start) * 1e3 > timeout_ms:
+        if 0 < timeout_ms < elapsed * 1e3 and not on_pool:
             raise ServingError("Timed out waiting for notification", code="DEADLINE_EXCEEDED")
         return values
 
