@@ -24,10 +24,10 @@ def options(**flags: Any) -> ServerOptions:
 @pytest.mark.parametrize(
     ("flags", "cpus", "sizing"),
     [
-        # auto-configured: everything from the CPUs the process may use
-        ({}, 2, ThreadSizing(cpus=2, intra_op=2, inter_op=2, runner_threads=2)),
+        # auto-configured: a runner thread per CPU the process may use, each op on one CPU
+        ({}, 2, ThreadSizing(cpus=2, intra_op=1, inter_op=2, runner_threads=2)),
         ({}, 1, ThreadSizing(cpus=1, intra_op=1, inter_op=1, runner_threads=1)),
-        ({}, 16, ThreadSizing(cpus=16, intra_op=16, inter_op=16, runner_threads=16)),
+        ({}, 16, ThreadSizing(cpus=16, intra_op=1, inter_op=16, runner_threads=16)),
         # --tensorflow_session_parallelism sets both pools when neither of theirs is set
         (
             {"tensorflow_session_parallelism": 3},
@@ -40,16 +40,17 @@ def options(**flags: Any) -> ServerOptions:
             4,
             ThreadSizing(cpus=4, intra_op=1, inter_op=4, runner_threads=4),
         ),
+        # three runner threads on 8 CPUs: each op on two of them
         (
             {"tensorflow_inter_op_parallelism": 3},
             8,
-            ThreadSizing(cpus=8, intra_op=8, inter_op=3, runner_threads=3),
+            ThreadSizing(cpus=8, intra_op=2, inter_op=3, runner_threads=3),
         ),
         # -1: calls run in their callers' threads, one runner thread per CPU
         (
             {"tensorflow_inter_op_parallelism": -1},
             2,
-            ThreadSizing(cpus=2, intra_op=2, inter_op=-1, runner_threads=2),
+            ThreadSizing(cpus=2, intra_op=1, inter_op=-1, runner_threads=2),
         ),
     ],
 )
@@ -59,10 +60,17 @@ def test_sizing_follows_the_cpus_and_the_flags(
     assert thread_sizing(options(**flags), cpus) == sizing
 
 
+def test_with_batching_the_batch_threads_share_the_cpus_among_their_ops() -> None:
+    assert thread_sizing(options(), 8, batch_threads=2) == ThreadSizing(
+        cpus=8, intra_op=4, inter_op=8, runner_threads=8
+    )
+    assert thread_sizing(options(), 2, batch_threads=4).intra_op == 1
+
+
 def test_the_start_up_line_names_the_cpus_and_every_pool() -> None:
     line = thread_sizing(options(), 2).describe()
     assert line == (
-        "Sized for 2 CPUs: 2 runner threads, intra-op parallelism 2, inter-op parallelism 2"
+        "Sized for 2 CPUs: 2 runner threads, intra-op parallelism 1, inter-op parallelism 2"
     )
 
 

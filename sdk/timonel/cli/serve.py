@@ -45,7 +45,8 @@ _FLAGS: dict[str, str] = {
     "load_retry_interval_micros": "Wait between load retries.",
     "rest_api_max_body_bytes": "Largest REST request body; larger bodies get 413.",
     "tensorflow_intra_op_parallelism": (
-        "Threads inside one op (0: one per CPU the process may use, cgroup quota included)."
+        "Threads inside one op (0: the CPUs the process may use, cgroup quota included, "
+        "shared among the threads that make model calls)."
     ),
     "tensorflow_inter_op_parallelism": (
         "Ops run in parallel, and model calls at once (0: one per CPU the process may use; "

@@ -90,7 +90,13 @@ class ModelServer:
         from timonel.server.metrics import ServerMetrics
 
         self.options = options
-        self.sizing = thread_sizing(options, usable_cpus())
+        batching = self._batching_parameters()
+        cpus = usable_cpus()
+        self.sizing = thread_sizing(
+            options,
+            cpus,
+            batch_threads=None if batching is None else batching.num_batch_threads or cpus,
+        )
         log.info(self.sizing.describe())
         self._stopping = threading.Event()
         self.manager = ModelManager(
@@ -102,7 +108,7 @@ class ModelServer:
         )
         self.metrics = ServerMetrics(in_flight=self.manager.in_flight)
         self.inference = Inference(
-            self.manager, self._make_runner(), self.metrics, access_log=access_log()
+            self.manager, self._make_runner(batching), self.metrics, access_log=access_log()
         )
         self.monitoring_path = self._monitoring_path()
         self.grpc_port: int | None = None
@@ -112,9 +118,8 @@ class ModelServer:
 
     # ---- setup -----------------------------------------------------------------------------
 
-    def _make_runner(self) -> Any:
-        from timonel.server.runner import DirectRunner
-
+    def _batching_parameters(self) -> Any:
+        """The batching parameters when calls are batched, else None."""
         if self.options.platform_config_file:
             # As TF Serving: a platform config replaces the flags' session bundle config, the
             # batching flags included. Its contents are read, not applied (see --help).
@@ -125,18 +130,23 @@ class ModelServer:
                 what="platform config",
                 flag="--platform_config_file",
             )
-            return DirectRunner(self.sizing.runner_threads)
+            return None
         if not self.options.enable_batching:
-            return DirectRunner(self.sizing.runner_threads)
-        from timonel.server.batching import BatchScheduler
+            return None
         from timonel.tfserving import BatchingParameters, read_batching_parameters
 
-        params = (
-            read_batching_parameters(self.options.batching_parameters_file)
-            if self.options.batching_parameters_file
-            else BatchingParameters(thread_pool_name="model_server_batch_threads")
-        )
-        return BatchScheduler(params, self.metrics)
+        if self.options.batching_parameters_file:
+            return read_batching_parameters(self.options.batching_parameters_file)
+        return BatchingParameters(thread_pool_name="model_server_batch_threads")
+
+    def _make_runner(self, batching: Any) -> Any:
+        if batching is None:
+            from timonel.server.runner import DirectRunner
+
+            return DirectRunner(self.sizing.runner_threads)
+        from timonel.server.batching import BatchScheduler
+
+        return BatchScheduler(batching, self.metrics)
 
     def _monitoring_path(self) -> str | None:
         if not self.options.monitoring_config_file:

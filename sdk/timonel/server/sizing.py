@@ -6,13 +6,18 @@ TF Serving's ``--tensorflow_intra_op_parallelism`` (threads inside one op),
 auto-configured, which here is the CPUs the process may use (``timonel.server.cpus``: its
 affinity and its cgroup's quota), where TensorFlow would count the affinity mask alone.
 
-A call without a timeout runs its ops in the runner's thread (``Servable.run``), so the runner's
-threads are the ops that run at once: there are as many as the inter-op parallelism. More would
-have every core shared by several threads that run ops, plus the event loop, which then waits
-for a core while requests queue behind it: with eight runner threads per CPU, 32 clients got
-fewer answers than 8 on a 2-core machine (bench/README.md). With
-``--tensorflow_inter_op_parallelism=-1`` (every call in its caller's thread) the runner has one
-thread per CPU.
+A call runs its ops in the thread that makes it (``Servable.run``), so the runner's threads are
+the ops that run at once: there are as many as the inter-op parallelism. More would have every
+core shared by several threads that run ops, plus the event loop, which then waits for a core
+while requests queue behind it: with eight runner threads per CPU, 32 clients got fewer answers
+than 8 on a 2-core machine (bench/README.md). With ``--tensorflow_inter_op_parallelism=-1`` the
+runner has one thread per CPU.
+
+For the same reason the intra-op parallelism, when no flag sets it, shares the CPUs among the
+threads that make calls (the runner's, or the batch threads with ``--enable_batching``) where TF
+Serving gives every op all of them: with a call already running on each CPU, an op split across
+CPUs only adds threads that wait for each other, and a large model's throughput under load fell
+to about two thirds (bench/README.md). One call on an idle server then uses fewer cores.
 """
 
 from __future__ import annotations
@@ -43,17 +48,21 @@ class ThreadSizing:
         )
 
 
-def thread_sizing(options: ServerOptions, cpus: int) -> ThreadSizing:
-    """The threads for ``options`` on ``cpus`` CPUs (``usable_cpus()`` in the server)."""
+def thread_sizing(
+    options: ServerOptions, cpus: int, *, batch_threads: int | None = None
+) -> ThreadSizing:
+    """The threads for ``options`` on ``cpus`` CPUs (``usable_cpus()`` in the server), where
+    ``batch_threads`` make the calls when batching is on."""
     intra = options.tensorflow_intra_op_parallelism
     inter = options.tensorflow_inter_op_parallelism
     if intra <= 0 and inter <= 0 and inter != -1:  # neither set: the session-wide flag
         intra = inter = options.tensorflow_session_parallelism
-    intra = intra if intra > 0 else cpus
     inter = inter if inter > 0 or inter == -1 else cpus
+    runner_threads = inter if inter > 0 else cpus
+    callers = batch_threads or runner_threads
     return ThreadSizing(
         cpus=cpus,
-        intra_op=intra,
+        intra_op=intra if intra > 0 else max(1, cpus // callers),
         inter_op=inter,
-        runner_threads=inter if inter > 0 else cpus,
+        runner_threads=runner_threads,
     )
