@@ -11,11 +11,13 @@ clients sending single-example requests for ``BENCH_SECONDS`` (default 5) each. 
 
 Prints throughput, p50 and p99 for each, and the ratios the serving issue sets as goals, among
 them unbatched timonel at 32 clients against the in-process limit at 32 threads and against
-itself at 8 clients; writes the figures, the goals missed and why, and a plot into
-``bench/README.md`` and ``bench/serve.png``, and adds the run's CPU model, the CPU count the
-server sized its threads for and the unbatched figures to the table of runs there, so runs on
-different machines stay side by side. Servers run one at a time, so they never compete with each
-other for cores.
+itself at 8 clients, taken within ``BENCH_ROUNDS`` rounds (default 3) of those three peers in
+turn, so the machine's drift over a run does not enter a ratio; writes the figures, the goals
+missed and why, and a plot into ``bench/README.md`` and ``bench/serve.png``, and adds the run's
+CPU model, the CPU count the server sized its threads for and the unbatched figures to the table
+of runs there, so runs on different machines stay side by side. Servers run one at a time, so
+they never compete with each other for cores (the idle in-process limit stays loaded beside
+them).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import json
 import os
 import platform
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -47,6 +50,12 @@ README = BENCH / "README.md"
 PLOT = BENCH / "serve.png"
 LEVELS = (1, 8, 32)
 SECONDS = float(os.environ.get("BENCH_SECONDS", "5"))
+#: Rounds of the unbatched points at 8 and 32 clients, each round taking the in-process limit,
+#: REST and gRPC one after another: the machine's speed drifts (other work shares its cores), so
+#: a ratio is taken within a round and the medians are reported.
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
+#: The levels measured in rounds.
+PAIRED = (8, 32)
 MODELS = {"small": 64, "large": 1024}  # name → input features (serve_parts/models.py)
 BATCHING = """\
 max_batch_size { value: 32 }
@@ -205,27 +214,9 @@ def measure(model: str, work: Path) -> dict[str, Any]:
     rss: dict[str, int] = {}
     print(f"\n== {model} model", flush=True)
 
-    out = subprocess.run(
-        [
-            sys.executable,
-            str(PARTS / "inprocess.py"),
-            str(base / "1"),
-            str(MODELS[model]),
-            f"{SECONDS:g}",
-            *map(str, LEVELS),
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-        env=ENV,
-    ).stdout
-    for line in out.splitlines():
-        record = json.loads(line)
-        if "rss_bytes" in record:
-            rss["TensorFlow with the model"] = record["rss_bytes"]
-        else:
-            points["in-process"][record.pop("concurrency")] = summary(record)
-    print("  in-process done", flush=True)
+    limit = InProcess(base / "1", MODELS[model])
+    rss["TensorFlow with the model"] = limit.rss
+    points["in-process"][1] = limit.point(1)
 
     grpc_port, rest_port = serving.free_port(), serving.free_port()
     timonel = [
@@ -246,13 +237,28 @@ def measure(model: str, work: Path) -> dict[str, Any]:
     ]
     status = f"http://127.0.0.1:{rest_port}/v1/models/{model}"
     metrics = f"http://127.0.0.1:{rest_port}/monitoring/prometheus/metrics"
-    with server(timonel, status, work / f"timonel-{model}.log") as process:
-        for clients in LEVELS:
-            points["timonel REST"][clients] = summary(wrk(f"{status}:predict", body, clients))
-            points["timonel gRPC"][clients] = summary(
-                grpc_load(f"127.0.0.1:{grpc_port}", frame, clients, metrics)
-            )
+    unbatched = {
+        "in-process": limit.point,
+        "timonel REST": lambda clients: summary(wrk(f"{status}:predict", body, clients)),
+        "timonel gRPC": lambda clients: summary(
+            grpc_load(f"127.0.0.1:{grpc_port}", frame, clients, metrics)
+        ),
+    }
+    rounds: dict[str, dict[int, list[dict[str, float]]]] = {
+        peer: {clients: [] for clients in PAIRED} for peer in unbatched
+    }
+    with limit, server(timonel, status, work / f"timonel-{model}.log") as process:
+        for peer in ("timonel REST", "timonel gRPC"):
+            points[peer][1] = unbatched[peer](1)
+        for number in range(ROUNDS):
+            for clients in PAIRED:
+                for peer, take in unbatched.items():
+                    rounds[peer][clients].append(take(clients))
+            print(f"  round {number + 1} of {ROUNDS} done", flush=True)
         rss["timonel serve"] = tree_rss(process.pid)
+    for peer, by_clients in rounds.items():
+        for clients, taken in by_clients.items():
+            points[peer][clients] = sorted(taken, key=lambda point: point["rps"])[len(taken) // 2]
     sized = sized_for(work / f"timonel-{model}.log")
     print(f"  timonel serve done ({sized})", flush=True)
 
@@ -290,7 +296,40 @@ def measure(model: str, work: Path) -> dict[str, Any]:
             points["KServe"][clients] = summary(wrk(f"{kserve_url}:predict", body, clients))
         rss["KServe"] = tree_rss(process.pid)
     print("  KServe done", flush=True)
-    return {"points": points, "rss": rss, "sized": sized}
+    return {"points": points, "rss": rss, "sized": sized, "rounds": rounds}
+
+
+class InProcess(AbstractContextManager["InProcess"]):
+    """The in-process limit's process (``serve_parts/inprocess.py``), model loaded, taking a
+    point whenever asked."""
+
+    def __init__(self, model_dir: Path, features: int) -> None:
+        self._process = subprocess.Popen(
+            [sys.executable, str(PARTS / "inprocess.py"), str(model_dir), str(features)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            env=ENV,
+        )
+        self.rss = int(json.loads(self._readline())["rss_bytes"])
+
+    def _readline(self) -> str:
+        assert self._process.stdout is not None
+        line = self._process.stdout.readline()
+        if not line:
+            raise SystemExit(f"the in-process limit ended with {self._process.wait()}")
+        return line
+
+    def point(self, threads: int) -> dict[str, float]:
+        assert self._process.stdin is not None
+        self._process.stdin.write(f"{threads} {SECONDS:g}\n")
+        self._process.stdin.flush()
+        return summary(json.loads(self._readline()))
+
+    def __exit__(self, *exc: object) -> None:
+        assert self._process.stdin is not None
+        self._process.stdin.close()
+        self._process.wait(timeout=60)
 
 
 def sized_for(log: Path) -> str:
@@ -305,10 +344,19 @@ def cpus_sized_for(result: dict[str, Any]) -> int:
     return int(result["sized"].split()[2])
 
 
+def paired(result: dict[str, Any], peer: str) -> tuple[float, float]:
+    """The peer's throughput at 32 clients over the in-process limit at 32 and over its own at 8,
+    each taken within a round, median of the rounds."""
+    rounds = result["rounds"]
+    at32 = [point["rps"] for point in rounds[peer][32]]
+    limit = [a / b["rps"] for a, b in zip(at32, rounds["in-process"][32], strict=True)]
+    held = [a / b["rps"] for a, b in zip(at32, rounds[peer][8], strict=True)]
+    return statistics.median(limit), statistics.median(held)
+
+
 def ratios(result: dict[str, Any]) -> list[tuple[str, float, str, bool]]:
     """(what, measured, goal, met) for each goal of the serving issue, at 32 clients."""
     p = {peer: result["points"][peer][32] for peer in PEERS}
-    at8 = {peer: result["points"][peer][8] for peer in PEERS}
     rss = result["rss"]
     rest = p["timonel REST"]["rps"] / p["KServe"]["rps"]
     p99 = p["timonel REST"]["p99_ms"] / p["KServe"]["p99_ms"]
@@ -318,9 +366,7 @@ def ratios(result: dict[str, Any]) -> list[tuple[str, float, str, bool]]:
     memory = rss["timonel serve"] / rss["TensorFlow with the model"]
     unbatched = []
     for api in ("REST", "gRPC"):
-        peer = f"timonel {api}"
-        limit = p[peer]["rps"] / p["in-process"]["rps"]
-        held = p[peer]["rps"] / at8[peer]["rps"]
+        limit, held = paired(result, f"timonel {api}")
         unbatched += [
             (f"{api} throughput / in-process at 32", limit, ">= 0.7", limit >= 0.7),
             (f"{api} throughput at 32 / at 8 clients", held, ">= 1", held >= 1),
@@ -501,12 +547,14 @@ def run_rows(results: dict[str, dict[str, Any]], cpu: str, load: str) -> list[st
             (result["points"][peer][8]["rps"], result["points"][peer][32]["rps"])
             for peer in ("in-process", "timonel REST", "timonel gRPC")
         )
+        (rest_limit, rest_held), (grpc_limit, grpc_held) = (
+            paired(result, peer) for peer in ("timonel REST", "timonel gRPC")
+        )
         rows.append(
             f"| {time.strftime('%Y-%m-%d')} | {cpu} | {cpus_sized_for(result)} | {load} "
             f"| {model} | {inproc[0]:.0f}, {inproc[1]:.0f} | {rest[0]:.0f}, {rest[1]:.0f} "
             f"| {grpc[0]:.0f}, {grpc[1]:.0f} "
-            f"| {rest[1] / inproc[1]:.2f}, {grpc[1] / inproc[1]:.2f} "
-            f"| {rest[1] / rest[0]:.2f}, {grpc[1] / grpc[0]:.2f} |"
+            f"| {rest_limit:.2f}, {grpc_limit:.2f} | {rest_held:.2f}, {grpc_held:.2f} |"
         )
     return rows
 
@@ -539,18 +587,27 @@ def write_readme(results: dict[str, dict[str, Any]], about: str, cpu: str, load:
             "both gRPC ratios are against its REST figures. "
             f"Batching parameters: `{BATCHING.strip().replace(chr(10), ' ')}`.",
             "",
+            f"The unbatched points at 8 and 32 clients are taken in {ROUNDS} rounds, each "
+            "taking the in-process limit, REST and gRPC in turn, as the machine's speed drifts "
+            "over minutes (other work shares its cores): the tables show each one's median "
+            "round, and the ratios to the limit and to 8 clients are the medians of the ratios "
+            "taken within a round.",
+            "",
             "What limits the figures (profiled with py-spy and perf on this machine): both "
-            "APIs run on one uvloop event loop (REST on aiohttp, gRPC on timonel's own HTTP/2 "
-            "server, `timonel.server.grpc_server`), and each unbatched call is handed to a "
-            "TensorFlow thread and back; on two cores those hand-offs (the kernel switching "
-            "threads for the GIL) and the Python per request cost more than a small model's "
-            "session call. Answering a canned Predict at 32 clients, grpc's thread-pool server "
-            "did about 4,100 calls/s, `grpc.aio` 8,100 and the `h2` library 5,900, against "
-            "18,600 for `grpc_server`. Batched calls from both APIs await the scheduler on the "
-            "loop and share batches, and a finished batch wakes the loop once for all its "
-            "calls; *mean batch* is the server's own count (`processed_batch_size`) over the "
-            "run. Full garbage collections over TensorFlow's Python objects (~0.2 s each) made "
-            "the p99 tail until the heap was frozen after each load.",
+            "APIs run on one uvloop event loop (REST on `timonel.server.rest_port`, which reads "
+            "plain HTTP/1.1 requests itself, gRPC on timonel's own HTTP/2 server, "
+            "`timonel.server.grpc_server`), and that loop, holding the GIL, is what a small "
+            "model's unbatched throughput is bounded by. A call to a servable whose calls are "
+            "measured short runs on the loop, where handing it to a thread and back would cost "
+            "the loop more than the call; a longer one runs on one of the runner's threads, one "
+            "per CPU, each op on one CPU (`timonel.server.sizing`). Answering a canned Predict "
+            "at 32 clients, grpc's thread-pool server did about 4,100 calls/s, `grpc.aio` 8,100 "
+            "and the `h2` library 5,900, against 18,600 for `grpc_server`. Batched calls from "
+            "both APIs await the scheduler on the loop and share batches, and a finished batch "
+            "wakes the loop once for all its calls; *mean batch* is the server's own count "
+            "(`processed_batch_size`) over the run. Full garbage collections over TensorFlow's "
+            "Python objects (~0.2 s each) made the p99 tail until the heap was frozen after "
+            "each load.",
             "",
             f"Machine: {about}. Run: {time.strftime('%Y-%m-%d')}.",
             "",

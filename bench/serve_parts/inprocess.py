@@ -1,9 +1,10 @@
 """The limit: the SavedModel called in this process by N threads, no network, no serialization.
 
-Also reports the resident memory of TensorFlow with the model loaded (after one call), the
-baseline for the serving processes' RSS. Prints one JSON line per concurrency level, then
-``{"rss_bytes": ...}``.
-Run: ``python inprocess.py MODEL_DIR FEATURES SECONDS CONCURRENCY...``.
+First prints ``{"rss_bytes": ...}``, the resident memory of TensorFlow with the model loaded
+(after one call), the baseline for the serving processes' RSS. Then reads ``THREADS SECONDS``
+lines on stdin and answers each with a JSON line of the point it measured, so the driver can
+take points between the servers' all through a run, while the model stays loaded.
+Run: ``python inprocess.py MODEL_DIR FEATURES``.
 """
 
 from __future__ import annotations
@@ -47,17 +48,13 @@ def run(
 
 
 if __name__ == "__main__":
-    model_dir, features, seconds, *levels = sys.argv[1:]
+    model_dir, features = sys.argv[1:]
     function = tf.saved_model.load(model_dir).signatures["serving_default"]
     [(name, spec)] = function.structured_input_signature[1].items()
     inputs = {name: tf.constant(np.random.default_rng(0).random((1, int(features)), np.float32))}
     function(**inputs)
     print(json.dumps({"rss_bytes": psutil.Process().memory_info().rss}), flush=True)
-    for level in levels:
-        run(function, inputs, int(level), 1.0)  # warm the threads up
-        print(
-            json.dumps(
-                {"concurrency": int(level), **run(function, inputs, int(level), float(seconds))}
-            ),
-            flush=True,
-        )
+    for line in sys.stdin:
+        threads, seconds = line.split()
+        run(function, inputs, int(threads), 1.0)  # warm the threads up
+        print(json.dumps(run(function, inputs, int(threads), float(seconds))), flush=True)
