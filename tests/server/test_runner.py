@@ -4,8 +4,8 @@ the loop for a servable whose calls are measured short."""
 from __future__ import annotations
 
 import asyncio
-import math
 import threading
+import time
 from typing import Any
 
 import numpy as np
@@ -22,17 +22,23 @@ class RecordingServable:
 
     name = "double"
 
-    def __init__(self, hold: threading.Event | None = None, call_seconds: float = math.inf) -> None:
-        self.call_seconds = call_seconds
+    def __init__(self, hold: threading.Event | None = None) -> None:
         self.may_run_long = False
+        #: CPU seconds each call spins for
+        self.cpu_seconds = 0.0
         self.threads: set[str] = set()
+        self.where: list[str] = []
         self.timeouts: list[int] = []
         self.hold = hold
         self.calls = 0
 
     def run(self, feeds: dict[str, np.ndarray], fetches: Any, *, timeout_ms: int = 0) -> Any:
         self.threads.add(threading.current_thread().name)
+        self.where.append(threading.current_thread().name)
         self.timeouts.append(timeout_ms)
+        started = time.thread_time()
+        while time.thread_time() - started < self.cpu_seconds:
+            pass
         if self.hold is not None:
             self.hold.wait(10)
         (value,) = feeds.values()
@@ -107,27 +113,68 @@ def test_a_closed_runner_refuses_new_calls() -> None:
     assert "shutting down" in str(caught.value)
 
 
-def test_calls_to_a_servable_measured_short_run_on_the_event_loop() -> None:
-    servable = RecordingServable(call_seconds=SHORT_CALL_SECONDS / 2)
+def calls(runner: DirectRunner, servable: RecordingServable, count: int) -> None:
+    async def main() -> None:
+        for n in range(count):
+            await runner.run(servable, call(n), 0)
+
+    asyncio.run(main())
+
+
+LOOP = threading.current_thread().name
+
+
+def test_calls_to_a_servable_measured_short_on_the_loop_run_there() -> None:
+    servable = RecordingServable()
     runner = DirectRunner(threads=2)
-
-    async def main() -> list[Any]:
-        return await asyncio.gather(*(runner.run(servable, call(i), 0) for i in range(4)))
-
+    runner.times(servable).on_loop = SHORT_CALL_SECONDS / 2  # type: ignore[arg-type]  # a stand-in
     try:
-        results = asyncio.run(main())
+        calls(runner, servable, 8)
     finally:
         runner.close()
-    assert [r[0].tolist() for r in results] == [[2.0 * i] for i in range(4)]
-    assert servable.threads == {threading.current_thread().name}
+    assert servable.threads == {LOOP}
+
+
+def test_a_servable_on_the_threads_tries_the_loop_and_stays_there_when_its_call_is_short() -> None:
+    servable = RecordingServable()
+    runner = DirectRunner(threads=1)
+    try:
+        calls(runner, servable, 200)
+    finally:
+        runner.close()
+    assert servable.where[0] == "tf-run-0"  # nothing measured yet
+    assert set(servable.where[-100:]) == {LOOP}
+
+
+def test_a_servable_whose_calls_turn_slow_on_the_loop_goes_back_to_the_threads() -> None:
+    servable = RecordingServable()
+    runner = DirectRunner(threads=1)
+    try:
+        calls(runner, servable, 200)
+        servable.cpu_seconds = 3 * SHORT_CALL_SECONDS
+        calls(runner, servable, 40)
+    finally:
+        runner.close()
+    assert set(servable.where[-20:]) == {"tf-run-0"}
+
+
+def test_a_servable_whose_calls_take_a_millisecond_is_never_tried_on_the_loop() -> None:
+    servable = RecordingServable()
+    servable.cpu_seconds = 0.002
+    runner = DirectRunner(threads=1)
+    try:
+        calls(runner, servable, 140)
+    finally:
+        runner.close()
+    assert servable.threads == {"tf-run-0"}
 
 
 def test_a_graph_that_may_run_long_stays_on_the_threads_however_short_its_calls() -> None:
-    servable = RecordingServable(call_seconds=SHORT_CALL_SECONDS / 2)
+    servable = RecordingServable()
     servable.may_run_long = True
     runner = DirectRunner(threads=1)
     try:
-        assert asyncio.run(runner.run(servable, call(1), 0))[0].tolist() == [2.0]
+        calls(runner, servable, 200)
     finally:
         runner.close()
     assert servable.threads == {"tf-run-0"}

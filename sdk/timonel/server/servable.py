@@ -16,7 +16,6 @@ Validation and error texts follow ``servables/tensorflow/{predict,classifier,reg
 from __future__ import annotations
 
 import functools
-import math
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -101,9 +100,6 @@ class Servable:
         self._lock = threading.Lock()
         self._idle = threading.Condition()
         self._inflight = 0
-        #: how long this servable's session calls take, in seconds: one slow call raises it at
-        #: once, fast ones lower it gradually (``DirectRunner`` runs short calls on its loop)
-        self.call_seconds = math.inf
         #: the graph has ops whose run time no input bounds (loops, waits on queues, Python), so
         #: a call may take any time whatever the calls before it took
         self.may_run_long = _may_run_long(meta_graph.graph_def)
@@ -182,10 +178,6 @@ class Servable:
         finally:
             pywrap_tf_session.TF_DeleteBuffer(buffer)
             elapsed = time.perf_counter() - start
-            recent = self.call_seconds
-            self.call_seconds = (
-                elapsed if recent == math.inf else max(elapsed, 0.9 * recent + 0.1 * elapsed)
-            )
         if 0 < timeout_ms < elapsed * 1e3 and not on_pool:
             raise ServingError("Timed out waiting for notification", code="DEADLINE_EXCEEDED")
         return values
