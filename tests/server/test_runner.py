@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -124,57 +125,52 @@ def calls(runner: DirectRunner, servable: RecordingServable, count: int) -> None
 LOOP = threading.current_thread().name
 
 
-def test_calls_to_a_servable_measured_short_on_the_loop_run_there() -> None:
+@pytest.fixture
+def runner() -> Iterator[DirectRunner]:
+    made = DirectRunner(threads=1)
+    yield made
+    made.close()
+
+
+def test_calls_to_a_servable_measured_short_on_the_loop_run_there(runner: DirectRunner) -> None:
     servable = RecordingServable()
-    runner = DirectRunner(threads=2)
     runner.times(servable).on_loop = SHORT_CALL_SECONDS / 2  # type: ignore[arg-type]  # a stand-in
-    try:
-        calls(runner, servable, 8)
-    finally:
-        runner.close()
+    calls(runner, servable, 8)
     assert servable.threads == {LOOP}
 
 
-def test_a_servable_on_the_threads_tries_the_loop_and_stays_there_when_its_call_is_short() -> None:
+def test_a_servable_on_the_threads_tries_the_loop_and_stays_there_when_its_call_is_short(
+    runner: DirectRunner,
+) -> None:
     servable = RecordingServable()
-    runner = DirectRunner(threads=1)
-    try:
-        calls(runner, servable, 200)
-    finally:
-        runner.close()
+    calls(runner, servable, 200)
     assert servable.where[0] == "tf-run-0"  # nothing measured yet
     assert set(servable.where[-100:]) == {LOOP}
 
 
-def test_a_servable_whose_calls_turn_slow_on_the_loop_goes_back_to_the_threads() -> None:
+def test_a_servable_whose_calls_turn_slow_on_the_loop_goes_back_to_the_threads(
+    runner: DirectRunner,
+) -> None:
     servable = RecordingServable()
-    runner = DirectRunner(threads=1)
-    try:
-        calls(runner, servable, 200)
-        servable.cpu_seconds = 3 * SHORT_CALL_SECONDS
-        calls(runner, servable, 40)
-    finally:
-        runner.close()
+    calls(runner, servable, 200)
+    servable.cpu_seconds = 3 * SHORT_CALL_SECONDS
+    calls(runner, servable, 40)
     assert set(servable.where[-20:]) == {"tf-run-0"}
 
 
-def test_a_servable_whose_calls_take_a_millisecond_is_never_tried_on_the_loop() -> None:
+def test_a_servable_whose_calls_take_a_millisecond_is_never_tried_on_the_loop(
+    runner: DirectRunner,
+) -> None:
     servable = RecordingServable()
     servable.cpu_seconds = 0.002
-    runner = DirectRunner(threads=1)
-    try:
-        calls(runner, servable, 140)
-    finally:
-        runner.close()
+    calls(runner, servable, 140)
     assert servable.threads == {"tf-run-0"}
 
 
-def test_a_graph_that_may_run_long_stays_on_the_threads_however_short_its_calls() -> None:
+def test_a_graph_that_may_run_long_stays_on_the_threads_however_short_its_calls(
+    runner: DirectRunner,
+) -> None:
     servable = RecordingServable()
     servable.may_run_long = True
-    runner = DirectRunner(threads=1)
-    try:
-        calls(runner, servable, 200)
-    finally:
-        runner.close()
+    calls(runner, servable, 200)
     assert servable.threads == {"tf-run-0"}
