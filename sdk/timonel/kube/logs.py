@@ -237,9 +237,15 @@ def _follow_all(
     stop = threading.Event()
     interrupts: list[Callable[[], None]] = []
 
+    def opened(interrupt: Callable[[], None]) -> None:
+        """A stream opened: cut it at the stop, even one that opened as the stop came."""
+        interrupts.append(interrupt)
+        if stop.is_set():
+            interrupt()
+
     def read(pod: dict[str, Any]) -> None:
         try:
-            for line in _follow(cluster, pod, container, tail_lines, stop, interrupts.append):
+            for line in _follow(cluster, pod, container, tail_lines, stop, opened):
                 lines.put(line)
         except BaseException as exc:  # handed to the consumer, which raises it
             if not stop.is_set():
