@@ -378,13 +378,18 @@ def test_kubectl_shows_a_pod_whose_storage_initializer_runs_as_init_0_of_1(
 
 
 def timonel_logs(config: Path, *args: str) -> subprocess.Popen[str]:
-    """``timonel logs ARGS`` on the cluster of ``config``, its output read as it comes."""
+    """``timonel logs ARGS`` on the cluster of ``config``, its output read as it comes.
+
+    It starts with SIGINT at its default, as from a terminal: a suite run as a background job of
+    a script inherits SIGINT ignored, and so would the follower, which Ctrl-C then never ends.
+    """
     return subprocess.Popen(
         [sys.executable, "-m", "timonel", "logs", *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
         env={**os.environ, "KUBECONFIG": str(config)},
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
 
 
