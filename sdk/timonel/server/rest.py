@@ -106,7 +106,8 @@ class Reply:
 
 class RestApi:
     """TF Serving's REST API, apart from how requests arrive: ``answer`` takes a request's method,
-    path and body, and both HTTP paths (``timonel.server.http1`` and aiohttp's) call it."""
+    path and body, and both HTTP paths of ``timonel.server.rest_port`` (its own and aiohttp's)
+    call it."""
 
     def __init__(
         self,
