@@ -140,6 +140,30 @@ def test_create_drops_a_status_sent_with_the_object(
     assert "status" not in create(api, body)
 
 
+def test_a_created_pod_is_pending_with_its_qos_class(server: Running) -> None:
+    core = client.CoreV1Api(api_client(server.url))
+    limits = {"cpu": "1", "memory": "1Gi"}
+    container = {"name": "c", "image": "i", "resources": {"limits": limits}}
+    body = {"metadata": {"name": "pending"}, "spec": {"containers": [container]}}
+    created = core.create_namespaced_pod("default", body)
+    try:
+        assert created.status.phase == "Pending"
+        assert created.status.qos_class == "Guaranteed"
+        assert created.status.conditions is None
+    finally:
+        core.delete_namespaced_pod("pending", "default")
+
+
+def test_a_pod_with_a_malformed_quantity_is_400(server: Running) -> None:
+    core = client.CoreV1Api(api_client(server.url))
+    container = {"name": "c", "image": "i", "resources": {"limits": {"cpu": "lots"}}}
+    body = {"metadata": {"name": "malformed"}, "spec": {"containers": [container]}}
+    with pytest.raises(ApiException) as exc:
+        core.create_namespaced_pod("default", body)
+    assert exc.value.status == 400
+    assert "quantities must match the regular expression" in failure(exc)["message"]
+
+
 def test_resource_versions_increase_across_writes(api: client.CustomObjectsApi, name: str) -> None:
     first = int(create(api, isvc(name))["metadata"]["resourceVersion"])
     patched = api.patch_namespaced_custom_object(

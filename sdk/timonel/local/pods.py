@@ -155,7 +155,8 @@ def pod_status(
 ) -> dict[str, Any]:
     """The kubelet's status for the pod: phase, conditions, init and server container states.
 
-    ``previous``: the pod's current status, whose timestamps stay while a state lasts.
+    ``previous``: the pod's current status, whose timestamps stay while a state lasts and whose
+    QoS class kube-apiserver set when it created the pod.
     """
     phase = observation.phase
     failure = observation.last_failure
@@ -231,7 +232,7 @@ def pod_status(
         "hostIP": "127.0.0.1",
         "podIP": "127.0.0.1",
         "podIPs": [{"ip": "127.0.0.1"}],
-        "qosClass": "BestEffort",
+        "qosClass": old.get("qosClass", "BestEffort"),
         "startTime": str(old.get("startTime") or now),
         "conditions": [
             condition("PodScheduled", True),

@@ -345,7 +345,7 @@ def _unschedulable(previous: Mapping[str, Any] | None, limit: int, *, now: str) 
             return dict(old)
     return {
         "phase": "Pending",
-        "qosClass": "BestEffort",
+        "qosClass": old.get("qosClass", "BestEffort"),
         "conditions": [
             {
                 "type": "PodScheduled",

@@ -5,7 +5,8 @@ the server owns uid, creationTimestamp, resourceVersion and generation; ``genera
 when something outside ``metadata`` changes; with the status subresource, writes to the object keep
 the old status and writes to ``/status`` keep everything but the status; an update whose
 resourceVersion is not the current one is a 409 Conflict; a no-op update writes nothing; an object
-with finalizers is only marked for deletion; ``dryRun`` runs every step except the write. A
+with finalizers is only marked for deletion; a new Pod starts Pending with its QoS class, as the
+Pod strategy's PrepareForCreate sets it; ``dryRun`` runs every step except the write. A
 deletion takes the object's dependents with it, or leaves them orphaned, as the garbage collector
 does (``garbage``).
 """
@@ -22,8 +23,9 @@ from typing import Any
 
 import yaml
 
-from timonel.kube.resources import KINDS, NAMESPACE, Kind, kind_of
+from timonel.kube.resources import KINDS, NAMESPACE, POD, Kind, kind_of
 from timonel.local.apiserver import fieldmanager, garbage, patches, statuses
+from timonel.local.apiserver.qos import qos_class
 from timonel.local.apiserver.selectors import Selector
 from timonel.local.apiserver.statuses import FieldError
 from timonel.local.apiserver.store import Store, resource_key
@@ -54,6 +56,16 @@ def _same_content(a: dict[str, Any], b: dict[str, Any]) -> bool:
         **b,
         "metadata": _without(b["metadata"], *strip),
     }
+
+
+def _pod_qos_class(pod: dict[str, Any]) -> str:
+    try:
+        return qos_class(pod.get("spec") or {})
+    except ValueError as exc:
+        raise statuses.bad_request(
+            'Pod in version "v1" cannot be handled as a Pod: quantities must match the regular '
+            "expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'"
+        ) from exc
 
 
 class Registry:
@@ -123,6 +135,8 @@ class Registry:
             meta["generation"] = 1
             if kind.status_subresource:
                 obj.pop("status", None)
+            if kind is POD:
+                obj["status"] = {"phase": "Pending", "qosClass": _pod_qos_class(obj)}
         self.validator(kind, obj, None)
         fieldmanager.record_update(None, obj, manager=manager, api_version=kind.api_version)
         if dry_run:
