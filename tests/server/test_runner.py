@@ -154,8 +154,20 @@ def test_a_servable_whose_calls_turn_slow_on_the_loop_goes_back_to_the_threads(
     servable = RecordingServable()
     calls(runner, servable, 200)
     servable.cpu_seconds = 3 * SHORT_CALL_SECONDS
-    calls(runner, servable, 40)
+    calls(runner, servable, 100)
     assert set(servable.where[-20:]) == {"tf-run-0"}
+
+
+def test_a_servable_on_the_loop_stays_there_through_an_odd_slow_call(
+    runner: DirectRunner,
+) -> None:
+    servable = RecordingServable()
+    calls(runner, servable, 200)
+    servable.cpu_seconds = 3 * SHORT_CALL_SECONDS
+    calls(runner, servable, 16)  # one of any 16 calls on the loop is measured
+    servable.cpu_seconds = 0.0
+    calls(runner, servable, 60)
+    assert set(servable.where[-76:]) == {LOOP}
 
 
 def test_a_servable_whose_calls_take_a_millisecond_is_never_tried_on_the_loop(

@@ -62,10 +62,11 @@ class DirectRunner:
     limits a small model's throughput; a thread hand-off there is a queue, two GIL switches and
     a loop wake-up, several times a small model's whole call. A servable starts on the threads;
     while its calls there are well under a millisecond, one call in ``_PROBE_EVERY`` is tried
-    on the loop, and when that one is short the servable moves there; one slow call moves it
-    back. Calls are measured in the CPU time of their thread, as wall time counts the waits for
-    the GIL and for a core, which other threads cause; on the loop, where reading that clock (a
-    system call) costs a tenth of such a call, one call in ``_MEASURED_ON_LOOP`` is. The same
+    on the loop, and when that one is short the servable moves there; calls that turn slow
+    (their moving average, or one call ten times as long) move it back. Calls are measured in
+    the CPU time of their thread, as wall time counts the waits for the GIL and for a core,
+    which other threads cause; on the loop, where reading that clock (a system call) costs a
+    tenth of such a call, one call in ``_MEASURED_ON_LOOP`` is. The same
     call costs a thread several times its CPU on the loop (waking up, taking the GIL back), so
     only calls made on the loop decide that a servable belongs there. A call that turns out
     slow while on the loop holds every other request for its duration, so a graph with ops that
@@ -162,9 +163,10 @@ class CallTimes:
 
 
 def _recent(recent: float, seconds: float) -> float:
-    """The recent time after one more call: a slow call raises it at once, quick ones lower it
-    gradually."""
-    return seconds if recent == math.inf else max(seconds, 0.9 * recent + 0.1 * seconds)
+    """The recent time after one more call, a moving average: a call ten times the average
+    moves it past the threshold at once, while the odd call a few times longer than usual (an
+    interrupt, a page fault, a cold cache) does not send a servable back and forth."""
+    return seconds if recent == math.inf else 0.9 * recent + 0.1 * seconds
 
 
 @dataclass(frozen=True)
