@@ -38,6 +38,11 @@ class DoublingServable:
         return [value * 2]
 
 
+def one_thread_scheduler(**params: Any) -> BatchScheduler:
+    """A scheduler whose one batch thread runs batches in the order they close."""
+    return BatchScheduler(BatchingParameters(**params), ServerMetrics(), threads=1)
+
+
 def call(*rows: float) -> Call:
     return Call({"x:0": np.array(rows, dtype=np.float32).reshape(-1, 1)}, ("y:0",), ("y",))
 
@@ -57,10 +62,7 @@ def run_all(
 
 def test_concurrent_calls_within_the_timeout_become_one_batch() -> None:
     servable = DoublingServable()
-    scheduler = BatchScheduler(
-        BatchingParameters(max_batch_size=8, batch_timeout_micros=100_000, num_batch_threads=1),
-        ServerMetrics(),
-    )
+    scheduler = one_thread_scheduler(max_batch_size=8, batch_timeout_micros=100_000)
     results = run_all(scheduler, servable, [call(i) for i in range(6)])
     assert servable.batches == [6]
     assert [r[0].ravel().tolist() for r in results] == [[2.0 * i] for i in range(6)]
@@ -70,10 +72,7 @@ def test_calls_that_fill_a_batch_run_it_at_once() -> None:
     """REST and gRPC handlers await ``run`` on one loop: six calls fill a batch of six, which
     runs without waiting out its ten-minute timeout (nor the drain that ``close`` starts)."""
     servable = DoublingServable()
-    scheduler = BatchScheduler(
-        BatchingParameters(max_batch_size=6, batch_timeout_micros=600_000_000, num_batch_threads=1),
-        ServerMetrics(),
-    )
+    scheduler = one_thread_scheduler(max_batch_size=6, batch_timeout_micros=600_000_000)
 
     async def main() -> list[Any]:
         calls = [scheduler.run(servable, call(i), 0) for i in range(6)]
@@ -91,10 +90,7 @@ def test_a_finished_batch_wakes_the_loop_once_for_all_its_calls(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     servable = DoublingServable()
-    params = BatchingParameters(
-        max_batch_size=4, batch_timeout_micros=600_000_000, num_batch_threads=1
-    )
-    scheduler = BatchScheduler(params, ServerMetrics())
+    scheduler = one_thread_scheduler(max_batch_size=4, batch_timeout_micros=600_000_000)
     wakers: list[str] = []  # the thread of each hand-over to the loop
 
     async def main() -> list[Any]:
@@ -114,16 +110,13 @@ def test_a_finished_batch_wakes_the_loop_once_for_all_its_calls(
     finally:
         scheduler.close()
     assert servable.batches == [4]
-    assert wakers == [f"{params.thread_pool_name}-0"]
+    assert wakers == [f"{scheduler.params.thread_pool_name}-0"]
     assert [r[0].ravel().tolist() for r in results] == [[0.0], [2.0], [4.0], [6.0]]
 
 
 def test_calls_that_timed_out_in_the_queue_are_not_run() -> None:
     servable = DoublingServable()
-    scheduler = BatchScheduler(
-        BatchingParameters(max_batch_size=8, batch_timeout_micros=50_000, num_batch_threads=1),
-        ServerMetrics(),
-    )
+    scheduler = one_thread_scheduler(max_batch_size=8, batch_timeout_micros=50_000)
     (result,) = run_all(scheduler, servable, [call(1)], timeout_ms=1)
     assert isinstance(result, ServingError)
     assert (result.code, str(result)) == (
@@ -135,10 +128,7 @@ def test_calls_that_timed_out_in_the_queue_are_not_run() -> None:
 
 def test_a_full_batch_runs_without_waiting_and_the_rest_follows() -> None:
     servable = DoublingServable()
-    scheduler = BatchScheduler(
-        BatchingParameters(max_batch_size=4, batch_timeout_micros=50_000, num_batch_threads=1),
-        ServerMetrics(),
-    )
+    scheduler = one_thread_scheduler(max_batch_size=4, batch_timeout_micros=50_000)
     results = run_all(scheduler, servable, [call(1, 2), call(3, 4), call(5)])
     assert servable.batches == [4, 1]
     assert results[1][0].ravel().tolist() == [6.0, 8.0]
@@ -147,9 +137,7 @@ def test_a_full_batch_runs_without_waiting_and_the_rest_follows() -> None:
 def test_with_no_timeout_calls_batch_while_the_model_is_busy() -> None:
     hold = threading.Event()
     servable = DoublingServable(hold)
-    scheduler = BatchScheduler(
-        BatchingParameters(max_batch_size=16, num_batch_threads=1), ServerMetrics()
-    )
+    scheduler = one_thread_scheduler(max_batch_size=16)
 
     async def main() -> list[Any]:
         first = asyncio.ensure_future(scheduler.run(servable, call(0), 0))
@@ -169,14 +157,8 @@ def test_with_no_timeout_calls_batch_while_the_model_is_busy() -> None:
 
 def test_allowed_batch_sizes_pad_and_the_padding_is_dropped() -> None:
     servable = DoublingServable()
-    scheduler = BatchScheduler(
-        BatchingParameters(
-            max_batch_size=8,
-            batch_timeout_micros=50_000,
-            allowed_batch_sizes=(2, 4, 8),
-            num_batch_threads=1,
-        ),
-        ServerMetrics(),
+    scheduler = one_thread_scheduler(
+        max_batch_size=8, batch_timeout_micros=50_000, allowed_batch_sizes=(2, 4, 8)
     )
     results = run_all(scheduler, servable, [call(1), call(2), call(3)])
     assert servable.batches == [4]
@@ -184,7 +166,7 @@ def test_allowed_batch_sizes_pad_and_the_padding_is_dropped() -> None:
 
 
 def test_a_call_larger_than_the_largest_batch_is_refused() -> None:
-    scheduler = BatchScheduler(BatchingParameters(max_batch_size=2), ServerMetrics())
+    scheduler = one_thread_scheduler(max_batch_size=2)
     (result,) = run_all(scheduler, DoublingServable(), [call(1, 2, 3)])
     assert isinstance(result, ServingError)
     assert (result.code, str(result)) == (
@@ -194,14 +176,8 @@ def test_a_call_larger_than_the_largest_batch_is_refused() -> None:
 
 
 def test_a_full_queue_answers_unavailable() -> None:
-    scheduler = BatchScheduler(
-        BatchingParameters(
-            max_batch_size=1,
-            batch_timeout_micros=200_000,
-            max_enqueued_batches=1,
-            num_batch_threads=1,
-        ),
-        ServerMetrics(),
+    scheduler = one_thread_scheduler(
+        max_batch_size=1, batch_timeout_micros=200_000, max_enqueued_batches=1
     )
     results = run_all(scheduler, DoublingServable(), [call(1), call(2), call(3)])
     errors = [r for r in results if isinstance(r, ServingError)]
@@ -219,7 +195,7 @@ def test_calls_that_cannot_batch_run_alone(feeds: dict[str, Any]) -> None:
         def run(self, feeds: dict[str, Any], fetches: Any, *, timeout_ms: int = 0) -> list[Any]:
             return list(feeds.values())
 
-    scheduler = BatchScheduler(BatchingParameters(max_batch_size=4), ServerMetrics())
+    scheduler = one_thread_scheduler(max_batch_size=4)
     call_ = Call({k: np.asarray(v) for k, v in feeds.items()}, ("y:0",), ("y",))
     (result,) = run_all(scheduler, Echo(), [call_])
     assert len(result) == len(feeds)
@@ -227,10 +203,7 @@ def test_calls_that_cannot_batch_run_alone(feeds: dict[str, Any]) -> None:
 
 def test_drain_runs_an_open_batch_without_waiting_for_it_to_fill() -> None:
     servable = DoublingServable()
-    scheduler = BatchScheduler(
-        BatchingParameters(max_batch_size=8, batch_timeout_micros=600_000_000, num_batch_threads=1),
-        ServerMetrics(),
-    )
+    scheduler = one_thread_scheduler(max_batch_size=8, batch_timeout_micros=600_000_000)
 
     async def main() -> list[Any]:
         futures = [scheduler.submit(servable, call(i), 0) for i in range(3)]
@@ -246,7 +219,7 @@ def test_drain_runs_an_open_batch_without_waiting_for_it_to_fill() -> None:
 
 
 def test_a_closed_scheduler_refuses_calls_with_unavailable() -> None:
-    scheduler = BatchScheduler(BatchingParameters(max_batch_size=8), ServerMetrics())
+    scheduler = one_thread_scheduler(max_batch_size=8)
     scheduler.close()
     with pytest.raises(ServingError) as info:
         asyncio.run(scheduler.run(DoublingServable(), call(1), 0))

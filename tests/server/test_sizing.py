@@ -61,16 +61,25 @@ def test_sizing_follows_the_cpus_and_the_flags(
 
 
 def test_with_batching_the_batch_threads_share_the_cpus_among_their_ops() -> None:
-    assert thread_sizing(options(), 8, batch_threads=2) == ThreadSizing(
-        cpus=8, intra_op=4, inter_op=8, runner_threads=8
+    assert thread_sizing(options(), 8, num_batch_threads=2) == ThreadSizing(
+        cpus=8, intra_op=4, inter_op=8, runner_threads=8, batch_threads=2
     )
-    assert thread_sizing(options(), 2, batch_threads=4).intra_op == 1
+    assert thread_sizing(options(), 2, num_batch_threads=4).intra_op == 1
+
+
+def test_batching_without_a_thread_count_has_one_batch_thread_per_cpu() -> None:
+    sizing = thread_sizing(options(), 4, num_batch_threads=0)
+    assert (sizing.batch_threads, sizing.intra_op) == (4, 1)
 
 
 def test_the_start_up_line_names_the_cpus_and_every_pool() -> None:
     line = thread_sizing(options(), 2).describe()
     assert line == (
         "Sized for 2 CPUs: 2 runner threads, intra-op parallelism 1, inter-op parallelism 2"
+    )
+    batching = thread_sizing(options(), 2, num_batch_threads=1).describe()
+    assert batching == (
+        "Sized for 2 CPUs: 1 batch thread, intra-op parallelism 2, inter-op parallelism 2"
     )
 
 

@@ -91,11 +91,10 @@ class ModelServer:
 
         self.options = options
         batching = self._batching_parameters()
-        cpus = usable_cpus()
         self.sizing = thread_sizing(
             options,
-            cpus,
-            batch_threads=None if batching is None else batching.num_batch_threads or cpus,
+            usable_cpus(),
+            num_batch_threads=None if batching is None else batching.num_batch_threads,
         )
         log.info(self.sizing.describe())
         self._stopping = threading.Event()
@@ -146,7 +145,8 @@ class ModelServer:
             return DirectRunner(self.sizing.runner_threads)
         from timonel.server.batching import BatchScheduler
 
-        return BatchScheduler(batching, self.metrics)
+        assert self.sizing.batch_threads is not None
+        return BatchScheduler(batching, self.metrics, threads=self.sizing.batch_threads)
 
     def _monitoring_path(self) -> str | None:
         if not self.options.monitoring_config_file:

@@ -36,7 +36,6 @@ from typing import Any
 import numpy as np
 
 from timonel.errors import ServingError
-from timonel.server.cpus import usable_cpus
 from timonel.server.handoff import LoopHandoff, Outcome
 from timonel.server.metrics import ServerMetrics
 from timonel.server.runner import shutting_down
@@ -82,10 +81,10 @@ class _Queue:
 class BatchScheduler:
     """A ``Runner`` that merges concurrent calls into batches, run by its own batch threads."""
 
-    def __init__(self, params: BatchingParameters, metrics: ServerMetrics) -> None:
+    def __init__(self, params: BatchingParameters, metrics: ServerMetrics, *, threads: int) -> None:
         self.params = params
         self.metrics = metrics
-        self.threads = params.num_batch_threads or usable_cpus()
+        self.threads = threads
         self._timeout = params.batch_timeout_micros / 1e6
         self._lock = threading.Condition(threading.Lock())
         self._handoff = LoopHandoff()

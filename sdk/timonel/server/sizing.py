@@ -39,30 +39,41 @@ class ThreadSizing:
     inter_op: int
     #: the direct runner's threads, each making one session call at a time
     runner_threads: int
+    #: with ``--enable_batching``, the scheduler's threads, each running one batch at a time
+    batch_threads: int | None = None
 
     def describe(self) -> str:
         """One start-up log line, so an operator sees what the server sized for."""
+        kind, threads = (
+            ("runner", self.runner_threads)
+            if self.batch_threads is None
+            else ("batch", self.batch_threads)
+        )
+        callers = f"{threads} {kind} thread{'' if threads == 1 else 's'}"
         return (
-            f"Sized for {self.cpus} CPUs: {self.runner_threads} runner threads, "
+            f"Sized for {self.cpus} CPUs: {callers}, "
             f"intra-op parallelism {self.intra_op}, inter-op parallelism {self.inter_op}"
         )
 
 
 def thread_sizing(
-    options: ServerOptions, cpus: int, *, batch_threads: int | None = None
+    options: ServerOptions, cpus: int, *, num_batch_threads: int | None = None
 ) -> ThreadSizing:
-    """The threads for ``options`` on ``cpus`` CPUs (``usable_cpus()`` in the server), where
-    ``batch_threads`` make the calls when batching is on."""
+    """The threads for ``options`` on ``cpus`` CPUs (``usable_cpus()`` in the server);
+    ``num_batch_threads`` is the batching parameter when batching is on (0: one per CPU, as
+    TF Serving), and its threads then make the calls."""
     intra = options.tensorflow_intra_op_parallelism
     inter = options.tensorflow_inter_op_parallelism
     if intra <= 0 and inter <= 0 and inter != -1:  # neither set: the session-wide flag
         intra = inter = options.tensorflow_session_parallelism
     inter = inter if inter > 0 or inter == -1 else cpus
     runner_threads = inter if inter > 0 else cpus
+    batch_threads = None if num_batch_threads is None else num_batch_threads or cpus
     callers = batch_threads or runner_threads
     return ThreadSizing(
         cpus=cpus,
         intra_op=intra if intra > 0 else max(1, cpus // callers),
         inter_op=inter,
         runner_threads=runner_threads,
+        batch_threads=batch_threads,
     )
