@@ -11,8 +11,8 @@ clients sending single-example requests for ``BENCH_SECONDS`` (default 5) each. 
 
 Prints throughput, p50 and p99 for each, and the ratios the serving issue sets as goals, among
 them unbatched timonel at 32 clients against the in-process limit at 32 threads and against
-itself at 8 clients, taken within ``BENCH_ROUNDS`` rounds (default 3) of those three peers in
-turn, so the machine's drift over a run does not enter a ratio; writes the figures, the goals
+itself at 8 clients, taken within ``BENCH_ROUNDS`` rounds (default 7) of those three peers, so
+the machine's drift over a run does not enter a ratio; writes the figures, the goals
 missed and why, and a plot into ``bench/README.md`` and ``bench/serve.png``, and adds the run's
 CPU model, the CPU count the server sized its threads for and the unbatched figures to the table
 of runs there, so runs on different machines stay side by side. Servers run one at a time, so
@@ -50,12 +50,22 @@ README = BENCH / "README.md"
 PLOT = BENCH / "serve.png"
 LEVELS = (1, 8, 32)
 SECONDS = float(os.environ.get("BENCH_SECONDS", "5"))
-#: Rounds of the unbatched points at 8 and 32 clients, each round taking the in-process limit,
-#: REST and gRPC one after another: the machine's speed drifts (other work shares its cores), so
-#: a ratio is taken within a round and the medians are reported.
-ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
+#: Rounds of the unbatched points at 8 and 32 clients: the machine's speed drifts (other work
+#: shares its cores), so a ratio is taken within a round and the medians are reported.
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "7"))
 #: The levels measured in rounds.
 PAIRED = (8, 32)
+#: A round's points in turn: each API's point at 32 clients sits between its own at 8 and the
+#: limit's at 32, the two it is divided by; every other round runs them backwards, so a drift
+#: that lasts the round tilts the ratios of one round up and of the next down.
+ROUND_ORDER = (
+    ("timonel gRPC", 8),
+    ("timonel gRPC", 32),
+    ("in-process", 32),
+    ("timonel REST", 32),
+    ("timonel REST", 8),
+    ("in-process", 8),
+)
 MODELS = {"small": 64, "large": 1024}  # name → input features (serve_parts/models.py)
 BATCHING = """\
 max_batch_size { value: 32 }
@@ -251,10 +261,11 @@ def measure(model: str, work: Path) -> dict[str, Any]:
         for peer in ("timonel REST", "timonel gRPC"):
             points[peer][1] = unbatched[peer](1)
         for number in range(ROUNDS):
-            for clients in PAIRED:
-                for peer, take in unbatched.items():
-                    rounds[peer][clients].append(take(clients))
-            print(f"  round {number + 1} of {ROUNDS} done", flush=True)
+            figures = []
+            for peer, clients in ROUND_ORDER[:: -1 if number % 2 else 1]:
+                rounds[peer][clients].append(point := unbatched[peer](clients))
+                figures.append(f"{peer.removeprefix('timonel ')} {clients} {point['rps']:.0f}")
+            print(f"  round {number + 1} of {ROUNDS}: {', '.join(figures)} req/s", flush=True)
         rss["timonel serve"] = tree_rss(process.pid)
     for peer, by_clients in rounds.items():
         for clients, taken in by_clients.items():
@@ -436,8 +447,17 @@ def tables(results: dict[str, dict[str, Any]]) -> str:
         ]
         for what, value, goal, met in ratios(result):
             lines.append(f"| {what} | {value:.2f} | {goal} | {'yes' if met else 'no'} |")
+        _, drift = paired(result, "in-process")
         rss = ", ".join(f"{name} {value / 2**20:.0f} MiB" for name, value in result["rss"].items())
-        lines += ["", f"Resident memory: {rss}.", ""]
+        lines += [
+            "",
+            f"The in-process limit at 32 threads over its own at 8, taken the same way: {drift:.2f}"
+            " (no server and no network in it, so its distance from 1 is the machine's drift "
+            "between points).",
+            "",
+            f"Resident memory: {rss}.",
+            "",
+        ]
     return "\n".join(lines)
 
 
@@ -587,11 +607,13 @@ def write_readme(results: dict[str, dict[str, Any]], about: str, cpu: str, load:
             "both gRPC ratios are against its REST figures. "
             f"Batching parameters: `{BATCHING.strip().replace(chr(10), ' ')}`.",
             "",
-            f"The unbatched points at 8 and 32 clients are taken in {ROUNDS} rounds, each "
-            "taking the in-process limit, REST and gRPC in turn, as the machine's speed drifts "
-            "over minutes (other work shares its cores): the tables show each one's median "
-            "round, and the ratios to the limit and to 8 clients are the medians of the ratios "
-            "taken within a round.",
+            f"The unbatched points at 8 and 32 clients are taken in {ROUNDS} rounds, as the "
+            "machine's speed drifts over minutes (other work shares its cores): in a round, "
+            "each API's point at 32 clients comes between its own at 8 and the in-process "
+            "limit's at 32, and every other round runs backwards, so a drift over a round "
+            "tilts one round's ratios up and the next one's down. The tables show each point's "
+            "median round, and the ratios to the limit and to 8 clients are the medians of the "
+            "ratios taken within a round.",
             "",
             "What limits the figures (profiled with py-spy and perf on this machine): both "
             "APIs run on one uvloop event loop (REST on `timonel.server.rest_port`, which reads "
