@@ -27,8 +27,9 @@ def qos_class(spec: Mapping[str, Any]) -> str:
     limits: dict[str, Decimal] = {}
     guaranteed = True
     for found in resources:
-        limited = _positive(found.get("limits") or {})
-        requested = _positive({**(found.get("limits") or {}), **(found.get("requests") or {})})
+        declared = _compute(found.get("limits") or {})
+        limited = _above_zero(declared)
+        requested = _above_zero({**declared, **_compute(found.get("requests") or {})})
         for name, amount in requested.items():
             requests[name] = requests.get(name, Decimal(0)) + amount
         for name, amount in limited.items():
@@ -42,11 +43,14 @@ def qos_class(spec: Mapping[str, Any]) -> str:
     return "Burstable"
 
 
-def _positive(quantities: Mapping[str, Any]) -> dict[str, Decimal]:
-    """The cpu and memory quantities above zero."""
+def _compute(quantities: Mapping[str, Any]) -> dict[str, Decimal]:
+    """The cpu and memory quantities, parsed."""
     if not quantities:
         return {}
     from kubernetes.utils.quantity import parse_quantity  # loads the client: only for resources
 
-    parsed = {name: parse_quantity(quantities[name]) for name in _COMPUTE if name in quantities}
-    return {name: amount for name, amount in parsed.items() if amount > 0}
+    return {name: parse_quantity(quantities[name]) for name in _COMPUTE if name in quantities}
+
+
+def _above_zero(quantities: Mapping[str, Decimal]) -> dict[str, Decimal]:
+    return {name: amount for name, amount in quantities.items() if amount > 0}
