@@ -148,11 +148,18 @@ def test_a_servable_on_the_threads_tries_the_loop_and_stays_there_when_its_call_
     assert set(servable.where[-100:]) == {LOOP}
 
 
+def on_the_loop(runner: DirectRunner) -> RecordingServable:
+    """A servable whose quick calls the runner has moved to the loop."""
+    servable = RecordingServable()
+    calls(runner, servable, 200)
+    assert servable.where[-1] == LOOP
+    return servable
+
+
 def test_a_servable_whose_calls_turn_slow_on_the_loop_goes_back_to_the_threads(
     runner: DirectRunner,
 ) -> None:
-    servable = RecordingServable()
-    calls(runner, servable, 200)
+    servable = on_the_loop(runner)
     servable.cpu_seconds = 3 * SHORT_CALL_SECONDS
     calls(runner, servable, 100)
     assert set(servable.where[-20:]) == {"tf-run-0"}
@@ -161,8 +168,7 @@ def test_a_servable_whose_calls_turn_slow_on_the_loop_goes_back_to_the_threads(
 def test_a_servable_on_the_loop_stays_there_through_an_odd_slow_call(
     runner: DirectRunner,
 ) -> None:
-    servable = RecordingServable()
-    calls(runner, servable, 200)
+    servable = on_the_loop(runner)
     servable.cpu_seconds = 3 * SHORT_CALL_SECONDS
     calls(runner, servable, 16)  # one of any 16 calls on the loop is measured
     servable.cpu_seconds = 0.0

@@ -66,12 +66,12 @@ class DirectRunner:
     (their moving average, or one call ten times as long) move it back. Calls are measured in
     the CPU time of their thread, as wall time counts the waits for the GIL and for a core,
     which other threads cause; on the loop, where reading that clock (a system call) costs a
-    tenth of such a call, one call in ``_MEASURED_ON_LOOP`` is. The same
-    call costs a thread several times its CPU on the loop (waking up, taking the GIL back), so
-    only calls made on the loop decide that a servable belongs there. A call that turns out
-    slow while on the loop holds every other request for its duration, so a graph with ops that
-    may run for any time (``Servable.may_run_long``: loops, queues, Python) stays on the
-    threads, where TensorFlow cancels a call at its timeout.
+    tenth of such a call, one call in ``_MEASURED_ON_LOOP`` is. The same call costs a thread
+    several times its CPU on the loop (waking up, taking the GIL back), so only calls made on
+    the loop decide that a servable belongs there. A call that turns out slow while on the loop
+    holds every other request for its duration, so a graph with ops that may run for any time
+    (``Servable.may_run_long``: loops, queues, Python) stays on the threads, where TensorFlow
+    cancels a call at its timeout.
 
     Its own threads rather than ``loop.run_in_executor``: a finished call is handed back through
     ``LoopHandoff``, which wakes the loop once for all the calls that finished together. How many
