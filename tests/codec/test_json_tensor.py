@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -15,6 +16,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from timonel.codec import json_tensor
+from timonel.codec.json_numbers import NumberArray
 from timonel.codec.json_tensor import RequestFormat, from_json, to_json
 from timonel.errors import ServingError
 
@@ -23,9 +25,9 @@ FLOAT = {"x": "DT_FLOAT"}
 
 def decode(body: Any, dtypes: dict[str, str] = FLOAT) -> json_tensor.PredictInputs:
     raw = body if isinstance(body, bytes) else orjson.dumps(body)
-    doc = json_tensor.parse_json(raw)
+    doc = json_tensor.parse_predict_json(raw)
     json_tensor.signature_name(doc)
-    return json_tensor.decode_predict(doc, dtypes, raw)
+    return json_tensor.decode_predict(doc, dtypes)
 
 
 @pytest.mark.parametrize(
@@ -389,7 +391,7 @@ def test_numeric_tensors_round_trip(array: np.ndarray, fmt: RequestFormat) -> No
     reply = json_tensor.parse_json(body)
     key = "predictions" if fmt is RequestFormat.ROW else "outputs"
     request = json.dumps({fmt.value: reply[key]}).encode()  # NaN/Infinity as bare tokens
-    decoded = json_tensor.decode_predict(json_tensor.parse_json(request), {"x": dtype}, request)
+    decoded = json_tensor.decode_predict(json_tensor.parse_predict_json(request), {"x": dtype})
     assert decoded.format is fmt
     assert _same(decoded.tensors["x"], array)
 
@@ -404,7 +406,7 @@ def test_strings_round_trip(values: list[bytes], as_bytes: bool) -> None:
     body = json_tensor.encode_predict({name: array}, RequestFormat.COLUMNAR)
     request = body.replace(b'"outputs"', b'"inputs"', 1)
     decoded = json_tensor.decode_predict(
-        json_tensor.parse_json(request), {name: "DT_STRING"}, request
+        json_tensor.parse_predict_json(request), {name: "DT_STRING"}
     )
     assert decoded.tensors[name].tolist() == values
 
@@ -420,21 +422,65 @@ nested = st.recursive(
 )
 
 
-@settings(max_examples=200, deadline=None)
-@given(nested, st.sampled_from(["DT_FLOAT", "DT_DOUBLE", "DT_INT32", "DT_INT64"]))
-def test_fast_path_agrees_with_the_exact_walk(value: Any, dtype: str) -> None:
-    body = orjson.dumps({"inputs": value})
-    doc = json_tensor.parse_json(body)
+def both_paths(body: bytes, dtype: str) -> tuple[Any, Any]:
+    """The tensor (or error text) decoded from the tape and from the exact walk."""
 
-    def run(raw: bytes) -> Any:
+    def run(parse: Callable[[bytes], dict[str, Any]]) -> Any:
         try:
-            return json_tensor.decode_predict(doc, {"x": dtype}, raw).tensors["x"]
+            return json_tensor.decode_predict(parse(body), {"x": dtype}).tensors["x"]
         except ServingError as exc:
             return str(exc)
 
-    fast, exact = run(body), run(b"")
-    assert type(fast) is type(exact)
-    assert fast == exact if isinstance(exact, str) else _same(fast, exact)
+    return run(json_tensor.parse_predict_json), run(json_tensor.parse_json)
+
+
+def agree(fast: Any, exact: Any) -> bool:
+    if isinstance(exact, str):
+        return fast == exact
+    return not isinstance(fast, str) and fast.dtype == exact.dtype and _same(fast, exact)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    nested,
+    st.sampled_from(["DT_FLOAT", "DT_DOUBLE", "DT_INT32", "DT_INT64"]),
+    st.sampled_from(list(RequestFormat)),
+)
+def test_the_tape_agrees_with_the_exact_walk(value: Any, dtype: str, fmt: RequestFormat) -> None:
+    assert agree(*both_paths(orjson.dumps({fmt.value: value}), dtype))
+
+
+@pytest.mark.parametrize(
+    ("body", "dtype"),
+    [
+        (b'{"inputs": [9007199254740993]}', "DT_DOUBLE"),
+        (b'{"inputs": [16777217]}', "DT_FLOAT"),
+        (b'{"inputs": [16777216.5]}', "DT_FLOAT"),
+        (b'{"inputs": [3.5e38]}', "DT_FLOAT"),
+        (b'{"inputs": [-0, -0.0, 1e-400, 1E+2]}', "DT_FLOAT"),
+        (b'{"inputs": [1.5]}', "DT_INT32"),
+        (b'{"inputs": [1.0]}', "DT_INT64"),
+        (b'{"inputs": [2147483648]}', "DT_INT32"),
+        (b'{"inputs": [9223372036854775808]}', "DT_INT64"),
+        (b'{"instances": [[1, 2], [3, [4]]]}', "DT_FLOAT"),
+        (b'{"instances": [[1, 2], [3, 4, 5], [6]]}', "DT_FLOAT"),
+        (b'{"signature_name": "a[b", "instances": [[1], [[2]]]}', "DT_FLOAT"),
+        (b'{"inputs": [1], "inputs": [[2]]}', "DT_FLOAT"),
+        (b'\xef\xbb\xbf{"inputs": [1]}', "DT_FLOAT"),
+        (b' {"instances" :[ [1 ,2] , [3,4] ] } ', "DT_INT32"),
+    ],
+)
+def test_the_tape_agrees_with_the_exact_walk_at_the_edges(body: bytes, dtype: str) -> None:
+    assert agree(*both_paths(body, dtype))
+
+
+def test_a_float_request_is_read_from_the_tape() -> None:
+    doc = json_tensor.parse_predict_json(b'{"instances": [[0.5, 1, 2e3]]}')
+    assert isinstance(doc["instances"], NumberArray)
+    got = json_tensor.decode_predict(doc, FLOAT)
+    assert got.format is RequestFormat.ROW
+    assert got.tensors["x"].dtype == np.float32
+    assert got.tensors["x"].tolist() == [[0.5, 1.0, 2000.0]]
 
 
 @settings(max_examples=200, deadline=None)

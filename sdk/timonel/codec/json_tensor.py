@@ -5,10 +5,11 @@ request bodies and encodes replies with it; the client uses the same functions f
 (``to_json``, ``from_json``) and to speak REST's JSON over gRPC (``decode_predict``,
 ``encode_predict``). Signatures are described by their TF dtype names (``DT_FLOAT``...).
 
-Decoding a request has two paths. The fast path hands a list of numbers to numpy in one call and is
-taken only when numpy's answer is provably the one TF Serving's element-by-element walk would give
-(numeric dtype, rectangular, no booleans in the body). Everything else, including every error, goes
-through the exact walk, so error texts are TF Serving's word for word.
+Decoding a request has two paths. The fast path reads a predict body's array of numbers from
+simdjson's tape into numpy in one copy (``json_numbers``) and is taken only when that is provably
+what TF Serving's element-by-element walk would give (numeric dtype, rectangular, numbers only,
+integers the dtype holds exactly). Everything else, including every error, goes through the exact
+walk over the body parsed as ordinary JSON, so error texts are TF Serving's word for word.
 
 Floats are written as the shortest text that reads back to the same float32/float64 (orjson), with
 ``.0`` on whole numbers and bare ``NaN``/``Infinity`` tokens as TF Serving writes them.
@@ -23,11 +24,12 @@ import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import orjson
 
+from timonel.codec.json_numbers import NumberArray, parse_predict
 from timonel.errors import ServingError
 
 #: TF dtype names → numpy dtypes the REST API carries (DT_STRING holds bytes objects).
@@ -124,6 +126,12 @@ _RAPIDJSON_MESSAGES = {
     "Invalid \\uXXXX escape": "Incorrect hex digit after \\u escape in string.",
     "Invalid control character at": "Invalid encoding in string.",
 }
+
+
+def parse_predict_json(body: bytes) -> dict[str, Any]:
+    """``parse_json`` for a predict body, whose array of numbers is left for ``decode_predict`` to
+    read straight into numpy where it can."""
+    return parse_predict(body) or parse_json(body)
 
 
 def parse_json(body: bytes) -> dict[str, Any]:
@@ -268,16 +276,20 @@ def type_name(dtype: str) -> str:
 # Predict request decoding
 
 
-def decode_predict(
-    doc: Mapping[str, Any], input_dtypes: Mapping[str, str], body: bytes = b""
-) -> PredictInputs:
+def decode_predict(doc: Mapping[str, Any], input_dtypes: Mapping[str, str]) -> PredictInputs:
     """Tensors of a predict request (``instances`` or ``inputs``) for a signature's inputs.
 
-    ``input_dtypes`` maps each input alias of the signature to its TF dtype name. ``body`` is the
-    raw request body; when given, it lets the fast path prove there are no booleans to reject.
+    ``input_dtypes`` maps each input alias of the signature to its TF dtype name. ``doc`` comes
+    from ``parse_predict_json`` or ``parse_json``, or is a request built in Python.
     """
     if not input_dtypes:
         raise invalid("Failed to get input map for signature: DEFAULT")
+    for value in doc.values():
+        if isinstance(value, NumberArray):
+            fast = _fast_inputs(doc, value, input_dtypes)
+            if fast is not None:
+                return fast
+            doc = parse_json(value.body)
     has_instances = "instances" in doc
     has_inputs = "inputs" in doc
     if has_instances and has_inputs:
@@ -292,12 +304,24 @@ def decode_predict(
             not_list="Excepting 'instances' to be an list/array",
             empty="No values in 'instances' array",
         )
-        return PredictInputs(_decode_instances(instances, input_dtypes, body), RequestFormat.ROW)
+        return PredictInputs(_decode_instances(instances, input_dtypes), RequestFormat.ROW)
     if has_inputs:
-        return PredictInputs(
-            _decode_inputs(doc["inputs"], input_dtypes, body), RequestFormat.COLUMNAR
-        )
+        return PredictInputs(_decode_inputs(doc["inputs"], input_dtypes), RequestFormat.COLUMNAR)
     raise invalid("Missing 'inputs' or 'instances' key")
+
+
+def _fast_inputs(
+    doc: Mapping[str, Any], numbers: NumberArray, input_dtypes: Mapping[str, str]
+) -> PredictInputs | None:
+    """The one input of a single-input signature, read from the tape, or None for the exact walk."""
+    if len(input_dtypes) != 1:
+        return None
+    ((name, dtype),) = input_dtypes.items()
+    array = _fast_array(numbers, dtype)
+    if array is None:
+        return None
+    row = "instances" in doc
+    return PredictInputs({name: array}, RequestFormat.ROW if row else RequestFormat.COLUMNAR)
 
 
 def _nonempty_list(doc: Mapping[str, Any], key: str, *, not_list: str, empty: str) -> list[Any]:
@@ -319,18 +343,13 @@ def _is_element_object(value: Any) -> bool:
 
 
 def _decode_instances(
-    instances: list[Any], input_dtypes: Mapping[str, str], body: bytes
+    instances: list[Any], input_dtypes: Mapping[str, str]
 ) -> dict[str, np.ndarray]:
     if not isinstance(instances[0], dict) and len(input_dtypes) > 1:
         raise invalid(
             "instances is a plain list, but expecting list of objects as multiple input tensors "
             "required as per tensorinfo_map"
         )
-    if not _is_element_object(instances[0]):
-        name, dtype = next(iter(input_dtypes.items()))
-        fast = _fast_array(instances, dtype, body)
-        if fast is not None:
-            return {name: fast}
     return _decode_instances_exact(instances, input_dtypes)
 
 
@@ -404,9 +423,7 @@ def _shape_text(shape: Sequence[int]) -> str:
     return "[" + ",".join(str(d) for d in shape) + "]"
 
 
-def _decode_inputs(
-    value: Any, input_dtypes: Mapping[str, str], body: bytes
-) -> dict[str, np.ndarray]:
+def _decode_inputs(value: Any, input_dtypes: Mapping[str, str]) -> dict[str, np.ndarray]:
     if not isinstance(value, dict) or _is_b64(value):
         if len(input_dtypes) > 1:
             raise invalid(
@@ -414,20 +431,16 @@ def _decode_inputs(
                 "required as per tensorinfo_map"
             )
         name, dtype = next(iter(input_dtypes.items()))
-        return {name: _decode_tensor(value, dtype, body)}
+        return {name: _decode_tensor(value, dtype)}
     tensors = {}
     for name, dtype in input_dtypes.items():
         if name not in value:
             raise invalid(f"Missing named input: {name} in 'inputs' object.")
-        tensors[name] = _decode_tensor(value[name], dtype, body)
+        tensors[name] = _decode_tensor(value[name], dtype)
     return tensors
 
 
-def _decode_tensor(value: Any, dtype: str, body: bytes) -> np.ndarray:
-    if isinstance(value, list):
-        fast = _fast_array(value, dtype, body)
-        if fast is not None:
-            return fast
+def _decode_tensor(value: Any, dtype: str) -> np.ndarray:
     shape = _dense_shape(value)
     flat: list[Any] = []
     _fill(value, 0, shape, dtype, flat)
@@ -538,41 +551,28 @@ def _to_array(flat: list[Any], shape: Sequence[int], dtype: str) -> np.ndarray:
     return np.array(flat, dtype=np_dtype).reshape(shape)
 
 
-_FAST_KINDS = {
-    "DT_FLOAT": "fi",
-    "DT_DOUBLE": "fi",
-    "DT_INT32": "i",
-    "DT_INT64": "i",
+_FAST_KINDS: dict[str, Literal["float", "int"]] = {
+    "DT_FLOAT": "float",
+    "DT_DOUBLE": "float",
+    "DT_INT32": "int",
+    "DT_INT64": "int",
 }
 
 
-def _fast_array(value: list[Any], dtype: str, body: bytes) -> np.ndarray | None:
-    """numpy's conversion of a rectangular list of numbers, or None to take the exact path.
-
-    Booleans are the one thing numpy would silently turn into numbers; a body without ``true``
-    or ``false`` has none.
-    """
-    kinds = _FAST_KINDS.get(dtype)
-    if kinds is None or not body or b"true" in body or b"false" in body:
+def _fast_array(numbers: NumberArray, dtype: str) -> np.ndarray | None:
+    """The tape's numbers as ``dtype``, or None when only the exact walk can answer: a decimal in
+    an integer tensor, an integer past the dtype's range, or (as a float from the tape can no
+    longer tell a JSON integer from a decimal) a magnitude past a float's exact integers."""
+    kind = _FAST_KINDS.get(dtype)
+    array = None if kind is None else numbers.values(kind)
+    if array is None:
         return None
-    try:
-        array = np.array(value)
-    except ValueError:  # ragged
-        return None
-    if array.dtype.kind not in kinds or array.ndim == 0 or 0 in array.shape:
-        return None
-    if array.dtype.kind == "i":
-        low, high = _INT_RANGES.get(
-            dtype, (-_LOSSLESS_INT.get(dtype, 0), _LOSSLESS_INT.get(dtype, 0))
-        )
+    if kind == "int":
+        low, high = _INT_RANGES[dtype]
         if array.min() < low or array.max() > high:
             return None
-    else:
-        # A JSON integer beyond the float's exact range is an error; numpy cannot tell it from a
-        # decimal any more, so large magnitudes take the exact path.
-        finite = array[np.isfinite(array)]
-        if finite.size and np.abs(finite).max() > _LOSSLESS_INT[dtype]:
-            return None
+    elif np.abs(array).max() > _LOSSLESS_INT[dtype]:
+        return None
     return array.astype(NUMPY_DTYPES[dtype], copy=False)
 
 

@@ -192,11 +192,12 @@ class RestApi:
         spec = _model_spec(found)
         with self.inference.servable(spec) as servable:
             body = await read_body()
-            doc = json_tensor.parse_json(body)
+            predict = found.kind == "predict"
+            doc = (json_tensor.parse_predict_json if predict else json_tensor.parse_json)(body)
             signature_name = json_tensor.signature_name(doc)
-            if found.kind == "predict":
+            if predict:
                 signature = predict_signature(servable, signature_name, rest=True)
-                decoded = json_tensor.decode_predict(doc, signature.input_dtypes, body)
+                decoded = json_tensor.decode_predict(doc, signature.input_dtypes)
                 prediction = self.inference.predict(servable, signature, decoded.tensors)
                 outputs = await self.inference.run(prediction, self.timeout_ms)
                 return json_tensor.encode_predict(outputs, decoded.format)
