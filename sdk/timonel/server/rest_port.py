@@ -4,10 +4,11 @@ The event loop, which answers every request, is what limits a small model's thro
 aiohttp's request and response objects cost it about a third of such a request. Nearly every
 request is plain: HTTP/1.1, a ``GET`` or a ``POST`` whose body is framed by ``Content-Length``
 (``timonel.codec.http1`` reads the head). ``RestConnection`` reads those itself and writes each
-reply in one write. The first request that is not plain (another HTTP version, a chunked or
-compressed body, ``Expect: 100-continue``, an upgrade, another method, a body above
-``FAST_BYTES``) hands the connection, with the bytes read so far, to aiohttp's low-level server
-for the rest of its life. Both paths answer through ``RestApi.answer``, so they differ only in
+reply in one write, with the GIL released for the send (``SocketWriter``). The first request
+that is not plain (another HTTP version, a chunked or compressed body, ``Expect: 100-continue``,
+an upgrade, another method, a body above ``FAST_BYTES``) hands the connection, with the bytes
+read so far, to aiohttp's low-level server for the rest of its life. Both paths answer through
+``RestApi.answer``, so they differ only in
 aiohttp's ``Server`` header.
 
 Requests on a connection are answered in order; one that is kept alive but idle for
@@ -28,6 +29,7 @@ from aiohttp import web
 
 from timonel.codec.http1 import HEAD_END, RequestHead, parse_request_head
 from timonel.server.rest import BodyTooLarge, Reply, RestApi
+from timonel.server.socket_writer import SocketWriter
 
 log = logging.getLogger("timonel.server")
 
@@ -102,6 +104,7 @@ class RestConnection(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = cast(asyncio.Transport, transport)
+        self._writer = SocketWriter(self._transport)
         peer = transport.get_extra_info("peername")
         self._remote = peer[0] if isinstance(peer, tuple) else None
         if self._port._closing:
@@ -177,7 +180,7 @@ class RestConnection(asyncio.Protocol):
         )
         if self._transport is not None and not self._closed:
             close = head.close or self._port._closing
-            self._transport.writelines((_reply_head(reply, close), reply.body))
+            self._writer.write(_reply_head(reply, close) + reply.body)
             if close:
                 self._transport.close()
 
