@@ -8,8 +8,7 @@ reply in one write, with the GIL released for the send (``SocketWriter``). The f
 that is not plain (another HTTP version, a chunked or compressed body, ``Expect: 100-continue``,
 an upgrade, another method, a body above ``FAST_BYTES``) hands the connection, with the bytes
 read so far, to aiohttp's low-level server for the rest of its life. Both paths answer through
-``RestApi.answer``, so they differ only in
-aiohttp's ``Server`` header.
+``RestApi.answer``, so they differ only in aiohttp's ``Server`` header.
 
 Requests on a connection are answered in order; one that is kept alive but idle for
 ``KEEPALIVE_SECONDS`` is closed (aiohttp's default, which also applies to the connections it
