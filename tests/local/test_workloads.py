@@ -91,6 +91,25 @@ def answers(ingress: str, host: str, name: str, count: int) -> list[int]:
     return seen
 
 
+def routed(ingress: str, host: str, name: str, timeout: float = 30.0) -> None:
+    """Wait until the ingress routes ``host``: a new ingress learns the routes from the
+    controller's next reconcile of each InferenceService, which may come after it reads Ready."""
+    deadline = time.monotonic() + timeout
+    with httpx.Client(timeout=30) as session:
+        while (
+            session.post(
+                f"{ingress}/v1/models/{name}:predict",
+                json={"instances": [1.0]},
+                headers={"Host": host},
+            ).status_code
+            == 404
+        ):
+            assert time.monotonic() < deadline, (
+                f"the ingress has no route for {host} after {timeout} s"
+            )
+            time.sleep(0.05)
+
+
 def gone(controller: Controller, name: str, timeout: float = 20.0) -> None:
     """Wait until no process of the InferenceService runs (a stop drains, then terminates)."""
     deadline = time.monotonic() + timeout
@@ -463,5 +482,6 @@ def test_a_restarted_controller_runs_the_deployments_pods_again(tmp_path: Path) 
         # The Pods stay in the API; the next controller runs their processes again.
         with controller(kubeconfig, tmp_path / "controller") as second, ingress_of(second) as url:
             wait_for(api, name, lambda i: ready(i) and bool(second.running_revisions()))
+            routed(url, f"{name}-default.example.com", name)
             assert set(answers(url, f"{name}-default.example.com", name, 10)) == {1}
             assert {pod.metadata.name for pod in pods_of(core, f"{name}-predictor")} == pods
