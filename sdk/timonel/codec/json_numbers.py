@@ -42,14 +42,15 @@ class NumberArray:
     body: bytes
     array: simdjson.Array
     shape: tuple[int, ...]
-    arrays: int  # how many arrays a rectangular array of ``shape`` holds, itself included
-    brackets: int  # how many ``[`` the body holds
 
     def values(self, kind: Literal["float", "int"]) -> np.ndarray | None:
         """The numbers as float64 or int64 in ``shape``, or None when the array is not
         rectangular, holds anything but numbers, or (``int``) holds a decimal or an integer past
         int64. Which values a dtype then accepts is the caller's rule."""
-        if self.brackets != self.arrays or not self._rectangular():
+        # the arrays a rectangular array of ``shape`` holds, itself included; only signature_name
+        # stands beside it, without ``[``, so any other bracket is an array among the numbers
+        arrays = sum(math.prod(self.shape[:depth]) for depth in range(len(self.shape)))
+        if self.body.count(b"[") != arrays or not self._rectangular():
             return None
         buffer_type, dtype = _BUFFERS[kind]
         try:
@@ -117,6 +118,5 @@ def parse_predict(body: bytes) -> dict[str, Any] | None:
         item = item[0]
     if isinstance(item, bool) or not isinstance(item, (int, float)):
         return None
-    arrays = sum(math.prod(shape[:depth]) for depth in range(len(shape)))
-    parsed[key] = NumberArray(body, array, tuple(shape), arrays, body.count(b"["))
+    parsed[key] = NumberArray(body, array, tuple(shape))
     return parsed

@@ -284,12 +284,12 @@ def decode_predict(doc: Mapping[str, Any], input_dtypes: Mapping[str, str]) -> P
     """
     if not input_dtypes:
         raise invalid("Failed to get input map for signature: DEFAULT")
-    for value in doc.values():
-        if isinstance(value, NumberArray):
-            fast = _fast_inputs(doc, value, input_dtypes)
-            if fast is not None:
-                return fast
-            doc = parse_json(value.body)
+    numbers = next((value for value in doc.values() if isinstance(value, NumberArray)), None)
+    if numbers is not None:
+        fast = _fast_inputs(doc, numbers, input_dtypes)
+        if fast is not None:
+            return fast
+        doc = parse_json(numbers.body)
     has_instances = "instances" in doc
     has_inputs = "inputs" in doc
     if has_instances and has_inputs:
@@ -350,12 +350,6 @@ def _decode_instances(
             "instances is a plain list, but expecting list of objects as multiple input tensors "
             "required as per tensorinfo_map"
         )
-    return _decode_instances_exact(instances, input_dtypes)
-
-
-def _decode_instances_exact(
-    instances: list[Any], input_dtypes: Mapping[str, str]
-) -> dict[str, np.ndarray]:
     objects = _is_element_object(instances[0])
     names = sorted(input_dtypes)
     values: dict[str, list[Any]] = {}
