@@ -440,10 +440,23 @@ def agree(fast: Any, exact: Any) -> bool:
     return not isinstance(fast, str) and fast.dtype == exact.dtype and _same(fast, exact)
 
 
+NUMERIC = [
+    "DT_FLOAT",
+    "DT_DOUBLE",
+    "DT_INT32",
+    "DT_INT64",
+    "DT_INT16",
+    "DT_INT8",
+    "DT_UINT8",
+    "DT_UINT32",
+    "DT_UINT64",
+]
+
+
 @settings(max_examples=300, deadline=None)
 @given(
     nested,
-    st.sampled_from(["DT_FLOAT", "DT_DOUBLE", "DT_INT32", "DT_INT64"]),
+    st.sampled_from(NUMERIC),
     st.sampled_from(list(RequestFormat)),
 )
 def test_the_tape_agrees_with_the_exact_walk(value: Any, dtype: str, fmt: RequestFormat) -> None:
@@ -462,6 +475,11 @@ def test_the_tape_agrees_with_the_exact_walk(value: Any, dtype: str, fmt: Reques
         (b'{"inputs": [1.0]}', "DT_INT64"),
         (b'{"inputs": [2147483648]}', "DT_INT32"),
         (b'{"inputs": [9223372036854775808]}', "DT_INT64"),
+        (b'{"inputs": [255, 256, -1, 70000]}', "DT_UINT8"),
+        (b'{"inputs": [-129, 32768, 2147483647]}', "DT_INT16"),
+        (b'{"inputs": [2147483648]}', "DT_INT8"),
+        (b'{"inputs": [4294967295, -1]}', "DT_UINT32"),
+        (b'{"inputs": [18446744073709551615, 1]}', "DT_UINT64"),
         (b'{"instances": [[1, 2], [3, [4]]]}', "DT_FLOAT"),
         (b'{"instances": [[1, 2], [3, 4, 5], [6]]}', "DT_FLOAT"),
         (b'{"signature_name": "a[b", "instances": [[1], [[2]]]}', "DT_FLOAT"),
@@ -481,6 +499,14 @@ def test_a_float_request_is_read_from_the_tape() -> None:
     assert got.format is RequestFormat.ROW
     assert got.tensors["x"].dtype == np.float32
     assert got.tensors["x"].tolist() == [[0.5, 1.0, 2000.0]]
+
+
+def test_a_uint8_request_is_read_from_the_tape_and_wraps_as_the_walk_does() -> None:
+    body = b'{"instances": [[0, 255, 256, -1]]}'
+    fast = json_tensor.decode_predict(json_tensor.parse_predict_json(body), {"x": "DT_UINT8"})
+    exact = json_tensor.decode_predict(json_tensor.parse_json(body), {"x": "DT_UINT8"})
+    assert fast.tensors["x"].dtype == exact.tensors["x"].dtype == np.uint8
+    assert fast.tensors["x"].tolist() == exact.tensors["x"].tolist() == [[0, 255, 0, 255]]
 
 
 @settings(max_examples=200, deadline=None)

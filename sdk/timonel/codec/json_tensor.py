@@ -545,11 +545,11 @@ def _to_array(flat: list[Any], shape: Sequence[int], dtype: str) -> np.ndarray:
     return np.array(flat, dtype=np_dtype).reshape(shape)
 
 
+#: every dtype the exact walk fills from JSON numbers, by the rule its values follow; a body for
+#: any other dtype that parse_predict_json left in the tape is parsed again as ordinary JSON
 _FAST_KINDS: dict[str, Literal["float", "int"]] = {
-    "DT_FLOAT": "float",
-    "DT_DOUBLE": "float",
-    "DT_INT32": "int",
-    "DT_INT64": "int",
+    **dict.fromkeys(_LOSSLESS_INT, "float"),
+    **dict.fromkeys(_INT_RANGES, "int"),
 }
 
 
@@ -567,6 +567,7 @@ def _fast_array(numbers: NumberArray, dtype: str) -> np.ndarray | None:
             return None
     elif np.abs(array).max() > _LOSSLESS_INT[dtype]:
         return None
+    # the narrow integers wrap like the exact walk's C cast (``_to_array``)
     return array.astype(NUMPY_DTYPES[dtype], copy=False)
 
 
