@@ -298,6 +298,48 @@ def _message(value: bytes) -> bytes:
     return b"\0" + len(body).to_bytes(4, "big") + body
 
 
+class _CountedWrites:
+    """A server connection's transport, keeping what is written through it."""
+
+    def __init__(self, transport: Any) -> None:
+        self._transport = transport
+        self.writes: list[bytes] = []
+
+    def write(self, data: bytes) -> None:
+        self.writes.append(data)
+        self._transport.write(data)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
+
+
+def test_answers_to_calls_read_together_leave_together(shared: Running, raw: RawClient) -> None:
+    client = raw
+    client.until(0x4, 0)  # the server's settings: it has read the preface
+    peer = f"ipv4:127.0.0.1:{client.socket.getsockname()[1]}"
+
+    async def count_writes() -> _CountedWrites:
+        [connection] = [c for c in shared.server.connections if c.peer == peer]
+        counted = _CountedWrites(connection.transport)
+        connection.transport = counted  # type: ignore[assignment]
+        return counted
+
+    counted = asyncio.run_coroutine_threadsafe(count_writes(), shared.loop).result(timeout=10)
+    streams = range(1, 20, 2)
+    client.send(
+        b"".join(
+            frame(0x1, 0x4, stream, client.headers(ECHO))
+            + frame(0x0, 0x1, stream, _message(b"%d" % stream))
+            for stream in streams
+        )
+    )
+    for stream in streams:
+        assert client.response(stream)["message"].endswith(str(stream) * 2)
+    # the first nine answers wait for the last handler to start, which answers alone after them
+    assert len(counted.writes) == 2
+    assert len(counted.writes[0]) > 8 * len(counted.writes[1])
+
+
 def test_ping_is_answered_with_the_same_payload(raw: RawClient) -> None:
     client = raw
     client.send(frame(0x6, 0, 0, b"12345678"))
