@@ -294,6 +294,7 @@ class ModelServer:
     async def run(self) -> None:
         """Open the ports and serve until ``stop()``; then drain and close them."""
         from timonel.server import grpc_service, rest
+        from timonel.server.outbox import Outbox
         from timonel.server.rest_port import RestPort
 
         self._loop = asyncio.get_running_loop()
@@ -304,12 +305,14 @@ class ModelServer:
         grpc_server = None
         rest_server = None
         listener = None
+        outbox = Outbox()  # the loop's: both APIs' answers wait for the same handlers
         try:
             grpc_server = grpc_service.make_server(
                 self.inference,
                 limits=channel_limits(options.grpc_channel_arguments),
                 tensor_content=options.enable_serialization_as_tensor_content,
                 health=options.enable_grpc_healthcheck_service,
+                outbox=outbox,
             )
             tls = self._tls()
             if options.port:
@@ -345,7 +348,7 @@ class ModelServer:
                     timeout_ms=options.rest_api_timeout_in_ms,
                     cors=options.rest_api_enable_cors_support,
                 )
-                rest_server = RestPort(api)
+                rest_server = RestPort(api, outbox)
                 try:
                     listener = await self._loop.create_server(
                         rest_server, options.host, options.rest_api_port, reuse_address=True

@@ -12,13 +12,8 @@ grpc's servers (the thread-pool one and ``grpc.aio``) wake threads for each call
 switch that is most of what a small model's latency is made of; a server on the REST API's own
 event loop does none of that. bench/README.md has the measurements behind this choice.
 
-While handlers of requests already read wait to start, what a connection sends waits in its
-queue; when the last of them starts, each connection's queue goes out in one write. Written at
-once, each answer's ``send`` would wake a client waiting for it (on loopback the sender does the
-wake-up), and the client's next request would come back alone while the loop computes the others;
-sent together, the answers reach the clients in a burst, their next requests come back in one,
-and the loop reads them in one poll: the more clients, the less the loop spends on each request
-(bench/README.md has the measurement). With nothing else to run, an answer leaves at once.
+What a connection sends goes through its ``HeldWrites``: held while handlers of requests already
+read wait to start, then sent together (``timonel.server.outbox``).
 
 Response headers carry no dynamic-table entries (indexed or never-indexed literals only), so the
 encoder is stateless and a header block can be built once and reused for every call.
@@ -41,6 +36,7 @@ from google.protobuf.message import DecodeError
 from timonel.errors import ServingError
 from timonel.server.channel_arguments import ConnectionLimits
 from timonel.server.header_blocks import HeaderBlockDecoder
+from timonel.server.outbox import HeldWrites, Outbox
 
 log = logging.getLogger("timonel.server")
 
@@ -202,7 +198,7 @@ class _Stream:
     timer: asyncio.TimerHandle | None = None
     answered: bool = False
     ended: bool = False  # the client sent END_STREAM: the request is whole
-    started: bool = False  # its handler has begun (``GrpcServer.waiting`` no longer counts it)
+    started: bool = False  # its handler has begun (the outbox no longer counts it)
 
 
 class _Connection(asyncio.Protocol):
@@ -231,8 +227,7 @@ class _Connection(asyncio.Protocol):
         self.ping_sent: float | None = None  # a keepalive PING not acknowledged yet
         self.receive_window = _RECEIVE_WINDOW  # what the client may still send on the connection
         self.opened_in_read = 0  # streams opened by the frames of one ``data_received``
-        self.unsent: list[bytes] = []  # what waits for ``GrpcServer.send_queued``
-        self.unsent_bytes = 0
+        self.outgoing = HeldWrites(server.outbox, self._write)
 
     # ---- connection ------------------------------------------------------------------------
 
@@ -277,7 +272,7 @@ class _Connection(asyncio.Protocol):
         except _ProtocolError as exc:
             self._fail(exc.code, str(exc), out)
         if out:
-            self._send(b"".join(out))
+            self.outgoing.send(b"".join(out))
 
     def _read_preface(self) -> bool:
         if len(self.buffer) < len(_PREFACE):
@@ -297,7 +292,7 @@ class _Connection(asyncio.Protocol):
             b"This is a gRPC port: it speaks HTTP/2 only. Send REST requests to the REST API "
             b"port (--rest_api_port, 8501 by default).\n"
         )
-        self._send(
+        self.outgoing.send(
             b"HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\nConnection: close\r\n"
             + f"Content-Length: {len(body)}\r\n\r\n".encode()
             + body
@@ -314,7 +309,7 @@ class _Connection(asyncio.Protocol):
                 _GOAWAY, 0, 0, self.last_stream.to_bytes(4, "big") + code.to_bytes(4, "big") + debug
             )
         )
-        self._send(b"".join(out))
+        self.outgoing.send(b"".join(out))
         out.clear()
         self.abort()
         self.buffer.clear()
@@ -563,7 +558,7 @@ class _Connection(asyncio.Protocol):
         stream.body = bytearray()
         rpc = Rpc(self.peer, stream.deadline)
         stream.task = self.loop.create_task(self._run(stream, method.handler, request, rpc))
-        self.server.waiting += 1
+        self.server.outbox.created()
         if stream.deadline is not None:
             stream.timer = self.loop.call_at(stream.deadline, self._expire, stream)
 
@@ -634,7 +629,7 @@ class _Connection(asyncio.Protocol):
         """The stream's handler starts, or will never start (cancelled before it ran)."""
         if not stream.started:
             stream.started = True
-            self.server.started_one()
+            self.server.outbox.started()
 
     def _expire(self, stream: _Stream) -> None:
         if stream.task is not None and not stream.task.done():
@@ -665,7 +660,7 @@ class _Connection(asyncio.Protocol):
         out: list[bytes] = []
         held = (
             self.transport.get_write_buffer_size()
-            + self.unsent_bytes
+            + self.outgoing.size
             + sum(len(s.pending) for s in self.blocked.values())
         )
         if payload is None:
@@ -686,25 +681,13 @@ class _Connection(asyncio.Protocol):
             stream.pending += b"\0" + len(payload).to_bytes(4, "big") + payload
             stream.trailers = _OK_TRAILERS
             self._send_data(stream, out)
-        self._send(b"".join(out))
+        self.outgoing.send(b"".join(out))
 
     # ---- frames out ------------------------------------------------------------------------
 
-    def _send(self, data: bytes) -> None:
-        """Bytes for the client, in order: written now, or queued while handlers wait to start."""
-        self.unsent.append(data)
-        self.unsent_bytes += len(data)
-        if not self.server.waiting:
-            self.send_queued()
-        elif len(self.unsent) == 1:
-            self.server.queue(self)
-
-    def send_queued(self) -> None:
-        """Write what the connection queued, in one write."""
-        if self.unsent and self.transport is not None and not self.transport.is_closing():
-            self.transport.write(b"".join(self.unsent))
-        self.unsent.clear()
-        self.unsent_bytes = 0
+    def _write(self, data: bytes) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(data)
 
     def _send_data(self, stream: _Stream, out: list[bytes]) -> None:
         """As much of the stream's response as the windows allow; the trailers once it is out."""
@@ -763,14 +746,14 @@ class _Connection(asyncio.Protocol):
             self.abort()
             return
         self.going_away = True
-        self._send(
+        self.outgoing.send(
             frame(_GOAWAY, 0, 0, self.last_stream.to_bytes(4, "big") + _NO_ERROR.to_bytes(4, "big"))
         )
 
     def abort(self) -> None:
-        """Close the connection once what it queued is written."""
+        """Close the connection once what it holds is written."""
         if self.transport is not None and not self.closed:
-            self.send_queued()
+            self.outgoing.flush()
             self.transport.close()
 
     def check_time(self, now: float) -> None:
@@ -805,7 +788,7 @@ class _Connection(asyncio.Protocol):
                 self.abort()
         elif now - self.last_received > limits.keepalive_time and self.transport is not None:
             self.ping_sent = now
-            self._send(frame(_PING, 0, 0, b"keepaliv"))
+            self.outgoing.send(frame(_PING, 0, 0, b"keepaliv"))
 
 
 def _frames(kind: int, flags: int, stream_id: int, block: bytes, max_frame: int) -> bytes:
@@ -849,13 +832,18 @@ def _peer(address: Any, local: Any) -> str:
 
 class GrpcServer:
     """Unary gRPC methods by path (``/package.Service/Method``) on TCP and Unix sockets, all
-    served the same way, within ``limits``."""
+    served the same way, within ``limits``; ``outbox`` is shared with the loop's other servers."""
 
     def __init__(
-        self, methods: Mapping[str, Method], *, limits: ConnectionLimits | None = None
+        self,
+        methods: Mapping[str, Method],
+        *,
+        limits: ConnectionLimits | None = None,
+        outbox: Outbox | None = None,
     ) -> None:
         self.methods = dict(methods)
         self.limits = limits or ConnectionLimits()
+        self.outbox = outbox or Outbox()
         self.max_message_bytes = self.limits.max_receive_message_length
         self.preface = server_preface(self.limits.max_concurrent_streams)
         self.connections: set[_Connection] = set()
@@ -863,9 +851,6 @@ class GrpcServer:
         self._listeners: list[asyncio.Server] = []
         self._idle: asyncio.Event | None = None
         self._clock: asyncio.Task[None] | None = None
-        self._queued: list[_Connection] = []  # connections with bytes to send
-        #: handlers created and not started yet: while there are any, connections queue writes
-        self.waiting = 0
 
     async def start(self, host: str, port: int, tls: ssl.SSLContext | None = None) -> int:
         """Listen on ``host:port`` (0: any free port), over TLS with ``tls``; returns the port
@@ -906,23 +891,6 @@ class GrpcServer:
             now = loop.time()
             for connection in list(self.connections):
                 connection.check_time(now)
-
-    def queue(self, connection: _Connection) -> None:
-        """Send the connection's queue when the handlers waiting now have started, or once
-        the loop has run what is ready now, whichever comes first."""
-        if not self._queued:
-            asyncio.get_running_loop().call_soon(self.send_queued)
-        self._queued.append(connection)
-
-    def started_one(self) -> None:
-        self.waiting -= 1
-        if not self.waiting:
-            self.send_queued()
-
-    def send_queued(self) -> None:
-        queued, self._queued = self._queued, []
-        for connection in queued:
-            connection.send_queued()
 
     def in_flight(self) -> int:
         return sum(len(connection.streams) for connection in self.connections)

@@ -43,6 +43,7 @@ from timonel.server.inference import (
     example_signature,
     predict_signature,
 )
+from timonel.server.outbox import Outbox
 from timonel.server.servable import CLASSIFY_METHOD, REGRESS_METHOD, Servable
 
 log = logging.getLogger("timonel.server")
@@ -358,6 +359,7 @@ def make_server(
     limits: ConnectionLimits | None = None,
     tensor_content: bool = False,
     health: bool = False,
+    outbox: Outbox | None = None,
 ) -> GrpcServer:
     """A gRPC server answering every method of TF Serving's PredictionService and ModelService
     (and grpc's Health service with ``health``); the caller starts it on the running loop."""
@@ -382,4 +384,4 @@ def make_server(
                 methods[f"/{definition.full_name}/{method.name}"] = Method(
                     message_factory.GetMessageClass(method.input_type), handler
                 )
-    return GrpcServer(methods, limits=limits)
+    return GrpcServer(methods, limits=limits, outbox=outbox)

@@ -4,7 +4,8 @@ The event loop, which answers every request, is what limits a small model's thro
 aiohttp's request and response objects cost it about a third of such a request. Nearly every
 request is plain: HTTP/1.1, a ``GET`` or a ``POST`` whose body is framed by ``Content-Length``
 (``timonel.codec.http1`` reads the head). ``RestConnection`` reads those itself and writes each
-reply in one write, with the GIL released for the send (``SocketWriter``). The first request
+reply in one write, with the GIL released for the send (``SocketWriter``), held while handlers of
+requests already read wait to start (``timonel.server.outbox``). The first request
 that is not plain (another HTTP version, a chunked or compressed body, ``Expect: 100-continue``,
 an upgrade, another method, a body above ``FAST_BYTES``) hands the connection, with the bytes
 read so far, to aiohttp's low-level server for the rest of its life. Both paths answer through
@@ -27,6 +28,7 @@ from typing import Any, cast
 from aiohttp import web
 
 from timonel.codec.http1 import HEAD_END, RequestHead, parse_request_head
+from timonel.server.outbox import HeldWrites, Outbox
 from timonel.server.rest import BodyTooLarge, Reply, RestApi
 from timonel.server.socket_writer import SocketWriter
 
@@ -44,8 +46,9 @@ _FAST_METHODS = ("GET", "POST")
 class RestPort:
     """The REST port's protocol factory (for ``loop.create_server``) and its shutdown."""
 
-    def __init__(self, api: RestApi) -> None:
+    def __init__(self, api: RestApi, outbox: Outbox | None = None) -> None:
         self.api = api
+        self.outbox = outbox or Outbox()
         self.fast_bytes = min(FAST_BYTES, api.max_body_bytes)
         self._aiohttp = _aiohttp_server(api)
         self._connections: set[RestConnection] = set()
@@ -104,6 +107,7 @@ class RestConnection(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = cast(asyncio.Transport, transport)
         self._writer = SocketWriter(self._transport)
+        self._outgoing = HeldWrites(self._port.outbox, self._write)
         peer = transport.get_extra_info("peername")
         self._remote = peer[0] if isinstance(peer, tuple) else None
         if self._port._closing:
@@ -156,7 +160,12 @@ class RestConnection(asyncio.Protocol):
         self._buffer = self._buffer[total:]
         self.idle_since = None
         self.answering = asyncio.get_running_loop().create_task(self._answer(head, body))
+        self._port.outbox.created()
         self.answering.add_done_callback(self._answered)
+
+    def _write(self, data: bytes) -> None:
+        if not self._closed:  # held bytes may outlive the connection
+            self._writer.write(data)
 
     def _fast(self, head: RequestHead) -> bool:
         return (
@@ -167,6 +176,8 @@ class RestConnection(asyncio.Protocol):
         )
 
     async def _answer(self, head: RequestHead, body: bytes) -> None:
+        self._port.outbox.started()
+
         async def read_body() -> bytes:
             return body
 
@@ -179,8 +190,9 @@ class RestConnection(asyncio.Protocol):
         )
         if self._transport is not None and not self._closed:
             close = head.close or self._port._closing
-            self._writer.write(_reply_head(reply, close) + reply.body)
+            self._outgoing.send(_reply_head(reply, close) + reply.body)
             if close:
+                self._outgoing.flush()
                 self._transport.close()
 
     def _answered(self, task: asyncio.Task[None]) -> None:
