@@ -631,10 +631,17 @@ class _Connection(asyncio.Protocol):
             stream.started = True
             self.server.outbox.started()
 
+    def _cancel(self, stream: _Stream) -> bool:
+        """Cancel the stream's handler if it has not finished; whether it had begun or not,
+        the outbox stops waiting for it."""
+        if stream.task is None or stream.task.done():
+            return False
+        stream.task.cancel()
+        self._start(stream)
+        return True
+
     def _expire(self, stream: _Stream) -> None:
-        if stream.task is not None and not stream.task.done():
-            stream.task.cancel()
-            self._start(stream)
+        if self._cancel(stream):
             self._answer(stream, None, "DEADLINE_EXCEEDED", "Deadline Exceeded")
 
     def _answer_status(
@@ -733,9 +740,7 @@ class _Connection(asyncio.Protocol):
     def _forget(self, stream: _Stream) -> None:
         if stream.timer is not None:
             stream.timer.cancel()
-        if stream.task is not None and not stream.task.done():
-            stream.task.cancel()
-            self._start(stream)
+        self._cancel(stream)
         self.blocked.pop(stream.id, None)
 
     def go_away(self) -> None:
